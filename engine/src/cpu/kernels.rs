@@ -1,0 +1,192 @@
+//! The CPU reference kernels, one function per op. They take plain slices and shapes so the WGSL
+//! kernel tests can call them directly.
+
+use crate::cpu::gemm::{GemmShape, sgemm};
+use crate::op::{BinaryOp, MatMulDims, PoolKind, ReduceOp, UnaryOp};
+use crate::shape::{broadcast_strides, coalesce_dims, contiguous_strides, numel};
+use crate::window::Window3;
+
+/// Visits every multi-index of `dims` in row-major order, passing the offsets given by each stride set.
+pub fn for_each_index<const K: usize>(dims: &[usize], strides: [&[usize]; K], mut f: impl FnMut([usize; K])) {
+    let total = numel(dims);
+    if total == 0 {
+        return;
+    }
+    let rank = dims.len();
+    let mut idx = vec![0usize; rank];
+    let mut off = [0usize; K];
+    for _ in 0..total {
+        f(off);
+        for d in (0..rank).rev() {
+            idx[d] += 1;
+            for k in 0..K {
+                off[k] += strides[k][d];
+            }
+            if idx[d] < dims[d] {
+                break;
+            }
+            for k in 0..K {
+                off[k] -= strides[k][d] * dims[d];
+            }
+            idx[d] = 0;
+        }
+    }
+}
+
+/// `out = f(x)` elementwise.
+pub fn unary(op: UnaryOp, x: &[f32], out: &mut [f32]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = op.apply(v);
+    }
+}
+
+/// `out = a (op) b` with numpy broadcasting to `out_shape`.
+pub fn binary(op: BinaryOp, a: &[f32], a_shape: &[usize], b: &[f32], b_shape: &[usize], out_shape: &[usize], out: &mut [f32]) {
+    if a_shape == b_shape {
+        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+            *o = op.apply(x, y);
+        }
+        return;
+    }
+    let sa = broadcast_strides(a_shape, out_shape);
+    let sb = broadcast_strides(b_shape, out_shape);
+    let so = contiguous_strides(out_shape);
+    let (dims, st) = coalesce_dims(out_shape, &[so, sa, sb]);
+    for_each_index(&dims, [&st[0], &st[1], &st[2]], |[o, i, j]| out[o] = op.apply(a[i], b[j]));
+}
+
+/// Batched `out = alpha * op(A) @ op(B)`.
+pub fn matmul(d: &MatMulDims, alpha: f32, a: &[f32], b: &[f32], out: &mut [f32]) {
+    let g = GemmShape { m: d.m, k: d.k, n: d.n, a: (d.a_rs, d.a_cs), b: (d.b_rs, d.b_cs), c: (d.n, 1) };
+    for i in 0..d.batch_count() {
+        let c = &mut out[i * d.m * d.n..(i + 1) * d.m * d.n];
+        sgemm(g, alpha, &a[i * d.a_batch_stride..], &b[i * d.b_batch_stride..], 0.0, c);
+    }
+}
+
+/// Softmax or log-softmax along `axis` of `shape`.
+pub fn softmax(x: &[f32], shape: &[usize], axis: usize, log: bool, out: &mut [f32]) {
+    let len = shape[axis];
+    let inner: usize = shape[axis + 1..].iter().product();
+    let outer: usize = shape[..axis].iter().product();
+    for o in 0..outer {
+        for i in 0..inner {
+            let base = o * len * inner + i;
+            let at = |t: usize| base + t * inner;
+            let max = (0..len).map(|t| x[at(t)]).fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = (0..len).map(|t| (x[at(t)] - max).exp()).sum();
+            for t in 0..len {
+                out[at(t)] = if log { x[at(t)] - max - sum.ln() } else { (x[at(t)] - max).exp() / sum };
+            }
+        }
+    }
+}
+
+/// Unfolds N,C,spatial input into columns: `col[n][c*K + k][o]` is the input under kernel offset `k`
+/// of output position `o` (zero in the padding), where K is the kernel size.
+pub fn im2col(x: &[f32], n: usize, c: usize, w: &Window3, col: &mut [f32]) {
+    let (isp, osp, kl) = (w.input_len(), w.output_len(), w.kernel_len());
+    for b in 0..n {
+        for ch in 0..c {
+            let src = &x[(b * c + ch) * isp..(b * c + ch + 1) * isp];
+            for k in 0..kl {
+                let kk = Window3::unflatten(w.kernel, k);
+                let row = &mut col[((b * c + ch) * kl + k) * osp..((b * c + ch) * kl + k + 1) * osp];
+                for (o, dst) in row.iter_mut().enumerate() {
+                    *dst = w.source(Window3::unflatten(w.output, o), kk).map_or(0.0, |s| src[s]);
+                }
+            }
+        }
+    }
+}
+
+/// Convolution: x (N,C,spatial), weight (M, C/group, kernel), optional bias (M) into out (N,M,out spatial).
+pub fn conv(x: &[f32], x_shape: &[usize], weight: &[f32], m: usize, bias: Option<&[f32]>, group: usize, w: &Window3, out: &mut [f32]) {
+    let (n, c) = (x_shape[0], x_shape[1]);
+    let (osp, kl) = (w.output_len(), w.kernel_len());
+    let mut col = vec![0.0f32; n * c * kl * osp];
+    im2col(x, n, c, w, &mut col);
+    let (cg, mg) = (c / group, m / group);
+    let kg = cg * kl;
+    let shape = GemmShape { m: mg, k: kg, n: osp, a: (kg, 1), b: (osp, 1), c: (osp, 1) };
+    for b in 0..n {
+        for g in 0..group {
+            let a = &weight[g * mg * kg..(g + 1) * mg * kg];
+            let cols = &col[(b * c + g * cg) * kl * osp..(b * c + (g + 1) * cg) * kl * osp];
+            let dst = &mut out[(b * m + g * mg) * osp..(b * m + (g + 1) * mg) * osp];
+            sgemm(shape, 1.0, a, cols, 0.0, dst);
+        }
+    }
+    if let Some(bias) = bias {
+        for (i, v) in out.iter_mut().enumerate() {
+            *v += bias[(i / osp) % m];
+        }
+    }
+}
+
+/// Max or average pooling of N,C,spatial input.
+pub fn pool(kind: PoolKind, x: &[f32], n: usize, c: usize, w: &Window3, out: &mut [f32]) {
+    let (isp, osp, kl) = (w.input_len(), w.output_len(), w.kernel_len());
+    for nc in 0..n * c {
+        let src = &x[nc * isp..(nc + 1) * isp];
+        for o in 0..osp {
+            let op = Window3::unflatten(w.output, o);
+            let (mut acc, mut count, mut padded) = (if kind == PoolKind::Max { f32::NEG_INFINITY } else { 0.0 }, 0usize, 0usize);
+            for k in 0..kl {
+                match w.source(op, Window3::unflatten(w.kernel, k)) {
+                    Some(s) => {
+                        acc = if kind == PoolKind::Max { acc.max(src[s]) } else { acc + src[s] };
+                        count += 1;
+                    }
+                    None => padded += w.in_padded(op, Window3::unflatten(w.kernel, k)) as usize,
+                }
+            }
+            out[nc * osp + o] = match kind {
+                PoolKind::Max => acc,
+                PoolKind::Average { count_include_pad: false } => acc / count.max(1) as f32,
+                PoolKind::Average { count_include_pad: true } => acc / (count + padded).max(1) as f32,
+            };
+        }
+    }
+}
+
+/// Inference batch normalisation over axis 1.
+pub fn batch_norm(x: &[f32], shape: &[usize], scale: &[f32], bias: &[f32], mean: &[f32], var: &[f32], eps: f32, out: &mut [f32]) {
+    let c = shape[1];
+    let inner: usize = shape[2..].iter().product();
+    for (i, (o, &v)) in out.iter_mut().zip(x).enumerate() {
+        let ch = (i / inner) % c;
+        *o = (v - mean[ch]) / (var[ch] + eps).sqrt() * scale[ch] + bias[ch];
+    }
+}
+
+/// Copies `x` (contiguous, shape `dims`) into `out` read with `src_strides` and written with `dst_strides`.
+pub fn strided_copy(x: &[f32], dims: &[usize], src_strides: &[usize], out: &mut [f32], dst_strides: &[usize]) {
+    for_each_index(dims, [src_strides, dst_strides], |[s, d]| out[d] = x[s]);
+}
+
+/// Transpose: output dim i is input dim `perm[i]`.
+pub fn transpose(x: &[f32], shape: &[usize], perm: &[usize], out: &mut [f32]) {
+    let src = contiguous_strides(shape);
+    let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+    let permuted: Vec<usize> = perm.iter().map(|&p| src[p]).collect();
+    strided_copy(x, &out_shape, &permuted, out, &contiguous_strides(&out_shape));
+}
+
+/// Sum or mean over `axes`.
+pub fn reduce(op: ReduceOp, x: &[f32], shape: &[usize], axes: &[usize], out: &mut [f32]) {
+    let src = contiguous_strides(shape);
+    let kept: Vec<usize> = (0..shape.len()).filter(|i| !axes.contains(i)).collect();
+    let kept_dims: Vec<usize> = kept.iter().map(|&i| shape[i]).collect();
+    let kept_strides: Vec<usize> = kept.iter().map(|&i| src[i]).collect();
+    let red_dims: Vec<usize> = axes.iter().map(|&i| shape[i]).collect();
+    let red_strides: Vec<usize> = axes.iter().map(|&i| src[i]).collect();
+    let count = numel(&red_dims).max(1) as f32;
+    let mut o = 0;
+    for_each_index(&kept_dims, [&kept_strides], |[base]| {
+        let mut acc = 0.0f32;
+        for_each_index(&red_dims, [&red_strides], |[r]| acc += x[base + r]);
+        out[o] = if op == ReduceOp::Mean { acc / count } else { acc };
+        o += 1;
+    });
+}

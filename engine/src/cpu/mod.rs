@@ -1,0 +1,131 @@
+//! The CPU executor: runs the IR with plain loops and a BLAS-class gemm. It is the reference every
+//! WGSL kernel is tested against, and the fast path where there is no GPU.
+
+pub mod gemm;
+pub mod kernels;
+
+use crate::error::{EngineError, Result};
+use crate::executor::{Executor, check_inputs};
+use crate::graph::{Graph, ValueKind};
+use crate::op::{MatMulDims, Op};
+use crate::shape::numel;
+use crate::window::Window3;
+
+/// Runs a [`Graph`] on the CPU.
+pub struct CpuExecutor {
+    graph: Graph,
+    params: Vec<f32>,
+    values: Vec<Vec<f32>>,
+}
+
+impl CpuExecutor {
+    /// Prepares the graph; buffers for activations are allocated once.
+    pub fn new(graph: Graph) -> Self {
+        let values = graph
+            .values
+            .iter()
+            .map(|v| match v.kind {
+                ValueKind::Activation | ValueKind::Input => vec![0.0; numel(&v.shape)],
+                _ => Vec::new(),
+            })
+            .collect();
+        let params = graph.initial_params.clone();
+        CpuExecutor { graph, params, values }
+    }
+
+    fn data(&self, v: usize) -> &[f32] {
+        match &self.graph.values[v].kind {
+            ValueKind::Param { slot } => {
+                let s = &self.graph.layout.slots[*slot];
+                &self.params[s.offset..s.offset + s.len]
+            }
+            ValueKind::Constant(c) => c,
+            ValueKind::Input | ValueKind::Activation => &self.values[v],
+        }
+    }
+
+    fn eval(&self, node: usize, out: &mut [f32]) {
+        let n = &self.graph.nodes[node];
+        let x = |i: usize| self.data(n.inputs[i]);
+        let s = |i: usize| self.graph.shape(n.inputs[i]);
+        let out_shape = self.graph.shape(n.output);
+        match &n.op {
+            Op::MatMul { trans_a, trans_b, alpha } => {
+                // Shapes were validated when the node was built.
+                if let Ok(d) = MatMulDims::new(s(0), s(1), *trans_a, *trans_b) {
+                    kernels::matmul(&d, *alpha, x(0), x(1), out);
+                }
+            }
+            Op::Unary(u) => kernels::unary(*u, x(0), out),
+            Op::Binary(b) => kernels::binary(*b, x(0), s(0), x(1), s(1), out_shape, out),
+            Op::Softmax { axis, log } => kernels::softmax(x(0), s(0), *axis, *log, out),
+            Op::Conv(a) => {
+                let w = Window3::new(&s(0)[2..], &out_shape[2..], &a.kernel, &a.strides, &a.dilations, &a.pads_begin, &a.pads_end);
+                let bias = (n.inputs.len() > 2).then(|| x(2));
+                kernels::conv(x(0), s(0), x(1), s(1)[0], bias, a.group, &w, out);
+            }
+            Op::Pool(p) => {
+                let w = Window3::new(&s(0)[2..], &out_shape[2..], &p.kernel, &p.strides, &p.dilations, &p.pads_begin, &p.pads_end);
+                kernels::pool(p.kind, x(0), s(0)[0], s(0)[1], &w, out);
+            }
+            Op::BatchNorm { epsilon } => kernels::batch_norm(x(0), s(0), x(1), x(2), x(3), x(4), *epsilon, out),
+            Op::Reshape { .. } => out.copy_from_slice(x(0)),
+            Op::Transpose { perm } => kernels::transpose(x(0), s(0), perm, out),
+            Op::Concat { axis } => {
+                let outer: usize = out_shape[..*axis].iter().product();
+                let inner: usize = out_shape[axis + 1..].iter().product();
+                let row = out_shape[*axis] * inner;
+                let mut at = 0;
+                for i in 0..n.inputs.len() {
+                    let chunk = s(i)[*axis] * inner;
+                    for o in 0..outer {
+                        out[o * row + at..o * row + at + chunk].copy_from_slice(&x(i)[o * chunk..(o + 1) * chunk]);
+                    }
+                    at += chunk;
+                }
+            }
+            Op::Reduce { op, axes, .. } => kernels::reduce(*op, x(0), s(0), axes, out),
+        }
+    }
+}
+
+impl Executor for CpuExecutor {
+    fn run(&mut self, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+        check_inputs(&self.graph, inputs)?;
+        for (i, data) in inputs.iter().enumerate() {
+            let v = self.graph.inputs[i];
+            self.values[v].copy_from_slice(data);
+        }
+        for i in 0..self.graph.nodes.len() {
+            let o = self.graph.nodes[i].output;
+            let mut out = std::mem::take(&mut self.values[o]);
+            self.eval(i, &mut out);
+            self.values[o] = out;
+        }
+        Ok(self.graph.outputs.iter().map(|&o| self.data(o).to_vec()).collect())
+    }
+
+    fn read_params(&mut self, out: &mut [f32]) -> Result<()> {
+        if out.len() != self.params.len() {
+            return Err(EngineError::BadInput(format!("parameter buffer has {} values, {} asked", self.params.len(), out.len())));
+        }
+        out.copy_from_slice(&self.params);
+        Ok(())
+    }
+
+    fn write_params(&mut self, params: &[f32]) -> Result<()> {
+        if params.len() != self.params.len() {
+            return Err(EngineError::BadInput(format!("parameter buffer has {} values, {} given", self.params.len(), params.len())));
+        }
+        self.params.copy_from_slice(params);
+        Ok(())
+    }
+
+    fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    fn describe(&self) -> String {
+        "cpu (matrixmultiply sgemm)".to_string()
+    }
+}

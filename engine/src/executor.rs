@@ -1,0 +1,42 @@
+//! The contract every executor keeps: a graph compiled once for one batch size, then run many times.
+
+use crate::error::Result;
+use crate::graph::Graph;
+
+/// A compiled graph on some device.
+pub trait Executor {
+    /// Runs the graph on one set of inputs (each contiguous f32 in the input's shape) and returns
+    /// the graph outputs.
+    fn run(&mut self, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>>;
+    /// Copies the flat parameter buffer into `out` (length [`crate::ParamLayout::total_len`]).
+    fn read_params(&mut self, out: &mut [f32]) -> Result<()>;
+    /// Replaces the flat parameter buffer.
+    fn write_params(&mut self, params: &[f32]) -> Result<()>;
+    /// The graph this executor runs.
+    fn graph(&self) -> &Graph;
+    /// A one-line description of the device, for logs and benchmarks.
+    fn describe(&self) -> String;
+}
+
+/// Checks that `inputs` match the graph's inputs in count and length.
+pub fn check_inputs(graph: &Graph, inputs: &[&[f32]]) -> Result<()> {
+    if inputs.len() != graph.inputs.len() {
+        return Err(crate::EngineError::BadInput(format!(
+            "the graph takes {} inputs, {} given",
+            graph.inputs.len(),
+            inputs.len()
+        )));
+    }
+    for (&v, data) in graph.inputs.iter().zip(inputs) {
+        let want = crate::shape::numel(graph.shape(v));
+        if data.len() != want {
+            return Err(crate::EngineError::BadInput(format!(
+                "input `{}` has shape {:?} ({want} values), {} given",
+                graph.values[v].name,
+                graph.shape(v),
+                data.len()
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! The graph: values with static shapes, and nodes in topological order.
+
+use std::sync::Arc;
+
+use crate::error::{EngineError, Result};
+use crate::layout::ParamLayout;
+use crate::op::Op;
+
+/// Index of a value in [`Graph::values`].
+pub type ValueId = usize;
+
+/// What a value is, which decides where it lives.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ValueKind {
+    /// Fed by the caller on every run.
+    Input,
+    /// A parameter: a tensor of the flat parameter buffer ([`Graph::layout`] slot `slot`).
+    Param {
+        /// Index in the layout's slots.
+        slot: usize,
+    },
+    /// A constant that is not a parameter (uploaded once).
+    Constant(Arc<Vec<f32>>),
+    /// Computed by a node.
+    Activation,
+}
+
+/// One value of the graph.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValueInfo {
+    /// A name for messages (the ONNX tensor name where there is one).
+    pub name: String,
+    /// Its static shape.
+    pub shape: Vec<usize>,
+    /// Its kind.
+    pub kind: ValueKind,
+}
+
+/// One operation, computing `output` from `inputs`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// A name for messages (the ONNX node name where there is one).
+    pub name: String,
+    /// What it computes.
+    pub op: Op,
+    /// Its operands.
+    pub inputs: Vec<ValueId>,
+    /// The value it computes.
+    pub output: ValueId,
+}
+
+/// A static graph for one batch size: values, nodes in execution order, inputs, outputs, and the
+/// parameter layout with initial values.
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    /// All values; a [`ValueId`] indexes this.
+    pub values: Vec<ValueInfo>,
+    /// Nodes in a valid execution order.
+    pub nodes: Vec<Node>,
+    /// The values fed by the caller, in order.
+    pub inputs: Vec<ValueId>,
+    /// The values returned to the caller, in order.
+    pub outputs: Vec<ValueId>,
+    /// Where each parameter tensor sits in the flat parameter buffer.
+    pub layout: ParamLayout,
+    /// Initial parameter values, laid out by `layout` (padding is zero).
+    pub initial_params: Vec<f32>,
+}
+
+impl Graph {
+    /// The shape of a value.
+    pub fn shape(&self, v: ValueId) -> &[usize] {
+        &self.values[v].shape
+    }
+
+    /// For each value, the index of the last node that reads it (or `usize::MAX` for graph
+    /// outputs, which live to the end). `None` for values no node reads.
+    pub fn last_uses(&self) -> Vec<Option<usize>> {
+        let mut last = vec![None; self.values.len()];
+        for (i, n) in self.nodes.iter().enumerate() {
+            for &v in &n.inputs {
+                last[v] = Some(i);
+            }
+        }
+        for &o in &self.outputs {
+            last[o] = Some(usize::MAX);
+        }
+        last
+    }
+}
+
+/// Builds a [`Graph`], inferring each node's output shape as it is added.
+#[derive(Debug, Default)]
+pub struct GraphBuilder {
+    graph: Graph,
+    param_data: Vec<Vec<f32>>,
+}
+
+impl GraphBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn push_value(&mut self, name: &str, shape: Vec<usize>, kind: ValueKind) -> ValueId {
+        self.graph.values.push(ValueInfo { name: name.to_string(), shape, kind });
+        self.graph.values.len() - 1
+    }
+
+    /// Adds a graph input.
+    pub fn input(&mut self, name: &str, shape: Vec<usize>) -> ValueId {
+        let v = self.push_value(name, shape, ValueKind::Input);
+        self.graph.inputs.push(v);
+        v
+    }
+
+    /// Adds a parameter with its initial values (`trainable` false for state such as running statistics).
+    pub fn param(&mut self, name: &str, shape: Vec<usize>, data: Vec<f32>, trainable: bool) -> Result<ValueId> {
+        if data.len() != crate::shape::numel(&shape) {
+            return Err(EngineError::BadInput(format!(
+                "parameter `{name}`: {} values for shape {shape:?}",
+                data.len()
+            )));
+        }
+        let slot = self.graph.layout.push(name, shape.clone(), trainable);
+        self.param_data.push(data);
+        Ok(self.push_value(name, shape, ValueKind::Param { slot }))
+    }
+
+    /// Adds a constant.
+    pub fn constant(&mut self, name: &str, shape: Vec<usize>, data: Vec<f32>) -> Result<ValueId> {
+        if data.len() != crate::shape::numel(&shape) {
+            return Err(EngineError::BadInput(format!(
+                "constant `{name}`: {} values for shape {shape:?}",
+                data.len()
+            )));
+        }
+        Ok(self.push_value(name, shape, ValueKind::Constant(Arc::new(data))))
+    }
+
+    /// The shape of a value added so far.
+    pub fn shape(&self, v: ValueId) -> &[usize] {
+        &self.graph.values[v].shape
+    }
+
+    /// The kind of a value added so far.
+    pub fn kind(&self, v: ValueId) -> &ValueKind {
+        &self.graph.values[v].kind
+    }
+
+    /// Adds a node computing `op` of `inputs`; returns its output value.
+    pub fn node(&mut self, name: &str, op: Op, inputs: &[ValueId]) -> Result<ValueId> {
+        let shapes: Vec<&[usize]> = inputs.iter().map(|&v| self.graph.values[v].shape.as_slice()).collect();
+        let shape = op.output_shape(&shapes).map_err(|reason| EngineError::Shape {
+            node: name.to_string(),
+            op: op.name().to_string(),
+            reason,
+        })?;
+        let output = self.push_value(name, shape, ValueKind::Activation);
+        self.graph.nodes.push(Node { name: name.to_string(), op, inputs: inputs.to_vec(), output });
+        Ok(output)
+    }
+
+    /// Marks a value as a graph output.
+    pub fn output(&mut self, v: ValueId) {
+        self.graph.outputs.push(v);
+    }
+
+    /// Finishes the graph, laying out the parameters' initial values.
+    pub fn finish(mut self) -> Graph {
+        let mut flat = vec![0.0f32; self.graph.layout.total_len()];
+        for (slot, data) in self.graph.layout.slots.iter().zip(&self.param_data) {
+            flat[slot.offset..slot.offset + data.len()].copy_from_slice(data);
+        }
+        self.graph.initial_params = flat;
+        self.graph
+    }
+}

@@ -1,0 +1,516 @@
+//! The ops of the IR and their shape rules. Every op has exactly one output; its evaluation lives in
+//! the executors (`cpu`, `wgpu_exec`), its typing here.
+
+use crate::shape::{broadcast_shapes, numel};
+
+/// Elementwise functions of one tensor. Parameters follow ONNX's attribute names.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UnaryOp {
+    /// max(x, 0)
+    Relu,
+    /// x if x >= 0 else alpha*x
+    LeakyRelu { alpha: f32 },
+    /// x if x > 0 else alpha*(exp(x)-1)
+    Elu { alpha: f32 },
+    /// gamma*(x if x > 0 else alpha*(exp(x)-1))
+    Selu { alpha: f32, gamma: f32 },
+    /// 1/(1+exp(-x))
+    Sigmoid,
+    /// clamp(alpha*x+beta, 0, 1)
+    HardSigmoid { alpha: f32, beta: f32 },
+    /// tanh(x)
+    Tanh,
+    /// log(1+exp(x))
+    Softplus,
+    /// exp(x)
+    Exp,
+    /// ln(x)
+    Log,
+    /// sqrt(x)
+    Sqrt,
+    /// -x
+    Neg,
+    /// |x|
+    Abs,
+    /// clamp(x, min, max)
+    Clip { min: f32, max: f32 },
+    /// x (a copy)
+    Identity,
+}
+
+impl UnaryOp {
+    /// Applies the function to one value (the CPU reference).
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            UnaryOp::Relu => x.max(0.0),
+            UnaryOp::LeakyRelu { alpha } => {
+                if x >= 0.0 {
+                    x
+                } else {
+                    alpha * x
+                }
+            }
+            UnaryOp::Elu { alpha } => {
+                if x > 0.0 {
+                    x
+                } else {
+                    alpha * (x.exp() - 1.0)
+                }
+            }
+            UnaryOp::Selu { alpha, gamma } => {
+                if x > 0.0 {
+                    gamma * x
+                } else {
+                    gamma * alpha * (x.exp() - 1.0)
+                }
+            }
+            UnaryOp::Sigmoid => sigmoid(x),
+            UnaryOp::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
+            UnaryOp::Tanh => x.tanh(),
+            UnaryOp::Softplus => softplus(x),
+            UnaryOp::Exp => x.exp(),
+            UnaryOp::Log => x.ln(),
+            UnaryOp::Sqrt => x.sqrt(),
+            UnaryOp::Neg => -x,
+            UnaryOp::Abs => x.abs(),
+            UnaryOp::Clip { min, max } => x.max(min).min(max),
+            UnaryOp::Identity => x,
+        }
+    }
+}
+
+/// Numerically stable logistic function.
+pub fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// Numerically stable log(1+exp(x)).
+pub fn softplus(x: f32) -> f32 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
+/// Elementwise functions of two tensors, with numpy broadcasting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    /// a + b
+    Add,
+    /// a - b
+    Sub,
+    /// a * b
+    Mul,
+    /// a / b
+    Div,
+    /// a ^ b
+    Pow,
+}
+
+impl BinaryOp {
+    /// Applies the function to one pair (the CPU reference).
+    pub fn apply(self, a: f32, b: f32) -> f32 {
+        match self {
+            BinaryOp::Add => a + b,
+            BinaryOp::Sub => a - b,
+            BinaryOp::Mul => a * b,
+            BinaryOp::Div => a / b,
+            BinaryOp::Pow => a.powf(b),
+        }
+    }
+}
+
+/// Reductions over axes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceOp {
+    /// Sum of the elements.
+    Sum,
+    /// Arithmetic mean of the elements.
+    Mean,
+}
+
+/// Convolution attributes, normalised: explicit pads, one entry per spatial dimension.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvAttrs {
+    /// Kernel size per spatial dimension.
+    pub kernel: Vec<usize>,
+    /// Stride per spatial dimension.
+    pub strides: Vec<usize>,
+    /// Dilation per spatial dimension.
+    pub dilations: Vec<usize>,
+    /// Padding before each spatial dimension.
+    pub pads_begin: Vec<usize>,
+    /// Padding after each spatial dimension.
+    pub pads_end: Vec<usize>,
+    /// Number of groups (channels split into independent convolutions).
+    pub group: usize,
+}
+
+/// Which pooling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    /// Maximum over the window (padding never wins).
+    Max,
+    /// Mean over the window; `count_include_pad` counts padded positions in the divisor.
+    Average { count_include_pad: bool },
+}
+
+/// Pooling attributes, normalised like [`ConvAttrs`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolAttrs {
+    /// Max or average.
+    pub kind: PoolKind,
+    /// Window size per spatial dimension.
+    pub kernel: Vec<usize>,
+    /// Stride per spatial dimension.
+    pub strides: Vec<usize>,
+    /// Dilation per spatial dimension.
+    pub dilations: Vec<usize>,
+    /// Padding before each spatial dimension.
+    pub pads_begin: Vec<usize>,
+    /// Padding after each spatial dimension.
+    pub pads_end: Vec<usize>,
+    /// Output size rounds up instead of down (ONNX `ceil_mode`).
+    pub ceil_mode: bool,
+}
+
+/// An operation of the IR. Inputs are listed on the node; every op has one output.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// `alpha * op(A) @ op(B)` over the last two dims; leading (batch) dims broadcast.
+    /// Inputs: A, B.
+    MatMul {
+        /// Use A transposed (its last two dims swapped).
+        trans_a: bool,
+        /// Use B transposed.
+        trans_b: bool,
+        /// Scale of the product.
+        alpha: f32,
+    },
+    /// An elementwise function. Input: x.
+    Unary(UnaryOp),
+    /// An elementwise function of two broadcast tensors. Inputs: a, b.
+    Binary(BinaryOp),
+    /// Softmax (or log-softmax) along one axis. Input: x.
+    Softmax {
+        /// The axis normalised over.
+        axis: usize,
+        /// Log-softmax instead of softmax.
+        log: bool,
+    },
+    /// N-d convolution, layout N,C,spatial... Inputs: x, w (M, C/group, kernel...), optional bias (M).
+    Conv(ConvAttrs),
+    /// N-d pooling, layout N,C,spatial... Input: x.
+    Pool(PoolAttrs),
+    /// Inference-form batch normalisation over axis 1. Inputs: x, scale, bias, mean, var.
+    BatchNorm {
+        /// Added to the variance.
+        epsilon: f32,
+    },
+    /// Same data, new shape (element count unchanged). Input: x.
+    Reshape {
+        /// The new shape.
+        shape: Vec<usize>,
+    },
+    /// Permutes the dims: output dim i is input dim `perm[i]`. Input: x.
+    Transpose {
+        /// The permutation.
+        perm: Vec<usize>,
+    },
+    /// Joins the inputs along an axis. Inputs: one or more tensors.
+    Concat {
+        /// The axis joined along.
+        axis: usize,
+    },
+    /// Sum or mean over axes. Input: x.
+    Reduce {
+        /// Sum or mean.
+        op: ReduceOp,
+        /// The axes reduced (sorted, unique).
+        axes: Vec<usize>,
+        /// Keep reduced dims as size 1.
+        keepdims: bool,
+    },
+}
+
+impl Op {
+    /// A short name for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::MatMul { .. } => "MatMul",
+            Op::Unary(_) => "Unary",
+            Op::Binary(_) => "Binary",
+            Op::Softmax { log: false, .. } => "Softmax",
+            Op::Softmax { log: true, .. } => "LogSoftmax",
+            Op::Conv(_) => "Conv",
+            Op::Pool(_) => "Pool",
+            Op::BatchNorm { .. } => "BatchNorm",
+            Op::Reshape { .. } => "Reshape",
+            Op::Transpose { .. } => "Transpose",
+            Op::Concat { .. } => "Concat",
+            Op::Reduce { .. } => "Reduce",
+        }
+    }
+
+    /// The output shape for the given input shapes, or why they do not fit.
+    pub fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>, String> {
+        let want = |n: std::ops::RangeInclusive<usize>| -> Result<(), String> {
+            if n.contains(&inputs.len()) {
+                Ok(())
+            } else {
+                Err(format!("expects {n:?} inputs, got {}", inputs.len()))
+            }
+        };
+        match self {
+            Op::MatMul { trans_a, trans_b, .. } => {
+                want(2..=2)?;
+                let info = MatMulDims::new(inputs[0], inputs[1], *trans_a, *trans_b)?;
+                let mut out = info.batch.clone();
+                out.extend([info.m, info.n]);
+                Ok(out)
+            }
+            Op::Unary(_) => {
+                want(1..=1)?;
+                Ok(inputs[0].to_vec())
+            }
+            Op::Binary(_) => {
+                want(2..=2)?;
+                broadcast_shapes(inputs[0], inputs[1])
+                    .ok_or_else(|| format!("shapes {:?} and {:?} do not broadcast", inputs[0], inputs[1]))
+            }
+            Op::Softmax { axis, .. } => {
+                want(1..=1)?;
+                if *axis >= inputs[0].len() {
+                    return Err(format!("axis {axis} out of range for shape {:?}", inputs[0]));
+                }
+                Ok(inputs[0].to_vec())
+            }
+            Op::Conv(a) => {
+                want(2..=3)?;
+                conv_output_shape(a, inputs)
+            }
+            Op::Pool(p) => {
+                want(1..=1)?;
+                let x = inputs[0];
+                let nd = p.kernel.len();
+                if x.len() != nd + 2 {
+                    return Err(format!("input rank {} does not fit a {nd}-d window", x.len()));
+                }
+                let mut out = vec![x[0], x[1]];
+                for i in 0..nd {
+                    out.push(window_output(
+                        x[i + 2],
+                        p.kernel[i],
+                        p.strides[i],
+                        p.dilations[i],
+                        p.pads_begin[i] + p.pads_end[i],
+                        p.ceil_mode,
+                    )?);
+                }
+                Ok(out)
+            }
+            Op::BatchNorm { .. } => {
+                want(5..=5)?;
+                let x = inputs[0];
+                if x.len() < 2 {
+                    return Err(format!("input shape {x:?} has no channel axis"));
+                }
+                for s in &inputs[1..] {
+                    if numel(s) != x[1] {
+                        return Err(format!("per-channel tensor of shape {s:?} does not match {} channels", x[1]));
+                    }
+                }
+                Ok(x.to_vec())
+            }
+            Op::Reshape { shape } => {
+                want(1..=1)?;
+                if numel(shape) != numel(inputs[0]) {
+                    return Err(format!("cannot reshape {:?} to {shape:?}", inputs[0]));
+                }
+                Ok(shape.clone())
+            }
+            Op::Transpose { perm } => {
+                want(1..=1)?;
+                let x = inputs[0];
+                let mut seen = vec![false; x.len()];
+                if perm.len() != x.len() || perm.iter().any(|&p| p >= x.len() || std::mem::replace(&mut seen[p], true)) {
+                    return Err(format!("perm {perm:?} is not a permutation of {} dims", x.len()));
+                }
+                Ok(perm.iter().map(|&p| x[p]).collect())
+            }
+            Op::Concat { axis } => {
+                if inputs.is_empty() {
+                    return Err("expects at least one input".into());
+                }
+                let first = inputs[0];
+                if *axis >= first.len() {
+                    return Err(format!("axis {axis} out of range for shape {first:?}"));
+                }
+                let mut out = first.to_vec();
+                out[*axis] = 0;
+                for s in inputs {
+                    if s.len() != first.len() || (0..s.len()).any(|i| i != *axis && s[i] != first[i]) {
+                        return Err(format!("shapes {first:?} and {s:?} differ off axis {axis}"));
+                    }
+                    out[*axis] += s[*axis];
+                }
+                Ok(out)
+            }
+            Op::Reduce { axes, keepdims, .. } => {
+                want(1..=1)?;
+                let x = inputs[0];
+                if axes.iter().any(|&a| a >= x.len()) {
+                    return Err(format!("axes {axes:?} out of range for shape {x:?}"));
+                }
+                Ok(x.iter()
+                    .enumerate()
+                    .filter_map(|(i, &d)| {
+                        if axes.contains(&i) {
+                            keepdims.then_some(1)
+                        } else {
+                            Some(d)
+                        }
+                    })
+                    .collect())
+            }
+        }
+    }
+}
+
+/// Output length of a sliding window along one dimension.
+pub fn window_output(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+    pads: usize,
+    ceil_mode: bool,
+) -> Result<usize, String> {
+    let span = dilation * (kernel.max(1) - 1) + 1;
+    let padded = input + pads;
+    if padded < span || stride == 0 {
+        return Err(format!("window {kernel} (dilation {dilation}) does not fit input {input} with padding {pads}"));
+    }
+    let steps = padded - span;
+    Ok(if ceil_mode { steps.div_ceil(stride) + 1 } else { steps / stride + 1 })
+}
+
+fn conv_output_shape(a: &ConvAttrs, inputs: &[&[usize]]) -> Result<Vec<usize>, String> {
+    let (x, w) = (inputs[0], inputs[1]);
+    let nd = a.kernel.len();
+    if x.len() != nd + 2 || w.len() != nd + 2 {
+        return Err(format!("input {x:?} and weight {w:?} do not fit a {nd}-d convolution"));
+    }
+    if a.group == 0 || x[1] % a.group != 0 || w[0] % a.group != 0 || w[1] * a.group != x[1] {
+        return Err(format!("channels: input {x:?}, weight {w:?}, group {}", a.group));
+    }
+    if w[2..] != a.kernel[..] {
+        return Err(format!("weight {w:?} does not match kernel {:?}", a.kernel));
+    }
+    if let Some(b) = inputs.get(2) {
+        if numel(b) != w[0] {
+            return Err(format!("bias {b:?} does not match {} output channels", w[0]));
+        }
+    }
+    let mut out = vec![x[0], w[0]];
+    for i in 0..nd {
+        out.push(window_output(
+            x[i + 2],
+            a.kernel[i],
+            a.strides[i],
+            a.dilations[i],
+            a.pads_begin[i] + a.pads_end[i],
+            false,
+        )?);
+    }
+    Ok(out)
+}
+
+/// The sizes of a (batched) matrix product, with the strides each operand is read with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatMulDims {
+    /// Output batch dims (the broadcast of both operands' leading dims).
+    pub batch: Vec<usize>,
+    /// Rows of the product.
+    pub m: usize,
+    /// Columns of the product.
+    pub n: usize,
+    /// The contracted size.
+    pub k: usize,
+    /// Per flattened batch index, the element step of A (0 when A is broadcast).
+    pub a_batch_stride: usize,
+    /// Per flattened batch index, the element step of B (0 when B is broadcast).
+    pub b_batch_stride: usize,
+    /// Row and column strides of op(A) (so a transposed A costs nothing).
+    pub a_rs: usize,
+    /// See `a_rs`.
+    pub a_cs: usize,
+    /// Row and column strides of op(B).
+    pub b_rs: usize,
+    /// See `b_rs`.
+    pub b_cs: usize,
+}
+
+impl MatMulDims {
+    /// Derives the product's sizes. Batch dims must be either equal, or absent/all-ones on one side.
+    pub fn new(a: &[usize], b: &[usize], trans_a: bool, trans_b: bool) -> Result<Self, String> {
+        if a.len() < 2 || b.len() < 2 {
+            return Err(format!("operands {a:?} and {b:?} need rank 2 or more"));
+        }
+        let (ar, ac) = (a[a.len() - 2], a[a.len() - 1]);
+        let (br, bc) = (b[b.len() - 2], b[b.len() - 1]);
+        let (m, k) = if trans_a { (ac, ar) } else { (ar, ac) };
+        let (k2, n) = if trans_b { (bc, br) } else { (br, bc) };
+        if k != k2 {
+            return Err(format!("inner sizes differ: {a:?} x {b:?} (trans {trans_a}, {trans_b})"));
+        }
+        let ab = &a[..a.len() - 2];
+        let bb = &b[..b.len() - 2];
+        let batch = broadcast_shapes(ab, bb).ok_or_else(|| format!("batch dims {ab:?} and {bb:?} do not broadcast"))?;
+        let nb = numel(&batch);
+        let stride_of = |own: &[usize], mat: usize| -> Result<usize, String> {
+            if numel(own) == nb {
+                Ok(mat)
+            } else if numel(own) == 1 {
+                Ok(0)
+            } else {
+                Err(format!("partially broadcast batch dims {ab:?} x {bb:?} are not supported"))
+            }
+        };
+        let a_batch_stride = stride_of(ab, ar * ac)?;
+        let b_batch_stride = stride_of(bb, br * bc)?;
+        let (a_rs, a_cs) = if trans_a { (1, ac) } else { (ac, 1) };
+        let (b_rs, b_cs) = if trans_b { (1, bc) } else { (bc, 1) };
+        Ok(MatMulDims { batch, m, n, k, a_batch_stride, b_batch_stride, a_rs, a_cs, b_rs, b_cs })
+    }
+
+    /// Number of matrices in the batch.
+    pub fn batch_count(&self) -> usize {
+        numel(&self.batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matmul_shapes_and_strides() {
+        let d = MatMulDims::new(&[3, 4, 5], &[5, 6], false, false).unwrap();
+        assert_eq!((d.batch.clone(), d.m, d.n, d.k), (vec![3], 4, 6, 5));
+        assert_eq!((d.a_batch_stride, d.b_batch_stride), (20, 0));
+        let d = MatMulDims::new(&[5, 4], &[6, 5], true, true).unwrap();
+        assert_eq!((d.m, d.n, d.k, d.a_rs, d.a_cs, d.b_rs, d.b_cs), (4, 6, 5, 1, 4, 1, 5));
+        assert!(MatMulDims::new(&[2, 1, 4, 5], &[1, 3, 5, 6], false, false).is_err());
+    }
+
+    #[test]
+    fn window_sizes() {
+        assert_eq!(window_output(28, 3, 1, 1, 0, false), Ok(26));
+        assert_eq!(window_output(26, 2, 2, 1, 0, false), Ok(13));
+        assert_eq!(window_output(5, 2, 2, 1, 0, true), Ok(3));
+        assert!(window_output(2, 3, 1, 1, 0, false).is_err());
+    }
+}

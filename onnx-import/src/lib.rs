@@ -1,0 +1,15 @@
+//! distk-onnx: reads ONNX models exported by Keras (tf2onnx, Keras 3) and PyTorch into the engine's IR
+//! for a bound batch size, and describes what an export lost for training.
+
+pub mod attrs;
+pub mod convert;
+pub mod error;
+pub mod fold;
+pub mod inspect;
+pub mod model;
+pub mod tensor;
+
+pub use convert::{ImportedGraph, SUPPORTED_OPS, import, unsupported_ops};
+pub use error::{ImportError, Result, UnsupportedOp};
+pub use inspect::{ModelReport, inspect};
+pub use model::{Dim, OnnxModel, TensorSig};

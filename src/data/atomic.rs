@@ -1,0 +1,23 @@
+//! Writing an output file atomically: into a temporary file beside it, renamed over it only when
+//! complete, so a failed or interrupted run never leaves a half-written file.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+/// Runs `write` on a temporary file in `path`'s directory, then renames it to `path`.
+pub fn write_atomically(path: &Path, write: impl FnOnce(&mut std::fs::File) -> Result<()>) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".distk-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a file in `{}` (does the directory exist and is it writable?)", dir.display()))?;
+    write(tmp.as_file_mut())?;
+    tmp.as_file().sync_all().ok();
+    tmp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot write `{}`", path.display()))?;
+    Ok(())
+}

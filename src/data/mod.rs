@@ -1,0 +1,8 @@
+//! Data input and output: rows of features (and labels) from Parquet or CSV, read as a stream of
+//! batches, and result files written atomically.
+
+pub mod atomic;
+pub mod reader;
+pub mod predictions;
+
+pub use reader::{DataReader, FeatureColumns, Rows};

@@ -1,0 +1,54 @@
+//! Choosing where a model runs (`--device auto|wgpu|cpu`, `--adapter N`) and compiling graphs there.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use clap::ValueEnum;
+use distk_engine::Executor;
+use distk_engine::cpu::CpuExecutor;
+use distk_engine::wgpu_exec::{GpuContext, PipelineCache, WgpuExecutor, device};
+
+/// Which executor runs the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DeviceChoice {
+    /// A real GPU if there is one, else the CPU executor.
+    Auto,
+    /// The WGSL executor on the chosen (or best) adapter, software ones such as lavapipe included.
+    Wgpu,
+    /// The CPU executor.
+    Cpu,
+}
+
+/// A device on which graphs are compiled; pipelines are shared between the graphs it compiles.
+pub struct Runtime {
+    gpu: Option<(Arc<GpuContext>, PipelineCache)>,
+}
+
+impl Runtime {
+    /// Opens the device the user chose.
+    pub fn open(choice: DeviceChoice, adapter: Option<usize>) -> Result<Self> {
+        let use_gpu = match choice {
+            DeviceChoice::Cpu => false,
+            DeviceChoice::Wgpu => true,
+            DeviceChoice::Auto => adapter.is_some() || device::has_real_gpu(),
+        };
+        let gpu = if use_gpu { Some((Arc::new(device::open(adapter)?), PipelineCache::default())) } else { None };
+        Ok(Runtime { gpu })
+    }
+
+    /// Compiles a graph on this device.
+    pub fn compile(&mut self, graph: distk_engine::Graph) -> Result<Box<dyn Executor>> {
+        Ok(match &mut self.gpu {
+            Some((ctx, cache)) => Box::new(WgpuExecutor::new(ctx.clone(), graph, cache)?),
+            None => Box::new(CpuExecutor::new(graph)),
+        })
+    }
+
+    /// A description of the device.
+    pub fn describe(&self) -> String {
+        match &self.gpu {
+            Some((ctx, _)) => format!("wgpu: {} ({:?}, {:?})", ctx.info.name, ctx.info.backend, ctx.info.device_type),
+            None => "cpu".to_string(),
+        }
+    }
+}
