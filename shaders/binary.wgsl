@@ -1,5 +1,5 @@
-// out[i] = a[ia] (op) b[ib] with broadcast strides over up to 6 dims.
-// P: 0 n, 1 rank, 2 a offset, 3 b offset, 4 out offset, 5..11 dims, 11..17 a strides, 17..23 b strides.
+// out[i] = a[ia] (op) b[ib] with broadcast strides over up to 8 dims.
+// P: 0 n, 1 rank, 2 a offset, 3 b offset, 4 out offset, 5..13 dims, 13..21 a strides, 21..29 b strides.
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
@@ -11,8 +11,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         let du = u32(d);
         let c = rem % p(5u + du);
         rem = rem / p(5u + du);
-        ia = ia + c * p(11u + du);
-        ib = ib + c * p(17u + du);
+        ia = ia + c * p(13u + du);
+        ib = ib + c * p(21u + du);
     }
     let a = {{A}}[ia];
     let b = {{B}}[ib];

@@ -1,5 +1,5 @@
-// Strided copy over up to 6 dims: dst[dst_off + idx . dst_strides] = src[src_off + idx . src_strides].
-// P: 0 n, 1 rank, 2 src offset, 3 dst offset, 5..11 dims, 11..17 src strides, 17..23 dst strides.
+// Strided copy over up to 8 dims: dst[dst_off + idx . dst_strides] = src[src_off + idx . src_strides].
+// P: 0 n, 1 rank, 2 src offset, 3 dst offset, 5..13 dims, 13..21 src strides, 21..29 dst strides.
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
@@ -11,8 +11,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         let du = u32(d);
         let c = rem % p(5u + du);
         rem = rem / p(5u + du);
-        is = is + c * p(11u + du);
-        id = id + c * p(17u + du);
+        is = is + c * p(13u + du);
+        id = id + c * p(21u + du);
     }
     {{O}}[id] = {{X}}[is];
 }

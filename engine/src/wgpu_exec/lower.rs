@@ -20,7 +20,7 @@ const POOL: &str = include_str!("../../../shaders/pool.wgsl");
 const BATCHNORM: &str = include_str!("../../../shaders/batchnorm.wgsl");
 
 /// Most dims the strided kernels handle after merging contiguous dims.
-pub const MAX_RANK: usize = 6;
+pub const MAX_RANK: usize = 8;
 
 /// One compute dispatch: a shader, its uniform words and its grid.
 #[derive(Clone, Debug)]
@@ -58,7 +58,7 @@ fn unary_expr(op: UnaryOp) -> String {
         UnaryOp::Sigmoid => "select(exp(x) / (1.0 + exp(x)), 1.0 / (1.0 + exp(-x)), x >= 0.0)".into(),
         UnaryOp::HardSigmoid { alpha, beta } => format!("clamp({} * x + {}, 0.0, 1.0)", f(alpha), f(beta)),
         UnaryOp::Tanh => "tanh(clamp(x, -20.0, 20.0))".into(),
-        UnaryOp::Softplus => "max(x, 0.0) + log(1.0 + exp(-abs(x)))".into(),
+        UnaryOp::Softplus => "softplus(x)".into(),
         UnaryOp::Exp => "exp(x)".into(),
         UnaryOp::Log => "log(x)".into(),
         UnaryOp::Sqrt => "sqrt(x)".into(),
@@ -82,7 +82,7 @@ fn binary_expr(op: BinaryOp) -> &'static str {
     }
 }
 
-fn pad6(v: &[usize]) -> Vec<u32> {
+fn pad_rank(v: &[usize]) -> Vec<u32> {
     let mut out: Vec<u32> = v.iter().map(|&x| u(x)).collect();
     out.resize(MAX_RANK, 0);
     out
@@ -123,9 +123,9 @@ fn copy_dispatch(t: Target, node: &Node, dims: &[usize], src: (Location, Vec<usi
     }
     let n = numel(dims);
     let mut un = vec![u(n), u(d.len()), u(src.0.offset), u(dst.0.offset), 0];
-    un.extend(pad6(&d));
-    un.extend(pad6(&st[0]));
-    un.extend(pad6(&st[1]));
+    un.extend(pad_rank(&d));
+    un.extend(pad_rank(&st[0]));
+    un.extend(pad_rank(&st[1]));
     Ok(Dispatch {
         shader: instantiate(COPY, &[], &[("X", src.0.region), ("O", dst.0.region)], &[]),
         uniforms: un,
@@ -159,9 +159,9 @@ pub fn lower_node(graph: &Graph, plan: &MemoryPlan, i: usize, t: Target) -> Resu
                 return Err(too_many_dims(node, d.len()));
             }
             let mut un = vec![u(n_out), u(d.len()), u(loc(a).offset), u(loc(b).offset), u(ol.offset)];
-            un.extend(pad6(&d));
-            un.extend(pad6(&st[1]));
-            un.extend(pad6(&st[2]));
+            un.extend(pad_rank(&d));
+            un.extend(pad_rank(&st[1]));
+            un.extend(pad_rank(&st[2]));
             vec![Dispatch {
                 shader: instantiate(
                     BINARY,
@@ -251,10 +251,10 @@ pub fn lower_node(graph: &Graph, plan: &MemoryPlan, i: usize, t: Target) -> Resu
             let count: usize = axes.iter().map(|&i| s[i]).product();
             let scale = if *op == ReduceOp::Mean { 1.0 / count.max(1) as f32 } else { 1.0 };
             let mut un = vec![u(n_out), u(kd.len()), u(rd.len()), u(count), u(xl.offset), u(ol.offset), scale.to_bits()];
-            un.extend(pad6(&kd));
-            un.extend(pad6(&ks[0]));
-            un.extend(pad6(&rd));
-            un.extend(pad6(&rs[0]));
+            un.extend(pad_rank(&kd));
+            un.extend(pad_rank(&ks[0]));
+            un.extend(pad_rank(&rd));
+            un.extend(pad_rank(&rs[0]));
             vec![Dispatch {
                 shader: instantiate(REDUCE, &[], &[("X", xl.region), ("O", ol.region)], &[]),
                 uniforms: un,
@@ -353,9 +353,9 @@ pub fn lower_node(graph: &Graph, plan: &MemoryPlan, i: usize, t: Target) -> Resu
             if let Some(&bias) = node.inputs.get(2) {
                 // out[n, m, o] += bias[m]: a broadcast add in place.
                 let mut un = vec![u(n_out), 3, u(ol.offset), u(loc(bias).offset), u(ol.offset)];
-                un.extend(pad6(&[n, m, osp]));
-                un.extend(pad6(&[m * osp, osp, 1]));
-                un.extend(pad6(&[0, 1, 0]));
+                un.extend(pad_rank(&[n, m, osp]));
+                un.extend(pad_rank(&[m * osp, osp, 1]));
+                un.extend(pad_rank(&[0, 1, 0]));
                 out.push(Dispatch {
                     shader: instantiate(
                         BINARY,
