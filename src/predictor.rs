@@ -31,7 +31,9 @@ impl Predictor {
             bail!("the model has {} inputs and {} outputs; distk-gpu runs models with one input and one output", inputs.len(), outputs.len());
         }
         let row_width = inputs[0].bind(1).iter().product();
-        let output_width = outputs[0].bind(1).iter().product();
+        // Importing once up front checks the whole model before any data is read.
+        let probe = distk_onnx::import(&model, 1)?;
+        let output_width = distk_engine::shape::numel(probe.graph.shape(probe.graph.outputs[0]));
         let input_display = inputs[0].display();
         Ok(Predictor { model, runtime, executors: HashMap::new(), row_width, output_width, input_display })
     }

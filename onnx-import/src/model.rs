@@ -96,21 +96,22 @@ impl OnnxModel {
         g.input
             .iter()
             .filter(|i| !g.initializer.iter().any(|t| t.name == i.name))
-            .map(sig)
+            .map(|v| sig(v, false))
             .collect()
     }
 
-    /// The graph outputs.
+    /// The graph outputs (an output without declared type has no dims here; the importer infers them).
     pub fn outputs(&self) -> Result<Vec<TensorSig>> {
-        self.graph().output.iter().map(sig).collect()
+        self.graph().output.iter().map(|v| sig(v, true)).collect()
     }
 }
 
-fn sig(v: &pb::ValueInfoProto) -> Result<TensorSig> {
+fn sig(v: &pb::ValueInfoProto, is_output: bool) -> Result<TensorSig> {
     use pb::tensor_shape_proto::dimension::Value;
     use pb::type_proto::Value as TV;
     let tensor = match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
         Some(TV::TensorType(t)) => t,
+        None if is_output => return Ok(TensorSig { name: v.name.clone(), dims: Vec::new() }),
         _ => return Err(ImportError::Model(format!("graph input/output `{}` is not a tensor", v.name))),
     };
     if tensor.elem_type != crate::tensor::elem::FLOAT {
@@ -129,7 +130,8 @@ fn sig(v: &pb::ValueInfoProto) -> Result<TensorSig> {
                 _ => Dim::Symbolic(String::new()),
             })
             .collect(),
-        None => return Err(ImportError::Model(format!("graph input/output `{}` declares no shape", v.name))),
+        None if is_output => Vec::new(),
+        None => return Err(ImportError::Model(format!("graph input `{}` declares no shape", v.name))),
     };
     Ok(TensorSig { name: v.name.clone(), dims })
 }
