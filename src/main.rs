@@ -7,7 +7,26 @@ use clap::Parser;
 use distk_gpu::cli::{Cli, Command};
 use distk_gpu::commands;
 
+/// Mesa's Vulkan drivers print "error: XDG_RUNTIME_DIR is invalid or not set" on every start when
+/// the variable is missing (containers, CI, ssh sessions), which reads like one of our errors. Give
+/// them a private runtime directory instead.
+fn quiet_mesa_runtime_dir() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
+        return;
+    }
+    let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
+    let dir = std::env::temp_dir().join(format!("distk-gpu-runtime-{user}"));
+    if std::fs::create_dir_all(&dir).is_ok() {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+        // SAFETY: called first thing in `main`, before any thread is spawned, so no other thread
+        // can read or write the environment concurrently.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+    }
+}
+
 fn main() -> ExitCode {
+    quiet_mesa_runtime_dir();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Devices(a) => commands::devices::run(a),
