@@ -28,7 +28,11 @@ impl Predictor {
         let inputs = model.inputs()?;
         let outputs = model.outputs()?;
         if inputs.len() != 1 || outputs.len() != 1 {
-            bail!("the model has {} inputs and {} outputs; distk-gpu runs models with one input and one output", inputs.len(), outputs.len());
+            bail!(
+                "the model has {} inputs and {} outputs; distk-gpu runs models with one input and one output",
+                inputs.len(),
+                outputs.len()
+            );
         }
         let row_width = inputs[0].bind(1).iter().product();
         // Importing once up front checks the whole model before any data is read.

@@ -64,10 +64,22 @@ fn predict_matches_the_oracle_on_both_executors_and_formats() {
     let oracle = common::read_npz(&common::root().join("tests/fixtures/oracles/forward/keras_mlp.npz"));
     let want = oracle["output_data"].f32s();
     let mut outs = Vec::new();
-    for (device, file) in [("cpu", "digits_test.parquet"), ("wgpu", "digits_test.parquet"), ("wgpu", "digits_test.csv")] {
+    for (device, file) in [("cpu", "digits_test.parquet"), ("wgpu", "digits_test.parquet"), ("wgpu", "digits_test.csv")]
+    {
         let out = dir.path().join(format!("{device}-{file}.parquet"));
         let o = distk(
-            &["predict", model("keras_mlp.onnx").to_str().unwrap(), "--data", data(file).to_str().unwrap(), "--out", out.to_str().unwrap(), "--device", device, "--batch-size", "100"],
+            &[
+                "predict",
+                model("keras_mlp.onnx").to_str().unwrap(),
+                "--data",
+                data(file).to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--device",
+                device,
+                "--batch-size",
+                "100",
+            ],
             &[],
         );
         assert!(o.status.success(), "{}", stderr(&o));
@@ -91,7 +103,16 @@ fn predict_reshapes_flat_features_for_the_cnn() {
     let dir = tmp();
     let out = dir.path().join("cnn.parquet");
     let o = distk(
-        &["predict", model("keras_cnn.onnx").to_str().unwrap(), "--data", data("mnist_small_test.parquet").to_str().unwrap(), "--out", out.to_str().unwrap(), "--device", "wgpu"],
+        &[
+            "predict",
+            model("keras_cnn.onnx").to_str().unwrap(),
+            "--data",
+            data("mnist_small_test.parquet").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--device",
+            "wgpu",
+        ],
         &[],
     );
     assert!(o.status.success(), "{}", stderr(&o));
@@ -126,7 +147,8 @@ fn bad_inputs_fail_cleanly() {
     let o = distk(&["predict", half.to_str().unwrap(), "--data", digits_s, "--out", out_s], &[]);
     assert_clean_failure(&o, "is not a readable ONNX model", d);
 
-    let o = distk(&["predict", mlp_s, "--data", data("mnist_small_test.parquet").to_str().unwrap(), "--out", out_s], &[]);
+    let o =
+        distk(&["predict", mlp_s, "--data", data("mnist_small_test.parquet").to_str().unwrap(), "--out", out_s], &[]);
     assert_clean_failure(&o, "input width 784", d);
 
     let o = distk(&["predict", mlp_s, "--data", digits_s, "--out", out_s, "--features-col", "pixels"], &[]);
@@ -157,7 +179,11 @@ fn bad_inputs_fail_cleanly() {
     // No adapter: the Vulkan loader pointed at no driver.
     let o = distk(
         &["predict", mlp_s, "--data", digits_s, "--out", out_s, "--device", "wgpu"],
-        &[("WGPU_BACKEND", "vulkan"), ("VK_DRIVER_FILES", "/nonexistent.json"), ("VK_ICD_FILENAMES", "/nonexistent.json")],
+        &[
+            ("WGPU_BACKEND", "vulkan"),
+            ("VK_DRIVER_FILES", "/nonexistent.json"),
+            ("VK_ICD_FILENAMES", "/nonexistent.json"),
+        ],
     );
     assert_clean_failure(&o, "no GPU adapter found", d);
 
@@ -174,7 +200,8 @@ fn inspect_reports_what_the_export_lost() {
     assert_eq!(v["parameter_count"], 34720);
     assert_eq!(v["op_counts"]["Conv"], 2);
     assert_eq!(v["inputs"][0][1], "[unk__107, 28, 28, 1]");
-    let lost: Vec<String> = v["lost_for_training"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect();
+    let lost: Vec<String> =
+        v["lost_for_training"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect();
     assert_eq!(lost.iter().filter(|l| l.contains("has no bias")).count(), 3, "{lost:?}");
     assert!(v["unsupported"].as_array().unwrap().is_empty());
     let o = distk(&["inspect", model("keras_mlp.onnx").to_str().unwrap()], &[]);
@@ -188,7 +215,17 @@ fn devices_lists_lavapipe_and_says_what_auto_uses() {
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(!v["adapters"].as_array().unwrap().is_empty(), "no adapter: is mesa-vulkan-drivers installed?");
-    let o = distk(&["devices"], &[("WGPU_BACKEND", "vulkan"), ("VK_DRIVER_FILES", "/nonexistent.json"), ("VK_ICD_FILENAMES", "/nonexistent.json")]);
+    let o = distk(
+        &["devices"],
+        &[
+            ("WGPU_BACKEND", "vulkan"),
+            ("VK_DRIVER_FILES", "/nonexistent.json"),
+            ("VK_ICD_FILENAMES", "/nonexistent.json"),
+        ],
+    );
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success() && text.contains("no GPU adapter found") && text.contains("mesa-vulkan-drivers"), "{text}");
+    assert!(
+        o.status.success() && text.contains("no GPU adapter found") && text.contains("mesa-vulkan-drivers"),
+        "{text}"
+    );
 }

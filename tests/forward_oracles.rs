@@ -21,7 +21,10 @@ const MODELS: &[&str] = &[
 ];
 const TOLERANCE: f64 = 1e-5;
 
-fn cases(name: &str) -> Vec<(String, Vec<usize>, Vec<f32>, Vec<f32>)> {
+/// Case name, input shape, input, expected output.
+type Case = (String, Vec<usize>, Vec<f32>, Vec<f32>);
+
+fn cases(name: &str) -> Vec<Case> {
     let npz = read_npz(&root().join(format!("tests/fixtures/oracles/forward/{name}.npz")));
     let mut out = Vec::new();
     for case in ["data", "uniform"] {
@@ -64,7 +67,8 @@ fn every_fixture_model_matches_onnxruntime_and_tract_on_cpu_and_wgsl() {
             let cpu = CpuExecutor::new(g.clone()).run(&[&x]).unwrap().remove(0);
             let gpu = WgpuExecutor::new(ctx.clone(), g, &mut cache).unwrap().run(&[&x]).unwrap().remove(0);
             let tract = tract_forward(&path, &shape, &x);
-            let (e_cpu, e_gpu, e_tract) = (rel_max_err(&cpu, &want), rel_max_err(&gpu, &want), rel_max_err(&tract, &want));
+            let (e_cpu, e_gpu, e_tract) =
+                (rel_max_err(&cpu, &want), rel_max_err(&gpu, &want), rel_max_err(&tract, &want));
             report.push(format!("{name:24} {case:8} cpu {e_cpu:.2e}  wgpu {e_gpu:.2e}  tract {e_tract:.2e}"));
             assert!(e_cpu <= TOLERANCE, "{name}/{case}: cpu error {e_cpu:e}");
             assert!(e_gpu <= TOLERANCE, "{name}/{case}: wgpu error {e_gpu:e}");

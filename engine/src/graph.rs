@@ -130,10 +130,7 @@ impl GraphBuilder {
     /// Adds a constant.
     pub fn constant(&mut self, name: &str, shape: Vec<usize>, data: Vec<f32>) -> Result<ValueId> {
         if data.len() != crate::shape::numel(&shape) {
-            return Err(EngineError::BadInput(format!(
-                "constant `{name}`: {} values for shape {shape:?}",
-                data.len()
-            )));
+            return Err(EngineError::BadInput(format!("constant `{name}`: {} values for shape {shape:?}", data.len())));
         }
         Ok(self.push_value(name, shape, ValueKind::Constant(Arc::new(data))))
     }

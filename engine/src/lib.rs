@@ -12,8 +12,8 @@ pub mod layout;
 pub mod op;
 pub mod plan;
 pub mod shape;
-pub mod window;
 pub mod wgpu_exec;
+pub mod window;
 
 pub use error::{EngineError, Result};
 pub use executor::Executor;

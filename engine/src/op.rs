@@ -257,11 +257,7 @@ impl Op {
     /// The output shape for the given input shapes, or why they do not fit.
     pub fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>, String> {
         let want = |n: std::ops::RangeInclusive<usize>| -> Result<(), String> {
-            if n.contains(&inputs.len()) {
-                Ok(())
-            } else {
-                Err(format!("expects {n:?} inputs, got {}", inputs.len()))
-            }
+            if n.contains(&inputs.len()) { Ok(()) } else { Err(format!("expects {n:?} inputs, got {}", inputs.len())) }
         };
         match self {
             Op::MatMul { trans_a, trans_b, .. } => {
@@ -335,7 +331,8 @@ impl Op {
                 want(1..=1)?;
                 let x = inputs[0];
                 let mut seen = vec![false; x.len()];
-                if perm.len() != x.len() || perm.iter().any(|&p| p >= x.len() || std::mem::replace(&mut seen[p], true)) {
+                if perm.len() != x.len() || perm.iter().any(|&p| p >= x.len() || std::mem::replace(&mut seen[p], true))
+                {
                     return Err(format!("perm {perm:?} is not a permutation of {} dims", x.len()));
                 }
                 Ok(perm.iter().map(|&p| x[p]).collect())
@@ -366,13 +363,7 @@ impl Op {
                 }
                 Ok(x.iter()
                     .enumerate()
-                    .filter_map(|(i, &d)| {
-                        if axes.contains(&i) {
-                            keepdims.then_some(1)
-                        } else {
-                            Some(d)
-                        }
-                    })
+                    .filter_map(|(i, &d)| if axes.contains(&i) { keepdims.then_some(1) } else { Some(d) })
                     .collect())
             }
         }
@@ -409,10 +400,10 @@ fn conv_output_shape(a: &ConvAttrs, inputs: &[&[usize]]) -> Result<Vec<usize>, S
     if w[2..] != a.kernel[..] {
         return Err(format!("weight {w:?} does not match kernel {:?}", a.kernel));
     }
-    if let Some(b) = inputs.get(2) {
-        if numel(b) != w[0] {
-            return Err(format!("bias {b:?} does not match {} output channels", w[0]));
-        }
+    if let Some(b) = inputs.get(2)
+        && numel(b) != w[0]
+    {
+        return Err(format!("bias {b:?} does not match {} output channels", w[0]));
     }
     let mut out = vec![x[0], w[0]];
     for i in 0..nd {

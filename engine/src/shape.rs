@@ -36,15 +36,7 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
 pub fn broadcast_strides(operand: &[usize], out: &[usize]) -> Vec<usize> {
     let own = contiguous_strides(operand);
     let lead = out.len() - operand.len();
-    (0..out.len())
-        .map(|i| {
-            if i < lead || operand[i - lead] == 1 {
-                0
-            } else {
-                own[i - lead]
-            }
-        })
-        .collect()
+    (0..out.len()).map(|i| if i < lead || operand[i - lead] == 1 { 0 } else { own[i - lead] }).collect()
 }
 
 /// Merges adjacent dimensions that are contiguous in every stride set, to cut index arithmetic.
@@ -57,10 +49,7 @@ pub fn coalesce_dims(dims: &[usize], strides: &[Vec<usize>]) -> (Vec<usize>, Vec
             continue;
         }
         if !out_dims.is_empty() {
-            let mergeable = strides
-                .iter()
-                .zip(out_strides.iter())
-                .all(|(s, os)| os.last().copied() == Some(s[i] * d));
+            let mergeable = strides.iter().zip(out_strides.iter()).all(|(s, os)| os.last().copied() == Some(s[i] * d));
             if mergeable {
                 let n = out_dims.len() - 1;
                 out_dims[n] *= d;

@@ -15,7 +15,9 @@ const TOLERANCE: f64 = 1e-5;
 fn gpu() -> (Arc<GpuContext>, &'static Mutex<PipelineCache>) {
     static CTX: OnceLock<Arc<GpuContext>> = OnceLock::new();
     static CACHE: OnceLock<Mutex<PipelineCache>> = OnceLock::new();
-    let ctx = CTX.get_or_init(|| Arc::new(device::open(None).expect("a wgpu adapter (lavapipe: apt-get install mesa-vulkan-drivers)")));
+    let ctx = CTX.get_or_init(|| {
+        Arc::new(device::open(None).expect("a wgpu adapter (lavapipe: apt-get install mesa-vulkan-drivers)"))
+    });
     (ctx.clone(), CACHE.get_or_init(|| Mutex::new(PipelineCache::default())))
 }
 
@@ -27,11 +29,7 @@ fn rel_err(got: &[f32], want: &[f32]) -> f64 {
     assert_eq!(got.len(), want.len());
     let scale = want.iter().fold(0.0f64, |m, &x| m.max((x as f64).abs())).max(1e-20);
     got.iter().zip(want).fold(0.0f64, |m, (&a, &b)| {
-        if a.is_nan() && b.is_nan() || a == b {
-            m
-        } else {
-            m.max((a as f64 - b as f64).abs())
-        }
+        if a.is_nan() && b.is_nan() || a == b { m } else { m.max((a as f64 - b as f64).abs()) }
     }) / scale
 }
 
@@ -49,7 +47,14 @@ fn check(what: &str, graph: Graph, inputs: &[Vec<f32>]) {
 }
 
 /// A one-node graph with random inputs of the given shapes; `params` marks inputs that are parameters.
-fn one_node(rng: &mut StdRng, op: Op, shapes: &[Vec<usize>], params: &[bool], lo: f32, hi: f32) -> (Graph, Vec<Vec<f32>>) {
+fn one_node(
+    rng: &mut StdRng,
+    op: Op,
+    shapes: &[Vec<usize>],
+    params: &[bool],
+    lo: f32,
+    hi: f32,
+) -> (Graph, Vec<Vec<f32>>) {
     let mut b = GraphBuilder::new();
     let mut ids = Vec::new();
     let mut feeds = Vec::new();
@@ -67,12 +72,15 @@ fn one_node(rng: &mut StdRng, op: Op, shapes: &[Vec<usize>], params: &[bool], lo
     (b.finish(), feeds)
 }
 
+/// Batch dims of A and B, then m, k, n.
+type MatMulCase = (Vec<usize>, Vec<usize>, usize, usize, usize);
+
 #[test]
 fn matmul_all_tiles_transposes_batches_and_odd_sizes() {
     let mut rng = StdRng::seed_from_u64(1);
     // (batch A, batch B, m, k, n): shapes chosen to hit every tile shape on a CPU adapter
     // (257x257 -> 128x128, 65x200 -> 64x64, 33x40 -> 32x32, 7x9 -> 16x16) and on GPUs.
-    let mut cases: Vec<(Vec<usize>, Vec<usize>, usize, usize, usize)> = vec![
+    let mut cases: Vec<MatMulCase> = vec![
         (vec![], vec![], 1, 1, 1),
         (vec![], vec![], 257, 131, 257),
         (vec![], vec![], 65, 77, 200),
@@ -96,7 +104,14 @@ fn matmul_all_tiles_transposes_batches_and_odd_sizes() {
             let mut sb = bb.clone();
             sb.extend(if tb { [n, k] } else { [k, n] });
             let alpha = if ta { 0.5 } else { 1.0 };
-            let (g, x) = one_node(&mut rng, Op::MatMul { trans_a: ta, trans_b: tb, alpha }, &[sa.clone(), sb.clone()], &[false, true], -1.0, 1.0);
+            let (g, x) = one_node(
+                &mut rng,
+                Op::MatMul { trans_a: ta, trans_b: tb, alpha },
+                &[sa.clone(), sb.clone()],
+                &[false, true],
+                -1.0,
+                1.0,
+            );
             check(&format!("matmul {sa:?} x {sb:?} (trans {ta} {tb})"), g, &x);
         }
     }
@@ -138,7 +153,8 @@ fn elementwise_grid_spills_past_65535_workgroups() {
     // 4099 x 4097 outputs (more than 65,535 * 256) need a 2-D grid of workgroups; the inputs are small
     // so the whole graph stays within lavapipe's 128 MiB binding limit.
     let mut rng = StdRng::seed_from_u64(3);
-    let (g, x) = one_node(&mut rng, Op::Binary(BinaryOp::Sub), &[vec![4099, 1], vec![1, 4097]], &[false, false], -1.0, 1.0);
+    let (g, x) =
+        one_node(&mut rng, Op::Binary(BinaryOp::Sub), &[vec![4099, 1], vec![1, 4097]], &[false, false], -1.0, 1.0);
     check("broadcast sub over a 2-D grid", g, &x);
 }
 
@@ -180,7 +196,8 @@ fn softmax_and_log_softmax_along_every_axis() {
     for shape in [vec![1, 1], vec![4, 10], vec![3, 5, 7], vec![2, 1000]] {
         for axis in 0..shape.len() {
             for log in [false, true] {
-                let (g, x) = one_node(&mut rng, Op::Softmax { axis, log }, &[shape.clone()], &[], -8.0, 8.0);
+                let (g, x) =
+                    one_node(&mut rng, Op::Softmax { axis, log }, std::slice::from_ref(&shape), &[], -8.0, 8.0);
                 check(&format!("softmax {shape:?} axis {axis} log {log}"), g, &x);
             }
         }
@@ -188,7 +205,14 @@ fn softmax_and_log_softmax_along_every_axis() {
 }
 
 fn conv_attrs(nd: usize, k: usize, s: usize, d: usize, p: usize, group: usize) -> ConvAttrs {
-    ConvAttrs { kernel: vec![k; nd], strides: vec![s; nd], dilations: vec![d; nd], pads_begin: vec![p; nd], pads_end: vec![p.saturating_sub(1); nd], group }
+    ConvAttrs {
+        kernel: vec![k; nd],
+        strides: vec![s; nd],
+        dilations: vec![d; nd],
+        pads_begin: vec![p; nd],
+        pads_end: vec![p.saturating_sub(1); nd],
+        group,
+    }
 }
 
 #[test]
@@ -225,7 +249,11 @@ fn convolutions_in_1_2_and_3_spatial_dims() {
 fn pooling_max_and_average_with_padding_and_ceil_mode() {
     let mut rng = StdRng::seed_from_u64(7);
     for nd in 1..=3 {
-        for kind in [PoolKind::Max, PoolKind::Average { count_include_pad: false }, PoolKind::Average { count_include_pad: true }] {
+        for kind in [
+            PoolKind::Max,
+            PoolKind::Average { count_include_pad: false },
+            PoolKind::Average { count_include_pad: true },
+        ] {
             for (k, s, p, ceil) in [(2, 2, 0, false), (3, 2, 1, false), (3, 2, 1, true), (2, 1, 0, true)] {
                 let attrs = PoolAttrs {
                     kind,
@@ -261,19 +289,42 @@ fn batch_norm_copy_ops_and_reductions() {
         let feed = random(&mut rng, x.iter().product(), -3.0, 3.0);
         check(&format!("batchnorm {x:?}"), b.finish(), &[feed]);
     }
-    for (shape, perm) in [(vec![5, 7], vec![1, 0]), (vec![2, 3, 4, 5], vec![0, 2, 3, 1]), (vec![1, 9, 1], vec![2, 0, 1]), (vec![2, 3, 2, 3, 2], vec![4, 3, 2, 1, 0])] {
-        let (g, x) = one_node(&mut rng, Op::Transpose { perm: perm.clone() }, &[shape.clone()], &[], -1.0, 1.0);
+    for (shape, perm) in [
+        (vec![5, 7], vec![1, 0]),
+        (vec![2, 3, 4, 5], vec![0, 2, 3, 1]),
+        (vec![1, 9, 1], vec![2, 0, 1]),
+        (vec![2, 3, 2, 3, 2], vec![4, 3, 2, 1, 0]),
+    ] {
+        let (g, x) =
+            one_node(&mut rng, Op::Transpose { perm: perm.clone() }, std::slice::from_ref(&shape), &[], -1.0, 1.0);
         check(&format!("transpose {shape:?} {perm:?}"), g, &x);
     }
-    for (shapes, axis) in [(vec![vec![2, 3], vec![2, 5]], 1), (vec![vec![1, 4], vec![3, 4], vec![2, 4]], 0), (vec![vec![2, 3, 4], vec![2, 1, 4]], 1)] {
+    for (shapes, axis) in [
+        (vec![vec![2, 3], vec![2, 5]], 1),
+        (vec![vec![1, 4], vec![3, 4], vec![2, 4]], 0),
+        (vec![vec![2, 3, 4], vec![2, 1, 4]], 1),
+    ] {
         let params = vec![false, true, false];
         let (g, x) = one_node(&mut rng, Op::Concat { axis }, &shapes, &params, -1.0, 1.0);
         check(&format!("concat {shapes:?} axis {axis}"), g, &x);
     }
-    for (shape, axes) in [(vec![7], vec![0]), (vec![4, 5, 6], vec![1]), (vec![4, 5, 6], vec![0, 2]), (vec![2, 3, 4, 5], vec![2, 3]), (vec![3, 1000], vec![1])] {
+    for (shape, axes) in [
+        (vec![7], vec![0]),
+        (vec![4, 5, 6], vec![1]),
+        (vec![4, 5, 6], vec![0, 2]),
+        (vec![2, 3, 4, 5], vec![2, 3]),
+        (vec![3, 1000], vec![1]),
+    ] {
         for op in [ReduceOp::Sum, ReduceOp::Mean] {
             for keepdims in [false, true] {
-                let (g, x) = one_node(&mut rng, Op::Reduce { op, axes: axes.clone(), keepdims }, &[shape.clone()], &[], -1.0, 1.0);
+                let (g, x) = one_node(
+                    &mut rng,
+                    Op::Reduce { op, axes: axes.clone(), keepdims },
+                    std::slice::from_ref(&shape),
+                    &[],
+                    -1.0,
+                    1.0,
+                );
                 check(&format!("{op:?} {shape:?} {axes:?}"), g, &x);
             }
         }

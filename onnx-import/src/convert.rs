@@ -14,11 +14,56 @@ use crate::tensor::ConstTensor;
 
 /// Op types the importer converts (default domain).
 pub const SUPPORTED_OPS: &[&str] = &[
-    "MatMul", "Gemm", "Add", "Sub", "Mul", "Div", "Pow", "Relu", "LeakyRelu", "Elu", "Selu", "Sigmoid", "HardSigmoid",
-    "Tanh", "Softplus", "Exp", "Log", "Sqrt", "Neg", "Abs", "Clip", "Softmax", "LogSoftmax", "Conv", "MaxPool",
-    "AveragePool", "GlobalAveragePool", "BatchNormalization", "Dropout", "Flatten", "Reshape", "Transpose",
-    "Identity", "Concat", "ReduceMean", "ReduceSum", "Squeeze", "Unsqueeze", "Shape", "Size", "Gather", "Slice",
-    "Cast", "Range", "ConstantOfShape", "Constant", "Min", "Max", "Equal", "ReduceProd",
+    "MatMul",
+    "Gemm",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Pow",
+    "Relu",
+    "LeakyRelu",
+    "Elu",
+    "Selu",
+    "Sigmoid",
+    "HardSigmoid",
+    "Tanh",
+    "Softplus",
+    "Exp",
+    "Log",
+    "Sqrt",
+    "Neg",
+    "Abs",
+    "Clip",
+    "Softmax",
+    "LogSoftmax",
+    "Conv",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "BatchNormalization",
+    "Dropout",
+    "Flatten",
+    "Reshape",
+    "Transpose",
+    "Identity",
+    "Concat",
+    "ReduceMean",
+    "ReduceSum",
+    "Squeeze",
+    "Unsqueeze",
+    "Shape",
+    "Size",
+    "Gather",
+    "Slice",
+    "Cast",
+    "Range",
+    "ConstantOfShape",
+    "Constant",
+    "Min",
+    "Max",
+    "Equal",
+    "ReduceProd",
 ];
 
 /// A model imported for one batch size.
@@ -55,6 +100,15 @@ pub fn unsupported_ops(model: &OnnxModel) -> Vec<UnsupportedOp> {
     found
 }
 
+/// Window attributes of Conv and pooling with `auto_pad` resolved to explicit pads.
+struct Window {
+    kernel: Vec<usize>,
+    strides: Vec<usize>,
+    dilations: Vec<usize>,
+    pads_begin: Vec<usize>,
+    pads_end: Vec<usize>,
+}
+
 #[derive(Clone)]
 enum Val {
     Const(ConstTensor),
@@ -78,7 +132,13 @@ pub fn import(model: &OnnxModel, batch: usize) -> Result<ImportedGraph> {
     }
     let g = model.graph();
     let placeholder = pb::NodeProto::default();
-    let mut imp = Importer { model, b: GraphBuilder::new(), env: HashMap::new(), materialized: HashMap::new(), node: &placeholder };
+    let mut imp = Importer {
+        model,
+        b: GraphBuilder::new(),
+        env: HashMap::new(),
+        materialized: HashMap::new(),
+        node: &placeholder,
+    };
     for (i, t) in g.initializer.iter().enumerate() {
         let v = if t.data_type == crate::tensor::elem::FLOAT {
             Val::Init(i)
@@ -121,7 +181,11 @@ impl<'a> Importer<'a> {
     }
 
     fn name(&self) -> String {
-        if self.node.name.is_empty() { self.node.output.first().cloned().unwrap_or_default() } else { self.node.name.clone() }
+        if self.node.name.is_empty() {
+            self.node.output.first().cloned().unwrap_or_default()
+        } else {
+            self.node.name.clone()
+        }
     }
 
     fn input_name(&self, i: usize) -> Option<&str> {
@@ -129,7 +193,9 @@ impl<'a> Importer<'a> {
     }
 
     fn val(&self, name: &str) -> Result<&Val> {
-        self.env.get(name).ok_or_else(|| self.err(format!("input `{name}` is produced by no node, initializer or graph input")))
+        self.env
+            .get(name)
+            .ok_or_else(|| self.err(format!("input `{name}` is produced by no node, initializer or graph input")))
     }
 
     fn init(&self, i: usize) -> Result<ConstTensor> {
@@ -147,7 +213,8 @@ impl<'a> Importer<'a> {
     }
 
     fn require_const(&self, i: usize, what: &str) -> Result<ConstTensor> {
-        self.konst(i)?.ok_or_else(|| self.err(format!("{what} (input {i}) must be a constant; it is computed at run time")))
+        self.konst(i)?
+            .ok_or_else(|| self.err(format!("{what} (input {i}) must be a constant; it is computed at run time")))
     }
 
     fn shape_of(&self, name: &str) -> Result<Vec<usize>> {
@@ -234,10 +301,10 @@ impl<'a> Importer<'a> {
     fn convert(&mut self) -> Result<()> {
         let op = self.node.op_type.clone();
         // Fold nodes whose inputs are all constants (not trainable initializers).
-        if let Some(consts) = self.all_const()? {
-            if let Some(v) = self.fold(&op, &consts)? {
-                return self.set(Val::Const(v));
-            }
+        if let Some(consts) = self.all_const()?
+            && let Some(v) = self.fold(&op, &consts)?
+        {
+            return self.set(Val::Const(v));
         }
         let a = self.attrs();
         match op.as_str() {
@@ -270,7 +337,9 @@ impl<'a> Importer<'a> {
             "Cast" => {
                 let to = a.int_or("to", 1);
                 if to != i64::from(crate::tensor::elem::FLOAT) {
-                    return Err(self.err(format!("casting a run-time tensor to element type {to} is not supported (only float32)")));
+                    return Err(self.err(format!(
+                        "casting a run-time tensor to element type {to} is not supported (only float32)"
+                    )));
                 }
                 let x = self.input(0)?;
                 self.set(Val::Dyn(x))
@@ -294,7 +363,11 @@ impl<'a> Importer<'a> {
             "BatchNormalization" => self.batch_norm(),
             "Flatten" => {
                 let s = self.input_shape(0)?;
-                let axis = if a.int_or("axis", 1) == s.len() as i64 { s.len() } else { norm_axis(a.int_or("axis", 1), s.len()).map_err(|e| self.err(e))? };
+                let axis = if a.int_or("axis", 1) == s.len() as i64 {
+                    s.len()
+                } else {
+                    norm_axis(a.int_or("axis", 1), s.len()).map_err(|e| self.err(e))?
+                };
                 let x = self.input(0)?;
                 let shape = vec![s[..axis].iter().product(), s[axis..].iter().product()];
                 let y = self.reshape(x, shape)?;
@@ -322,7 +395,11 @@ impl<'a> Importer<'a> {
             "Transpose" => {
                 let s = self.input_shape(0)?;
                 let perm: Vec<usize> = match a.ints("perm") {
-                    Some(p) => p.iter().map(|&x| norm_axis(x, s.len())).collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))?,
+                    Some(p) => p
+                        .iter()
+                        .map(|&x| norm_axis(x, s.len()))
+                        .collect::<std::result::Result<_, _>>()
+                        .map_err(|e| self.err(e))?,
                     None => (0..s.len()).rev().collect(),
                 };
                 let x = self.input(0)?;
@@ -344,7 +421,11 @@ impl<'a> Importer<'a> {
                 let axes = self.axes(1)?;
                 let axes: Vec<usize> = match axes {
                     Some(v) if !v.is_empty() => {
-                        let mut ax: Vec<usize> = v.iter().map(|&x| norm_axis(x, s.len())).collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))?;
+                        let mut ax: Vec<usize> = v
+                            .iter()
+                            .map(|&x| norm_axis(x, s.len()))
+                            .collect::<std::result::Result<_, _>>()
+                            .map_err(|e| self.err(e))?;
                         ax.sort_unstable();
                         ax.dedup();
                         ax
@@ -370,7 +451,9 @@ impl<'a> Importer<'a> {
         let e = |r: String| self.err(r);
         let first = || c.first().cloned().ok_or_else(|| self.err("input 0 is missing"));
         Ok(Some(match op {
-            "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Min" | "Max" | "Equal" if c.len() == 2 => fold::binary(op, &c[0], &c[1]).map_err(e)?,
+            "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Min" | "Max" | "Equal" if c.len() == 2 => {
+                fold::binary(op, &c[0], &c[1]).map_err(e)?
+            }
             "Neg" => {
                 let mut x = first()?;
                 x.data.iter_mut().for_each(|v| *v = -*v);
@@ -405,7 +488,11 @@ impl<'a> Importer<'a> {
                     )
                 };
                 let axes: Vec<usize> = match axes {
-                    Some(v) => v.iter().map(|&x2| norm_axis(x2, x.shape.len())).collect::<std::result::Result<_, _>>().map_err(e)?,
+                    Some(v) => v
+                        .iter()
+                        .map(|&x2| norm_axis(x2, x.shape.len()))
+                        .collect::<std::result::Result<_, _>>()
+                        .map_err(e)?,
                     None => (0..starts.len()).collect(),
                 };
                 let steps = steps.unwrap_or_else(|| vec![1; axes.len()]);
@@ -443,7 +530,11 @@ impl<'a> Importer<'a> {
             "Transpose" => {
                 let x = first()?;
                 let perm: Vec<usize> = match a.ints("perm") {
-                    Some(p) => p.iter().map(|&v| norm_axis(v, x.shape.len())).collect::<std::result::Result<_, _>>().map_err(e)?,
+                    Some(p) => p
+                        .iter()
+                        .map(|&v| norm_axis(v, x.shape.len()))
+                        .collect::<std::result::Result<_, _>>()
+                        .map_err(e)?,
                     None => (0..x.shape.len()).rev().collect(),
                 };
                 fold::transpose(&x, &perm)
@@ -454,7 +545,11 @@ impl<'a> Importer<'a> {
                     return Err(self.err("Range with delta 0"));
                 }
                 let n = ((l - s) / d).ceil().max(0.0) as usize;
-                ConstTensor { shape: vec![n], data: (0..n).map(|i| s + i as f64 * d).collect(), is_float: c[0].is_float }
+                ConstTensor {
+                    shape: vec![n],
+                    data: (0..n).map(|i| s + i as f64 * d).collect(),
+                    is_float: c[0].is_float,
+                }
             }
             "ConstantOfShape" => {
                 let shape: Vec<usize> = first()?.as_i64().iter().map(|&d| d.max(0) as usize).collect();
@@ -528,8 +623,11 @@ impl<'a> Importer<'a> {
         let sb = self.input_shape(1)?;
         let (x, mut y) = (self.input(0)?, self.input(1)?);
         // Opsets below 7: `broadcast=1` with `axis` aligns B's dims starting at `axis` of A.
-        if self.model.opset < 7 && self.attrs().int_or("broadcast", 0) == 1 {
-            if let Some(axis) = self.attrs().int("axis") {
+        if self.model.opset < 7
+            && self.attrs().int_or("broadcast", 0) == 1
+            && let Some(axis) = self.attrs().int("axis")
+        {
+            {
                 let axis = norm_axis(axis, sa.len()).map_err(|e| self.err(e))?;
                 let mut shape = sb.clone();
                 shape.resize(sa.len() - axis, 1);
@@ -561,7 +659,8 @@ impl<'a> Importer<'a> {
                 } else {
                     let lo = self.konst(1)?;
                     let hi = self.konst(2)?;
-                    if (self.input_name(1).is_some() && lo.is_none()) || (self.input_name(2).is_some() && hi.is_none()) {
+                    if (self.input_name(1).is_some() && lo.is_none()) || (self.input_name(2).is_some() && hi.is_none())
+                    {
                         return Err(self.err("Clip bounds must be constants"));
                     }
                     (
@@ -592,7 +691,7 @@ impl<'a> Importer<'a> {
     }
 
     /// Kernel, strides, dilations and explicit pads of a windowed op (auto_pad resolved).
-    fn window(&self, spatial: &[usize], kernel: Vec<usize>) -> Result<(Vec<usize>, Vec<usize>, Vec<usize>, Vec<usize>, Vec<usize>)> {
+    fn window(&self, spatial: &[usize], kernel: Vec<usize>) -> Result<Window> {
         let a = self.attrs();
         let nd = spatial.len();
         let list = |name: &str, default: usize| -> Vec<usize> {
@@ -601,7 +700,9 @@ impl<'a> Importer<'a> {
         let strides = list("strides", 1);
         let dilations = list("dilations", 1);
         if kernel.len() != nd || strides.len() != nd || dilations.len() != nd {
-            return Err(self.err(format!("kernel {kernel:?}, strides {strides:?}, dilations {dilations:?} do not fit {nd} spatial dims")));
+            return Err(self.err(format!(
+                "kernel {kernel:?}, strides {strides:?}, dilations {dilations:?} do not fit {nd} spatial dims"
+            )));
         }
         let auto = a.string("auto_pad").unwrap_or_else(|| "NOTSET".into());
         let (mut begin, mut end) = (vec![0; nd], vec![0; nd]);
@@ -632,7 +733,7 @@ impl<'a> Importer<'a> {
             }
             other => return Err(self.err(format!("auto_pad `{other}` is not valid"))),
         }
-        Ok((kernel, strides, dilations, begin, end))
+        Ok(Window { kernel, strides, dilations, pads_begin: begin, pads_end: end })
     }
 
     fn conv(&mut self) -> Result<()> {
@@ -645,7 +746,7 @@ impl<'a> Importer<'a> {
             Some(k) => k.iter().map(|&x| x.max(0) as usize).collect(),
             None => ws[2..].to_vec(),
         };
-        let (kernel, strides, dilations, pads_begin, pads_end) = self.window(&s[2..], kernel)?;
+        let Window { kernel, strides, dilations, pads_begin, pads_end } = self.window(&s[2..], kernel)?;
         let group = self.attrs().int_or("group", 1).max(1) as usize;
         let mut ins = vec![self.input(0)?, self.input(1)?];
         if self.input_name(2).is_some() {
@@ -669,9 +770,13 @@ impl<'a> Importer<'a> {
             .iter()
             .map(|&x| x.max(1) as usize)
             .collect();
-        let kind = if max { PoolKind::Max } else { PoolKind::Average { count_include_pad: a.int_or("count_include_pad", 0) == 1 } };
+        let kind = if max {
+            PoolKind::Max
+        } else {
+            PoolKind::Average { count_include_pad: a.int_or("count_include_pad", 0) == 1 }
+        };
         let ceil_mode = a.int_or("ceil_mode", 0) == 1;
-        let (kernel, strides, dilations, pads_begin, pads_end) = self.window(&s[2..], kernel)?;
+        let Window { kernel, strides, dilations, pads_begin, pads_end } = self.window(&s[2..], kernel)?;
         let x = self.input(0)?;
         self.emit_out(Op::Pool(PoolAttrs { kind, kernel, strides, dilations, pads_begin, pads_end, ceil_mode }), &[x])
     }

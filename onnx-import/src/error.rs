@@ -25,7 +25,9 @@ pub enum ImportError {
         source: std::io::Error,
     },
     /// The bytes are not an ONNX ModelProto (wrong file, or truncated).
-    #[error("`{path}` is not a readable ONNX model ({reason}); export it again with tf2onnx, Keras' model.export(format=\"onnx\") or torch.onnx.export")]
+    #[error(
+        "`{path}` is not a readable ONNX model ({reason}); export it again with tf2onnx, Keras' model.export(format=\"onnx\") or torch.onnx.export"
+    )]
     NotOnnx {
         /// The path.
         path: String,

@@ -75,7 +75,13 @@ pub fn gather(x: &ConstTensor, idx: &ConstTensor, axis: usize) -> Result<ConstTe
 }
 
 /// ONNX Slice (start, end, step per listed axis; ends clamp).
-pub fn slice(x: &ConstTensor, starts: &[i64], ends: &[i64], axes: &[usize], steps: &[i64]) -> Result<ConstTensor, String> {
+pub fn slice(
+    x: &ConstTensor,
+    starts: &[i64],
+    ends: &[i64],
+    axes: &[usize],
+    steps: &[i64],
+) -> Result<ConstTensor, String> {
     let rank = x.shape.len();
     let mut ranges: Vec<(i64, i64, i64)> = x.shape.iter().map(|&d| (0, d as i64, 1)).collect();
     for (k, &ax) in axes.iter().enumerate() {
@@ -95,7 +101,13 @@ pub fn slice(x: &ConstTensor, starts: &[i64], ends: &[i64], axes: &[usize], step
     }
     let counts: Vec<usize> = ranges
         .iter()
-        .map(|&(s, e, st)| if st > 0 { ((e - s).max(0) as usize).div_ceil(st as usize) } else { ((s - e).max(0) as usize).div_ceil((-st) as usize) })
+        .map(|&(s, e, st)| {
+            if st > 0 {
+                ((e - s).max(0) as usize).div_ceil(st as usize)
+            } else {
+                ((s - e).max(0) as usize).div_ceil((-st) as usize)
+            }
+        })
         .collect();
     let src = strides(&x.shape);
     let total: usize = counts.iter().product();
@@ -152,14 +164,16 @@ pub fn reshape_target(input: &[usize], spec: &[i64], allowzero: bool) -> Result<
                 }
                 out.push(1);
             }
-            0 if !allowzero => out.push(*input.get(i).ok_or_else(|| format!("shape {spec:?}: 0 at {i} has no input dim to copy"))?),
+            0 if !allowzero => {
+                out.push(*input.get(i).ok_or_else(|| format!("shape {spec:?}: 0 at {i} has no input dim to copy"))?)
+            }
             s if s >= 0 => out.push(s as usize),
             s => return Err(format!("shape {spec:?} has invalid dim {s}")),
         }
     }
     if let Some(i) = infer {
         let known: usize = out.iter().product();
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(format!("cannot reshape {input:?} to {spec:?}"));
         }
         out[i] = total / known;

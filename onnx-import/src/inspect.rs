@@ -117,7 +117,8 @@ fn lost_for_training(model: &OnnxModel) -> Vec<String> {
         lost.push("no Dropout nodes: exports drop Dropout; re-insert one with `run --dropout NODE=RATE`".into());
     }
     for n in g.node.iter().filter(|n| n.op_type == "MatMul" || n.op_type == "Conv" || n.op_type == "Gemm") {
-        let has_own_bias = (n.op_type == "Conv" || n.op_type == "Gemm") && n.input.get(2).is_some_and(|s| !s.is_empty());
+        let has_own_bias =
+            (n.op_type == "Conv" || n.op_type == "Gemm") && n.input.get(2).is_some_and(|s| !s.is_empty());
         let Some(out) = n.output.first() else { continue };
         let followed_by_bias = g.node.iter().any(|m| {
             m.op_type == "Add" && m.input.iter().any(|i| i == out) && m.input.iter().any(|i| i != out && is_init(i))

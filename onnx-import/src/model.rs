@@ -62,25 +62,21 @@ pub struct OnnxModel {
 impl OnnxModel {
     /// Reads and decodes a model file.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| ImportError::Io { path: path.display().to_string(), source })?;
+        let bytes =
+            std::fs::read(path).map_err(|source| ImportError::Io { path: path.display().to_string(), source })?;
         Self::from_bytes(bytes, &path.display().to_string())
     }
 
     /// Decodes a model from bytes; `path` names it in messages.
     pub fn from_bytes(bytes: Vec<u8>, path: &str) -> Result<Self> {
         let not_onnx = |reason: String| ImportError::NotOnnx { path: path.to_string(), reason };
-        let proto = tract_onnx::onnx()
-            .proto_model_for_read(&mut &bytes[..])
-            .map_err(|e| not_onnx(format!("{e:#}")))?;
+        let proto = tract_onnx::onnx().proto_model_for_read(&mut &bytes[..]).map_err(|e| not_onnx(format!("{e:#}")))?;
         let graph = proto.graph.as_ref().ok_or_else(|| not_onnx("it has no graph".into()))?;
         if graph.node.is_empty() || graph.output.is_empty() {
             return Err(not_onnx("its graph has no nodes or no outputs".into()));
         }
-        let opset = proto
-            .opset_import
-            .iter()
-            .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
-            .map_or(1, |o| o.version);
+        let opset =
+            proto.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map_or(1, |o| o.version);
         Ok(OnnxModel { path: path.to_string(), bytes, proto, opset })
     }
 
@@ -93,11 +89,7 @@ impl OnnxModel {
     /// The graph inputs the caller feeds (initializers listed as inputs, as old IR versions do, excluded).
     pub fn inputs(&self) -> Result<Vec<TensorSig>> {
         let g = self.graph();
-        g.input
-            .iter()
-            .filter(|i| !g.initializer.iter().any(|t| t.name == i.name))
-            .map(|v| sig(v, false))
-            .collect()
+        g.input.iter().filter(|i| !g.initializer.iter().any(|t| t.name == i.name)).map(|v| sig(v, false)).collect()
     }
 
     /// The graph outputs (an output without declared type has no dims here; the importer infers them).

@@ -59,7 +59,13 @@ fn f32_tensor(name: &str, dims: &[usize], data: &[f32]) -> pb::TensorProto {
 }
 
 fn i64_tensor(name: &str, data: &[i64]) -> pb::TensorProto {
-    pb::TensorProto { name: name.into(), dims: vec![data.len() as i64], data_type: 7, int64_data: data.to_vec(), ..Default::default() }
+    pb::TensorProto {
+        name: name.into(),
+        dims: vec![data.len() as i64],
+        data_type: 7,
+        int64_data: data.to_vec(),
+        ..Default::default()
+    }
 }
 
 fn node(op: &str, inputs: &[&str], output: &str, attrs: Vec<pb::AttributeProto>) -> pb::NodeProto {
@@ -158,10 +164,20 @@ fn elementwise_ops_and_activations() {
     for op in ["Relu", "Sigmoid", "Tanh", "Softplus", "Exp", "Neg", "Abs"] {
         check(op, model(13, &[7], vec![node(op, &["x"], "y", vec![])], vec![]), 3, &[7]);
     }
-    check("LeakyRelu", model(13, &[7], vec![node("LeakyRelu", &["x"], "y", vec![attr_f("alpha", 0.2)])], vec![]), 3, &[7]);
+    check(
+        "LeakyRelu",
+        model(13, &[7], vec![node("LeakyRelu", &["x"], "y", vec![attr_f("alpha", 0.2)])], vec![]),
+        3,
+        &[7],
+    );
     check("Elu", model(13, &[7], vec![node("Elu", &["x"], "y", vec![attr_f("alpha", 0.5)])], vec![]), 3, &[7]);
     check("Selu", model(13, &[7], vec![node("Selu", &["x"], "y", vec![])], vec![]), 3, &[7]);
-    check("HardSigmoid", model(13, &[7], vec![node("HardSigmoid", &["x"], "y", vec![attr_f("alpha", 0.3)])], vec![]), 3, &[7]);
+    check(
+        "HardSigmoid",
+        model(13, &[7], vec![node("HardSigmoid", &["x"], "y", vec![attr_f("alpha", 0.3)])], vec![]),
+        3,
+        &[7],
+    );
     check(
         "Clip opset 6",
         model(6, &[7], vec![node("Clip", &["x"], "y", vec![attr_f("min", -0.5), attr_f("max", 0.7)])], vec![]),
@@ -170,11 +186,17 @@ fn elementwise_ops_and_activations() {
     );
     let lo = f32_tensor("lo", &[], &[-0.25]);
     check("Clip opset 13", model(13, &[7], vec![node("Clip", &["x", "lo", ""], "y", vec![])], vec![lo]), 3, &[7]);
-    let sq = vec![node("Abs", &["x"], "a", vec![]), node("Sqrt", &["a"], "s", vec![]), node("Log", &["s"], "y", vec![])];
+    let sq =
+        vec![node("Abs", &["x"], "a", vec![]), node("Sqrt", &["a"], "s", vec![]), node("Log", &["s"], "y", vec![])];
     check("Sqrt Log", model(13, &[7], sq, vec![]), 3, &[7]);
     for op in ["Add", "Sub", "Mul", "Div"] {
         let b = f32_tensor("b", &[4, 1], &[0.5, 1.5, -2.0, 3.0]);
-        check(&format!("{op} broadcast"), model(13, &[4, 3], vec![node(op, &["x", "b"], "y", vec![])], vec![b]), 2, &[4, 3]);
+        check(
+            &format!("{op} broadcast"),
+            model(13, &[4, 3], vec![node(op, &["x", "b"], "y", vec![])], vec![b]),
+            2,
+            &[4, 3],
+        );
     }
     let e = f32_tensor("e", &[], &[2.0]);
     check("Pow", model(13, &[5], vec![node("Pow", &["x", "e"], "y", vec![])], vec![e]), 2, &[5]);
@@ -216,14 +238,28 @@ fn conv_pool_and_batchnorm_forms() {
     check("conv plain", model(13, &[2, 7, 7], conv(vec![]), vec![w.clone(), b.clone()]), 2, &[2, 7, 7]);
     check(
         "conv pads strides dilations",
-        model(13, &[2, 9, 8], conv(vec![attr_ints("pads", &[1, 2, 0, 1]), attr_ints("strides", &[2, 1]), attr_ints("dilations", &[1, 2])]), vec![w.clone(), b.clone()]),
+        model(
+            13,
+            &[2, 9, 8],
+            conv(vec![
+                attr_ints("pads", &[1, 2, 0, 1]),
+                attr_ints("strides", &[2, 1]),
+                attr_ints("dilations", &[1, 2]),
+            ]),
+            vec![w.clone(), b.clone()],
+        ),
         2,
         &[2, 9, 8],
     );
     for auto in ["SAME_UPPER", "SAME_LOWER", "VALID"] {
         check(
             &format!("conv auto_pad {auto}"),
-            model(13, &[2, 8, 7], conv(vec![attr_s("auto_pad", auto), attr_ints("strides", &[2, 2])]), vec![w.clone(), b.clone()]),
+            model(
+                13,
+                &[2, 8, 7],
+                conv(vec![attr_s("auto_pad", auto), attr_ints("strides", &[2, 2])]),
+                vec![w.clone(), b.clone()],
+            ),
             2,
             &[2, 8, 7],
         );
@@ -231,29 +267,81 @@ fn conv_pool_and_batchnorm_forms() {
     let wg = f32_tensor("w", &[4, 1, 3, 3], &weights(36, 5));
     check("conv group", model(13, &[2, 6, 6], conv(vec![attr_i("group", 2)]), vec![wg, b.clone()]), 2, &[2, 6, 6]);
     let w1 = f32_tensor("w", &[3, 2, 3], &weights(18, 6));
-    check("conv 1d", model(13, &[2, 10], vec![node("Conv", &["x", "w"], "y", vec![attr_ints("pads", &[1, 1])])], vec![w1]), 2, &[2, 10]);
+    check(
+        "conv 1d",
+        model(13, &[2, 10], vec![node("Conv", &["x", "w"], "y", vec![attr_ints("pads", &[1, 1])])], vec![w1]),
+        2,
+        &[2, 10],
+    );
     let w3 = f32_tensor("w", &[2, 2, 2, 2, 2], &weights(32, 7));
-    check("conv 3d", model(13, &[2, 4, 5, 4], vec![node("Conv", &["x", "w"], "y", vec![])], vec![w3]), 1, &[2, 4, 5, 4]);
-    for (op, extra) in [("MaxPool", vec![]), ("AveragePool", vec![attr_i("count_include_pad", 1)]), ("AveragePool", vec![])] {
-        let mut attrs = vec![attr_ints("kernel_shape", &[3, 3]), attr_ints("strides", &[2, 2]), attr_ints("pads", &[1, 1, 1, 1])];
+    check(
+        "conv 3d",
+        model(13, &[2, 4, 5, 4], vec![node("Conv", &["x", "w"], "y", vec![])], vec![w3]),
+        1,
+        &[2, 4, 5, 4],
+    );
+    for (op, extra) in
+        [("MaxPool", vec![]), ("AveragePool", vec![attr_i("count_include_pad", 1)]), ("AveragePool", vec![])]
+    {
+        let mut attrs =
+            vec![attr_ints("kernel_shape", &[3, 3]), attr_ints("strides", &[2, 2]), attr_ints("pads", &[1, 1, 1, 1])];
         attrs.extend(extra);
         check(&format!("{op} 2d"), model(13, &[2, 7, 8], vec![node(op, &["x"], "y", attrs)], vec![]), 2, &[2, 7, 8]);
     }
     check(
         "MaxPool ceil 1d",
-        model(13, &[2, 9], vec![node("MaxPool", &["x"], "y", vec![attr_ints("kernel_shape", &[2]), attr_ints("strides", &[2]), attr_i("ceil_mode", 1)])], vec![]),
+        model(
+            13,
+            &[2, 9],
+            vec![node(
+                "MaxPool",
+                &["x"],
+                "y",
+                vec![attr_ints("kernel_shape", &[2]), attr_ints("strides", &[2]), attr_i("ceil_mode", 1)],
+            )],
+            vec![],
+        ),
         2,
         &[2, 9],
     );
-    check("GlobalAveragePool", model(13, &[3, 4, 5], vec![node("GlobalAveragePool", &["x"], "y", vec![])], vec![]), 2, &[3, 4, 5]);
-    let bn: Vec<pb::TensorProto> = ["s", "bb", "m", "v"].iter().enumerate().map(|(i, n)| {
-        let d = weights(3, 10 + i as u64);
-        f32_tensor(n, &[3], &if *n == "v" { d.iter().map(|x| x.abs() + 0.1).collect() } else { d })
-    }).collect();
-    check("BatchNormalization", model(15, &[3, 4, 4], vec![node("BatchNormalization", &["x", "s", "bb", "m", "v"], "y", vec![attr_f("epsilon", 1e-3)])], bn.clone()), 2, &[3, 4, 4]);
+    check(
+        "GlobalAveragePool",
+        model(13, &[3, 4, 5], vec![node("GlobalAveragePool", &["x"], "y", vec![])], vec![]),
+        2,
+        &[3, 4, 5],
+    );
+    let bn: Vec<pb::TensorProto> = ["s", "bb", "m", "v"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let d = weights(3, 10 + i as u64);
+            f32_tensor(n, &[3], &if *n == "v" { d.iter().map(|x| x.abs() + 0.1).collect() } else { d })
+        })
+        .collect();
+    check(
+        "BatchNormalization",
+        model(
+            15,
+            &[3, 4, 4],
+            vec![node("BatchNormalization", &["x", "s", "bb", "m", "v"], "y", vec![attr_f("epsilon", 1e-3)])],
+            bn.clone(),
+        ),
+        2,
+        &[3, 4, 4],
+    );
     check(
         "BatchNormalization opset 7 with spatial",
-        model(7, &[3, 5], vec![node("BatchNormalization", &["x", "s", "bb", "m", "v"], "y", vec![attr_i("spatial", 1), attr_i("is_test", 1)])], bn),
+        model(
+            7,
+            &[3, 5],
+            vec![node(
+                "BatchNormalization",
+                &["x", "s", "bb", "m", "v"],
+                "y",
+                vec![attr_i("spatial", 1), attr_i("is_test", 1)],
+            )],
+            bn,
+        ),
         2,
         &[3, 5],
     );
@@ -279,13 +367,31 @@ fn shape_ops_fold_and_reshape_forms() {
     check("flatten chain", model(13, &[3, 4], nodes, inits), 2, &[3, 4]);
     let nodes = vec![node("Reshape", &["x", "sh"], "y", vec![])];
     check("reshape 0 and -1", model(13, &[3, 4], nodes, vec![i64_tensor("sh", &[0, -1, 2])]), 2, &[3, 4]);
-    check("flatten axis 2", model(13, &[3, 4], vec![node("Flatten", &["x"], "y", vec![attr_i("axis", 2)])], vec![]), 2, &[3, 4]);
-    let nodes = vec![node("Unsqueeze", &["x"], "u", vec![attr_ints("axes", &[1, 3])]), node("Squeeze", &["u"], "y", vec![attr_ints("axes", &[3])])];
+    check(
+        "flatten axis 2",
+        model(13, &[3, 4], vec![node("Flatten", &["x"], "y", vec![attr_i("axis", 2)])], vec![]),
+        2,
+        &[3, 4],
+    );
+    let nodes = vec![
+        node("Unsqueeze", &["x"], "u", vec![attr_ints("axes", &[1, 3])]),
+        node("Squeeze", &["u"], "y", vec![attr_ints("axes", &[3])]),
+    ];
     check("squeeze/unsqueeze attribute form", model(11, &[3, 4], nodes, vec![]), 2, &[3, 4]);
     let nodes = vec![node("Unsqueeze", &["x", "a"], "u", vec![]), node("Squeeze", &["u", "b"], "y", vec![])];
-    check("squeeze/unsqueeze input form", model(13, &[3, 4], nodes, vec![i64_tensor("a", &[-1, 0]), i64_tensor("b", &[0])]), 2, &[3, 4]);
+    check(
+        "squeeze/unsqueeze input form",
+        model(13, &[3, 4], nodes, vec![i64_tensor("a", &[-1, 0]), i64_tensor("b", &[0])]),
+        2,
+        &[3, 4],
+    );
     let nodes = vec![node("Concat", &["x", "c"], "y", vec![attr_i("axis", -1)])];
-    check("concat with a parameter", model(13, &[3, 4], nodes, vec![f32_tensor("c", &[2, 3, 2], &weights(12, 9))]), 2, &[3, 4]);
+    check(
+        "concat with a parameter",
+        model(13, &[3, 4], nodes, vec![f32_tensor("c", &[2, 3, 2], &weights(12, 9))]),
+        2,
+        &[3, 4],
+    );
     for (op, keep) in [("ReduceMean", 1), ("ReduceSum", 0)] {
         let nodes = vec![node(op, &["x"], "y", vec![attr_ints("axes", &[1, -1]), attr_i("keepdims", keep)])];
         check(&format!("{op} attribute axes"), model(11, &[3, 4, 5], nodes, vec![]), 2, &[3, 4, 5]);

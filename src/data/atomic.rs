@@ -11,11 +11,9 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&mut std::fs::File) -> R
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".distk-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a file in `{}` (does the directory exist and is it writable?)", dir.display()))?;
+    let mut tmp = tempfile::Builder::new().prefix(".distk-").suffix(".tmp").tempfile_in(dir).with_context(|| {
+        format!("cannot create a file in `{}` (does the directory exist and is it writable?)", dir.display())
+    })?;
     write(tmp.as_file_mut())?;
     tmp.as_file().sync_all().ok();
     tmp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot write `{}`", path.display()))?;

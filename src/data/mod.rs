@@ -2,7 +2,7 @@
 //! batches, and result files written atomically.
 
 pub mod atomic;
-pub mod reader;
 pub mod predictions;
+pub mod reader;
 
 pub use reader::{DataReader, FeatureColumns, Rows};

@@ -70,23 +70,38 @@ impl DataReader {
         }
     }
 
-    fn open_parquet(path: &Path, file: File, features: &FeatureColumns, label: Option<&str>, batch: usize) -> Result<Self> {
+    fn open_parquet(
+        path: &Path,
+        file: File,
+        features: &FeatureColumns,
+        label: Option<&str>,
+        batch: usize,
+    ) -> Result<Self> {
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
-            anyhow!("`{}` is not a readable Parquet file ({e}); give a .parquet file, or a .csv file with a header row", path.display())
+            anyhow!(
+                "`{}` is not a readable Parquet file ({e}); give a .parquet file, or a .csv file with a header row",
+                path.display()
+            )
         })?;
         let schema = builder.schema().clone();
         let total_rows = usize::try_from(builder.metadata().file_metadata().num_rows()).ok();
         let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let find = |name: &str| -> Result<usize> {
             names.iter().position(|n| n == name).ok_or_else(|| {
-                anyhow!("`{}` has no column `{name}` (columns: {}); choose one with --features-col / --label-col", path.display(), names.join(", "))
+                anyhow!(
+                    "`{}` has no column `{name}` (columns: {}); choose one with --features-col / --label-col",
+                    path.display(),
+                    names.join(", ")
+                )
             })
         };
         let feat_idx: Vec<usize> = features.0.iter().map(|n| find(n)).collect::<Result<_>>()?;
         for &i in &feat_idx {
             let dt = schema.field(i).data_type();
             let ok = match dt {
-                DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => feat_idx.len() == 1 && is_number(f.data_type()),
+                DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+                    feat_idx.len() == 1 && is_number(f.data_type())
+                }
                 other => is_number(other),
             };
             if !ok {
@@ -101,8 +116,20 @@ impl DataReader {
             Some(l) => {
                 let i = find(l)?;
                 let dt = schema.field(i).data_type();
-                if !matches!(dt, DataType::Int64 | DataType::Int32 | DataType::Int16 | DataType::Int8 | DataType::UInt8 | DataType::UInt16 | DataType::UInt32) {
-                    bail!("label column `{l}` of `{}` has type {dt}; labels must be integer class indices", path.display());
+                if !matches!(
+                    dt,
+                    DataType::Int64
+                        | DataType::Int32
+                        | DataType::Int16
+                        | DataType::Int8
+                        | DataType::UInt8
+                        | DataType::UInt16
+                        | DataType::UInt32
+                ) {
+                    bail!(
+                        "label column `{l}` of `{}` has type {dt}; labels must be integer class indices",
+                        path.display()
+                    );
                 }
                 Some(i)
             }
@@ -119,7 +146,11 @@ impl DataReader {
         let pos = |i: usize| sorted.iter().position(|&x| x == i).unwrap_or(0);
         Ok(DataReader {
             path: path.to_path_buf(),
-            source: Source::Parquet { reader, features: feat_idx.iter().map(|&i| pos(i)).collect(), label: label_idx.map(pos) },
+            source: Source::Parquet {
+                reader,
+                features: feat_idx.iter().map(|&i| pos(i)).collect(),
+                label: label_idx.map(pos),
+            },
             feature_names: features.0.clone(),
             label_name: label.map(str::to_string),
             next_row: 0,
@@ -137,7 +168,11 @@ impl DataReader {
             .collect();
         // The fixtures' CSV form: f0..fN-1, or the named columns.
         let wanted: Vec<String> = if features.0.len() == 1 && !names.contains(&features.0[0]) {
-            names.iter().filter(|n| n.len() > 1 && n.starts_with('f') && n[1..].chars().all(|c| c.is_ascii_digit())).cloned().collect()
+            names
+                .iter()
+                .filter(|n| n.len() > 1 && n.starts_with('f') && n[1..].chars().all(|c| c.is_ascii_digit()))
+                .cloned()
+                .collect()
         } else {
             features.0.clone()
         };
@@ -150,7 +185,10 @@ impl DataReader {
             );
         }
         let find = |name: &str| -> Result<usize> {
-            names.iter().position(|n| n == name).ok_or_else(|| anyhow!("`{}` has no column `{name}` (columns: {})", path.display(), names.join(", ")))
+            names
+                .iter()
+                .position(|n| n == name)
+                .ok_or_else(|| anyhow!("`{}` has no column `{name}` (columns: {})", path.display(), names.join(", ")))
         };
         let feat_idx = wanted.iter().map(|n| find(n)).collect::<Result<Vec<_>>>()?;
         let label_idx = label.map(find).transpose()?;
@@ -183,7 +221,9 @@ impl DataReader {
                 let mut labels = Vec::new();
                 let mut record = csv::StringRecord::new();
                 while rows.count < *batch {
-                    let more = reader.read_record(&mut record).with_context(|| format!("reading `{}`", self.path.display()))?;
+                    let more = reader
+                        .read_record(&mut record)
+                        .with_context(|| format!("reading `{}`", self.path.display()))?;
                     if !more {
                         break;
                     }
@@ -191,14 +231,22 @@ impl DataReader {
                     for &i in features.iter() {
                         let cell = record.get(i).unwrap_or("").trim();
                         let v: f32 = cell.parse().map_err(|_| {
-                            anyhow!("`{}` row {row}, column `{}`: `{cell}` is not a number", self.path.display(), names[i])
+                            anyhow!(
+                                "`{}` row {row}, column `{}`: `{cell}` is not a number",
+                                self.path.display(),
+                                names[i]
+                            )
                         })?;
                         rows.features.push(v);
                     }
                     if let Some(l) = label {
                         let cell = record.get(*l).unwrap_or("").trim();
                         let v: i64 = cell.parse().map_err(|_| {
-                            anyhow!("`{}` row {row}, column `{}`: `{cell}` is not an integer class index", self.path.display(), names[*l])
+                            anyhow!(
+                                "`{}` row {row}, column `{}`: `{cell}` is not an integer class index",
+                                self.path.display(),
+                                names[*l]
+                            )
                         })?;
                         labels.push(v);
                     }
@@ -219,8 +267,16 @@ impl DataReader {
     fn check_finite(&self, rows: &Rows) -> Result<()> {
         if let Some(i) = rows.features.iter().position(|v| !v.is_finite()) {
             let (row, col) = (rows.first_row + i / rows.width.max(1), i % rows.width.max(1));
-            let column = if self.feature_names.len() == 1 { format!("`{}` (element {col})", self.feature_names[0]) } else { format!("`{}`", self.feature_names[col]) };
-            bail!("`{}` row {row}, column {column}: value {} is not finite; clean or impute the data first", self.path.display(), rows.features[i]);
+            let column = if self.feature_names.len() == 1 {
+                format!("`{}` (element {col})", self.feature_names[0])
+            } else {
+                format!("`{}`", self.feature_names[col])
+            };
+            bail!(
+                "`{}` row {row}, column {column}: value {} is not finite; clean or impute the data first",
+                self.path.display(),
+                rows.features[i]
+            );
         }
         Ok(())
     }
@@ -229,7 +285,12 @@ impl DataReader {
         let n = batch.num_rows();
         let first_row = self.next_row;
         let mut rows = Rows { count: n, first_row, ..Default::default() };
-        if features.len() == 1 && matches!(batch.column(features[0]).data_type(), DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _)) {
+        if features.len() == 1
+            && matches!(
+                batch.column(features[0]).data_type(),
+                DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _)
+            )
+        {
             let col = batch.column(features[0]);
             let name = &self.feature_names[0];
             rows.features.reserve(n * 64);
@@ -244,7 +305,8 @@ impl DataReader {
                     _ => col.as_fixed_size_list().value(r),
                 };
                 let before = rows.features.len();
-                push_numbers(&item, &mut rows.features).map_err(|e| anyhow!("`{}` column `{name}`: {e}", self.path.display()))?;
+                push_numbers(&item, &mut rows.features)
+                    .map_err(|e| anyhow!("`{}` column `{name}`: {e}", self.path.display()))?;
                 let w = rows.features.len() - before;
                 match width {
                     None => width = Some(w),
@@ -262,7 +324,8 @@ impl DataReader {
             let mut cols = Vec::new();
             for (k, &f) in features.iter().enumerate() {
                 let mut v = Vec::with_capacity(n);
-                push_numbers(batch.column(f), &mut v).map_err(|e| anyhow!("`{}` column `{}`: {e}", self.path.display(), self.feature_names[k]))?;
+                push_numbers(batch.column(f), &mut v)
+                    .map_err(|e| anyhow!("`{}` column `{}`: {e}", self.path.display(), self.feature_names[k]))?;
                 cols.push(v);
             }
             rows.features = (0..n).flat_map(|r| cols.iter().map(move |c| c[r])).collect();
@@ -282,7 +345,16 @@ impl DataReader {
 }
 
 fn is_number(dt: &DataType) -> bool {
-    matches!(dt, DataType::Float32 | DataType::Float64 | DataType::Int64 | DataType::Int32 | DataType::Int16 | DataType::Int8 | DataType::UInt8)
+    matches!(
+        dt,
+        DataType::Float32
+            | DataType::Float64
+            | DataType::Int64
+            | DataType::Int32
+            | DataType::Int16
+            | DataType::Int8
+            | DataType::UInt8
+    )
 }
 
 fn push_numbers(a: &ArrayRef, out: &mut Vec<f32>) -> Result<()> {

@@ -49,7 +49,8 @@ fn parse_npy(bytes: &[u8]) -> NpArray {
     assert!(header.contains("'fortran_order': False"), "fortran order arrays are not supported");
     let shape_txt = header.split("'shape':").nth(1).unwrap();
     let shape_txt = &shape_txt[shape_txt.find('(').unwrap() + 1..shape_txt.find(')').unwrap()];
-    let shape: Vec<usize> = shape_txt.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
+    let shape: Vec<usize> =
+        shape_txt.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
     let body = &bytes[start + hlen..];
     let data: Vec<f64> = match descr.as_str() {
         "<f4" => body.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
@@ -88,5 +89,6 @@ pub fn rel_max_err(got: &[f32], want: &[f32]) -> f64 {
 /// One GPU device shared by the tests of a binary (lavapipe in CI).
 pub fn gpu() -> Arc<GpuContext> {
     static CTX: OnceLock<Arc<GpuContext>> = OnceLock::new();
-    CTX.get_or_init(|| Arc::new(device::open(None).expect("a wgpu adapter (install mesa-vulkan-drivers for lavapipe)"))).clone()
+    CTX.get_or_init(|| Arc::new(device::open(None).expect("a wgpu adapter (install mesa-vulkan-drivers for lavapipe)")))
+        .clone()
 }

@@ -41,7 +41,15 @@ pub fn unary(op: UnaryOp, x: &[f32], out: &mut [f32]) {
 }
 
 /// `out = a (op) b` with numpy broadcasting to `out_shape`.
-pub fn binary(op: BinaryOp, a: &[f32], a_shape: &[usize], b: &[f32], b_shape: &[usize], out_shape: &[usize], out: &mut [f32]) {
+pub fn binary(
+    op: BinaryOp,
+    a: &[f32],
+    a_shape: &[usize],
+    b: &[f32],
+    b_shape: &[usize],
+    out_shape: &[usize],
+    out: &mut [f32],
+) {
     if a_shape == b_shape {
         for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
             *o = op.apply(x, y);
@@ -101,7 +109,17 @@ pub fn im2col(x: &[f32], n: usize, c: usize, w: &Window3, col: &mut [f32]) {
 }
 
 /// Convolution: x (N,C,spatial), weight (M, C/group, kernel), optional bias (M) into out (N,M,out spatial).
-pub fn conv(x: &[f32], x_shape: &[usize], weight: &[f32], m: usize, bias: Option<&[f32]>, group: usize, w: &Window3, out: &mut [f32]) {
+#[allow(clippy::too_many_arguments)] // the op's operands and attributes, each needed
+pub fn conv(
+    x: &[f32],
+    x_shape: &[usize],
+    weight: &[f32],
+    m: usize,
+    bias: Option<&[f32]>,
+    group: usize,
+    w: &Window3,
+    out: &mut [f32],
+) {
     let (n, c) = (x_shape[0], x_shape[1]);
     let (osp, kl) = (w.output_len(), w.kernel_len());
     let mut col = vec![0.0f32; n * c * kl * osp];
@@ -131,7 +149,8 @@ pub fn pool(kind: PoolKind, x: &[f32], n: usize, c: usize, w: &Window3, out: &mu
         let src = &x[nc * isp..(nc + 1) * isp];
         for o in 0..osp {
             let op = Window3::unflatten(w.output, o);
-            let (mut acc, mut count, mut padded) = (if kind == PoolKind::Max { f32::NEG_INFINITY } else { 0.0 }, 0usize, 0usize);
+            let (mut acc, mut count, mut padded) =
+                (if kind == PoolKind::Max { f32::NEG_INFINITY } else { 0.0 }, 0usize, 0usize);
             for k in 0..kl {
                 match w.source(op, Window3::unflatten(w.kernel, k)) {
                     Some(s) => {
@@ -151,7 +170,17 @@ pub fn pool(kind: PoolKind, x: &[f32], n: usize, c: usize, w: &Window3, out: &mu
 }
 
 /// Inference batch normalisation over axis 1.
-pub fn batch_norm(x: &[f32], shape: &[usize], scale: &[f32], bias: &[f32], mean: &[f32], var: &[f32], eps: f32, out: &mut [f32]) {
+#[allow(clippy::too_many_arguments)] // the op's five operands and epsilon
+pub fn batch_norm(
+    x: &[f32],
+    shape: &[usize],
+    scale: &[f32],
+    bias: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    eps: f32,
+    out: &mut [f32],
+) {
     let c = shape[1];
     let inner: usize = shape[2..].iter().product();
     for (i, (o, &v)) in out.iter_mut().zip(x).enumerate() {

@@ -60,12 +60,28 @@ impl CpuExecutor {
             Op::Binary(b) => kernels::binary(*b, x(0), s(0), x(1), s(1), out_shape, out),
             Op::Softmax { axis, log } => kernels::softmax(x(0), s(0), *axis, *log, out),
             Op::Conv(a) => {
-                let w = Window3::new(&s(0)[2..], &out_shape[2..], &a.kernel, &a.strides, &a.dilations, &a.pads_begin, &a.pads_end);
+                let w = Window3::new(
+                    &s(0)[2..],
+                    &out_shape[2..],
+                    &a.kernel,
+                    &a.strides,
+                    &a.dilations,
+                    &a.pads_begin,
+                    &a.pads_end,
+                );
                 let bias = (n.inputs.len() > 2).then(|| x(2));
                 kernels::conv(x(0), s(0), x(1), s(1)[0], bias, a.group, &w, out);
             }
             Op::Pool(p) => {
-                let w = Window3::new(&s(0)[2..], &out_shape[2..], &p.kernel, &p.strides, &p.dilations, &p.pads_begin, &p.pads_end);
+                let w = Window3::new(
+                    &s(0)[2..],
+                    &out_shape[2..],
+                    &p.kernel,
+                    &p.strides,
+                    &p.dilations,
+                    &p.pads_begin,
+                    &p.pads_end,
+                );
                 kernels::pool(p.kind, x(0), s(0)[0], s(0)[1], &w, out);
             }
             Op::BatchNorm { epsilon } => kernels::batch_norm(x(0), s(0), x(1), x(2), x(3), x(4), *epsilon, out),
@@ -107,7 +123,11 @@ impl Executor for CpuExecutor {
 
     fn read_params(&mut self, out: &mut [f32]) -> Result<()> {
         if out.len() != self.params.len() {
-            return Err(EngineError::BadInput(format!("parameter buffer has {} values, {} asked", self.params.len(), out.len())));
+            return Err(EngineError::BadInput(format!(
+                "parameter buffer has {} values, {} asked",
+                self.params.len(),
+                out.len()
+            )));
         }
         out.copy_from_slice(&self.params);
         Ok(())
@@ -115,7 +135,11 @@ impl Executor for CpuExecutor {
 
     fn write_params(&mut self, params: &[f32]) -> Result<()> {
         if params.len() != self.params.len() {
-            return Err(EngineError::BadInput(format!("parameter buffer has {} values, {} given", self.params.len(), params.len())));
+            return Err(EngineError::BadInput(format!(
+                "parameter buffer has {} values, {} given",
+                self.params.len(),
+                params.len()
+            )));
         }
         self.params.copy_from_slice(params);
         Ok(())

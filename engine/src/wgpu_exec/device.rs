@@ -86,7 +86,7 @@ pub fn list_adapters() -> Vec<AdapterSummary> {
                 backend: format!("{:?}", i.backend),
                 device_type: format!("{:?}", i.device_type),
                 driver: format!("{} {}", i.driver, i.driver_info).trim().to_string(),
-                max_storage_binding: l.max_storage_buffer_binding_size as u64,
+                max_storage_binding: l.max_storage_buffer_binding_size,
                 max_buffer: l.max_buffer_size,
                 max_workgroups_per_dim: l.max_compute_workgroups_per_dimension,
                 max_invocations: l.max_compute_invocations_per_workgroup,

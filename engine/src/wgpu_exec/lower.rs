@@ -4,9 +4,9 @@ use crate::graph::{Graph, Node};
 use crate::op::{BinaryOp, MatMulDims, Op, PoolKind, ReduceOp, UnaryOp};
 use crate::plan::{Location, MemoryPlan, Region};
 use crate::shape::{broadcast_strides, coalesce_dims, contiguous_strides, numel};
-use crate::window::Window3;
 use crate::wgpu_exec::matmul::{choose_tile, matmul_template};
 use crate::wgpu_exec::template::{ELEMENTWISE_WG, Shader, f32_literal, grid, instantiate};
+use crate::window::Window3;
 use crate::{EngineError, Result};
 
 const UNARY: &str = include_str!("../../../shaders/unary.wgsl");
@@ -116,7 +116,13 @@ fn is_pointwise(a: &crate::op::ConvAttrs) -> bool {
 }
 
 /// A strided copy of `dims` elements from `src` to `dst`.
-fn copy_dispatch(t: Target, node: &Node, dims: &[usize], src: (Location, Vec<usize>), dst: (Location, Vec<usize>)) -> Result<Dispatch> {
+fn copy_dispatch(
+    t: Target,
+    node: &Node,
+    dims: &[usize],
+    src: (Location, Vec<usize>),
+    dst: (Location, Vec<usize>),
+) -> Result<Dispatch> {
     let (d, st) = coalesce_dims(dims, &[src.1, dst.1]);
     if d.len() > MAX_RANK {
         return Err(too_many_dims(node, d.len()));
@@ -250,7 +256,8 @@ pub fn lower_node(graph: &Graph, plan: &MemoryPlan, i: usize, t: Target) -> Resu
             }
             let count: usize = axes.iter().map(|&i| s[i]).product();
             let scale = if *op == ReduceOp::Mean { 1.0 / count.max(1) as f32 } else { 1.0 };
-            let mut un = vec![u(n_out), u(kd.len()), u(rd.len()), u(count), u(xl.offset), u(ol.offset), scale.to_bits()];
+            let mut un =
+                vec![u(n_out), u(kd.len()), u(rd.len()), u(count), u(xl.offset), u(ol.offset), scale.to_bits()];
             un.extend(pad_rank(&kd));
             un.extend(pad_rank(&ks[0]));
             un.extend(pad_rank(&rd));
@@ -296,7 +303,8 @@ pub fn lower_node(graph: &Graph, plan: &MemoryPlan, i: usize, t: Target) -> Resu
         }
         Op::Pool(p) => {
             let s = shape(x0);
-            let w = Window3::new(&s[2..], &out_shape[2..], &p.kernel, &p.strides, &p.dilations, &p.pads_begin, &p.pads_end);
+            let w =
+                Window3::new(&s[2..], &out_shape[2..], &p.kernel, &p.strides, &p.dilations, &p.pads_begin, &p.pads_end);
             let kind = match p.kind {
                 PoolKind::Max => 0,
                 PoolKind::Average { count_include_pad: false } => 1,
@@ -314,7 +322,8 @@ pub fn lower_node(graph: &Graph, plan: &MemoryPlan, i: usize, t: Target) -> Resu
             let s = shape(x0);
             let wshape = shape(node.inputs[1]);
             let wl = loc(node.inputs[1]);
-            let w = Window3::new(&s[2..], &out_shape[2..], &a.kernel, &a.strides, &a.dilations, &a.pads_begin, &a.pads_end);
+            let w =
+                Window3::new(&s[2..], &out_shape[2..], &a.kernel, &a.strides, &a.dilations, &a.pads_begin, &a.pads_end);
             let (n, c, m) = (s[0], s[1], wshape[0]);
             let (osp, kl) = (w.output_len(), w.kernel_len());
             let (cg, mg) = (c / a.group, m / a.group);

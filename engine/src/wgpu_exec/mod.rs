@@ -75,12 +75,12 @@ pub struct WgpuExecutor {
 
 fn storage_buffer(ctx: &GpuContext, label: &str, elems: usize) -> Result<wgpu::Buffer> {
     let bytes = (elems.max(64) * 4) as u64;
-    if bytes > ctx.limits.max_storage_buffer_binding_size as u64 || bytes > ctx.limits.max_buffer_size {
+    if bytes > ctx.limits.max_storage_buffer_binding_size || bytes > ctx.limits.max_buffer_size {
         return Err(EngineError::Limit(format!(
             "the {label} needs {} MiB, more than adapter `{}` binds in one buffer ({} MiB): use a smaller --batch-size",
             bytes >> 20,
             ctx.info.name,
-            ctx.limits.max_storage_buffer_binding_size as u64 >> 20
+            ctx.limits.max_storage_buffer_binding_size >> 20
         )));
     }
     Ok(ctx.device.create_buffer(&wgpu::BufferDescriptor {
@@ -150,7 +150,11 @@ impl WgpuExecutor {
                 };
                 entries.push(wgpu::BindGroupEntry { binding: b as u32 + 1, resource: buffer.as_entire_binding() });
             }
-            let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &entries });
+            let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: None,
+                layout: &layout,
+                entries: &entries,
+            });
             recorded.push(Recorded { pipeline, bind_group, workgroups: d.workgroups });
         }
         let mut output_copies = Vec::new();
@@ -219,7 +223,8 @@ impl Executor for WgpuExecutor {
         }
         let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("run") });
         {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("graph"), timestamp_writes: None });
+            let mut pass =
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("graph"), timestamp_writes: None });
             for r in &self.recorded {
                 pass.set_pipeline(&r.pipeline);
                 pass.set_bind_group(0, &r.bind_group, &[]);
@@ -232,7 +237,11 @@ impl Executor for WgpuExecutor {
         self.ctx.queue.submit([enc.finish()]);
         let total = self.output_copies.last().map_or(0, |&(at, _, _, b)| at + b);
         let all = self.read_back(&self.staging, total)?;
-        Ok(self.output_copies.iter().map(|&(at, _, _, b)| all[(at / 4) as usize..((at + b) / 4) as usize].to_vec()).collect())
+        Ok(self
+            .output_copies
+            .iter()
+            .map(|&(at, _, _, b)| all[(at / 4) as usize..((at + b) / 4) as usize].to_vec())
+            .collect())
     }
 
     fn read_params(&mut self, out: &mut [f32]) -> Result<()> {
@@ -240,7 +249,8 @@ impl Executor for WgpuExecutor {
         if out.len() != n {
             return Err(EngineError::BadInput(format!("parameter buffer has {n} values, {} asked", out.len())));
         }
-        let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read params") });
+        let mut enc =
+            self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read params") });
         enc.copy_buffer_to_buffer(&self.params, 0, &self.param_staging, 0, (n * 4) as u64);
         self.ctx.queue.submit([enc.finish()]);
         out.copy_from_slice(&self.read_back(&self.param_staging, (n * 4) as u64)?[..n]);

@@ -27,9 +27,8 @@ pub fn instantiate(template: &str, includes: &[&str], operands: &[(&str, Region)
             regions.push(*r);
         }
     }
-    let mut header = String::from(
-        "struct Params { v: array<vec4<u32>, 16> }\n@group(0) @binding(0) var<uniform> P: Params;\n",
-    );
+    let mut header =
+        String::from("struct Params { v: array<vec4<u32>, 16> }\n@group(0) @binding(0) var<uniform> P: Params;\n");
     for (i, r) in regions.iter().enumerate() {
         header.push_str(&format!(
             "@group(0) @binding({}) var<storage, read_write> {}: array<f32>;\n",

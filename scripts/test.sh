@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, clippy with -D warnings, and every test of the workspace in a
+# release build (the WGSL tests run on lavapipe where there is no GPU).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+export WGPU_BACKEND="${WGPU_BACKEND:-vulkan}"
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+    XDG_RUNTIME_DIR="$(mktemp -d)"
+    export XDG_RUNTIME_DIR
+fi
+cargo fmt --all -- --check
+cargo clippy --release --locked --workspace --all-targets -- -D warnings
+cargo test --release --locked --workspace
