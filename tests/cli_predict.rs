@@ -229,3 +229,30 @@ fn devices_lists_lavapipe_and_says_what_auto_uses() {
         "{text}"
     );
 }
+
+#[test]
+fn bench_harness_reports_json() {
+    let dir = common::root().join("examples/models");
+    let o = distk(
+        &[
+            "bench",
+            "--json",
+            "--sizes",
+            "64,100",
+            "--repeats",
+            "1",
+            "--batch-size",
+            "8",
+            "--models-dir",
+            dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["forward"].as_array().unwrap().len(), 4);
+    for m in v["matmul"].as_array().unwrap() {
+        assert!(m["rel_error"].as_f64().unwrap() <= 1e-5, "{m}");
+        assert!(m["wgsl_gflops"].as_f64().unwrap() > 0.0);
+    }
+}

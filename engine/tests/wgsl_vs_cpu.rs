@@ -5,7 +5,8 @@
 use std::sync::{Arc, Mutex, OnceLock};
 
 use distk_engine::cpu::CpuExecutor;
-use distk_engine::wgpu_exec::{GpuContext, PipelineCache, WgpuExecutor, device};
+use distk_engine::wgpu_exec::matmul::ALL_TILES;
+use distk_engine::wgpu_exec::{ExecOptions, GpuContext, PipelineCache, WgpuExecutor, device};
 use distk_engine::{BinaryOp, ConvAttrs, Executor, Graph, GraphBuilder, Op, PoolAttrs, PoolKind, ReduceOp, UnaryOp};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -35,10 +36,15 @@ fn rel_err(got: &[f32], want: &[f32]) -> f64 {
 
 /// Runs `graph` on both executors with `inputs` and compares every output.
 fn check(what: &str, graph: Graph, inputs: &[Vec<f32>]) {
+    check_with(what, graph, inputs, ExecOptions::default());
+}
+
+fn check_with(what: &str, graph: Graph, inputs: &[Vec<f32>], options: ExecOptions) {
     let refs: Vec<&[f32]> = inputs.iter().map(|v| v.as_slice()).collect();
     let want = CpuExecutor::new(graph.clone()).run(&refs).unwrap();
     let (ctx, cache) = gpu();
-    let mut exec = WgpuExecutor::new(ctx, graph, &mut cache.lock().unwrap_or_else(|e| e.into_inner())).unwrap();
+    let mut exec =
+        WgpuExecutor::with_options(ctx, graph, &mut cache.lock().unwrap_or_else(|e| e.into_inner()), options).unwrap();
     let got = exec.run(&refs).unwrap();
     for (g, w) in got.iter().zip(&want) {
         let e = rel_err(g, w);
@@ -78,8 +84,8 @@ type MatMulCase = (Vec<usize>, Vec<usize>, usize, usize, usize);
 #[test]
 fn matmul_all_tiles_transposes_batches_and_odd_sizes() {
     let mut rng = StdRng::seed_from_u64(1);
-    // (batch A, batch B, m, k, n): shapes chosen to hit every tile shape on a CPU adapter
-    // (257x257 -> 128x128, 65x200 -> 64x64, 33x40 -> 32x32, 7x9 -> 16x16) and on GPUs.
+    // (batch A, batch B, m, k, n), each run with every tile shape the executor can pick: sizes of 1,
+    // odd sizes, and sizes below, at and above every tile.
     let mut cases: Vec<MatMulCase> = vec![
         (vec![], vec![], 1, 1, 1),
         (vec![], vec![], 257, 131, 257),
@@ -112,7 +118,10 @@ fn matmul_all_tiles_transposes_batches_and_odd_sizes() {
                 -1.0,
                 1.0,
             );
-            check(&format!("matmul {sa:?} x {sb:?} (trans {ta} {tb})"), g, &x);
+            for tile in ALL_TILES {
+                let what = format!("matmul {sa:?} x {sb:?} (trans {ta} {tb}) tile {tile:?}");
+                check_with(&what, g.clone(), &x, ExecOptions { matmul_tile: Some(tile) });
+            }
         }
     }
 }

@@ -1,10 +1,63 @@
 //! `distk-gpu bench`.
 
-use anyhow::Result;
+use std::sync::Arc;
 
+use anyhow::{Result, bail};
+use distk_engine::wgpu_exec::{PipelineCache, device};
+
+use crate::bench::BenchReport;
+use crate::bench::forward::forward_throughput;
+use crate::bench::matmul::matmul_point;
 use crate::cli::BenchArgs;
+use crate::runtime::DeviceChoice;
 
-/// Runs the forward and matmul benchmarks.
-pub fn run(_args: BenchArgs) -> Result<()> {
-    anyhow::bail!("bench: not built yet")
+/// Runs the forward and matmul benchmarks and prints a table (or JSON).
+pub fn run(args: BenchArgs) -> Result<()> {
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let ctx = Arc::new(device::open(args.adapter)?);
+    let adapter = format!("{} ({:?}, {:?})", ctx.info.name, ctx.info.backend, ctx.info.device_type);
+    let mut forward = Vec::new();
+    for name in ["keras_mlp_mnist", "keras_cnn"] {
+        let path = args.models_dir.join(format!("{name}.onnx"));
+        if !path.exists() {
+            bail!("`{}` not found: run bench from the repository root or pass --models-dir", path.display());
+        }
+        for device in [DeviceChoice::Wgpu, DeviceChoice::Cpu] {
+            let r = forward_throughput(&path, device, args.adapter, args.batch_size, args.repeats)?;
+            if !args.json {
+                eprintln!("forward {:16} {:50} {:>10.0} rows/s", r.model, r.executor, r.rows_per_s);
+            }
+            forward.push(r);
+        }
+    }
+    let mut cache = PipelineCache::default();
+    let mut matmul = Vec::new();
+    for &n in &args.sizes {
+        let r = matmul_point(ctx.clone(), &mut cache, n, args.repeats)?;
+        if !args.json {
+            eprintln!(
+                "matmul n={n:5}  wgsl {:7.2} GFLOP/s  cpu {:7.2} GFLOP/s  ratio {:.3}",
+                r.wgsl_gflops, r.cpu_gflops, r.ratio
+            );
+        }
+        matmul.push(r);
+    }
+    let unix_time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let report = BenchReport { adapter, unix_time, forward, matmul };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("adapter: {}", report.adapter);
+        println!("| model | executor | batch | rows/s |\n|---|---|---|---|");
+        for r in &report.forward {
+            println!("| {} | {} | {} | {:.0} |", r.model, r.executor, r.batch_size, r.rows_per_s);
+        }
+        println!("\n| n | WGSL GFLOP/s | CPU sgemm GFLOP/s | WGSL/CPU | rel. error |\n|---|---|---|---|---|");
+        for r in &report.matmul {
+            println!("| {} | {:.2} | {:.2} | {:.3} | {:.1e} |", r.n, r.wgsl_gflops, r.cpu_gflops, r.ratio, r.rel_error);
+        }
+    }
+    Ok(())
 }

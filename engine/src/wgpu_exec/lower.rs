@@ -4,7 +4,7 @@ use crate::graph::{Graph, Node};
 use crate::op::{BinaryOp, MatMulDims, Op, PoolKind, ReduceOp, UnaryOp};
 use crate::plan::{Location, MemoryPlan, Region};
 use crate::shape::{broadcast_strides, coalesce_dims, contiguous_strides, numel};
-use crate::wgpu_exec::matmul::{choose_tile, matmul_template};
+use crate::wgpu_exec::matmul::{choose_tile, matmul_grid, template_for, tile_override};
 use crate::wgpu_exec::template::{ELEMENTWISE_WG, Shader, f32_literal, grid, instantiate};
 use crate::window::Window3;
 use crate::{EngineError, Result};
@@ -40,6 +40,8 @@ pub struct Target {
     pub max_groups: u32,
     /// Whether the adapter is a CPU implementation (changes the tile choice).
     pub cpu_adapter: bool,
+    /// A matrix-product tile shape to use everywhere instead of the automatic choice.
+    pub matmul_tile: Option<crate::wgpu_exec::matmul::TileConfig>,
 }
 
 fn u(x: usize) -> u32 {
@@ -409,8 +411,9 @@ pub struct MatMulCall {
 /// The dispatch of a matrix product.
 pub fn matmul_dispatch(t: Target, mc: MatMulCall) -> Dispatch {
     let batch = mc.batch_hi * mc.batch_lo;
-    let cfg = choose_tile(mc.m, mc.n, batch, t.cpu_adapter);
-    let template = matmul_template(cfg);
+    let cfg = t.matmul_tile.or_else(tile_override).unwrap_or_else(|| choose_tile(mc.m, mc.n, batch, t.cpu_adapter));
+    let template = template_for(cfg);
+    let (gx, gy) = matmul_grid(cfg, mc.m, mc.n);
     let (a, b, c) = (mc.a, mc.b, mc.c);
     let uniforms = vec![
         u(mc.m),
@@ -437,6 +440,6 @@ pub fn matmul_dispatch(t: Target, mc: MatMulCall) -> Dispatch {
     Dispatch {
         shader: instantiate(&template, &[], &[("A", a.0.region), ("B", b.0.region), ("C", c.0.region)], &[]),
         uniforms,
-        workgroups: [mc.n.div_ceil(cfg.bn() as usize) as u32, mc.m.div_ceil(cfg.bm() as usize) as u32, batch as u32],
+        workgroups: [gx, gy, batch as u32],
     }
 }

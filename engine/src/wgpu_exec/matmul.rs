@@ -21,7 +21,8 @@ pub struct TileConfig {
     pub tm: u32,
     /// Columns per thread.
     pub tn: u32,
-    /// Depth of a K step.
+    /// Depth of a K step (0: the direct kernel, which reads A and B straight from storage with no
+    /// workgroup memory and no barriers, and interleaves columns across the whole grid).
     pub bk: u32,
 }
 
@@ -45,10 +46,22 @@ pub const SMALL: TileConfig = TileConfig { wgx: 8, wgy: 8, tm: 4, tn: 4, bk: 16 
 /// 16x16 tiles, 2x2 per thread, for thin products.
 pub const TINY: TileConfig = TileConfig { wgx: 8, wgy: 8, tm: 2, tn: 2, bk: 16 };
 
-/// Picks a tile shape: the largest one that still gives enough workgroups to fill the device
-/// (a few per core on a CPU adapter, a few hundred on a GPU).
+/// Direct kernel, 16x8 per thread: the best shape measured on lavapipe (about 2.3x the 128x128
+/// shared-memory tile there; see BENCHMARKS.md).
+pub const DIRECT_LARGE: TileConfig = TileConfig { wgx: 8, wgy: 1, tm: 16, tn: 8, bk: 0 };
+/// Direct kernel, 4x8 per thread, for products with few rows.
+pub const DIRECT_SMALL: TileConfig = TileConfig { wgx: 8, wgy: 1, tm: 4, tn: 8, bk: 0 };
+
+/// Every tile shape the executor may pick (the kernel tests run each one).
+pub const ALL_TILES: [TileConfig; 6] = [LARGE, MEDIUM, SMALL, TINY, DIRECT_LARGE, DIRECT_SMALL];
+
+/// Picks a tile shape. CPU adapters get the direct kernel (no barriers); GPUs get the largest
+/// shared-memory tile that still gives enough workgroups to fill the device.
 pub fn choose_tile(m: usize, n: usize, batch: usize, cpu_adapter: bool) -> TileConfig {
-    let want = if cpu_adapter { 4 } else { 160 };
+    if cpu_adapter {
+        return if m >= 64 { DIRECT_LARGE } else { DIRECT_SMALL };
+    }
+    let want = 160;
     for cfg in [LARGE, MEDIUM, SMALL] {
         let tiles = m.div_ceil(cfg.bm() as usize) * n.div_ceil(cfg.bn() as usize) * batch;
         if tiles >= want {
@@ -56,6 +69,83 @@ pub fn choose_tile(m: usize, n: usize, batch: usize, cpu_adapter: bool) -> TileC
         }
     }
     if m.min(n) < 16 { TINY } else { SMALL }
+}
+
+/// The direct kernel: thread (x, y) owns rows `y*TM + i` and columns `x + j*W` where W is the grid
+/// width in threads, so neighbouring invocations read neighbouring B columns and share A's row.
+/// On CPU adapters (lavapipe vectorises across invocations) this avoids barrier switching.
+pub fn matmul_direct_template(c: TileConfig) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "@compute @workgroup_size({}, {}, 1)\nfn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{\n",
+        c.wgx, c.wgy
+    ));
+    s.push_str(
+        "    let M = p(0u); let N = p(1u); let K = p(2u);\n\
+         let bhi = gid.z / p(3u); let blo = gid.z % p(3u);\n\
+         let a0 = p(4u) + bhi * p(5u) + blo * p(6u); let ars = p(7u); let acs = p(8u);\n\
+         let b0 = p(9u) + bhi * p(10u) + blo * p(11u); let brs = p(12u); let bcs = p(13u);\n\
+         let c0 = p(14u) + bhi * p(15u) + blo * p(16u); let crs = p(17u);\n\
+         let alpha = pf(18u); let beta = pf(19u);\n",
+    );
+    s.push_str(&format!("    let W = nwg.x * {}u;\n", c.wgx));
+    for i in 0..c.tm {
+        s.push_str(&format!("    let r_{i} = min(gid.y * {}u + {i}u, M - 1u);\n", c.tm));
+    }
+    for j in 0..c.tn {
+        s.push_str(&format!("    let c_{j} = min(gid.x + {j}u * W, N - 1u);\n"));
+    }
+    for i in 0..c.tm {
+        for j in 0..c.tn {
+            s.push_str(&format!("    var acc_{i}_{j} = 0.0;\n"));
+        }
+    }
+    s.push_str("    for (var k = 0u; k < K; k = k + 1u) {\n");
+    for i in 0..c.tm {
+        s.push_str(&format!("        let a_{i} = {{{{A}}}}[a0 + r_{i} * ars + k * acs];\n"));
+    }
+    for j in 0..c.tn {
+        s.push_str(&format!("        let b_{j} = {{{{B}}}}[b0 + k * brs + c_{j} * bcs];\n"));
+    }
+    for i in 0..c.tm {
+        for j in 0..c.tn {
+            s.push_str(&format!("        acc_{i}_{j} = fma(a_{i}, b_{j}, acc_{i}_{j});\n"));
+        }
+    }
+    s.push_str("    }\n");
+    for i in 0..c.tm {
+        for j in 0..c.tn {
+            s.push_str(&format!(
+                "    {{ let gm = gid.y * {tm}u + {i}u; let gn = gid.x + {j}u * W; if (gm < M && gn < N) {{ let ci = c0 + gm * crs + gn; var v = alpha * acc_{i}_{j}; if (beta != 0.0) {{ v = v + beta * {{{{C}}}}[ci]; }} {{{{C}}}}[ci] = v; }} }}\n",
+                tm = c.tm
+            ));
+        }
+    }
+    s.push_str("}\n");
+    s
+}
+
+/// The grid (x, y) of workgroups a tile shape needs for an m x n product.
+pub fn matmul_grid(c: TileConfig, m: usize, n: usize) -> (u32, u32) {
+    if c.bk == 0 {
+        // Direct kernel: each thread covers TN columns spread across the grid, TM rows.
+        let threads_x = n.div_ceil(c.tn as usize);
+        (threads_x.div_ceil(c.wgx as usize) as u32, m.div_ceil(c.bm() as usize) as u32)
+    } else {
+        (n.div_ceil(c.bn() as usize) as u32, m.div_ceil(c.bm() as usize) as u32)
+    }
+}
+
+/// The template of a tile shape (shared-memory tiled, or direct when `bk` is 0).
+pub fn template_for(c: TileConfig) -> String {
+    if c.bk == 0 { matmul_direct_template(c) } else { matmul_template(c) }
+}
+
+/// A tile shape from `DISTK_MATMUL_TILE=wgx,wgy,tm,tn,bk` (for tuning experiments), if set.
+pub fn tile_override() -> Option<TileConfig> {
+    let v: Vec<u32> =
+        std::env::var("DISTK_MATMUL_TILE").ok()?.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+    (v.len() == 5).then(|| TileConfig { wgx: v[0], wgy: v[1], tm: v[2], tn: v[3], bk: v[4] })
 }
 
 /// The WGSL template of the product for one tile shape (placeholders `{{A}}`, `{{B}}`, `{{C}}`).

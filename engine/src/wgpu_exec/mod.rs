@@ -91,12 +91,33 @@ fn storage_buffer(ctx: &GpuContext, label: &str, elems: usize) -> Result<wgpu::B
     }))
 }
 
+/// Choices that override the executor's automatic ones (tests and tuning).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExecOptions {
+    /// Use this matrix-product tile shape for every product.
+    pub matmul_tile: Option<matmul::TileConfig>,
+}
+
 impl WgpuExecutor {
     /// Compiles `graph` for the device: plans memory, lowers every node, builds every pipeline and
     /// bind group, and uploads parameters and constants.
     pub fn new(ctx: Arc<GpuContext>, graph: Graph, cache: &mut PipelineCache) -> Result<Self> {
+        Self::with_options(ctx, graph, cache, ExecOptions::default())
+    }
+
+    /// [`WgpuExecutor::new`] with explicit choices.
+    pub fn with_options(
+        ctx: Arc<GpuContext>,
+        graph: Graph,
+        cache: &mut PipelineCache,
+        options: ExecOptions,
+    ) -> Result<Self> {
         let plan = plan_memory(&graph, |i| lower::scratch_len(&graph, i));
-        let target = Target { max_groups: ctx.limits.max_compute_workgroups_per_dimension, cpu_adapter: ctx.is_cpu() };
+        let target = Target {
+            max_groups: ctx.limits.max_compute_workgroups_per_dimension,
+            cpu_adapter: ctx.is_cpu(),
+            matmul_tile: options.matmul_tile,
+        };
         let mut dispatches: Vec<Dispatch> = Vec::new();
         for i in 0..graph.nodes.len() {
             dispatches.extend(lower_node(&graph, &plan, i, target)?);
@@ -183,6 +204,30 @@ impl WgpuExecutor {
     /// Number of compute dispatches one run records.
     pub fn dispatch_count(&self) -> usize {
         self.recorded.len()
+    }
+
+    /// Records the graph's dispatches `repeats` times into one command buffer, without input upload
+    /// or output readback, and waits for it: the device time of the kernels alone (benchmarks).
+    pub fn run_kernels_only(&mut self, repeats: usize) -> Result<std::time::Duration> {
+        let start = std::time::Instant::now();
+        let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("bench") });
+        {
+            let mut pass =
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("bench"), timestamp_writes: None });
+            for _ in 0..repeats {
+                for r in &self.recorded {
+                    pass.set_pipeline(&r.pipeline);
+                    pass.set_bind_group(0, &r.bind_group, &[]);
+                    pass.dispatch_workgroups(r.workgroups[0], r.workgroups[1], r.workgroups[2]);
+                }
+            }
+        }
+        self.ctx.queue.submit([enc.finish()]);
+        self.ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| EngineError::Device(format!("waiting for the GPU failed: {e}")))?;
+        Ok(start.elapsed())
     }
 
     fn region(&self, r: Region) -> &wgpu::Buffer {
