@@ -24,3 +24,16 @@ fn window_in_padded(o: vec3<u32>, k: vec3<u32>) -> bool {
 fn unflatten3(dh: u32, dw: u32, flat: u32) -> vec3<u32> {
     return vec3<u32>(flat / (dh * dw), (flat / dw) % dh, flat % dw);
 }
+
+// The flat output position whose window reads input position `pos` at kernel offset k, or -1.
+fn window_output_of(pos: vec3<u32>, k: vec3<u32>) -> i32 {
+    var idx = 0;
+    for (var d = 0u; d < 3u; d = d + 1u) {
+        let t = i32(pos[d] + g(15u + d)) - i32(k[d] * g(12u + d));
+        if (t < 0 || t % i32(g(9u + d)) != 0) { return -1; }
+        let o = t / i32(g(9u + d));
+        if (o >= i32(g(3u + d))) { return -1; }
+        idx = idx * i32(g(3u + d)) + o;
+    }
+    return idx;
+}

@@ -8,3 +8,4 @@ pub mod commands;
 pub mod data;
 pub mod predictor;
 pub mod runtime;
+pub mod training;

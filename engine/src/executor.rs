@@ -16,6 +16,29 @@ pub trait Executor {
     fn graph(&self) -> &Graph;
     /// A one-line description of the device, for logs and benchmarks.
     fn describe(&self) -> String;
+    /// The optimizer's step count and state slots (training graphs; empty otherwise).
+    fn optimizer_state(&mut self) -> Result<OptimizerState>;
+    /// Restores what [`Executor::optimizer_state`] returned (resuming from a checkpoint).
+    fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()>;
+}
+
+/// The optimizer's progress: the steps taken and its state slots, each as long as the trainable
+/// prefix of the parameter buffer, one after the other.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OptimizerState {
+    /// Steps taken (Adam's `t` of the next step is `step + 1`).
+    pub step: u64,
+    /// The slots.
+    pub slots: Vec<f32>,
+}
+
+/// The initial optimizer state of a training graph.
+pub fn initial_optimizer_state(graph: &Graph) -> OptimizerState {
+    let n = graph.layout.trainable_len();
+    let slots = graph
+        .optimizer
+        .map_or(Vec::new(), |o| o.initial_state().iter().flat_map(|&v| std::iter::repeat_n(v, n)).collect());
+    OptimizerState { step: 0, slots }
 }
 
 /// Checks that `inputs` match the graph's inputs in count and length.

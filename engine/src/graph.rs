@@ -65,6 +65,11 @@ pub struct Graph {
     pub layout: ParamLayout,
     /// Initial parameter values, laid out by `layout` (padding is zero).
     pub initial_params: Vec<f32>,
+    /// For training graphs: the gradient value of each trainable parameter slot. The executors place
+    /// each at its slot's offset in a flat gradient buffer laid out like the parameters.
+    pub param_grads: Vec<(usize, ValueId)>,
+    /// For training graphs: the update applied to the trainable parameters after each run.
+    pub optimizer: Option<crate::optimizer::Optimizer>,
 }
 
 impl Graph {
@@ -100,6 +105,53 @@ impl GraphBuilder {
     /// An empty builder.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A builder that continues an existing graph (its values, nodes and parameters kept).
+    pub fn from_graph(graph: Graph) -> Self {
+        let param_data =
+            graph.layout.slots.iter().map(|s| graph.initial_params[s.offset..s.offset + s.len].to_vec()).collect();
+        GraphBuilder { graph, param_data }
+    }
+
+    /// Number of values so far.
+    pub fn graph_values_len(&self) -> usize {
+        self.graph.values.len()
+    }
+
+    /// Whether parameter slot `slot` is trainable.
+    pub fn param_trainable(&self, slot: usize) -> bool {
+        self.graph.layout.slots[slot].trainable
+    }
+
+    /// The gradient values pinned so far.
+    pub fn param_grad_values(&self) -> Vec<ValueId> {
+        self.graph.param_grads.iter().map(|&(_, v)| v).collect()
+    }
+
+    /// The graph's outputs so far.
+    pub fn outputs(&self) -> &[ValueId] {
+        &self.graph.outputs
+    }
+
+    /// Replaces the graph's outputs.
+    pub fn set_outputs(&mut self, outputs: Vec<ValueId>) {
+        self.graph.outputs = outputs;
+    }
+
+    /// The nodes added so far.
+    pub fn nodes(&self) -> &[Node] {
+        &self.graph.nodes
+    }
+
+    /// Records the gradient value of a parameter slot (training graphs).
+    pub fn set_param_grad(&mut self, slot: usize, grad: ValueId) {
+        self.graph.param_grads.push((slot, grad));
+    }
+
+    /// Sets the optimizer run after each step (training graphs).
+    pub fn set_optimizer(&mut self, optimizer: crate::optimizer::Optimizer) {
+        self.graph.optimizer = Some(optimizer);
     }
 
     fn push_value(&mut self, name: &str, shape: Vec<usize>, kind: ValueKind) -> ValueId {
@@ -163,8 +215,10 @@ impl GraphBuilder {
         self.graph.outputs.push(v);
     }
 
-    /// Finishes the graph, laying out the parameters' initial values.
+    /// Finishes the graph, laying out the parameters' initial values (trainable tensors first, so
+    /// an optimizer updates one contiguous prefix of the flat buffer).
     pub fn finish(mut self) -> Graph {
+        self.graph.layout.assign_offsets();
         let mut flat = vec![0.0f32; self.graph.layout.total_len()];
         for (slot, data) in self.graph.layout.slots.iter().zip(&self.param_data) {
             flat[slot.offset..slot.offset + data.len()].copy_from_slice(data);

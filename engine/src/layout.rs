@@ -37,9 +37,31 @@ impl ParamLayout {
         self.slots.len() - 1
     }
 
+    /// Lays the slots out again: trainable tensors first, then state, each group in declaration
+    /// order, every offset aligned.
+    pub fn assign_offsets(&mut self) {
+        let mut at = 0;
+        for trainable in [true, false] {
+            for s in self.slots.iter_mut().filter(|s| s.trainable == trainable) {
+                s.offset = at;
+                at = (at + s.len).div_ceil(ALIGN_ELEMS) * ALIGN_ELEMS;
+            }
+        }
+    }
+
     /// Length of the flat buffer in elements (the end of the last tensor, rounded up to the alignment).
     pub fn total_len(&self) -> usize {
-        self.slots.last().map_or(0, |s| (s.offset + s.len).div_ceil(ALIGN_ELEMS) * ALIGN_ELEMS)
+        self.slots.iter().map(|s| (s.offset + s.len).div_ceil(ALIGN_ELEMS) * ALIGN_ELEMS).max().unwrap_or(0)
+    }
+
+    /// Length of the trainable prefix of the flat buffer, in elements.
+    pub fn trainable_len(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| s.trainable)
+            .map(|s| (s.offset + s.len).div_ceil(ALIGN_ELEMS) * ALIGN_ELEMS)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Number of parameter values (without padding).
@@ -67,5 +89,18 @@ mod tests {
         assert_eq!(offs, vec![0, 64, 128]);
         assert_eq!(l.total_len(), 192);
         assert_eq!(l.value_count(), 84);
+    }
+
+    #[test]
+    fn trainable_tensors_come_first() {
+        let mut l = ParamLayout::default();
+        l.push("state", vec![10], false);
+        l.push("w", vec![70], true);
+        l.push("b", vec![5], true);
+        l.assign_offsets();
+        let offs: Vec<usize> = l.slots.iter().map(|s| s.offset).collect();
+        assert_eq!(offs, vec![192, 0, 128]);
+        assert_eq!(l.trainable_len(), 192);
+        assert_eq!(l.total_len(), 256);
     }
 }

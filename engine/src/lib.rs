@@ -4,19 +4,21 @@
 //! The engine knows nothing of ONNX, files or networks: an importer builds a [`Graph`] with a
 //! [`GraphBuilder`], and an [`Executor`] runs it for one fixed batch size.
 
+pub mod autodiff;
 pub mod cpu;
 pub mod error;
 pub mod executor;
 pub mod graph;
 pub mod layout;
 pub mod op;
+pub mod optimizer;
 pub mod plan;
 pub mod shape;
 pub mod wgpu_exec;
 pub mod window;
 
 pub use error::{EngineError, Result};
-pub use executor::Executor;
+pub use executor::{Executor, OptimizerState};
 pub use graph::{Graph, GraphBuilder, Node, ValueId, ValueInfo, ValueKind};
 pub use layout::{PARAM_ALIGN_BYTES, ParamLayout, ParamSlot};
-pub use op::{BinaryOp, ConvAttrs, Op, PoolAttrs, PoolKind, ReduceOp, UnaryOp};
+pub use op::{BinaryOp, ConvAttrs, LossKind, Op, PoolAttrs, PoolKind, ReduceOp, UnaryOp};

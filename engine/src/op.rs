@@ -79,6 +79,64 @@ impl UnaryOp {
     }
 }
 
+impl UnaryOp {
+    /// The derivative of the function at `x` (the CPU reference of [`Op::UnaryGrad`]).
+    pub fn derivative(self, x: f32) -> f32 {
+        match self {
+            UnaryOp::Relu => (x > 0.0) as i32 as f32,
+            UnaryOp::LeakyRelu { alpha } => {
+                if x >= 0.0 {
+                    1.0
+                } else {
+                    alpha
+                }
+            }
+            UnaryOp::Elu { alpha } => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    alpha * x.exp()
+                }
+            }
+            UnaryOp::Selu { alpha, gamma } => {
+                if x > 0.0 {
+                    gamma
+                } else {
+                    gamma * alpha * x.exp()
+                }
+            }
+            UnaryOp::Sigmoid => {
+                let s = sigmoid(x);
+                s * (1.0 - s)
+            }
+            UnaryOp::HardSigmoid { alpha, beta } => {
+                let v = alpha * x + beta;
+                if v > 0.0 && v < 1.0 { alpha } else { 0.0 }
+            }
+            UnaryOp::Tanh => {
+                let t = x.tanh();
+                1.0 - t * t
+            }
+            UnaryOp::Softplus => sigmoid(x),
+            UnaryOp::Exp => x.exp(),
+            UnaryOp::Log => 1.0 / x,
+            UnaryOp::Sqrt => 0.5 / x.sqrt(),
+            UnaryOp::Neg => -1.0,
+            UnaryOp::Abs => {
+                if x > 0.0 {
+                    1.0
+                } else if x < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                }
+            }
+            UnaryOp::Clip { min, max } => (x >= min && x <= max) as i32 as f32,
+            UnaryOp::Identity => 1.0,
+        }
+    }
+}
+
 /// Numerically stable logistic function.
 pub fn sigmoid(x: f32) -> f32 {
     if x >= 0.0 {
@@ -233,6 +291,85 @@ pub enum Op {
         /// Keep reduced dims as size 1.
         keepdims: bool,
     },
+    /// Numpy broadcast of x to `shape`. Input: x.
+    Broadcast {
+        /// The target shape.
+        shape: Vec<usize>,
+    },
+    /// `len` entries of x along `axis` from `start`. Input: x.
+    Slice {
+        /// The axis.
+        axis: usize,
+        /// First index.
+        start: usize,
+        /// Entries kept.
+        len: usize,
+    },
+    /// Gradient of a unary function. Inputs: x (the function's input), dy.
+    UnaryGrad(UnaryOp),
+    /// Gradient of softmax / log-softmax. Inputs: y (the forward output), dy.
+    SoftmaxGrad {
+        /// The axis.
+        axis: usize,
+        /// Log-softmax.
+        log: bool,
+    },
+    /// Gradient of a convolution with respect to its input. Inputs: dy, w.
+    ConvGradInput {
+        /// The forward convolution.
+        attrs: ConvAttrs,
+        /// The forward input's shape.
+        input_shape: Vec<usize>,
+    },
+    /// Gradient of a convolution with respect to its weight. Inputs: x, dy.
+    ConvGradWeight {
+        /// The forward convolution.
+        attrs: ConvAttrs,
+        /// The weight's shape.
+        weight_shape: Vec<usize>,
+    },
+    /// Gradient of pooling. Inputs: x, dy.
+    PoolGrad(PoolAttrs),
+    /// Weighted mean loss over rows: `sum_i w_i l_i / sum_i w_i`, shape [1].
+    /// Inputs: prediction (logits for the fused kinds), target, row weights [N].
+    Loss(LossKind),
+    /// Gradient of [`Op::Loss`] with respect to the prediction. Inputs as for `Loss`.
+    LossGrad(LossKind),
+    /// Weighted accuracy over rows, shape [1]. Inputs as for `Loss`.
+    Accuracy(LossKind),
+}
+
+/// The training losses (Keras names), each in the form the engine computes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossKind {
+    /// Integer labels (as f32, shape [N]) against logits: softmax fused, log-sum-exp.
+    SparseCategoricalLogits,
+    /// Integer labels against probabilities: `-log(clip(p, 1e-7, 1 - 1e-7))`.
+    SparseCategoricalProbs,
+    /// One-hot (or soft) targets [N, C] against logits.
+    CategoricalLogits,
+    /// One-hot targets against probabilities (clipped, and normalised as Keras does).
+    CategoricalProbs,
+    /// Binary targets against logits: sigmoid fused; mean over the last axis.
+    BinaryLogits,
+    /// Binary targets against probabilities (clipped); mean over the last axis.
+    BinaryProbs,
+    /// Mean squared error over the last axis.
+    MeanSquaredError,
+    /// Mean absolute error over the last axis.
+    MeanAbsoluteError,
+}
+
+impl LossKind {
+    /// Whether targets are class indices ([N]) rather than a tensor shaped like the prediction.
+    pub fn sparse_targets(self) -> bool {
+        matches!(self, LossKind::SparseCategoricalLogits | LossKind::SparseCategoricalProbs)
+    }
+
+    /// Whether the prediction input is the logits (the output activation fused into the loss).
+    pub fn on_logits(self) -> bool {
+        matches!(self, LossKind::SparseCategoricalLogits | LossKind::CategoricalLogits | LossKind::BinaryLogits)
+    }
 }
 
 impl Op {
@@ -251,6 +388,16 @@ impl Op {
             Op::Transpose { .. } => "Transpose",
             Op::Concat { .. } => "Concat",
             Op::Reduce { .. } => "Reduce",
+            Op::Broadcast { .. } => "Broadcast",
+            Op::Slice { .. } => "Slice",
+            Op::UnaryGrad(_) => "UnaryGrad",
+            Op::SoftmaxGrad { .. } => "SoftmaxGrad",
+            Op::ConvGradInput { .. } => "ConvGradInput",
+            Op::ConvGradWeight { .. } => "ConvGradWeight",
+            Op::PoolGrad(_) => "PoolGrad",
+            Op::Loss(_) => "Loss",
+            Op::LossGrad(_) => "LossGrad",
+            Op::Accuracy(_) => "Accuracy",
         }
     }
 
@@ -365,6 +512,55 @@ impl Op {
                     .enumerate()
                     .filter_map(|(i, &d)| if axes.contains(&i) { keepdims.then_some(1) } else { Some(d) })
                     .collect())
+            }
+            Op::Broadcast { shape } => {
+                want(1..=1)?;
+                match broadcast_shapes(inputs[0], shape) {
+                    Some(s) if &s == shape => Ok(shape.clone()),
+                    _ => Err(format!("{:?} does not broadcast to {shape:?}", inputs[0])),
+                }
+            }
+            Op::Slice { axis, start, len } => {
+                want(1..=1)?;
+                let x = inputs[0];
+                if *axis >= x.len() || start + len > x[*axis] {
+                    return Err(format!("slice {start}..{} of axis {axis} out of range for {x:?}", start + len));
+                }
+                let mut out = x.to_vec();
+                out[*axis] = *len;
+                Ok(out)
+            }
+            Op::UnaryGrad(_) | Op::SoftmaxGrad { .. } => {
+                want(2..=2)?;
+                if inputs[0] != inputs[1] {
+                    return Err(format!("shapes {:?} and {:?} differ", inputs[0], inputs[1]));
+                }
+                Ok(inputs[0].to_vec())
+            }
+            Op::ConvGradInput { input_shape, .. } => {
+                want(2..=2)?;
+                Ok(input_shape.clone())
+            }
+            Op::ConvGradWeight { weight_shape, .. } => {
+                want(2..=2)?;
+                Ok(weight_shape.clone())
+            }
+            Op::PoolGrad(_) => {
+                want(2..=2)?;
+                Ok(inputs[0].to_vec())
+            }
+            Op::Loss(kind) | Op::LossGrad(kind) | Op::Accuracy(kind) => {
+                want(3..=3)?;
+                let (p, t, w) = (inputs[0], inputs[1], inputs[2]);
+                if p.is_empty() || numel(w) != p[0] {
+                    return Err(format!("prediction {p:?} and row weights {w:?} disagree on rows"));
+                }
+                let target_ok =
+                    if kind.sparse_targets() { numel(t) == p[0] && p.len() == 2 } else { numel(t) == numel(p) };
+                if !target_ok {
+                    return Err(format!("targets {t:?} do not fit predictions {p:?} for {kind:?}"));
+                }
+                Ok(if matches!(self, Op::LossGrad(_)) { p.to_vec() } else { vec![1] })
             }
         }
     }

@@ -16,6 +16,10 @@ pub enum Region {
     Params,
     /// The activation arena.
     Arena,
+    /// The flat gradient buffer (laid out like the trainable parameters).
+    Grads,
+    /// The optimizer's state slots.
+    OptState,
 }
 
 /// Where a value lives: a region and an element offset in it.
@@ -98,12 +102,19 @@ pub fn plan_memory(graph: &Graph, scratch_len: impl Fn(usize) -> usize) -> Memor
             ValueKind::Activation => {}
         }
     }
+    let mut pinned = vec![false; nv];
+    for &(slot, v) in &graph.param_grads {
+        locations[v] = Location { region: Region::Grads, offset: graph.layout.slots[slot].offset };
+        pinned[v] = true;
+    }
     let mut scratch = vec![None; graph.nodes.len()];
     let mut frees: Vec<Vec<usize>> = vec![Vec::new(); graph.nodes.len()];
     for (i, n) in graph.nodes.iter().enumerate() {
         let o = n.output;
         if root[o] != o {
             locations[o] = locations[root[o]];
+        } else if pinned[o] {
+            // A parameter gradient: it lives in the gradient buffer.
         } else {
             locations[o] = Location { region: Region::Arena, offset: arena.alloc(numel(graph.shape(o))) };
             match root_last[o] {

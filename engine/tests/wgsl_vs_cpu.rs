@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use distk_engine::cpu::CpuExecutor;
 use distk_engine::wgpu_exec::matmul::ALL_TILES;
 use distk_engine::wgpu_exec::{ExecOptions, GpuContext, PipelineCache, WgpuExecutor, device};
-use distk_engine::{BinaryOp, ConvAttrs, Executor, Graph, GraphBuilder, Op, PoolAttrs, PoolKind, ReduceOp, UnaryOp};
+use distk_engine::{
+    BinaryOp, ConvAttrs, Executor, Graph, GraphBuilder, LossKind, Op, PoolAttrs, PoolKind, ReduceOp, UnaryOp,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -96,6 +98,8 @@ fn matmul_all_tiles_transposes_batches_and_odd_sizes() {
         (vec![3], vec![], 17, 33, 13),
         (vec![2, 3], vec![2, 3], 9, 16, 31),
         (vec![], vec![4], 5, 8, 3),
+        // Longer than one dispatch's inner loop on CPU adapters: split over K and accumulated.
+        (vec![], vec![], 2, 20_000, 3),
     ];
     for _ in 0..12 {
         let m = rng.random_range(1..200);
@@ -338,6 +342,15 @@ fn batch_norm_copy_ops_and_reductions() {
             }
         }
     }
+    // Sums of ones count every element (lavapipe cuts long shader loops; the chunked passes must not).
+    let mut b = GraphBuilder::new();
+    let x = b.input("x", vec![32, 32, 26, 26]);
+    let y = b.node("sum", Op::Reduce { op: ReduceOp::Sum, axes: vec![0, 2, 3], keepdims: false }, &[x]).unwrap();
+    b.output(y);
+    let (ctx, cache) = gpu();
+    let mut exec = WgpuExecutor::new(ctx, b.finish(), &mut cache.lock().unwrap_or_else(|e| e.into_inner())).unwrap();
+    let out = exec.run(&[&vec![1.0; 32 * 32 * 26 * 26]]).unwrap().remove(0);
+    assert!(out.iter().all(|&v| v == 21632.0), "{:?}", &out[..4]);
     // A reshape of a computed value aliases it; one of an input is copied.
     let mut b = GraphBuilder::new();
     let x = b.input("x", vec![4, 6]);
@@ -347,4 +360,131 @@ fn batch_norm_copy_ops_and_reductions() {
     b.output(r2);
     let feed = random(&mut rng, 24, -1.0, 1.0);
     check("reshape chain", b.finish(), &[feed]);
+}
+
+#[test]
+fn backward_ops_match_the_cpu_reference() {
+    let mut rng = StdRng::seed_from_u64(9);
+    for op in [
+        UnaryOp::Relu,
+        UnaryOp::LeakyRelu { alpha: 0.1 },
+        UnaryOp::Elu { alpha: 0.7 },
+        UnaryOp::Selu { alpha: 1.673_263_2, gamma: 1.050_701 },
+        UnaryOp::Sigmoid,
+        UnaryOp::HardSigmoid { alpha: 0.2, beta: 0.5 },
+        UnaryOp::Tanh,
+        UnaryOp::Softplus,
+        UnaryOp::Exp,
+        UnaryOp::Abs,
+        UnaryOp::Clip { min: -0.5, max: 0.25 },
+    ] {
+        let (g, x) = one_node(&mut rng, Op::UnaryGrad(op), &[vec![3, 67], vec![3, 67]], &[], -4.0, 4.0);
+        check(&format!("{op:?} grad"), g, &x);
+    }
+    for (shape, axis) in [(vec![4, 10], 1), (vec![3, 5, 7], 1), (vec![2, 9], 0)] {
+        for log in [false, true] {
+            let (g, x) =
+                one_node(&mut rng, Op::SoftmaxGrad { axis, log }, &[shape.clone(), shape.clone()], &[], -1.0, 1.0);
+            check(&format!("softmax grad {shape:?} {axis} {log}"), g, &x);
+        }
+    }
+    let (g, x) = one_node(&mut rng, Op::Broadcast { shape: vec![4, 3, 5] }, &[vec![3, 1]], &[], -1.0, 1.0);
+    check("broadcast", g, &x);
+    let (g, x) = one_node(&mut rng, Op::Slice { axis: 1, start: 2, len: 3 }, &[vec![4, 7, 2]], &[], -1.0, 1.0);
+    check("slice", g, &x);
+    // Convolution gradients: (spatial dims, batch, in, out, size, kernel, stride, dilation, pad, group)
+    for (nd, n, c, m, size, k, s, d, p, group) in [
+        (2, 3, 1, 4, 8, 3, 1, 1, 0, 1),
+        (2, 2, 4, 6, 7, 3, 2, 1, 1, 2),
+        (1, 2, 3, 2, 9, 2, 2, 2, 1, 1),
+        (2, 2, 3, 5, 5, 1, 1, 1, 0, 1),
+        (3, 1, 2, 2, 5, 2, 1, 1, 1, 1),
+    ] {
+        let attrs = conv_attrs(nd, k, s, d, p, group);
+        let mut xs = vec![n, c];
+        xs.extend(vec![size; nd]);
+        let mut ws = vec![m, c / group];
+        ws.extend(vec![k; nd]);
+        let out = Op::Conv(attrs.clone()).output_shape(&[&xs, &ws]).unwrap();
+        let (g, f) = one_node(
+            &mut rng,
+            Op::ConvGradInput { attrs: attrs.clone(), input_shape: xs.clone() },
+            &[out.clone(), ws.clone()],
+            &[false, true],
+            -1.0,
+            1.0,
+        );
+        check(&format!("conv grad input {xs:?} {attrs:?}"), g, &f);
+        let (g, f) = one_node(
+            &mut rng,
+            Op::ConvGradWeight { attrs: attrs.clone(), weight_shape: ws.clone() },
+            &[xs.clone(), out.clone()],
+            &[false, false],
+            -1.0,
+            1.0,
+        );
+        check(&format!("conv grad weight {xs:?} {attrs:?}"), g, &f);
+    }
+    for kind in
+        [PoolKind::Max, PoolKind::Average { count_include_pad: false }, PoolKind::Average { count_include_pad: true }]
+    {
+        for (k, s, p) in [(2, 2, 0), (3, 2, 1), (3, 1, 1)] {
+            let attrs = PoolAttrs {
+                kind,
+                kernel: vec![k; 2],
+                strides: vec![s; 2],
+                dilations: vec![1; 2],
+                pads_begin: vec![p; 2],
+                pads_end: vec![p; 2],
+                ceil_mode: false,
+            };
+            let xs = vec![2, 3, 7, 6];
+            let out = Op::Pool(attrs.clone()).output_shape(&[&xs]).unwrap();
+            let (g, f) = one_node(&mut rng, Op::PoolGrad(attrs.clone()), &[xs.clone(), out], &[], -1.0, 1.0);
+            check(&format!("pool grad {attrs:?}"), g, &f);
+        }
+    }
+}
+
+#[test]
+fn losses_gradients_and_accuracy_match_the_cpu_reference() {
+    let mut rng = StdRng::seed_from_u64(10);
+    let (n, c) = (37, 10);
+    for kind in [
+        LossKind::SparseCategoricalLogits,
+        LossKind::SparseCategoricalProbs,
+        LossKind::CategoricalLogits,
+        LossKind::CategoricalProbs,
+        LossKind::BinaryLogits,
+        LossKind::BinaryProbs,
+        LossKind::MeanSquaredError,
+        LossKind::MeanAbsoluteError,
+    ] {
+        let probs =
+            matches!(kind, LossKind::SparseCategoricalProbs | LossKind::CategoricalProbs | LossKind::BinaryProbs);
+        let pred: Vec<f32> = random(&mut rng, n * c, if probs { 0.01 } else { -3.0 }, if probs { 0.99 } else { 3.0 });
+        let target: Vec<f32> = if kind.sparse_targets() {
+            (0..n).map(|_| rng.random_range(0..c) as f32).collect()
+        } else {
+            (0..n * c)
+                .map(|i| {
+                    if matches!(kind, LossKind::MeanSquaredError | LossKind::MeanAbsoluteError) {
+                        rng.random_range(-1.0..1.0)
+                    } else {
+                        (i % c == i / c % c) as i32 as f32
+                    }
+                })
+                .collect()
+        };
+        let weight: Vec<f32> = (0..n).map(|i| if i < n - 5 { 1.0 } else { 0.0 }).collect();
+        for op in [Op::Loss(kind), Op::LossGrad(kind), Op::Accuracy(kind)] {
+            let mut b = GraphBuilder::new();
+            let p = b.input("p", vec![n, c]);
+            let t = b.input("t", if kind.sparse_targets() { vec![n] } else { vec![n, c] });
+            let w = b.input("w", vec![n]);
+            let y = b.node("op", op.clone(), &[p, t, w]).unwrap();
+            b.output(y);
+            check(&format!("{op:?}"), b.finish(), &[pred.clone(), target.clone(), weight.clone()]);
+        }
+    }
 }

@@ -2,10 +2,12 @@
 //! WGSL kernel is tested against, and the fast path where there is no GPU.
 
 pub mod gemm;
+pub mod grad_kernels;
 pub mod kernels;
+pub mod loss;
 
 use crate::error::{EngineError, Result};
-use crate::executor::{Executor, check_inputs};
+use crate::executor::{Executor, OptimizerState, check_inputs, initial_optimizer_state};
 use crate::graph::{Graph, ValueKind};
 use crate::op::{MatMulDims, Op};
 use crate::shape::numel;
@@ -16,6 +18,8 @@ pub struct CpuExecutor {
     graph: Graph,
     params: Vec<f32>,
     values: Vec<Vec<f32>>,
+    grads: Vec<f32>,
+    opt: OptimizerState,
 }
 
 impl CpuExecutor {
@@ -30,7 +34,9 @@ impl CpuExecutor {
             })
             .collect();
         let params = graph.initial_params.clone();
-        CpuExecutor { graph, params, values }
+        let grads = vec![0.0; graph.layout.trainable_len()];
+        let opt = initial_optimizer_state(&graph);
+        CpuExecutor { graph, params, values, grads, opt }
     }
 
     fn data(&self, v: usize) -> &[f32] {
@@ -101,6 +107,49 @@ impl CpuExecutor {
                 }
             }
             Op::Reduce { op, axes, .. } => kernels::reduce(*op, x(0), s(0), axes, out),
+            Op::Broadcast { shape } => grad_kernels::broadcast(x(0), s(0), shape, out),
+            Op::Slice { axis, start, len } => grad_kernels::slice(x(0), s(0), *axis, *start, *len, out),
+            Op::UnaryGrad(u) => grad_kernels::unary_grad(*u, x(0), x(1), out),
+            Op::SoftmaxGrad { axis, log } => grad_kernels::softmax_grad(x(0), x(1), s(0), *axis, *log, out),
+            Op::ConvGradInput { attrs: a, input_shape } => {
+                let w = Window3::new(
+                    &input_shape[2..],
+                    &s(0)[2..],
+                    &a.kernel,
+                    &a.strides,
+                    &a.dilations,
+                    &a.pads_begin,
+                    &a.pads_end,
+                );
+                grad_kernels::conv_grad_input(x(0), x(1), input_shape, s(1)[0], a.group, &w, out);
+            }
+            Op::ConvGradWeight { attrs: a, weight_shape } => {
+                let w = Window3::new(
+                    &s(0)[2..],
+                    &s(1)[2..],
+                    &a.kernel,
+                    &a.strides,
+                    &a.dilations,
+                    &a.pads_begin,
+                    &a.pads_end,
+                );
+                grad_kernels::conv_grad_weight(x(0), s(0), x(1), weight_shape[0], a.group, &w, out);
+            }
+            Op::PoolGrad(p) => {
+                let w = Window3::new(
+                    &s(0)[2..],
+                    &s(1)[2..],
+                    &p.kernel,
+                    &p.strides,
+                    &p.dilations,
+                    &p.pads_begin,
+                    &p.pads_end,
+                );
+                grad_kernels::pool_grad(p.kind, x(0), x(1), s(0)[0], s(0)[1], &w, out);
+            }
+            Op::Loss(k) => out[0] = loss::loss(*k, x(0), x(1), x(2)),
+            Op::LossGrad(k) => loss::loss_grad(*k, x(0), x(1), x(2), out),
+            Op::Accuracy(k) => out[0] = loss::accuracy(*k, x(0), x(1), x(2)),
         }
     }
 }
@@ -117,6 +166,15 @@ impl Executor for CpuExecutor {
             let mut out = std::mem::take(&mut self.values[o]);
             self.eval(i, &mut out);
             self.values[o] = out;
+        }
+        if let Some(optimizer) = self.graph.optimizer {
+            for &(slot, v) in &self.graph.param_grads {
+                let s = &self.graph.layout.slots[slot];
+                self.grads[s.offset..s.offset + s.len].copy_from_slice(&self.values[v]);
+            }
+            let n = self.grads.len();
+            self.opt.step += 1;
+            optimizer.update(&mut self.params[..n], &self.grads, &mut self.opt.slots, self.opt.step);
         }
         Ok(self.graph.outputs.iter().map(|&o| self.data(o).to_vec()).collect())
     }
@@ -151,5 +209,21 @@ impl Executor for CpuExecutor {
 
     fn describe(&self) -> String {
         "cpu (matrixmultiply sgemm)".to_string()
+    }
+
+    fn optimizer_state(&mut self) -> Result<OptimizerState> {
+        Ok(self.opt.clone())
+    }
+
+    fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        if state.slots.len() != self.opt.slots.len() {
+            return Err(EngineError::BadInput(format!(
+                "optimizer state has {} values, this optimizer keeps {}",
+                state.slots.len(),
+                self.opt.slots.len()
+            )));
+        }
+        self.opt = state.clone();
+        Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! Lowering each node of a planned graph to the dispatches that compute it.
 
 use crate::graph::{Graph, Node};
-use crate::op::{BinaryOp, MatMulDims, Op, PoolKind, ReduceOp, UnaryOp};
+use crate::op::{BinaryOp, LossKind, MatMulDims, Op, PoolKind, ReduceOp, UnaryOp};
 use crate::plan::{Location, MemoryPlan, Region};
 use crate::shape::{broadcast_strides, coalesce_dims, contiguous_strides, numel};
 use crate::wgpu_exec::matmul::{choose_tile, matmul_grid, template_for, tile_override};
@@ -18,6 +18,16 @@ const WINDOW: &str = include_str!("../../../shaders/window.wgsl");
 const IM2COL: &str = include_str!("../../../shaders/im2col.wgsl");
 const POOL: &str = include_str!("../../../shaders/pool.wgsl");
 const BATCHNORM: &str = include_str!("../../../shaders/batchnorm.wgsl");
+const UNARY_GRAD: &str = include_str!("../../../shaders/unary_grad.wgsl");
+const SOFTMAX_GRAD: &str = include_str!("../../../shaders/softmax_grad.wgsl");
+const COL2IM: &str = include_str!("../../../shaders/col2im.wgsl");
+const POOL_GRAD: &str = include_str!("../../../shaders/pool_grad.wgsl");
+const LOSS: &str = include_str!("../../../shaders/loss.wgsl");
+const OPTIMIZER: &str = include_str!("../../../shaders/optimizer.wgsl");
+
+/// Most elements one invocation of the reduction sums (lavapipe stops loops after 65,535
+/// iterations per invocation; the index arithmetic costs a few iterations per element).
+pub const REDUCE_CHUNK: usize = 4096;
 
 /// Most dims the strided kernels handle after merging contiguous dims.
 pub const MAX_RANK: usize = 8;
@@ -71,6 +81,44 @@ fn unary_expr(op: UnaryOp) -> String {
     }
 }
 
+fn derivative_expr(op: UnaryOp) -> String {
+    let f = f32_literal;
+    match op {
+        UnaryOp::Relu => "select(0.0, 1.0, x > 0.0)".into(),
+        UnaryOp::LeakyRelu { alpha } => format!("select({}, 1.0, x >= 0.0)", f(alpha)),
+        UnaryOp::Elu { alpha } => format!("select({} * exp(min(x, 0.0)), 1.0, x > 0.0)", f(alpha)),
+        UnaryOp::Selu { alpha, gamma } => {
+            format!("{} * select({} * exp(min(x, 0.0)), 1.0, x > 0.0)", f(gamma), f(alpha))
+        }
+        UnaryOp::Sigmoid => "sigm(x) * (1.0 - sigm(x))".into(),
+        UnaryOp::HardSigmoid { alpha, beta } => {
+            format!("select(0.0, {a}, {a} * x + {b} > 0.0 && {a} * x + {b} < 1.0)", a = f(alpha), b = f(beta))
+        }
+        UnaryOp::Tanh => "1.0 - tanh(clamp(x, -20.0, 20.0)) * tanh(clamp(x, -20.0, 20.0))".into(),
+        UnaryOp::Softplus => "sigm(x)".into(),
+        UnaryOp::Exp => "exp(x)".into(),
+        UnaryOp::Log => "1.0 / x".into(),
+        UnaryOp::Sqrt => "0.5 / sqrt(x)".into(),
+        UnaryOp::Neg => "-1.0".into(),
+        UnaryOp::Abs => "sign(x)".into(),
+        UnaryOp::Clip { min, max } => format!("select(0.0, 1.0, x >= {} && x <= {})", f(min), f(max)),
+        UnaryOp::Identity => "1.0".into(),
+    }
+}
+
+fn loss_code(kind: LossKind) -> u32 {
+    match kind {
+        LossKind::SparseCategoricalLogits => 0,
+        LossKind::SparseCategoricalProbs => 1,
+        LossKind::CategoricalLogits => 2,
+        LossKind::CategoricalProbs => 3,
+        LossKind::BinaryLogits => 4,
+        LossKind::BinaryProbs => 5,
+        LossKind::MeanSquaredError => 6,
+        LossKind::MeanAbsoluteError => 7,
+    }
+}
+
 fn binary_expr(op: BinaryOp) -> &'static str {
     match op {
         BinaryOp::Add => "a + b",
@@ -106,6 +154,27 @@ pub fn scratch_len(graph: &Graph, node: usize) -> usize {
             let x = graph.shape(n.inputs[0]);
             let out = graph.shape(n.output);
             x[0] * x[1] * a.kernel.iter().product::<usize>() * numel(&out[2..])
+        }
+        Op::Reduce { axes, .. } => {
+            let x = graph.shape(n.inputs[0]);
+            let count: usize = axes.iter().map(|&a| x[a]).product();
+            let n_out = numel(graph.shape(n.output));
+            let mut total = 0;
+            let mut c = count.div_ceil(REDUCE_CHUNK);
+            while c > 1 {
+                total += n_out * c;
+                c = c.div_ceil(REDUCE_CHUNK);
+            }
+            total
+        }
+        Op::ConvGradInput { attrs, input_shape } => {
+            let dy = graph.shape(n.inputs[0]);
+            input_shape[0] * input_shape[1] * attrs.kernel.iter().product::<usize>() * numel(&dy[2..])
+        }
+        Op::ConvGradWeight { attrs, .. } => {
+            let x = graph.shape(n.inputs[0]);
+            let dy = graph.shape(n.inputs[1]);
+            x[0] * x[1] * attrs.kernel.iter().product::<usize>() * numel(&dy[2..])
         }
         _ => 0,
     }
@@ -187,7 +256,7 @@ pub fn lower_node(graph: &Graph, plan: &MemoryPlan, i: usize, t: Target) -> Resu
                 .map_err(|e| EngineError::Unsupported(format!("node `{}`: {e}", node.name)))?;
             let batch = d.batch_count();
             let mn = d.m * d.n;
-            vec![matmul_dispatch(
+            matmul_dispatches(
                 t,
                 MatMulCall {
                     m: d.m,
@@ -201,7 +270,7 @@ pub fn lower_node(graph: &Graph, plan: &MemoryPlan, i: usize, t: Target) -> Resu
                     alpha: *alpha,
                     beta: 0.0,
                 },
-            )]
+            )
         }
         Op::Softmax { axis, log } => {
             let s = shape(x0);
@@ -245,30 +314,65 @@ pub fn lower_node(graph: &Graph, plan: &MemoryPlan, i: usize, t: Target) -> Resu
             let s = shape(x0);
             let src = contiguous_strides(s);
             let kept: Vec<usize> = (0..s.len()).filter(|i| !axes.contains(i)).collect();
-            let (kd, ks) = coalesce_dims(
-                &kept.iter().map(|&i| s[i]).collect::<Vec<_>>(),
-                &[kept.iter().map(|&i| src[i]).collect()],
-            );
-            let (rd, rs) = coalesce_dims(
-                &axes.iter().map(|&i| s[i]).collect::<Vec<_>>(),
-                &[axes.iter().map(|&i| src[i]).collect()],
-            );
-            if kd.len() > MAX_RANK || rd.len() > MAX_RANK {
-                return Err(too_many_dims(node, kd.len().max(rd.len())));
-            }
-            let count: usize = axes.iter().map(|&i| s[i]).product();
+            let kept_dims: Vec<usize> = kept.iter().map(|&i| s[i]).collect();
+            let kept_strides: Vec<usize> = kept.iter().map(|&i| src[i]).collect();
+            let red_dims: Vec<usize> = axes.iter().map(|&i| s[i]).collect();
+            let red_strides: Vec<usize> = axes.iter().map(|&i| src[i]).collect();
+            let count: usize = red_dims.iter().product();
             let scale = if *op == ReduceOp::Mean { 1.0 / count.max(1) as f32 } else { 1.0 };
-            let mut un =
-                vec![u(n_out), u(kd.len()), u(rd.len()), u(count), u(xl.offset), u(ol.offset), scale.to_bits()];
-            un.extend(pad_rank(&kd));
-            un.extend(pad_rank(&ks[0]));
-            un.extend(pad_rank(&rd));
-            un.extend(pad_rank(&rs[0]));
-            vec![Dispatch {
-                shader: instantiate(REDUCE, &[], &[("X", xl.region), ("O", ol.region)], &[]),
-                uniforms: un,
-                workgroups: ew,
-            }]
+            // Long reductions go in passes of at most REDUCE_CHUNK elements per invocation, the
+            // partial sums through scratch space (see shaders/reduce.wgsl).
+            let mut passes = Vec::new();
+            let (mut src_loc, mut kd, mut ks, mut rd, mut rs, mut cnt) =
+                (xl, kept_dims, kept_strides, red_dims, red_strides, count);
+            let mut scratch_at = plan.scratch[i];
+            loop {
+                let chunks = cnt.div_ceil(REDUCE_CHUNK).max(1);
+                let last = chunks == 1;
+                let dst = if last {
+                    ol
+                } else {
+                    let at = scratch_at.ok_or_else(|| EngineError::Unsupported("reduction without scratch".into()))?;
+                    scratch_at = Some(at + n_out * chunks);
+                    Location { region: Region::Arena, offset: at }
+                };
+                let (kdc, ksc) = coalesce_dims(&kd, &[ks.clone()]);
+                let (rdc, rsc) = coalesce_dims(&rd, &[rs.clone()]);
+                if kdc.len() > MAX_RANK || rdc.len() > MAX_RANK {
+                    return Err(too_many_dims(node, kdc.len().max(rdc.len())));
+                }
+                let pass_scale = if last { scale } else { 1.0 };
+                let mut un = vec![
+                    u(n_out * chunks),
+                    u(kdc.len()),
+                    u(rdc.len()),
+                    u(cnt),
+                    u(src_loc.offset),
+                    u(dst.offset),
+                    pass_scale.to_bits(),
+                ];
+                un.extend(pad_rank(&kdc));
+                un.extend(pad_rank(&ksc[0]));
+                un.extend(pad_rank(&rdc));
+                un.extend(pad_rank(&rsc[0]));
+                un.extend([u(chunks), u(REDUCE_CHUNK)]);
+                passes.push(Dispatch {
+                    shader: instantiate(REDUCE, &[], &[("X", src_loc.region), ("O", dst.region)], &[]),
+                    uniforms: un,
+                    workgroups: grid(n_out * chunks, ELEMENTWISE_WG, t.max_groups),
+                });
+                if last {
+                    break;
+                }
+                // Next pass: the partial sums, [n_out, chunks], reduced over the chunks.
+                src_loc = dst;
+                kd = vec![n_out];
+                ks = vec![chunks];
+                rd = vec![chunks];
+                rs = vec![1];
+                cnt = chunks;
+            }
+            passes
         }
         Op::BatchNorm { epsilon } => {
             let s = shape(x0);
@@ -346,7 +450,7 @@ pub fn lower_node(graph: &Graph, plan: &MemoryPlan, i: usize, t: Target) -> Resu
                 });
                 col
             };
-            out.push(matmul_dispatch(
+            out.extend(matmul_dispatches(
                 t,
                 MatMulCall {
                     m: mg,
@@ -380,11 +484,220 @@ pub fn lower_node(graph: &Graph, plan: &MemoryPlan, i: usize, t: Target) -> Resu
             }
             out
         }
+        Op::Broadcast { .. } => {
+            let src = broadcast_strides(shape(x0), out_shape);
+            vec![copy_dispatch(t, node, out_shape, (xl, src), (ol, contiguous_strides(out_shape)))?]
+        }
+        Op::Slice { axis, start, .. } => {
+            let src_strides = contiguous_strides(shape(x0));
+            let from = Location { region: xl.region, offset: xl.offset + start * src_strides[*axis] };
+            vec![copy_dispatch(t, node, out_shape, (from, src_strides), (ol, contiguous_strides(out_shape)))?]
+        }
+        Op::UnaryGrad(op) => {
+            let dyl = loc(node.inputs[1]);
+            vec![Dispatch {
+                shader: instantiate(
+                    UNARY_GRAD,
+                    &[],
+                    &[("X", xl.region), ("DY", dyl.region), ("O", ol.region)],
+                    &[("DERIV", derivative_expr(*op))],
+                ),
+                uniforms: vec![u(n_out), u(xl.offset), u(dyl.offset), u(ol.offset)],
+                workgroups: ew,
+            }]
+        }
+        Op::SoftmaxGrad { axis, log } => {
+            let s = shape(x0);
+            let len = s[*axis];
+            let inner: usize = s[axis + 1..].iter().product();
+            let rows = n_out / len.max(1);
+            let dyl = loc(node.inputs[1]);
+            vec![Dispatch {
+                shader: instantiate(SOFTMAX_GRAD, &[], &[("Y", xl.region), ("DY", dyl.region), ("O", ol.region)], &[]),
+                uniforms: vec![u(rows), u(len), u(inner), u(xl.offset), u(dyl.offset), u(ol.offset), *log as u32],
+                workgroups: grid(rows, ELEMENTWISE_WG, t.max_groups),
+            }]
+        }
+        Op::ConvGradInput { attrs: a, input_shape } => {
+            let (dyv, wv) = (node.inputs[0], node.inputs[1]);
+            let (dyl, wl) = (loc(dyv), loc(wv));
+            let dys = shape(dyv);
+            let w = Window3::new(
+                &input_shape[2..],
+                &dys[2..],
+                &a.kernel,
+                &a.strides,
+                &a.dilations,
+                &a.pads_begin,
+                &a.pads_end,
+            );
+            let (n, c, m) = (input_shape[0], input_shape[1], dys[1]);
+            let (osp, kl) = (w.output_len(), w.kernel_len());
+            let (cg, mg) = (c / a.group, m / a.group);
+            let kg = cg * kl;
+            let at = plan.scratch[i].ok_or_else(|| EngineError::Unsupported("conv gradient without scratch".into()))?;
+            let col = Location { region: Region::Arena, offset: at };
+            // col[n, g] (kg x osp) = W[g]^T (kg x mg) @ dy[n, g] (mg x osp)
+            let mm = matmul_dispatches(
+                t,
+                MatMulCall {
+                    m: kg,
+                    n: osp,
+                    k: mg,
+                    batch_hi: n,
+                    batch_lo: a.group,
+                    a: (wl, [0, mg * kg], 1, kg),
+                    b: (dyl, [m * osp, mg * osp], osp, 1),
+                    c: (col, [c * kl * osp, kg * osp], osp),
+                    alpha: 1.0,
+                    beta: 0.0,
+                },
+            );
+            let mut un = vec![u(n_out), u(col.offset), u(ol.offset), 0, 0, 0, 0, 0];
+            un.extend(w.to_u32s());
+            let mut out = mm;
+            out.push(Dispatch {
+                shader: instantiate(COL2IM, &[WINDOW], &[("X", col.region), ("O", ol.region)], &[]),
+                uniforms: un,
+                workgroups: ew,
+            });
+            out
+        }
+        Op::ConvGradWeight { attrs: a, weight_shape } => {
+            let (xv, dyv) = (node.inputs[0], node.inputs[1]);
+            let dyl = loc(dyv);
+            let (xs, dys) = (shape(xv), shape(dyv));
+            let w = Window3::new(&xs[2..], &dys[2..], &a.kernel, &a.strides, &a.dilations, &a.pads_begin, &a.pads_end);
+            let (n, c, m) = (xs[0], xs[1], weight_shape[0]);
+            let (osp, kl) = (w.output_len(), w.kernel_len());
+            let (cg, mg) = (c / a.group, m / a.group);
+            let kg = cg * kl;
+            let mut out = Vec::new();
+            let cols = if is_pointwise(a) {
+                xl
+            } else {
+                let at =
+                    plan.scratch[i].ok_or_else(|| EngineError::Unsupported("conv gradient without scratch".into()))?;
+                let col = Location { region: Region::Arena, offset: at };
+                let total = n * c * kl * osp;
+                let mut un = vec![u(total), u(xl.offset), u(col.offset), 0, 0, 0, 0, 0];
+                un.extend(w.to_u32s());
+                out.push(Dispatch {
+                    shader: instantiate(IM2COL, &[WINDOW], &[("X", xl.region), ("O", col.region)], &[]),
+                    uniforms: un,
+                    workgroups: grid(total, ELEMENTWISE_WG, t.max_groups),
+                });
+                col
+            };
+            // dW[g] (mg x kg) += dy[n, g] (mg x osp) @ col[n, g]^T (osp x kg), one sample at a time.
+            for b in 0..n {
+                out.extend(matmul_dispatches(
+                    t,
+                    MatMulCall {
+                        m: mg,
+                        n: kg,
+                        k: osp,
+                        batch_hi: 1,
+                        batch_lo: a.group,
+                        a: (Location { region: dyl.region, offset: dyl.offset + b * m * osp }, [0, mg * osp], osp, 1),
+                        b: (
+                            Location { region: cols.region, offset: cols.offset + b * c * kl * osp },
+                            [0, kg * osp],
+                            1,
+                            osp,
+                        ),
+                        c: (ol, [0, mg * kg], kg),
+                        alpha: 1.0,
+                        beta: if b == 0 { 0.0 } else { 1.0 },
+                    },
+                ));
+            }
+            out
+        }
+        Op::PoolGrad(p) => {
+            let s = shape(x0);
+            let dyv = node.inputs[1];
+            let dyl = loc(dyv);
+            let w = Window3::new(
+                &s[2..],
+                &shape(dyv)[2..],
+                &p.kernel,
+                &p.strides,
+                &p.dilations,
+                &p.pads_begin,
+                &p.pads_end,
+            );
+            let kind = match p.kind {
+                PoolKind::Max => 0,
+                PoolKind::Average { count_include_pad: false } => 1,
+                PoolKind::Average { count_include_pad: true } => 2,
+            };
+            let mut un = vec![u(n_out), u(xl.offset), u(dyl.offset), u(ol.offset), kind, 0, 0, 0];
+            un.extend(w.to_u32s());
+            vec![Dispatch {
+                shader: instantiate(
+                    POOL_GRAD,
+                    &[WINDOW],
+                    &[("X", xl.region), ("DY", dyl.region), ("O", ol.region)],
+                    &[],
+                ),
+                uniforms: un,
+                workgroups: ew,
+            }]
+        }
+        Op::Loss(kind) | Op::Accuracy(kind) | Op::LossGrad(kind) => {
+            let (pv, tv, wv) = (node.inputs[0], node.inputs[1], node.inputs[2]);
+            let ps = shape(pv);
+            let rows = ps[0];
+            let width = numel(ps) / rows.max(1);
+            let (entry, mode) = match node.op {
+                Op::Loss(_) => ("reduce_rows", 0),
+                Op::Accuracy(_) => ("reduce_rows", 1),
+                _ => ("grad_rows", 0),
+            };
+            let template = LOSS.replace(&format!("fn {entry}("), "fn main(");
+            let shader = instantiate(
+                &template,
+                &[],
+                &[("P", loc(pv).region), ("T", loc(tv).region), ("W", loc(wv).region), ("O", ol.region)],
+                &[("KIND", loss_code(*kind).to_string()), ("MODE", mode.to_string())],
+            );
+            let workgroups = if entry == "grad_rows" { [rows.div_ceil(64) as u32, 1, 1] } else { [1, 1, 1] };
+            vec![Dispatch {
+                shader,
+                uniforms: vec![
+                    u(rows),
+                    u(width),
+                    u(loc(pv).offset),
+                    u(loc(tv).offset),
+                    u(loc(wv).offset),
+                    u(ol.offset),
+                ],
+                workgroups,
+            }]
+        }
     })
+}
+
+/// The optimizer's dispatch over the trainable prefix (`n` elements); its uniforms from word 2 on
+/// change every step ([`crate::optimizer::Optimizer::uniform_scalars`]).
+pub fn optimizer_dispatch(t: Target, optimizer: &crate::optimizer::Optimizer, n: usize) -> Dispatch {
+    let mut uniforms = vec![u(n), 0];
+    uniforms.extend(optimizer.uniform_scalars(1).iter().map(|x| x.to_bits()));
+    let mut operands = vec![("P", Region::Params), ("G", Region::Grads)];
+    if optimizer.state_slots() > 0 {
+        operands.push(("S", Region::OptState));
+    }
+    Dispatch {
+        shader: instantiate(OPTIMIZER, &[], &operands, &[("BODY", optimizer.wgsl_body())]),
+        uniforms,
+        workgroups: grid(n, ELEMENTWISE_WG, t.max_groups),
+    }
 }
 
 /// Operands of a (two-level batched) matrix product: each operand's location, its batch strides
 /// (outer, inner), and row/column strides.
+#[derive(Clone, Copy)]
 pub struct MatMulCall {
     /// Rows.
     pub m: usize,
@@ -406,6 +719,33 @@ pub struct MatMulCall {
     pub alpha: f32,
     /// Scale of the existing C added (0 to overwrite).
     pub beta: f32,
+}
+
+/// Longest inner dimension one product dispatch takes on a CPU adapter; longer ones are split
+/// into dispatches that accumulate (lavapipe stops loops after 65,535 iterations per invocation).
+pub const SPLIT_K: usize = 16_384;
+
+/// The dispatches of a matrix product (one, or several accumulating over K on CPU adapters).
+pub fn matmul_dispatches(t: Target, mc: MatMulCall) -> Vec<Dispatch> {
+    if !t.cpu_adapter || mc.k <= SPLIT_K {
+        return vec![matmul_dispatch(t, mc)];
+    }
+    let mut out = Vec::new();
+    let mut k0 = 0;
+    while k0 < mc.k {
+        let k = SPLIT_K.min(mc.k - k0);
+        let (a, b) = (mc.a, mc.b);
+        let part = MatMulCall {
+            k,
+            a: (Location { region: a.0.region, offset: a.0.offset + k0 * a.3 }, a.1, a.2, a.3),
+            b: (Location { region: b.0.region, offset: b.0.offset + k0 * b.2 }, b.1, b.2, b.3),
+            beta: if k0 == 0 { mc.beta } else { 1.0 },
+            ..mc
+        };
+        out.push(matmul_dispatch(t, part));
+        k0 += k;
+    }
+    out
 }
 
 /// The dispatch of a matrix product.

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::error::{EngineError, Result};
-use crate::executor::{Executor, check_inputs};
+use crate::executor::{Executor, OptimizerState, check_inputs, initial_optimizer_state};
 use crate::graph::{Graph, ValueKind};
 use crate::plan::{MemoryPlan, Region, plan_memory};
 use crate::shape::numel;
@@ -66,6 +66,12 @@ pub struct WgpuExecutor {
     plan: MemoryPlan,
     params: wgpu::Buffer,
     arena: wgpu::Buffer,
+    grads: wgpu::Buffer,
+    opt_state: wgpu::Buffer,
+    uniforms: wgpu::Buffer,
+    /// Index of the optimizer's dispatch (its uniform slot is rewritten each step).
+    optimizer_dispatch: Option<usize>,
+    step: u64,
     recorded: Vec<Recorded>,
     staging: wgpu::Buffer,
     param_staging: wgpu::Buffer,
@@ -122,8 +128,17 @@ impl WgpuExecutor {
         for i in 0..graph.nodes.len() {
             dispatches.extend(lower_node(&graph, &plan, i, target)?);
         }
+        let trainable = graph.layout.trainable_len();
+        let optimizer_dispatch = graph.optimizer.as_ref().map(|o| {
+            dispatches.push(lower::optimizer_dispatch(target, o, trainable));
+            dispatches.len() - 1
+        });
         let params = storage_buffer(&ctx, "parameter buffer", graph.layout.total_len())?;
         let arena = storage_buffer(&ctx, "activation arena", plan.arena_len)?;
+        let grads = storage_buffer(&ctx, "gradient buffer", trainable)?;
+        let initial_state = initial_optimizer_state(&graph);
+        let opt_state = storage_buffer(&ctx, "optimizer state", initial_state.slots.len())?;
+        ctx.queue.write_buffer(&opt_state, 0, bytemuck::cast_slice(&initial_state.slots));
         ctx.queue.write_buffer(&params, 0, bytemuck::cast_slice(&graph.initial_params));
         for (v, info) in graph.values.iter().enumerate() {
             if let ValueKind::Constant(data) = &info.kind {
@@ -168,6 +183,8 @@ impl WgpuExecutor {
                 let buffer = match r {
                     Region::Params => &params,
                     Region::Arena => &arena,
+                    Region::Grads => &grads,
+                    Region::OptState => &opt_state,
                 };
                 entries.push(wgpu::BindGroupEntry { binding: b as u32 + 1, resource: buffer.as_entire_binding() });
             }
@@ -198,7 +215,22 @@ impl WgpuExecutor {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        Ok(WgpuExecutor { ctx, graph, plan, params, arena, recorded, staging, param_staging, output_copies })
+        Ok(WgpuExecutor {
+            ctx,
+            graph,
+            plan,
+            params,
+            arena,
+            grads,
+            opt_state,
+            uniforms,
+            optimizer_dispatch,
+            step: 0,
+            recorded,
+            staging,
+            param_staging,
+            output_copies,
+        })
     }
 
     /// Number of compute dispatches one run records.
@@ -234,6 +266,8 @@ impl WgpuExecutor {
         match r {
             Region::Params => &self.params,
             Region::Arena => &self.arena,
+            Region::Grads => &self.grads,
+            Region::OptState => &self.opt_state,
         }
     }
 
@@ -265,6 +299,11 @@ impl Executor for WgpuExecutor {
         for (i, data) in inputs.iter().enumerate() {
             let loc = self.plan.locations[self.graph.inputs[i]];
             self.ctx.queue.write_buffer(self.region(loc.region), loc.offset as u64 * 4, bytemuck::cast_slice(data));
+        }
+        if let (Some(d), Some(o)) = (self.optimizer_dispatch, self.graph.optimizer) {
+            self.step += 1;
+            let words: Vec<u32> = o.uniform_scalars(self.step).iter().map(|x| x.to_bits()).collect();
+            self.ctx.queue.write_buffer(&self.uniforms, d as u64 * UNIFORM_STRIDE + 8, bytemuck::cast_slice(&words));
         }
         let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("run") });
         {
@@ -317,5 +356,37 @@ impl Executor for WgpuExecutor {
 
     fn describe(&self) -> String {
         format!("wgpu {} ({:?}, {:?})", self.ctx.info.name, self.ctx.info.backend, self.ctx.info.device_type)
+    }
+
+    fn optimizer_state(&mut self) -> Result<OptimizerState> {
+        let n = initial_optimizer_state(&self.graph).slots.len();
+        if n == 0 {
+            return Ok(OptimizerState { step: self.step, slots: Vec::new() });
+        }
+        let staging = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("optimizer state staging"),
+            size: (n * 4) as u64,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc =
+            self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read state") });
+        enc.copy_buffer_to_buffer(&self.opt_state, 0, &staging, 0, (n * 4) as u64);
+        self.ctx.queue.submit([enc.finish()]);
+        let slots = self.read_back(&staging, (n * 4) as u64)?;
+        Ok(OptimizerState { step: self.step, slots })
+    }
+
+    fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        let n = initial_optimizer_state(&self.graph).slots.len();
+        if state.slots.len() != n {
+            return Err(EngineError::BadInput(format!(
+                "optimizer state has {} values, this optimizer keeps {n}",
+                state.slots.len()
+            )));
+        }
+        self.ctx.queue.write_buffer(&self.opt_state, 0, bytemuck::cast_slice(&state.slots));
+        self.step = state.step;
+        Ok(())
     }
 }

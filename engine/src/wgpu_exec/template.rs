@@ -45,12 +45,13 @@ pub fn instantiate(template: &str, includes: &[&str], operands: &[(&str, Region)
         header.push_str(inc);
         header.push('\n');
     }
+    // Expressions first: they may name operands themselves.
     let mut body = template.to_string();
-    for (name, r) in operands {
-        body = body.replace(&format!("{{{{{name}}}}}"), buffer_name(*r));
-    }
     for (name, text) in exprs {
         body = body.replace(&format!("{{{{{name}}}}}"), text);
+    }
+    for (name, r) in operands {
+        body = body.replace(&format!("{{{{{name}}}}}"), buffer_name(*r));
     }
     debug_assert!(!body.contains("{{"), "unreplaced placeholder in kernel:\n{body}");
     Shader { source: header + &body, regions }
@@ -60,6 +61,8 @@ fn buffer_name(r: Region) -> &'static str {
     match r {
         Region::Params => "params",
         Region::Arena => "arena",
+        Region::Grads => "grads",
+        Region::OptState => "opt_state",
     }
 }
 

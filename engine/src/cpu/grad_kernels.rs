@@ -1,0 +1,159 @@
+//! CPU reference kernels of the backward ops.
+
+use crate::cpu::gemm::{GemmShape, sgemm};
+use crate::cpu::kernels::{for_each_index, im2col};
+use crate::op::{PoolKind, UnaryOp};
+use crate::shape::{broadcast_strides, contiguous_strides};
+use crate::window::Window3;
+
+/// dx = dy * f'(x).
+pub fn unary_grad(op: UnaryOp, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    for ((o, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
+        *o = g * op.derivative(v);
+    }
+}
+
+/// Softmax: dx = y (dy - sum(dy y)); log-softmax: dx = dy - exp(y) sum(dy), along `axis`.
+pub fn softmax_grad(y: &[f32], dy: &[f32], shape: &[usize], axis: usize, log: bool, dx: &mut [f32]) {
+    let len = shape[axis];
+    let inner: usize = shape[axis + 1..].iter().product();
+    let outer: usize = shape[..axis].iter().product();
+    for o in 0..outer {
+        for i in 0..inner {
+            let at = |t: usize| o * len * inner + i + t * inner;
+            if log {
+                let sum: f32 = (0..len).map(|t| dy[at(t)]).sum();
+                for t in 0..len {
+                    dx[at(t)] = dy[at(t)] - y[at(t)].exp() * sum;
+                }
+            } else {
+                let dot: f32 = (0..len).map(|t| dy[at(t)] * y[at(t)]).sum();
+                for t in 0..len {
+                    dx[at(t)] = y[at(t)] * (dy[at(t)] - dot);
+                }
+            }
+        }
+    }
+}
+
+/// Numpy broadcast of x (shape `x_shape`) to `out_shape`.
+pub fn broadcast(x: &[f32], x_shape: &[usize], out_shape: &[usize], out: &mut [f32]) {
+    let src = broadcast_strides(x_shape, out_shape);
+    let dst = contiguous_strides(out_shape);
+    for_each_index(out_shape, [&src, &dst], |[s, d]| out[d] = x[s]);
+}
+
+/// `len` entries along `axis` from `start`.
+pub fn slice(x: &[f32], shape: &[usize], axis: usize, start: usize, len: usize, out: &mut [f32]) {
+    let outer: usize = shape[..axis].iter().product();
+    let inner: usize = shape[axis + 1..].iter().product();
+    for o in 0..outer {
+        let src = (o * shape[axis] + start) * inner;
+        out[o * len * inner..(o + 1) * len * inner].copy_from_slice(&x[src..src + len * inner]);
+    }
+}
+
+/// Adds columns back into an N,C,spatial image: the adjoint of [`im2col`].
+pub fn col2im(col: &[f32], n: usize, c: usize, w: &Window3, dx: &mut [f32]) {
+    let (isp, osp, kl) = (w.input_len(), w.output_len(), w.kernel_len());
+    dx.iter_mut().for_each(|v| *v = 0.0);
+    for nc in 0..n * c {
+        for k in 0..kl {
+            let kk = Window3::unflatten(w.kernel, k);
+            let row = &col[(nc * kl + k) * osp..(nc * kl + k + 1) * osp];
+            for (o, &v) in row.iter().enumerate() {
+                if let Some(s) = w.source(Window3::unflatten(w.output, o), kk) {
+                    dx[nc * isp + s] += v;
+                }
+            }
+        }
+    }
+}
+
+/// Gradient of a convolution with respect to its input: dx = col2im(W^T dy) per group.
+pub fn conv_grad_input(
+    dy: &[f32],
+    weight: &[f32],
+    x_shape: &[usize],
+    m: usize,
+    group: usize,
+    w: &Window3,
+    dx: &mut [f32],
+) {
+    let (n, c) = (x_shape[0], x_shape[1]);
+    let (osp, kl) = (w.output_len(), w.kernel_len());
+    let (cg, mg) = (c / group, m / group);
+    let kg = cg * kl;
+    let mut col = vec![0.0f32; n * c * kl * osp];
+    // col[n, g] (kg x osp) = W[g]^T (kg x mg) @ dy[n, g] (mg x osp)
+    let shape = GemmShape { m: kg, k: mg, n: osp, a: (1, kg), b: (osp, 1), c: (osp, 1) };
+    for b in 0..n {
+        for g in 0..group {
+            let a = &weight[g * mg * kg..(g + 1) * mg * kg];
+            let d = &dy[(b * m + g * mg) * osp..(b * m + (g + 1) * mg) * osp];
+            let dst = &mut col[(b * c + g * cg) * kl * osp..(b * c + (g + 1) * cg) * kl * osp];
+            sgemm(shape, 1.0, a, d, 0.0, dst);
+        }
+    }
+    col2im(&col, n, c, w, dx);
+}
+
+/// Gradient of a convolution with respect to its weight: dW[g] = sum_n dy[n, g] @ col[n, g]^T.
+pub fn conv_grad_weight(x: &[f32], x_shape: &[usize], dy: &[f32], m: usize, group: usize, w: &Window3, dw: &mut [f32]) {
+    let (n, c) = (x_shape[0], x_shape[1]);
+    let (osp, kl) = (w.output_len(), w.kernel_len());
+    let (cg, mg) = (c / group, m / group);
+    let kg = cg * kl;
+    let mut col = vec![0.0f32; n * c * kl * osp];
+    im2col(x, n, c, w, &mut col);
+    let shape = GemmShape { m: mg, k: osp, n: kg, a: (osp, 1), b: (1, osp), c: (kg, 1) };
+    dw.iter_mut().for_each(|v| *v = 0.0);
+    for b in 0..n {
+        for g in 0..group {
+            let d = &dy[(b * m + g * mg) * osp..(b * m + (g + 1) * mg) * osp];
+            let cols = &col[(b * c + g * cg) * kl * osp..(b * c + (g + 1) * cg) * kl * osp];
+            sgemm(shape, 1.0, d, cols, 1.0, &mut dw[g * mg * kg..(g + 1) * mg * kg]);
+        }
+    }
+}
+
+/// Gradient of pooling: max routes dy to the first maximum of each window; average spreads it.
+pub fn pool_grad(kind: PoolKind, x: &[f32], dy: &[f32], n: usize, c: usize, w: &Window3, dx: &mut [f32]) {
+    let (isp, osp, kl) = (w.input_len(), w.output_len(), w.kernel_len());
+    dx.iter_mut().for_each(|v| *v = 0.0);
+    for nc in 0..n * c {
+        let src = &x[nc * isp..(nc + 1) * isp];
+        for o in 0..osp {
+            let op = Window3::unflatten(w.output, o);
+            let g = dy[nc * osp + o];
+            let sources: Vec<Option<usize>> = (0..kl).map(|k| w.source(op, Window3::unflatten(w.kernel, k))).collect();
+            match kind {
+                PoolKind::Max => {
+                    let mut best: Option<usize> = None;
+                    for s in sources.iter().flatten() {
+                        if best.is_none_or(|b| src[*s] > src[b]) {
+                            best = Some(*s);
+                        }
+                    }
+                    if let Some(b) = best {
+                        dx[nc * isp + b] += g;
+                    }
+                }
+                PoolKind::Average { count_include_pad } => {
+                    let count = sources.iter().flatten().count();
+                    let padded = if count_include_pad {
+                        (0..kl)
+                            .filter(|&k| sources[k].is_none() && w.in_padded(op, Window3::unflatten(w.kernel, k)))
+                            .count()
+                    } else {
+                        0
+                    };
+                    let share = g / (count + padded).max(1) as f32;
+                    for s in sources.iter().flatten() {
+                        dx[nc * isp + s] += share;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! CPU reference of the losses, their gradients and accuracy (Keras semantics).
+//!
+//! Every loss is a weighted mean over rows, `sum_i w_i l_i / sum_i w_i`, so padded rows of a partial
+//! batch (weight 0) count for nothing. Probabilities are clipped to [1e-7, 1 - 1e-7] as Keras does.
+
+use crate::op::LossKind;
+
+/// Keras' clipping epsilon for losses on probabilities.
+pub const EPSILON: f32 = 1e-7;
+
+fn clip(p: f32) -> (f32, bool) {
+    let c = p.clamp(EPSILON, 1.0 - EPSILON);
+    (c, c == p)
+}
+
+fn lse(z: &[f32]) -> f32 {
+    let m = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    m + z.iter().map(|&v| (v - m).exp()).sum::<f32>().ln()
+}
+
+fn argmax(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// The loss of one row, and (when `grad` is given) its gradient with respect to the prediction.
+fn row(kind: LossKind, p: &[f32], t: &[f32], grad: Option<&mut [f32]>) -> f32 {
+    let k = p.len() as f32;
+    match kind {
+        LossKind::SparseCategoricalLogits => {
+            let y = t[0] as usize;
+            let l = lse(p);
+            if let Some(g) = grad {
+                for (c, gc) in g.iter_mut().enumerate() {
+                    *gc = (p[c] - l).exp() - (c == y) as i32 as f32;
+                }
+            }
+            l - p[y]
+        }
+        LossKind::SparseCategoricalProbs => {
+            let y = t[0] as usize;
+            let (c, inside) = clip(p[y]);
+            if let Some(g) = grad {
+                g.iter_mut().for_each(|v| *v = 0.0);
+                if inside {
+                    g[y] = -1.0 / c;
+                }
+            }
+            -c.ln()
+        }
+        LossKind::CategoricalLogits => {
+            let l = lse(p);
+            let total: f32 = t.iter().sum();
+            if let Some(g) = grad {
+                for (c, gc) in g.iter_mut().enumerate() {
+                    *gc = (p[c] - l).exp() * total - t[c];
+                }
+            }
+            p.iter().zip(t).map(|(&z, &y)| -y * (z - l)).sum()
+        }
+        LossKind::CategoricalProbs => {
+            // Keras renormalises the probabilities, clips, then takes -sum t log q.
+            let s: f32 = p.iter().sum();
+            let q: Vec<(f32, bool)> = p.iter().map(|&v| clip(v / s)).collect();
+            if let Some(g) = grad {
+                let gq: Vec<f32> =
+                    q.iter().zip(t).map(|(&(c, inside), &y)| if inside { -y / c } else { 0.0 }).collect();
+                let dot: f32 = gq.iter().zip(&q).map(|(a, (c, _))| a * c).sum();
+                for (j, gj) in g.iter_mut().enumerate() {
+                    *gj = (gq[j] - dot) / s;
+                }
+            }
+            q.iter().zip(t).map(|(&(c, _), &y)| -y * c.ln()).sum()
+        }
+        LossKind::BinaryLogits => {
+            if let Some(g) = grad {
+                for ((gc, &z), &y) in g.iter_mut().zip(p).zip(t) {
+                    *gc = (crate::op::sigmoid(z) - y) / k;
+                }
+            }
+            p.iter().zip(t).map(|(&z, &y)| z.max(0.0) - z * y + (-z.abs()).exp().ln_1p()).sum::<f32>() / k
+        }
+        LossKind::BinaryProbs => {
+            let mut l = 0.0;
+            let mut gv = grad;
+            for (c, (&v, &y)) in p.iter().zip(t).enumerate() {
+                let (q, inside) = clip(v);
+                l += -(y * q.ln() + (1.0 - y) * (1.0 - q).ln());
+                if let Some(g) = gv.as_deref_mut() {
+                    g[c] = if inside { (-y / q + (1.0 - y) / (1.0 - q)) / k } else { 0.0 };
+                }
+            }
+            l / k
+        }
+        LossKind::MeanSquaredError => {
+            if let Some(g) = grad {
+                for ((gc, &v), &y) in g.iter_mut().zip(p).zip(t) {
+                    *gc = 2.0 * (v - y) / k;
+                }
+            }
+            p.iter().zip(t).map(|(&v, &y)| (v - y) * (v - y)).sum::<f32>() / k
+        }
+        LossKind::MeanAbsoluteError => {
+            if let Some(g) = grad {
+                for ((gc, &v), &y) in g.iter_mut().zip(p).zip(t) {
+                    *gc = if v > y {
+                        1.0 / k
+                    } else if v < y {
+                        -1.0 / k
+                    } else {
+                        0.0
+                    };
+                }
+            }
+            p.iter().zip(t).map(|(&v, &y)| (v - y).abs()).sum::<f32>() / k
+        }
+    }
+}
+
+fn split<'a>(
+    kind: LossKind,
+    pred: &'a [f32],
+    target: &'a [f32],
+    rows: usize,
+) -> impl Iterator<Item = (&'a [f32], &'a [f32])> {
+    let width = pred.len() / rows.max(1);
+    let tw = if kind.sparse_targets() { 1 } else { width };
+    pred.chunks(width.max(1)).zip(target.chunks(tw.max(1)))
+}
+
+/// The weighted mean loss.
+pub fn loss(kind: LossKind, pred: &[f32], target: &[f32], weight: &[f32]) -> f32 {
+    let total: f32 = weight.iter().sum();
+    let sum: f32 = split(kind, pred, target, weight.len())
+        .zip(weight)
+        .map(|((p, t), &w)| if w == 0.0 { 0.0 } else { w * row(kind, p, t, None) })
+        .sum();
+    sum / total.max(f32::MIN_POSITIVE)
+}
+
+/// The gradient of the weighted mean loss with respect to the prediction.
+pub fn loss_grad(kind: LossKind, pred: &[f32], target: &[f32], weight: &[f32], grad: &mut [f32]) {
+    let total: f32 = weight.iter().sum::<f32>().max(f32::MIN_POSITIVE);
+    let width = pred.len() / weight.len().max(1);
+    for (i, ((p, t), &w)) in split(kind, pred, target, weight.len()).zip(weight).enumerate() {
+        let g = &mut grad[i * width..(i + 1) * width];
+        if w == 0.0 {
+            g.iter_mut().for_each(|v| *v = 0.0);
+            continue;
+        }
+        row(kind, p, t, Some(g));
+        g.iter_mut().for_each(|v| *v *= w / total);
+    }
+}
+
+/// Whether one row is predicted right (a fraction for multi-output binary rows).
+pub fn row_correct(kind: LossKind, p: &[f32], t: &[f32]) -> f32 {
+    if kind.sparse_targets() {
+        return (argmax(p) == t[0] as usize) as i32 as f32;
+    }
+    if p.len() == 1 || matches!(kind, LossKind::BinaryLogits | LossKind::BinaryProbs) {
+        let thr = if kind.on_logits() { 0.0 } else { 0.5 };
+        let hits = p.iter().zip(t).filter(|&(&v, &y)| (v > thr) == (y > 0.5)).count();
+        return hits as f32 / p.len() as f32;
+    }
+    (argmax(p) == argmax(t)) as i32 as f32
+}
+
+/// The weighted accuracy.
+pub fn accuracy(kind: LossKind, pred: &[f32], target: &[f32], weight: &[f32]) -> f32 {
+    let total: f32 = weight.iter().sum();
+    let sum: f32 =
+        split(kind, pred, target, weight.len()).zip(weight).map(|((p, t), &w)| w * row_correct(kind, p, t)).sum();
+    sum / total.max(f32::MIN_POSITIVE)
+}

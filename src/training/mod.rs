@@ -1,0 +1,8 @@
+//! Training on one device: optimizers by Keras name, the training session (graph, partial batches),
+//! the loop of `distk-gpu run`, history and checkpoints.
+
+pub mod optimizers;
+pub mod session;
+
+pub use optimizers::parse_optimizer;
+pub use session::{StepStats, TrainSession};
