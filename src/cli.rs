@@ -24,8 +24,116 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Run a model over a Parquet or CSV file and write its predictions as Parquet.
     Predict(PredictArgs),
+    /// Train a model on labelled data and write the trained model as ONNX.
+    Run(RunArgs),
+    /// Loss and accuracy of a model on labelled data.
+    Evaluate(EvaluateArgs),
     /// Measure forward throughput and matrix-product speed beside CPU baselines.
     Bench(BenchArgs),
+}
+
+/// `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The ONNX model (exported from Keras or PyTorch).
+    pub model: PathBuf,
+    /// Training rows: Parquet or CSV with features and an integer label column.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The training algorithm (one device: `single`).
+    #[arg(long, default_value = "single")]
+    pub trainer: String,
+    /// Passes over the data.
+    #[arg(long, default_value_t = 1)]
+    pub epochs: usize,
+    /// Rows per step.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// sgd, adam, adamw, rmsprop, adagrad or adadelta (Keras 3 names and defaults).
+    #[arg(long, default_value = "adam")]
+    pub optimizer: String,
+    /// Learning rate (default: the optimizer's Keras default).
+    #[arg(long)]
+    pub learning_rate: Option<f32>,
+    /// Other hyper-parameters, e.g. `momentum=0.9,nesterov=true` or `beta_1=0.9,weight_decay=0.01`.
+    #[arg(long, default_value = "")]
+    pub optimizer_args: String,
+    /// sparse_categorical_crossentropy (integer labels), binary_crossentropy, mean_squared_error, mean_absolute_error.
+    #[arg(long, default_value = "sparse_categorical_crossentropy")]
+    pub loss: String,
+    /// The features column, or several scalar columns separated by commas.
+    #[arg(long, default_value = "features")]
+    pub features_col: String,
+    /// The label column (integer class indices).
+    #[arg(long, default_value = "label")]
+    pub label_col: String,
+    /// Validation rows, evaluated after every epoch.
+    #[arg(long)]
+    pub validation_data: Option<PathBuf>,
+    /// Shuffle the rows every epoch (seeded by --seed).
+    #[arg(long)]
+    pub shuffle: bool,
+    /// Seed of the shuffling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where to write the trained model.
+    #[arg(long, default_value = "trained.onnx")]
+    pub out: PathBuf,
+    /// Write the history as JSON here.
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+    /// Write the history as CSV here.
+    #[arg(long)]
+    pub history_csv: Option<PathBuf>,
+    /// Stop after the first epoch whose loss (validation loss when given) is at most this.
+    #[arg(long)]
+    pub target_loss: Option<f64>,
+    /// Stop after the first epoch whose accuracy (validation accuracy when given) is at least this.
+    #[arg(long)]
+    pub target_accuracy: Option<f64>,
+    /// Keep the latest training state here.
+    #[arg(long)]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Steps between checkpoints.
+    #[arg(long, default_value_t = 500)]
+    pub checkpoint_every: u64,
+    /// Continue from the checkpoint in --checkpoint-dir.
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Where the model runs.
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+/// `evaluate`.
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// The ONNX model.
+    pub model: PathBuf,
+    /// Labelled rows.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The loss (Keras name).
+    #[arg(long, default_value = "sparse_categorical_crossentropy")]
+    pub loss: String,
+    /// The features column(s).
+    #[arg(long, default_value = "features")]
+    pub features_col: String,
+    /// The label column.
+    #[arg(long, default_value = "label")]
+    pub label_col: String,
+    /// Rows per pass.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Print exactly one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Where the model runs.
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 /// Where a model runs.

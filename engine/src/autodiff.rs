@@ -131,6 +131,20 @@ pub fn build_training_graph(graph: Graph, spec: &TrainingSpec) -> Result<Graph> 
     Ok(b.finish())
 }
 
+/// Appends target and row-weight inputs, the loss and the accuracy to `graph` (no backward pass):
+/// the graph `evaluate` and validation run. Outputs are [loss, accuracy].
+pub fn build_eval_graph(graph: Graph, loss: LossKind, prediction: ValueId, target_shape: Vec<usize>) -> Result<Graph> {
+    let rows = *graph.shape(prediction).first().ok_or_else(|| EngineError::BadInput("scalar prediction".into()))?;
+    let mut b = GraphBuilder::from_graph(graph);
+    let target = b.input(TARGET_INPUT, target_shape);
+    let weight = b.input(WEIGHT_INPUT, vec![rows]);
+    let ins = [prediction, target, weight];
+    let l = b.node("loss", Op::Loss(loss), &ins)?;
+    let acc = b.node("accuracy", Op::Accuracy(loss), &ins)?;
+    b.set_outputs(vec![l, acc]);
+    Ok(b.finish())
+}
+
 /// Sums `g` (shaped like the op's output) down to `shape` over broadcast dims.
 fn unbroadcast(b: &mut GraphBuilder, g: ValueId, shape: &[usize], name: &str) -> Result<ValueId> {
     let gs = b.shape(g).to_vec();

@@ -4,6 +4,7 @@
 pub mod attrs;
 pub mod convert;
 pub mod error;
+pub mod export;
 pub mod fold;
 pub mod inspect;
 pub mod model;

@@ -2,5 +2,7 @@
 
 pub mod bench;
 pub mod devices;
+pub mod evaluate;
 pub mod inspect;
 pub mod predict;
+pub mod run;

@@ -2,6 +2,7 @@
 //! batches, and result files written atomically.
 
 pub mod atomic;
+pub mod dataset;
 pub mod predictions;
 pub mod reader;
 

@@ -1,0 +1,169 @@
+//! Writing trained values back into the original model bytes. Only the `raw_data`/`float_data` of
+//! the float initializers that changed are rewritten; every other byte of the file (graph, names,
+//! metadata, fields this crate's protobuf types do not know) is kept as it was, so downstream tools
+//! keep working. The protobuf wire format is walked directly for that reason.
+
+use std::collections::HashMap;
+
+use crate::error::{ImportError, Result};
+
+const MODEL_GRAPH: u64 = 7;
+const GRAPH_INITIALIZER: u64 = 5;
+const TENSOR_FLOAT_DATA: u64 = 4;
+const TENSOR_NAME: u64 = 8;
+const TENSOR_RAW_DATA: u64 = 9;
+
+fn bad(what: &str) -> ImportError {
+    ImportError::Model(format!("cannot rewrite the model: malformed protobuf ({what})"))
+}
+
+fn read_varint(b: &[u8], at: &mut usize) -> Result<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *b.get(*at).ok_or_else(|| bad("truncated varint"))?;
+        *at += 1;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err(bad("varint too long"))
+}
+
+fn write_varint(mut v: u64, out: &mut Vec<u8>) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// One field: its number, wire type, the whole field's bytes, and (length-delimited) its payload.
+struct Field<'a> {
+    number: u64,
+    whole: &'a [u8],
+    payload: Option<&'a [u8]>,
+}
+
+fn fields(b: &[u8]) -> Result<Vec<Field<'_>>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < b.len() {
+        let start = at;
+        let key = read_varint(b, &mut at)?;
+        let (number, wire) = (key >> 3, key & 7);
+        let payload = match wire {
+            0 => {
+                read_varint(b, &mut at)?;
+                None
+            }
+            1 => {
+                at += 8;
+                None
+            }
+            5 => {
+                at += 4;
+                None
+            }
+            2 => {
+                let len = read_varint(b, &mut at)? as usize;
+                let end = at.checked_add(len).filter(|&e| e <= b.len()).ok_or_else(|| bad("length past the end"))?;
+                let p = &b[at..end];
+                at = end;
+                Some(p)
+            }
+            _ => return Err(bad("unsupported wire type")),
+        };
+        if at > b.len() {
+            return Err(bad("field past the end"));
+        }
+        out.push(Field { number, whole: &b[start..at], payload });
+    }
+    Ok(out)
+}
+
+fn put_bytes_field(number: u64, payload: &[u8], out: &mut Vec<u8>) {
+    write_varint((number << 3) | 2, out);
+    write_varint(payload.len() as u64, out);
+    out.extend_from_slice(payload);
+}
+
+fn rewrite_tensor(t: &[u8], values: &HashMap<String, Vec<f32>>, done: &mut Vec<String>) -> Result<Option<Vec<u8>>> {
+    let fs = fields(t)?;
+    let name = fs
+        .iter()
+        .find(|f| f.number == TENSOR_NAME)
+        .and_then(|f| f.payload)
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .unwrap_or_default();
+    let Some(v) = values.get(&name) else { return Ok(None) };
+    let mut out = Vec::with_capacity(t.len());
+    for f in &fs {
+        if f.number != TENSOR_FLOAT_DATA && f.number != TENSOR_RAW_DATA {
+            out.extend_from_slice(f.whole);
+        }
+    }
+    let raw: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    put_bytes_field(TENSOR_RAW_DATA, &raw, &mut out);
+    done.push(name);
+    Ok(Some(out))
+}
+
+/// Returns the model bytes with the float initializers named in `values` replaced (as raw_data).
+/// Every name must be an initializer of the graph.
+pub fn replace_initializers(model: &[u8], values: &HashMap<String, Vec<f32>>) -> Result<Vec<u8>> {
+    let mut done = Vec::new();
+    let mut out = Vec::with_capacity(model.len());
+    for f in fields(model)? {
+        match (f.number, f.payload) {
+            (MODEL_GRAPH, Some(graph)) => {
+                let mut g = Vec::with_capacity(graph.len());
+                for gf in fields(graph)? {
+                    match (gf.number, gf.payload) {
+                        (GRAPH_INITIALIZER, Some(t)) => match rewrite_tensor(t, values, &mut done)? {
+                            Some(nt) => put_bytes_field(GRAPH_INITIALIZER, &nt, &mut g),
+                            None => g.extend_from_slice(gf.whole),
+                        },
+                        _ => g.extend_from_slice(gf.whole),
+                    }
+                }
+                put_bytes_field(MODEL_GRAPH, &g, &mut out);
+            }
+            _ => out.extend_from_slice(f.whole),
+        }
+    }
+    if let Some(missing) = values.keys().find(|k| !done.contains(k)) {
+        return Err(ImportError::Model(format!("cannot rewrite the model: it has no initializer `{missing}`")));
+    }
+    Ok(out)
+}
+
+/// The bytes of every field of the model except the initializers' data, in order: equal for a
+/// model and its rewritten copy (what the round-trip test compares).
+pub fn bytes_outside_initializer_data(model: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for f in fields(model)? {
+        match (f.number, f.payload) {
+            (MODEL_GRAPH, Some(graph)) => {
+                for gf in fields(graph)? {
+                    match (gf.number, gf.payload) {
+                        (GRAPH_INITIALIZER, Some(t)) => {
+                            for tf in fields(t)? {
+                                if tf.number != TENSOR_FLOAT_DATA && tf.number != TENSOR_RAW_DATA {
+                                    out.extend_from_slice(tf.whole);
+                                }
+                            }
+                        }
+                        _ => out.extend_from_slice(gf.whole),
+                    }
+                }
+            }
+            _ => out.extend_from_slice(f.whole),
+        }
+    }
+    Ok(out)
+}

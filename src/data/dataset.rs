@@ -1,0 +1,76 @@
+//! A labelled dataset held in memory once, decoded (features as f32, labels as class indices), for
+//! training with shuffling. Parquet is read row group by row group, so nothing is held twice.
+
+use std::path::Path;
+
+use anyhow::{Result, bail};
+
+use crate::data::{DataReader, FeatureColumns};
+
+/// Rows of features with integer class labels.
+#[derive(Clone, Debug, Default)]
+pub struct Dataset {
+    /// Row-major features.
+    pub features: Vec<f32>,
+    /// One class index per row, as f32 (the engine's target input).
+    pub labels: Vec<f32>,
+    /// Number of rows.
+    pub rows: usize,
+    /// Features per row.
+    pub width: usize,
+}
+
+impl Dataset {
+    /// Reads every row of `path`. Checks the width against the model (`expect_width`) and every
+    /// label against the model's `classes` (for a single sigmoid output, labels must be 0 or 1).
+    pub fn load(
+        path: &Path,
+        features: &FeatureColumns,
+        label: &str,
+        expect_width: usize,
+        classes: usize,
+    ) -> Result<Self> {
+        let mut reader = DataReader::open(path, features, Some(label), 4096)?;
+        let mut ds = Dataset { width: expect_width, ..Default::default() };
+        if let Some(n) = reader.total_rows() {
+            ds.features.reserve(n * expect_width);
+            ds.labels.reserve(n);
+        }
+        let max_class = if classes == 1 { 2 } else { classes };
+        while let Some(rows) = reader.next_rows()? {
+            if rows.width != expect_width {
+                bail!(
+                    "input width {} (in `{}`) does not match the model's input ({expect_width} values per row); check --features-col or the model",
+                    rows.width,
+                    path.display()
+                );
+            }
+            let labels = rows.labels.unwrap_or_default();
+            if let Some((i, &l)) = labels.iter().enumerate().find(|&(_, &l)| l < 0 || l as usize >= max_class) {
+                bail!(
+                    "`{}` row {}, column `{label}`: label {l} is outside the model's {max_class} classes (0..{})",
+                    path.display(),
+                    rows.first_row + i,
+                    max_class - 1
+                );
+            }
+            ds.features.extend_from_slice(&rows.features);
+            ds.labels.extend(labels.iter().map(|&l| l as f32));
+            ds.rows += rows.count;
+        }
+        if ds.rows == 0 {
+            bail!("`{}` has no rows", path.display());
+        }
+        Ok(ds)
+    }
+
+    /// Gathers the rows `idx` into `x` (features) and `y` (labels).
+    pub fn gather(&self, idx: &[usize], x: &mut Vec<f32>, y: &mut Vec<f32>) {
+        x.clear();
+        y.clear();
+        for &i in idx {
+            x.extend_from_slice(&self.features[i * self.width..(i + 1) * self.width]);
+            y.push(self.labels[i]);
+        }
+    }
+}
