@@ -1,0 +1,210 @@
+//! `distk-gpu run` and `evaluate` end to end on the bundled data: accuracy reached through the WGSL
+//! executor (lavapipe in CI), the exported model read back by tract with the engine's predictions,
+//! history files, checkpoint and resume, and bad training input.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{data, model};
+use tract_onnx::prelude::*;
+
+fn distk(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_distk-gpu")).args(args).output().expect("run distk-gpu")
+}
+
+fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "failed: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn evaluate(m: &Path, d: &str) -> serde_json::Value {
+    let out = ok(&distk(&["evaluate", m.to_str().unwrap(), "--data", data(d).to_str().unwrap(), "--json"]));
+    assert_eq!(out.trim().lines().count(), 1, "one JSON object: {out}");
+    serde_json::from_str(out.trim()).unwrap()
+}
+
+#[test]
+fn keras_mlp_learns_digits_on_the_wgsl_executor_and_tract_agrees_with_the_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("trained.onnx");
+    let hist = dir.path().join("history.json");
+    let csv = dir.path().join("history.csv");
+    ok(&distk(&[
+        "run",
+        model("keras_mlp.onnx").to_str().unwrap(),
+        "--data",
+        data("digits_train.parquet").to_str().unwrap(),
+        "--validation-data",
+        data("digits_test.parquet").to_str().unwrap(),
+        "--epochs",
+        "30",
+        "--shuffle",
+        "--seed",
+        "3",
+        "--device",
+        "wgpu",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--history",
+        hist.to_str().unwrap(),
+        "--history-csv",
+        csv.to_str().unwrap(),
+    ]));
+    let e = evaluate(&out, "digits_test.parquet");
+    assert!(e["accuracy"].as_f64().unwrap() >= 0.96, "{e}");
+    assert_eq!(e["rows"], 360);
+    let h: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&hist).unwrap()).unwrap();
+    let steps = h["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 30 * 1437usize.div_ceil(32), "every row trained, the partial batch included");
+    for k in ["step", "epoch", "loss", "accuracy", "time"] {
+        assert!(steps[0].get(k).is_some(), "step records have `{k}`");
+    }
+    let epochs = h["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 30);
+    assert!(epochs[29]["val_accuracy"].as_f64().unwrap() >= 0.96);
+    assert!(epochs[29]["loss"].as_f64().unwrap() < epochs[0]["loss"].as_f64().unwrap());
+    assert!(std::fs::read_to_string(&csv).unwrap().starts_with("kind,step,epoch,loss,accuracy"));
+
+    // tract reads the exported file and predicts what the engine predicts.
+    let preds = dir.path().join("p.parquet");
+    ok(&distk(&[
+        "predict",
+        out.to_str().unwrap(),
+        "--data",
+        data("digits_test.parquet").to_str().unwrap(),
+        "--out",
+        preds.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--batch-size",
+        "8",
+    ]));
+    let oracle = common::read_npz(&common::root().join("tests/fixtures/oracles/forward/keras_mlp.npz"));
+    let x = oracle["input_data"].f32s();
+    let plan = tract_onnx::onnx()
+        .model_for_path(&out)
+        .unwrap()
+        .with_input_fact(0, f32::fact([4, 64]).into())
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let t = plan.run(tvec!(Tensor::from_shape(&[4, 64], &x).unwrap().into())).unwrap();
+    let tract: Vec<f32> = t[0].to_plain_array_view::<f32>().unwrap().iter().copied().collect();
+    let m = distk_onnx::OnnxModel::load(&out).unwrap();
+    let g = distk_onnx::import(&m, 4).unwrap().graph;
+    use distk_engine::Executor;
+    let ours = distk_engine::cpu::CpuExecutor::new(g).run(&[&x]).unwrap().remove(0);
+    assert!(common::rel_max_err(&ours, &tract) <= 1e-5, "tract disagrees with the engine on the exported model");
+    assert!(
+        common::rel_max_err(&tract, &oracle["output_data"].f32s()) > 1e-3,
+        "the export carries trained, not initial, weights"
+    );
+}
+
+#[test]
+fn keras_cnn_learns_mnist_small_on_the_wgsl_executor() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cnn.onnx");
+    ok(&distk(&[
+        "run",
+        model("keras_cnn.onnx").to_str().unwrap(),
+        "--data",
+        data("mnist_small_train.parquet").to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--shuffle",
+        "--device",
+        "wgpu",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let e = evaluate(&out, "mnist_small_test.parquet");
+    assert!(e["accuracy"].as_f64().unwrap() >= 0.95, "{e}");
+}
+
+#[test]
+fn resuming_from_a_checkpoint_continues_the_same_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let common_args = |out: &Path| {
+        vec![
+            "run".to_string(),
+            model("keras_mlp.onnx").display().to_string(),
+            "--data".into(),
+            data("digits_train.parquet").display().to_string(),
+            "--shuffle".into(),
+            "--device".into(),
+            "cpu".into(),
+            "--quiet".into(),
+            "--out".into(),
+            out.display().to_string(),
+        ]
+    };
+    let straight = d.join("straight.onnx");
+    let mut a = common_args(&straight);
+    a.extend(["--epochs".into(), "3".into()]);
+    ok(&distk(&a.iter().map(String::as_str).collect::<Vec<_>>()));
+    let ck = d.join("ck");
+    let first = d.join("first.onnx");
+    let mut a = common_args(&first);
+    a.extend([
+        "--epochs".into(),
+        "1".into(),
+        "--checkpoint-dir".into(),
+        ck.display().to_string(),
+        "--checkpoint-every".into(),
+        "7".into(),
+    ]);
+    ok(&distk(&a.iter().map(String::as_str).collect::<Vec<_>>()));
+    let resumed = d.join("resumed.onnx");
+    let mut a = common_args(&resumed);
+    a.extend(["--epochs".into(), "3".into(), "--checkpoint-dir".into(), ck.display().to_string(), "--resume".into()]);
+    ok(&distk(&a.iter().map(String::as_str).collect::<Vec<_>>()));
+    assert_eq!(
+        std::fs::read(&straight).unwrap(),
+        std::fs::read(&resumed).unwrap(),
+        "resumed run equals the straight run"
+    );
+}
+
+#[test]
+fn bad_training_input_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("never.onnx");
+    let csv = std::fs::read_to_string(data("digits_test.csv")).unwrap();
+    let mut lines: Vec<String> = csv.lines().map(String::from).collect();
+    let last = lines[5].rfind(',').unwrap();
+    lines[5] = format!("{},12", &lines[5][..last]);
+    let bad = dir.path().join("bad_labels.csv");
+    std::fs::write(&bad, lines.join("\n")).unwrap();
+    let m = model("keras_mlp.onnx");
+    for (args, needle) in [
+        (vec!["--data", bad.to_str().unwrap()], "row 4, column `label`: label 12 is outside the model's 10 classes"),
+        (
+            vec!["--data", data("digits_test.parquet").to_str().unwrap(), "--optimizer", "lion"],
+            "unknown optimizer `lion`",
+        ),
+        (
+            vec!["--data", data("digits_test.parquet").to_str().unwrap(), "--label-col", "target"],
+            "has no column `target`",
+        ),
+        (
+            vec!["--data", data("digits_test.parquet").to_str().unwrap(), "--optimizer-args", "momentum"],
+            "is not key=value",
+        ),
+        (vec!["--data", data("digits_test.parquet").to_str().unwrap(), "--resume"], "--resume needs --checkpoint-dir"),
+    ] {
+        let mut a = vec!["run", m.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"];
+        a.extend(args);
+        let o = distk(&a);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(needle), "expected `{needle}`: {err}");
+        assert!(!out.exists());
+    }
+}
