@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job on bundled data: a Keras-exported MLP (examples/models/keras_mlp.onnx, exported by
-# tf2onnx from Keras 3) runs over the sklearn digits test set (examples/data/digits_test.parquet)
-# on the GPU executor (lavapipe where there is no GPU), and its predictions are written as Parquet.
+# The main job on bundled data: train a Keras-exported MLP (examples/models/keras_mlp.onnx, exported
+# by tf2onnx from Keras 3) on the sklearn digits (examples/data/digits_train.parquet), validating on
+# the test split, then evaluate the trained ONNX file and predict with it. Runs on the GPU executor
+# (lavapipe where there is no GPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -9,7 +10,10 @@ cargo build --release --locked -p distk-gpu
 BIN=target/release/distk-gpu
 mkdir -p out
 $BIN devices
-$BIN inspect examples/models/keras_mlp.onnx
-$BIN predict examples/models/keras_mlp.onnx --data examples/data/digits_test.parquet \
+$BIN run examples/models/keras_mlp.onnx --data examples/data/digits_train.parquet \
+    --validation-data examples/data/digits_test.parquet --epochs 30 --shuffle --device wgpu \
+    --out out/keras_mlp.trained.onnx --history out/history.json
+$BIN evaluate out/keras_mlp.trained.onnx --data examples/data/digits_test.parquet
+$BIN predict out/keras_mlp.trained.onnx --data examples/data/digits_test.parquet \
     --out out/digits_predictions.parquet --device wgpu
-echo "demo: predictions written to out/digits_predictions.parquet"
+echo "demo: trained model out/keras_mlp.trained.onnx, history out/history.json, predictions out/digits_predictions.parquet"

@@ -191,6 +191,9 @@ pub struct PredictArgs {
 /// `bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    /// `forward` (forward passes and the matmul sweep) or `train` (training steps).
+    #[arg(default_value = "forward", value_parser = ["forward", "train"])]
+    pub suite: String,
     /// Folder holding keras_mlp_mnist.onnx and keras_cnn.onnx.
     #[arg(long, default_value = "examples/models")]
     pub models_dir: PathBuf,

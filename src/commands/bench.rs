@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use distk_engine::wgpu_exec::{PipelineCache, device};
 
 use crate::bench::BenchReport;
-use crate::bench::forward::forward_throughput;
+use crate::bench::forward::{forward_throughput, train_throughput};
 use crate::bench::matmul::matmul_point;
 use crate::cli::BenchArgs;
 use crate::runtime::DeviceChoice;
@@ -25,16 +25,21 @@ pub fn run(args: BenchArgs) -> Result<()> {
             bail!("`{}` not found: run bench from the repository root or pass --models-dir", path.display());
         }
         for device in [DeviceChoice::Wgpu, DeviceChoice::Cpu] {
-            let r = forward_throughput(&path, device, args.adapter, args.batch_size, args.repeats)?;
+            let r = if args.suite == "train" {
+                train_throughput(&path, device, args.adapter, args.batch_size, args.repeats)?
+            } else {
+                forward_throughput(&path, device, args.adapter, args.batch_size, args.repeats)?
+            };
             if !args.json {
-                eprintln!("forward {:16} {:50} {:>10.0} rows/s", r.model, r.executor, r.rows_per_s);
+                eprintln!("{} {:16} {:50} {:>10.0} rows/s", args.suite, r.model, r.executor, r.rows_per_s);
             }
             forward.push(r);
         }
     }
     let mut cache = PipelineCache::default();
     let mut matmul = Vec::new();
-    for &n in &args.sizes {
+    let sizes: &[usize] = if args.suite == "train" { &[] } else { &args.sizes };
+    for &n in sizes {
         let r = matmul_point(ctx.clone(), &mut cache, n, args.repeats)?;
         if !args.json {
             eprintln!(
