@@ -49,11 +49,18 @@ pub fn forward_throughput(
 
 /// Training rows per second of `model` at `batch` rows per step (Adam, sparse cross-entropy, fixed
 /// synthetic rows), the median over `repeats` timings after two warm-up steps.
-pub fn train_throughput(path: &Path, device: DeviceChoice, adapter: Option<usize>, batch: usize, repeats: usize) -> Result<ForwardResult> {
+pub fn train_throughput(
+    path: &Path,
+    device: DeviceChoice,
+    adapter: Option<usize>,
+    batch: usize,
+    repeats: usize,
+) -> Result<ForwardResult> {
     let model = OnnxModel::load(path)?;
     let mut runtime = Runtime::open(device, adapter)?;
     let opt = crate::training::parse_optimizer("adam", None, "")?;
-    let mut s = crate::training::TrainSession::new(&model, &mut runtime, batch, "sparse_categorical_crossentropy", true, opt)?;
+    let mut s =
+        crate::training::TrainSession::new(&model, &mut runtime, batch, "sparse_categorical_crossentropy", true, opt)?;
     let x: Vec<f32> = (0..batch * s.row_width).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
     let y: Vec<f32> = (0..batch).map(|i| (i % s.output_width) as f32).collect();
     s.step(batch, &x, &y)?;
