@@ -25,7 +25,7 @@ pub enum Command {
     /// Run a model over a Parquet or CSV file and write its predictions as Parquet.
     Predict(PredictArgs),
     /// Train a model on labelled data and write the trained model as ONNX.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Loss and accuracy of a model on labelled data.
     Evaluate(EvaluateArgs),
     /// Measure forward throughput and matrix-product speed beside CPU baselines.

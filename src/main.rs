@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         Command::Devices(a) => commands::devices::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Predict(a) => commands::predict::run(a),
-        Command::Run(a) => commands::run::run(a),
+        Command::Run(a) => commands::run::run(*a),
         Command::Evaluate(a) => commands::evaluate::run(a),
         Command::Bench(a) => commands::bench::run(a),
     };

@@ -81,15 +81,13 @@ pub fn build_training_graph(graph: Graph, spec: &TrainingSpec) -> Result<Graph> 
 
     // Which values depend on a trainable parameter.
     let nvals = b.graph_values_len();
-    let mut needs = vec![false; nvals];
-    for v in 0..nvals {
-        if let ValueKind::Param { slot } = b.kind(v) {
-            needs[v] = b.param_trainable(*slot);
-        }
-    }
-    for n in b.nodes()[..forward_nodes].to_vec() {
+    let mut needs: Vec<bool> =
+        (0..nvals).map(|v| matches!(b.kind(v), ValueKind::Param { slot } if b.param_trainable(*slot))).collect();
+    for idx in 0..forward_nodes {
+        let n = &b.nodes()[idx];
         if n.inputs.iter().any(|&i| needs[i]) {
-            needs[n.output] = true;
+            let o = n.output;
+            needs[o] = true;
         }
     }
     let mut grads: Vec<Option<ValueId>> = vec![None; nvals];
@@ -112,12 +110,12 @@ pub fn build_training_graph(graph: Graph, spec: &TrainingSpec) -> Result<Graph> 
             });
         }
     }
-    for v in 0..nvals {
+    for (v, grad) in grads.iter().enumerate() {
         let ValueKind::Param { slot } = *b.kind(v) else { continue };
         if !b.param_trainable(slot) {
             continue;
         }
-        if let Some(g) = grads[v] {
+        if let Some(g) = *grad {
             // The gradient is pinned into the gradient buffer: it must be a value of its own.
             let own = matches!(b.kind(g), ValueKind::Activation)
                 && !b.nodes().iter().any(|n| n.output == g && matches!(n.op, Op::Reshape { .. }))
