@@ -91,6 +91,13 @@ pub struct RunArgs {
     /// Stop after the first epoch whose accuracy (validation accuracy when given) is at least this.
     #[arg(long)]
     pub target_accuracy: Option<f64>,
+    /// Momentum of BatchNormalization running statistics where the model declares none (tf2onnx
+    /// writes none; Keras' default is 0.99).
+    #[arg(long, default_value_t = 0.99)]
+    pub bn_momentum: f32,
+    /// Insert Dropout after a node in training (`NODE=RATE`; `inspect` lists node names). Repeatable.
+    #[arg(long = "dropout", value_name = "NODE=RATE")]
+    pub dropout: Vec<String>,
     /// Keep the latest training state here.
     #[arg(long)]
     pub checkpoint_dir: Option<PathBuf>,

@@ -29,8 +29,18 @@ fn replay(name: &str, device: DeviceChoice, optimizer_name: &str, optimizer_args
     let m = OnnxModel::load(&model(o["model"].as_str().unwrap())).unwrap();
     let mut runtime = Runtime::open(device, None).unwrap();
     let opt = parse_optimizer(optimizer_name, Some(lr), optimizer_args).unwrap();
-    let mut s =
-        TrainSession::with_fusion(&m, &mut runtime, batch, "sparse_categorical_crossentropy", true, opt, fuse).unwrap();
+    let mut s = TrainSession::with_fusion(
+        &m,
+        &mut runtime,
+        batch,
+        "sparse_categorical_crossentropy",
+        true,
+        opt,
+        fuse,
+        &Default::default(),
+        0,
+    )
+    .unwrap();
     let data = common::data(o["data"].as_str().unwrap());
     let mut reader = DataReader::open(&data, &FeatureColumns::parse("features"), Some("label"), batch).unwrap();
     let mut worst_loss = 0.0f64;

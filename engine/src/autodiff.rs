@@ -71,9 +71,13 @@ pub fn build_training_graph(graph: Graph, spec: &TrainingSpec) -> Result<Graph> 
     let forward_nodes = graph.nodes.len();
     let rows =
         *graph.shape(spec.prediction).first().ok_or_else(|| EngineError::BadInput("scalar prediction".into()))?;
+    let existing_weight = graph.inputs.iter().copied().find(|&i| graph.values[i].name == WEIGHT_INPUT);
     let mut b = GraphBuilder::from_graph(graph);
     let target = b.input(TARGET_INPUT, spec.target_shape.clone());
-    let weight = b.input(WEIGHT_INPUT, vec![rows]);
+    let weight = match existing_weight {
+        Some(w) => w,
+        None => b.input(WEIGHT_INPUT, vec![rows]),
+    };
     let ins = [spec.prediction, target, weight];
     let loss = b.node("loss", Op::Loss(spec.loss), &ins)?;
     let acc = b.node("accuracy", Op::Accuracy(spec.loss), &ins)?;
@@ -346,9 +350,11 @@ fn vjp(
         }
         Op::BatchNorm { .. } => {
             return Err(EngineError::Unsupported(format!(
-                "node `{name}`: training through an inference-form BatchNormalization is not supported yet"
+                "node `{name}`: an inference-form BatchNormalization has no gradient; train the graph rewritten by training_rewrite"
             )));
         }
+        Op::Dropout { .. } => vec![Some(dy)],
+        Op::DropoutMask { .. } => vec![None],
         other => {
             return Err(EngineError::Unsupported(format!("node `{name}`: {} has no gradient rule", other.name())));
         }

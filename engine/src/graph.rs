@@ -70,6 +70,9 @@ pub struct Graph {
     pub param_grads: Vec<(usize, ValueId)>,
     /// For training graphs: the update applied to the trainable parameters after each run.
     pub optimizer: Option<crate::optimizer::Optimizer>,
+    /// For training graphs: state parameters (slot) replaced by a computed value after each run,
+    /// such as BatchNorm running statistics.
+    pub state_updates: Vec<(usize, ValueId)>,
 }
 
 impl Graph {
@@ -87,7 +90,7 @@ impl Graph {
                 last[v] = Some(i);
             }
         }
-        for &o in &self.outputs {
+        for &o in self.outputs.iter().chain(self.state_updates.iter().map(|(_, v)| v)) {
             last[o] = Some(usize::MAX);
         }
         last
@@ -147,6 +150,11 @@ impl GraphBuilder {
     /// Records the gradient value of a parameter slot (training graphs).
     pub fn set_param_grad(&mut self, slot: usize, grad: ValueId) {
         self.graph.param_grads.push((slot, grad));
+    }
+
+    /// Records that state parameter `slot` takes the value `v` after each run (training graphs).
+    pub fn set_state_update(&mut self, slot: usize, v: ValueId) {
+        self.graph.state_updates.push((slot, v));
     }
 
     /// Sets the optimizer run after each step (training graphs).

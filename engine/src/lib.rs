@@ -14,6 +14,7 @@ pub mod op;
 pub mod optimizer;
 pub mod plan;
 pub mod shape;
+pub mod training_rewrite;
 pub mod wgpu_exec;
 pub mod window;
 

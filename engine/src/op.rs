@@ -137,6 +137,17 @@ impl UnaryOp {
     }
 }
 
+/// The dropout mask value of element `i` for `seed`: a PCG-style integer hash mapped to [0, 1),
+/// identical in the CPU reference and the WGSL kernel.
+pub fn dropout_keep(seed: u32, i: u32, rate: f32) -> f32 {
+    let mut h = seed ^ i.wrapping_mul(0x9E37_79B9);
+    h = h.wrapping_mul(747_796_405).wrapping_add(2_891_336_453);
+    h = ((h >> ((h >> 28) + 4)) ^ h).wrapping_mul(277_803_737);
+    h = (h >> 22) ^ h;
+    let u = (h >> 8) as f32 / 16_777_216.0;
+    if u >= rate { 1.0 / (1.0 - rate) } else { 0.0 }
+}
+
 /// Numerically stable logistic function.
 pub fn sigmoid(x: f32) -> f32 {
     if x >= 0.0 {
@@ -266,6 +277,21 @@ pub enum Op {
     BatchNorm {
         /// Added to the variance.
         epsilon: f32,
+        /// The running-statistics momentum the model declares (None: the trainer's default).
+        momentum: Option<f32>,
+    },
+    /// Dropout: identity in inference; in training graphs it becomes `x * DropoutMask`. Input: x.
+    Dropout {
+        /// Fraction of elements zeroed in training.
+        rate: f32,
+    },
+    /// A dropout mask: `(hash(seed, i) >= rate) / (1 - rate)` per element, the same on every executor.
+    /// Input: seed [1] (a new value every step).
+    DropoutMask {
+        /// The mask's shape.
+        shape: Vec<usize>,
+        /// Fraction of zeros.
+        rate: f32,
     },
     /// Same data, new shape (element count unchanged). Input: x.
     Reshape {
@@ -384,6 +410,8 @@ impl Op {
             Op::Conv(_) => "Conv",
             Op::Pool(_) => "Pool",
             Op::BatchNorm { .. } => "BatchNorm",
+            Op::Dropout { .. } => "Dropout",
+            Op::DropoutMask { .. } => "DropoutMask",
             Op::Reshape { .. } => "Reshape",
             Op::Transpose { .. } => "Transpose",
             Op::Concat { .. } => "Concat",
@@ -512,6 +540,20 @@ impl Op {
                     .enumerate()
                     .filter_map(|(i, &d)| if axes.contains(&i) { keepdims.then_some(1) } else { Some(d) })
                     .collect())
+            }
+            Op::Dropout { rate } => {
+                want(1..=1)?;
+                if !(0.0..1.0).contains(rate) {
+                    return Err(format!("dropout rate {rate} is not in [0, 1)"));
+                }
+                Ok(inputs[0].to_vec())
+            }
+            Op::DropoutMask { shape, rate } => {
+                want(1..=1)?;
+                if !(0.0..1.0).contains(rate) {
+                    return Err(format!("dropout rate {rate} is not in [0, 1)"));
+                }
+                Ok(shape.clone())
             }
             Op::Broadcast { shape } => {
                 want(1..=1)?;

@@ -247,6 +247,22 @@ impl<'a> Importer<'a> {
         Ok(id)
     }
 
+    /// Like [`Importer::dynamic`], but an initializer becomes a non-trainable parameter (state).
+    fn state(&mut self, name: &str) -> Result<ValueId> {
+        if let Some(&id) = self.materialized.get(name) {
+            return Ok(id);
+        }
+        match self.val(name)?.clone() {
+            Val::Init(k) => {
+                let c = self.init(k)?;
+                let id = self.b.param(name, c.shape.clone(), c.as_f32(), false)?;
+                self.materialized.insert(name.to_string(), id);
+                Ok(id)
+            }
+            _ => self.dynamic(name),
+        }
+    }
+
     fn input(&mut self, i: usize) -> Result<ValueId> {
         let name = self.input_name(i).ok_or_else(|| self.err(format!("input {i} is missing")))?.to_string();
         self.dynamic(&name)
@@ -308,7 +324,19 @@ impl<'a> Importer<'a> {
         }
         let a = self.attrs();
         match op.as_str() {
-            "Identity" | "Dropout" => {
+            "Dropout" => {
+                if self.node.output.iter().skip(1).any(|o| !o.is_empty()) {
+                    return Err(self.err("the mask output of Dropout is not supported"));
+                }
+                // The ratio: an attribute below opset 12, an optional constant input from 12 on.
+                let rate = match self.konst(1)? {
+                    Some(c) => c.data.first().copied().unwrap_or(0.5) as f32,
+                    None => a.float_or("ratio", 0.5),
+                };
+                let x = self.input(0)?;
+                self.emit_out(Op::Dropout { rate }, &[x])
+            }
+            "Identity" => {
                 if self.node.output.iter().skip(1).any(|o| !o.is_empty()) {
                     return Err(self.err("the mask output of Dropout is not supported"));
                 }
@@ -790,11 +818,17 @@ impl<'a> Importer<'a> {
             return Err(self.err("BatchNormalization in training form (extra outputs) is not supported on import; export the inference graph"));
         }
         let eps = a.float_or("epsilon", 1e-5);
+        let momentum = a.has("momentum").then(|| a.float_or("momentum", 0.9));
         let mut ins = Vec::new();
-        for i in 0..5 {
+        for i in 0..3 {
             ins.push(self.input(i)?);
         }
-        self.emit_out(Op::BatchNorm { epsilon: eps }, &ins)
+        // The running statistics are state: they travel with the weights but no optimizer moves them.
+        for i in 3..5 {
+            let name = self.input_name(i).ok_or_else(|| self.err(format!("input {i} is missing")))?.to_string();
+            ins.push(self.state(&name)?);
+        }
+        self.emit_out(Op::BatchNorm { epsilon: eps, momentum }, &ins)
     }
 }
 

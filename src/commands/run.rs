@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use distk_engine::training_rewrite::TrainingOptions;
 use distk_onnx::OnnxModel;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
@@ -71,7 +72,24 @@ pub fn run(args: RunArgs) -> Result<()> {
     };
     let mut runtime = Runtime::open(args.device.device, args.device.adapter)?;
     let batch = args.batch_size.min(train.rows);
-    let mut session = TrainSession::new(&model, &mut runtime, batch, &args.loss, true, optimizer)?;
+    let mut dropout_after = Vec::new();
+    for d in &args.dropout {
+        let Some((node, rate)) = d.rsplit_once('=') else {
+            bail!("--dropout {d}: expected NODE=RATE, e.g. --dropout dense_1/Relu=0.5");
+        };
+        let rate: f32 = rate
+            .parse()
+            .ok()
+            .filter(|r| (0.0..1.0).contains(r))
+            .ok_or_else(|| anyhow::anyhow!("--dropout {d}: the rate must be a number in [0, 1)"))?;
+        dropout_after.push((node.to_string(), rate));
+    }
+    if !(0.0..=1.0).contains(&args.bn_momentum) {
+        bail!("--bn-momentum must be in [0, 1]");
+    }
+    let options = TrainingOptions { bn_momentum: args.bn_momentum, dropout_after };
+    let mut session =
+        TrainSession::with_fusion(&model, &mut runtime, batch, &args.loss, true, optimizer, true, &options, args.seed)?;
     let mut evaluator = match &val {
         Some(_) => Some(Evaluator::new(&model, &mut runtime, batch, &args.loss)?),
         None => None,

@@ -3,8 +3,9 @@
 //! the loss divides by the real rows only.
 
 use anyhow::{Result, bail};
-use distk_engine::autodiff::{TrainingSpec, build_training_graph, fuse_output};
+use distk_engine::autodiff::{TARGET_INPUT, TrainingSpec, WEIGHT_INPUT, build_training_graph, fuse_output};
 use distk_engine::optimizer::Optimizer;
+use distk_engine::training_rewrite::{SEED_INPUT, TrainingOptions, rewrite_for_training};
 use distk_engine::{Executor, LossKind, OptimizerState};
 use distk_onnx::OnnxModel;
 
@@ -33,6 +34,10 @@ pub struct TrainSession {
     x: Vec<f32>,
     target: Vec<f32>,
     weight: Vec<f32>,
+    /// For each graph input, which buffer feeds it (0 features, 1 targets, 2 weights, 3 seed).
+    feeds: Vec<usize>,
+    seed: u32,
+    steps: u32,
 }
 
 impl TrainSession {
@@ -47,11 +52,12 @@ impl TrainSession {
         sparse_labels: bool,
         optimizer: Optimizer,
     ) -> Result<Self> {
-        Self::with_fusion(model, runtime, batch, loss, sparse_labels, optimizer, true)
+        Self::with_fusion(model, runtime, batch, loss, sparse_labels, optimizer, true, &TrainingOptions::default(), 0)
     }
 
     /// [`TrainSession::new`], choosing whether the output activation is fused into the loss (false:
     /// the loss reads the probabilities, clipped to [1e-7, 1 - 1e-7]).
+    #[allow(clippy::too_many_arguments)] // each is a choice the caller makes; a struct would only rename them
     pub fn with_fusion(
         model: &OnnxModel,
         runtime: &mut Runtime,
@@ -60,6 +66,8 @@ impl TrainSession {
         sparse_labels: bool,
         optimizer: Optimizer,
         fuse: bool,
+        options: &TrainingOptions,
+        seed: u64,
     ) -> Result<Self> {
         if batch == 0 {
             bail!("--batch-size must be at least 1");
@@ -72,6 +80,7 @@ impl TrainSession {
         let row_width = distk_engine::shape::numel(g.shape(g.inputs[0])) / batch;
         let out_shape = g.shape(g.outputs[0]).to_vec();
         let output_width = distk_engine::shape::numel(&out_shape) / batch;
+        let g = rewrite_for_training(g, options)?;
         let (mut prediction, mut kind) = fuse_output(&g, loss, sparse_labels)?;
         if !fuse && kind.on_logits() {
             prediction = g.outputs[0];
@@ -84,6 +93,16 @@ impl TrainSession {
         let target_shape = if kind.sparse_targets() { vec![batch] } else { g.shape(prediction).to_vec() };
         let spec = TrainingSpec { loss: kind, prediction, target_shape, optimizer };
         let train = build_training_graph(g, &spec)?;
+        let feeds = train
+            .inputs
+            .iter()
+            .map(|&v| match train.values[v].name.as_str() {
+                TARGET_INPUT => 1,
+                WEIGHT_INPUT => 2,
+                SEED_INPUT => 3,
+                _ => 0,
+            })
+            .collect();
         let exec = runtime.compile(train)?;
         let target_width = if kind.sparse_targets() { 1 } else { output_width };
         Ok(TrainSession {
@@ -95,6 +114,9 @@ impl TrainSession {
             x: vec![0.0; batch * row_width],
             target: vec![0.0; batch * target_width],
             weight: vec![0.0; batch],
+            feeds,
+            seed: (seed ^ (seed >> 32)) as u32,
+            steps: 0,
         })
     }
 
@@ -113,7 +135,20 @@ impl TrainSession {
         self.target[..targets.len()].copy_from_slice(targets);
         self.target[targets.len()..].iter_mut().for_each(|v| *v = 0.0);
         self.weight.iter_mut().enumerate().for_each(|(i, w)| *w = if i < rows { 1.0 } else { 0.0 });
-        let out = self.exec.run(&[&self.x, &self.target, &self.weight])?;
+        // A new dropout mask every step: the seed's bits travel in an f32 slot unchanged.
+        self.steps = self.steps.wrapping_add(1);
+        let seed = [f32::from_bits(self.seed.wrapping_mul(0x9E37_79B9).wrapping_add(self.steps))];
+        let inputs: Vec<&[f32]> = self
+            .feeds
+            .iter()
+            .map(|&f| match f {
+                0 => self.x.as_slice(),
+                1 => self.target.as_slice(),
+                2 => self.weight.as_slice(),
+                _ => seed.as_slice(),
+            })
+            .collect();
+        let out = self.exec.run(&inputs)?;
         Ok(StepStats { loss: out[0][0], accuracy: out[1][0] })
     }
 

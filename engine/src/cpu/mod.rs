@@ -90,7 +90,14 @@ impl CpuExecutor {
                 );
                 kernels::pool(p.kind, x(0), s(0)[0], s(0)[1], &w, out);
             }
-            Op::BatchNorm { epsilon } => kernels::batch_norm(x(0), s(0), x(1), x(2), x(3), x(4), *epsilon, out),
+            Op::BatchNorm { epsilon, .. } => kernels::batch_norm(x(0), s(0), x(1), x(2), x(3), x(4), *epsilon, out),
+            Op::Dropout { .. } => out.copy_from_slice(x(0)),
+            Op::DropoutMask { rate, .. } => {
+                let seed = x(0)[0].to_bits();
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o = crate::op::dropout_keep(seed, i as u32, *rate);
+                }
+            }
             Op::Reshape { .. } => out.copy_from_slice(x(0)),
             Op::Transpose { perm } => kernels::transpose(x(0), s(0), perm, out),
             Op::Concat { axis } => {
@@ -166,6 +173,12 @@ impl Executor for CpuExecutor {
             let mut out = std::mem::take(&mut self.values[o]);
             self.eval(i, &mut out);
             self.values[o] = out;
+        }
+        for &(slot, v) in &self.graph.state_updates {
+            let s = &self.graph.layout.slots[slot];
+            let (off, len) = (s.offset, s.len);
+            let src = self.data(v).to_vec();
+            self.params[off..off + len].copy_from_slice(&src);
         }
         if let Some(optimizer) = self.graph.optimizer {
             for &(slot, v) in &self.graph.param_grads {

@@ -24,6 +24,7 @@ const COL2IM: &str = include_str!("../../../shaders/col2im.wgsl");
 const POOL_GRAD: &str = include_str!("../../../shaders/pool_grad.wgsl");
 const LOSS: &str = include_str!("../../../shaders/loss.wgsl");
 const OPTIMIZER: &str = include_str!("../../../shaders/optimizer.wgsl");
+const DROPOUT_MASK: &str = include_str!("../../../shaders/dropout_mask.wgsl");
 
 /// Most elements one invocation of the reduction sums (lavapipe stops loops after 65,535
 /// iterations per invocation; the index arithmetic costs a few iterations per element).
@@ -374,7 +375,7 @@ pub fn lower_node(graph: &Graph, plan: &MemoryPlan, i: usize, t: Target) -> Resu
             }
             passes
         }
-        Op::BatchNorm { epsilon } => {
+        Op::BatchNorm { epsilon, .. } => {
             let s = shape(x0);
             let inner: usize = s[2..].iter().product();
             let ins: Vec<Location> = node.inputs.iter().map(|&v| loc(v)).collect();
@@ -484,6 +485,16 @@ pub fn lower_node(graph: &Graph, plan: &MemoryPlan, i: usize, t: Target) -> Resu
             }
             out
         }
+        Op::Dropout { .. } => vec![Dispatch {
+            shader: instantiate(UNARY, &[], &[("X", xl.region), ("O", ol.region)], &[("EXPR", "x".into())]),
+            uniforms: vec![u(n_out), u(xl.offset), u(ol.offset)],
+            workgroups: ew,
+        }],
+        Op::DropoutMask { rate, .. } => vec![Dispatch {
+            shader: instantiate(DROPOUT_MASK, &[], &[("S", xl.region), ("O", ol.region)], &[]),
+            uniforms: vec![u(n_out), u(xl.offset), u(ol.offset), rate.to_bits()],
+            workgroups: ew,
+        }],
         Op::Broadcast { .. } => {
             let src = broadcast_strides(shape(x0), out_shape);
             vec![copy_dispatch(t, node, out_shape, (xl, src), (ol, contiguous_strides(out_shape)))?]

@@ -315,6 +315,17 @@ impl Executor for WgpuExecutor {
                 pass.dispatch_workgroups(r.workgroups[0], r.workgroups[1], r.workgroups[2]);
             }
         }
+        for &(slot, v) in &self.graph.state_updates {
+            let s = &self.graph.layout.slots[slot];
+            let loc = self.plan.locations[v];
+            enc.copy_buffer_to_buffer(
+                self.region(loc.region),
+                loc.offset as u64 * 4,
+                &self.params,
+                s.offset as u64 * 4,
+                s.len as u64 * 4,
+            );
+        }
         for &(dst, src, region, bytes) in &self.output_copies {
             enc.copy_buffer_to_buffer(self.region(region), src, &self.staging, dst, bytes);
         }
