@@ -95,6 +95,10 @@ pub struct RunArgs {
     /// writes none; Keras' default is 0.99).
     #[arg(long, default_value_t = 0.99)]
     pub bn_momentum: f32,
+    /// Give every MatMul, Gemm and Conv without a bias a trainable zero bias (stock Keras exports
+    /// drop zero biases); the written model contains them.
+    #[arg(long)]
+    pub add_missing_biases: bool,
     /// Insert Dropout after a node in training (`NODE=RATE`; `inspect` lists node names). Repeatable.
     #[arg(long = "dropout", value_name = "NODE=RATE")]
     pub dropout: Vec<String>,

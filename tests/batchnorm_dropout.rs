@@ -6,7 +6,7 @@ mod common;
 
 use distk_engine::training_rewrite::TrainingOptions;
 use distk_gpu::runtime::{DeviceChoice, Runtime};
-use distk_gpu::training::{TrainSession, parse_optimizer};
+use distk_gpu::training::{SessionConfig, TrainSession, parse_optimizer};
 use distk_onnx::OnnxModel;
 use prost::Message;
 use tract_onnx::pb;
@@ -129,16 +129,11 @@ fn batchnorm_running_statistics_follow_the_masked_batch() {
         // Learning rate 0: the step changes only the running statistics.
         let opt = parse_optimizer("sgd", Some(0.0), "").unwrap();
         let opts = TrainingOptions { bn_momentum: m as f32, dropout_after: vec![] };
-        let mut s = TrainSession::with_fusion(
+        let mut s = TrainSession::with_config(
             &model,
             &mut rt,
             32,
-            "sparse_categorical_crossentropy",
-            true,
-            opt,
-            true,
-            &opts,
-            7,
+            &SessionConfig { fuse: true, training: opts.clone(), seed: 7, ..SessionConfig::new(opt) },
         )
         .unwrap();
         s.step(20, &x, &y).unwrap();
@@ -175,16 +170,11 @@ fn dropout_masks_agree_across_executors_and_training_learns() {
         let mut rt = Runtime::open(device, None).unwrap();
         let opt = parse_optimizer("adam", Some(0.01), "").unwrap();
         let opts = TrainingOptions { bn_momentum: 0.99, dropout_after: vec![("dense".into(), 0.1)] };
-        let mut s = TrainSession::with_fusion(
+        let mut s = TrainSession::with_config(
             &model,
             &mut rt,
             32,
-            "sparse_categorical_crossentropy",
-            true,
-            opt,
-            true,
-            &opts,
-            11,
+            &SessionConfig { fuse: true, training: opts.clone(), seed: 11, ..SessionConfig::new(opt) },
         )
         .unwrap();
         let mut l = Vec::new();
@@ -213,8 +203,13 @@ fn dropout_after_an_unknown_node_is_a_clear_error() {
     let mut rt = Runtime::open(DeviceChoice::Cpu, None).unwrap();
     let opts = TrainingOptions { bn_momentum: 0.99, dropout_after: vec![("nope".into(), 0.5)] };
     let opt = parse_optimizer("adam", None, "").unwrap();
-    let e = TrainSession::with_fusion(&model, &mut rt, 8, "sparse_categorical_crossentropy", true, opt, true, &opts, 0)
-        .err()
-        .unwrap();
+    let e = TrainSession::with_config(
+        &model,
+        &mut rt,
+        8,
+        &SessionConfig { training: opts.clone(), seed: 0, ..SessionConfig::new(opt) },
+    )
+    .err()
+    .unwrap();
     assert!(e.to_string().contains("no node `nope`"), "{e}");
 }

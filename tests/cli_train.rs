@@ -208,3 +208,47 @@ fn bad_training_input_fails_cleanly() {
         assert!(!out.exists());
     }
 }
+
+#[test]
+fn added_biases_are_trained_and_written_into_the_stock_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cnn_biased.onnx");
+    ok(&distk(&[
+        "run",
+        model("keras_cnn.stock.onnx").to_str().unwrap(),
+        "--data",
+        data("mnist_small_test.parquet").to_str().unwrap(),
+        "--add-missing-biases",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(&distk(&["inspect", out.to_str().unwrap(), "--json"]))).unwrap();
+    assert_eq!(report["parameter_count"], 34826, "the stock CNN regains its 106 bias values");
+    let lost = report["lost_for_training"].as_array().unwrap();
+    assert!(!lost.iter().any(|l| l.as_str().unwrap().contains("has no bias")), "{lost:?}");
+    // The biases moved, and tract reads the rewritten graph with the engine's predictions.
+    let m = distk_onnx::OnnxModel::load(&out).unwrap();
+    let g = distk_onnx::import(&m, 4).unwrap().graph;
+    let bias = g.layout.slots.iter().find(|s| s.name.ends_with("distk_bias")).unwrap();
+    assert!(g.initial_params[bias.offset..bias.offset + bias.len].iter().any(|&v| v != 0.0));
+    let oracle = common::read_npz(&common::root().join("tests/fixtures/oracles/forward/keras_cnn.stock.npz"));
+    let x = oracle["input_data"].f32s();
+    use distk_engine::Executor;
+    let ours = distk_engine::cpu::CpuExecutor::new(g).run(&[&x]).unwrap().remove(0);
+    let plan = tract_onnx::onnx()
+        .model_for_path(&out)
+        .unwrap()
+        .with_input_fact(0, f32::fact([4, 28, 28, 1]).into())
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let t = plan.run(tvec!(Tensor::from_shape(&[4, 28, 28, 1], &x).unwrap().into())).unwrap();
+    let tract: Vec<f32> = t[0].to_plain_array_view::<f32>().unwrap().iter().copied().collect();
+    assert!(common::rel_max_err(&ours, &tract) <= 1e-5);
+}

@@ -8,7 +8,7 @@ mod common;
 use common::{model, read_npz, rel_max_err, root};
 use distk_gpu::data::{DataReader, FeatureColumns};
 use distk_gpu::runtime::{DeviceChoice, Runtime};
-use distk_gpu::training::{TrainSession, parse_optimizer};
+use distk_gpu::training::{SessionConfig, TrainSession, parse_optimizer};
 use distk_onnx::OnnxModel;
 use serde_json::Value;
 
@@ -29,16 +29,11 @@ fn replay(name: &str, device: DeviceChoice, optimizer_name: &str, optimizer_args
     let m = OnnxModel::load(&model(o["model"].as_str().unwrap())).unwrap();
     let mut runtime = Runtime::open(device, None).unwrap();
     let opt = parse_optimizer(optimizer_name, Some(lr), optimizer_args).unwrap();
-    let mut s = TrainSession::with_fusion(
+    let mut s = TrainSession::with_config(
         &m,
         &mut runtime,
         batch,
-        "sparse_categorical_crossentropy",
-        true,
-        opt,
-        fuse,
-        &Default::default(),
-        0,
+        &SessionConfig { fuse: fuse, training: Default::default(), seed: 0, ..SessionConfig::new(opt) },
     )
     .unwrap();
     let data = common::data(o["data"].as_str().unwrap());

@@ -117,6 +117,8 @@ enum Val {
 }
 
 struct Importer<'a> {
+    /// Outputs of the nodes that get an added zero bias.
+    missing_bias: Vec<String>,
     model: &'a OnnxModel,
     b: GraphBuilder,
     env: HashMap<String, Val>,
@@ -124,15 +126,34 @@ struct Importer<'a> {
     node: &'a pb::NodeProto,
 }
 
+/// Choices made at import.
+#[derive(Clone, Debug, Default)]
+pub struct ImportOptions {
+    /// Give every MatMul, Gemm and Conv without a bias a trainable zero bias (named by
+    /// [`crate::inspect::added_bias_name`]); [`crate::export::add_biases`] writes them into the file.
+    pub add_missing_biases: bool,
+}
+
 /// Imports `model` with its batch dims bound to `batch`.
 pub fn import(model: &OnnxModel, batch: usize) -> Result<ImportedGraph> {
+    import_with(model, batch, &ImportOptions::default())
+}
+
+/// [`import`] with options.
+pub fn import_with(model: &OnnxModel, batch: usize, options: &ImportOptions) -> Result<ImportedGraph> {
     let unsupported = unsupported_ops(model);
     if !unsupported.is_empty() {
         return Err(ImportError::Unsupported(unsupported));
     }
     let g = model.graph();
     let placeholder = pb::NodeProto::default();
+    let missing: Vec<String> = if options.add_missing_biases {
+        crate::inspect::missing_biases(model).iter().filter_map(|n| n.output.first().cloned()).collect()
+    } else {
+        Vec::new()
+    };
     let mut imp = Importer {
+        missing_bias: missing,
         model,
         b: GraphBuilder::new(),
         env: HashMap::new(),
@@ -598,6 +619,21 @@ impl<'a> Importer<'a> {
         }))
     }
 
+    /// The zero bias of `len` values `--add-missing-biases` gives this node, when it gets one.
+    fn added_bias(&mut self, len: usize) -> Result<Option<ValueId>> {
+        let Some(out) = self.node.output.first() else { return Ok(None) };
+        if !self.missing_bias.contains(out) {
+            return Ok(None);
+        }
+        let name = crate::inspect::added_bias_name(out);
+        if let Some(&id) = self.materialized.get(&name) {
+            return Ok(Some(id));
+        }
+        let id = self.b.param(&name, vec![len], vec![0.0; len], true)?;
+        self.materialized.insert(name, id);
+        Ok(Some(id))
+    }
+
     fn matmul(&mut self) -> Result<()> {
         let (sa, sb) = (self.input_shape(0)?, self.input_shape(1)?);
         let (mut a, mut b) = (self.input(0)?, self.input(1)?);
@@ -618,6 +654,10 @@ impl<'a> Importer<'a> {
             }
             y = self.reshape(y, s)?;
         }
+        let n = *self.b.shape(y).last().unwrap_or(&1);
+        if let Some(b) = self.added_bias(n)? {
+            y = self.emit(Op::Binary(BinaryOp::Add), &[y, b])?;
+        }
         self.set(Val::Dyn(y))
     }
 
@@ -635,6 +675,11 @@ impl<'a> Importer<'a> {
                 c = self.emit(Op::Binary(BinaryOp::Mul), &[c, k])?;
             }
             y = self.emit(Op::Binary(BinaryOp::Add), &[y, c])?;
+        } else if self.input_name(2).is_none() {
+            let n = *self.b.shape(y).last().unwrap_or(&1);
+            if let Some(b) = self.added_bias(n)? {
+                y = self.emit(Op::Binary(BinaryOp::Add), &[y, b])?;
+            }
         }
         self.set(Val::Dyn(y))
     }
@@ -779,6 +824,8 @@ impl<'a> Importer<'a> {
         let mut ins = vec![self.input(0)?, self.input(1)?];
         if self.input_name(2).is_some() {
             ins.push(self.input(2)?);
+        } else if let Some(b) = self.added_bias(ws[0])? {
+            ins.push(b);
         }
         self.emit_out(Op::Conv(ConvAttrs { kernel, strides, dilations, pads_begin, pads_end, group }), &ins)
     }

@@ -17,7 +17,7 @@ pub struct UnsupportedOp {
 #[derive(Debug, Error)]
 pub enum ImportError {
     /// The file could not be read.
-    #[error("cannot read `{path}`: {source}")]
+    #[error("cannot read `{path}`")]
     Io {
         /// The path.
         path: String,

@@ -167,3 +167,106 @@ pub fn bytes_outside_initializer_data(model: &[u8]) -> Result<Vec<u8>> {
     }
     Ok(out)
 }
+
+const GRAPH_NODE: u64 = 1;
+const NODE_INPUT: u64 = 1;
+const NODE_OUTPUT: u64 = 2;
+const NODE_NAME: u64 = 3;
+const NODE_OP_TYPE: u64 = 4;
+const TENSOR_DIMS: u64 = 1;
+const TENSOR_DATA_TYPE: u64 = 2;
+
+/// A bias `--add-missing-biases` added: the output of the node it belongs to, that node's op type,
+/// and the bias length.
+#[derive(Clone, Debug)]
+pub struct AddedBias {
+    /// The node's (first) output.
+    pub output: String,
+    /// MatMul, Gemm or Conv.
+    pub op_type: String,
+    /// Values in the bias.
+    pub len: usize,
+}
+
+fn put_varint_field(number: u64, v: u64, out: &mut Vec<u8>) {
+    write_varint(number << 3, out);
+    write_varint(v, out);
+}
+
+fn zero_tensor(name: &str, len: usize) -> Vec<u8> {
+    let mut t = Vec::new();
+    put_varint_field(TENSOR_DIMS, len as u64, &mut t);
+    put_varint_field(TENSOR_DATA_TYPE, 1, &mut t);
+    put_bytes_field(TENSOR_NAME, name.as_bytes(), &mut t);
+    put_bytes_field(TENSOR_RAW_DATA, &vec![0u8; len * 4], &mut t);
+    t
+}
+
+/// Writes the biases the importer added (`ImportOptions::add_missing_biases`) into the model: a
+/// zero initializer each, given to Conv and Gemm as their bias input, and added after MatMul by a
+/// new Add node that takes over the MatMul's output name (so every consumer sees the biased value).
+/// Fill in trained values afterwards with [`replace_initializers`].
+pub fn add_biases(model: &[u8], biases: &[AddedBias]) -> Result<Vec<u8>> {
+    let mut placed = Vec::new();
+    let mut out = Vec::with_capacity(model.len());
+    for f in fields(model)? {
+        let (MODEL_GRAPH, Some(graph)) = (f.number, f.payload) else {
+            out.extend_from_slice(f.whole);
+            continue;
+        };
+        let mut g = Vec::with_capacity(graph.len());
+        for gf in fields(graph)? {
+            let (GRAPH_NODE, Some(node)) = (gf.number, gf.payload) else {
+                g.extend_from_slice(gf.whole);
+                continue;
+            };
+            let nf = fields(node)?;
+            let first_output = nf
+                .iter()
+                .find(|x| x.number == NODE_OUTPUT)
+                .and_then(|x| x.payload)
+                .map(|p| String::from_utf8_lossy(p).into_owned());
+            let Some(bias) = first_output.and_then(|o| biases.iter().find(|b| b.output == o)) else {
+                g.extend_from_slice(gf.whole);
+                continue;
+            };
+            let bias_name = crate::inspect::added_bias_name(&bias.output);
+            if bias.op_type == "MatMul" {
+                let renamed = format!("{}/distk_no_bias", bias.output);
+                let mut n = Vec::new();
+                for x in &nf {
+                    if x.number == NODE_OUTPUT {
+                        put_bytes_field(NODE_OUTPUT, renamed.as_bytes(), &mut n);
+                    } else {
+                        n.extend_from_slice(x.whole);
+                    }
+                }
+                put_bytes_field(GRAPH_NODE, &n, &mut g);
+                let mut add = Vec::new();
+                put_bytes_field(NODE_INPUT, renamed.as_bytes(), &mut add);
+                put_bytes_field(NODE_INPUT, bias_name.as_bytes(), &mut add);
+                put_bytes_field(NODE_OUTPUT, bias.output.as_bytes(), &mut add);
+                put_bytes_field(NODE_NAME, format!("{}/distk_bias_add", bias.output).as_bytes(), &mut add);
+                put_bytes_field(NODE_OP_TYPE, b"Add", &mut add);
+                put_bytes_field(GRAPH_NODE, &add, &mut g);
+            } else {
+                let mut n = node.to_vec();
+                put_bytes_field(NODE_INPUT, bias_name.as_bytes(), &mut n);
+                put_bytes_field(GRAPH_NODE, &n, &mut g);
+            }
+            placed.push(bias.output.clone());
+        }
+        for b in biases {
+            put_bytes_field(
+                GRAPH_INITIALIZER,
+                &zero_tensor(&crate::inspect::added_bias_name(&b.output), b.len),
+                &mut g,
+            );
+        }
+        put_bytes_field(MODEL_GRAPH, &g, &mut out);
+    }
+    if let Some(b) = biases.iter().find(|b| !placed.contains(&b.output)) {
+        return Err(ImportError::Model(format!("cannot add a bias: no node writes `{}`", b.output)));
+    }
+    Ok(out)
+}

@@ -105,7 +105,6 @@ pub fn inspect(model: &OnnxModel) -> Result<ModelReport> {
 /// What an inference export lost that training needs.
 fn lost_for_training(model: &OnnxModel) -> Vec<String> {
     let g = model.graph();
-    let is_init = |name: &str| g.initializer.iter().any(|t| t.name == name);
     let mut lost = Vec::new();
     for n in g.node.iter().filter(|n| n.op_type == "BatchNormalization") {
         lost.push(format!(
@@ -116,19 +115,35 @@ fn lost_for_training(model: &OnnxModel) -> Vec<String> {
     if !g.node.iter().any(|n| n.op_type == "Dropout") {
         lost.push("no Dropout nodes: exports drop Dropout; re-insert one with `run --dropout NODE=RATE`".into());
     }
-    for n in g.node.iter().filter(|n| n.op_type == "MatMul" || n.op_type == "Conv" || n.op_type == "Gemm") {
-        let has_own_bias =
-            (n.op_type == "Conv" || n.op_type == "Gemm") && n.input.get(2).is_some_and(|s| !s.is_empty());
-        let Some(out) = n.output.first() else { continue };
-        let followed_by_bias = g.node.iter().any(|m| {
-            m.op_type == "Add" && m.input.iter().any(|i| i == out) && m.input.iter().any(|i| i != out && is_init(i))
-        });
-        if !has_own_bias && !followed_by_bias {
-            lost.push(format!(
-                "{} `{}` has no bias (stock Keras exports fold zero biases away): `run --add-missing-biases` adds trainable zero biases",
-                n.op_type, n.name
-            ));
-        }
+    for n in missing_biases(model) {
+        lost.push(format!(
+            "{} `{}` has no bias (stock Keras exports fold zero biases away): `run --add-missing-biases` adds trainable zero biases",
+            n.op_type, n.name
+        ));
     }
     lost
+}
+
+/// The MatMul, Gemm and Conv nodes with no bias of their own and no Add of an initializer after them.
+pub fn missing_biases(model: &OnnxModel) -> Vec<&tract_onnx::pb::NodeProto> {
+    let g = model.graph();
+    let is_init = |name: &str| g.initializer.iter().any(|t| t.name == name);
+    g.node
+        .iter()
+        .filter(|n| n.op_type == "MatMul" || n.op_type == "Conv" || n.op_type == "Gemm")
+        .filter(|n| {
+            let has_own_bias =
+                (n.op_type == "Conv" || n.op_type == "Gemm") && n.input.get(2).is_some_and(|s| !s.is_empty());
+            let Some(out) = n.output.first() else { return false };
+            let followed_by_bias = g.node.iter().any(|m| {
+                m.op_type == "Add" && m.input.iter().any(|i| i == out) && m.input.iter().any(|i| i != out && is_init(i))
+            });
+            !has_own_bias && !followed_by_bias
+        })
+        .collect()
+}
+
+/// The name of the bias `--add-missing-biases` gives the node writing `output`.
+pub fn added_bias_name(output: &str) -> String {
+    format!("{output}/distk_bias")
 }

@@ -10,7 +10,7 @@ pub mod inspect;
 pub mod model;
 pub mod tensor;
 
-pub use convert::{ImportedGraph, SUPPORTED_OPS, import, unsupported_ops};
+pub use convert::{ImportOptions, ImportedGraph, SUPPORTED_OPS, import, import_with, unsupported_ops};
 pub use error::{ImportError, Result, UnsupportedOp};
 pub use inspect::{ModelReport, inspect};
 pub use model::{Dim, OnnxModel, TensorSig};

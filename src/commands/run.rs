@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use distk_engine::training_rewrite::TrainingOptions;
-use distk_onnx::OnnxModel;
+use distk_onnx::{ImportOptions, OnnxModel};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -23,7 +23,7 @@ use crate::runtime::Runtime;
 use crate::training::checkpoint::{Checkpoint, CheckpointMeta};
 use crate::training::evaluate::Evaluator;
 use crate::training::history::{EpochRecord, History, StepRecord};
-use crate::training::{TrainSession, parse_optimizer};
+use crate::training::{SessionConfig, TrainSession, parse_optimizer};
 
 /// The row order of an epoch.
 fn epoch_order(rows: usize, shuffle: bool, seed: u64, epoch: usize) -> Vec<usize> {
@@ -35,12 +35,29 @@ fn epoch_order(rows: usize, shuffle: bool, seed: u64, epoch: usize) -> Vec<usize
     order
 }
 
-/// Writes `session`'s parameters into a copy of the model file.
-pub fn write_trained_model(model: &OnnxModel, session: &mut TrainSession, out: &std::path::Path) -> Result<()> {
+/// Writes `session`'s parameters into a copy of the model file (with the biases the import added).
+pub fn write_trained_model(
+    model: &OnnxModel,
+    session: &mut TrainSession,
+    out: &std::path::Path,
+    added_biases: bool,
+) -> Result<()> {
     let params = session.params()?;
     let values: HashMap<String, Vec<f32>> =
         session.layout().slots.iter().map(|s| (s.name.clone(), params[s.offset..s.offset + s.len].to_vec())).collect();
-    let bytes = distk_onnx::export::replace_initializers(&model.bytes, &values)?;
+    let mut base = model.bytes.clone();
+    if added_biases {
+        let biases: Vec<distk_onnx::export::AddedBias> = distk_onnx::inspect::missing_biases(model)
+            .iter()
+            .filter_map(|n| {
+                let output = n.output.first()?.clone();
+                let len = session.layout().find(&distk_onnx::inspect::added_bias_name(&output))?.len;
+                Some(distk_onnx::export::AddedBias { output, op_type: n.op_type.clone(), len })
+            })
+            .collect();
+        base = distk_onnx::export::add_biases(&base, &biases)?;
+    }
+    let bytes = distk_onnx::export::replace_initializers(&base, &values)?;
     write_atomically(out, |f| {
         use std::io::Write;
         Ok(f.write_all(&bytes)?)
@@ -87,11 +104,16 @@ pub fn run(args: RunArgs) -> Result<()> {
     if !(0.0..=1.0).contains(&args.bn_momentum) {
         bail!("--bn-momentum must be in [0, 1]");
     }
-    let options = TrainingOptions { bn_momentum: args.bn_momentum, dropout_after };
-    let mut session =
-        TrainSession::with_fusion(&model, &mut runtime, batch, &args.loss, true, optimizer, true, &options, args.seed)?;
+    let config = SessionConfig {
+        loss: args.loss.clone(),
+        training: TrainingOptions { bn_momentum: args.bn_momentum, dropout_after },
+        import: ImportOptions { add_missing_biases: args.add_missing_biases },
+        seed: args.seed,
+        ..SessionConfig::new(optimizer)
+    };
+    let mut session = TrainSession::with_config(&model, &mut runtime, batch, &config)?;
     let mut evaluator = match &val {
-        Some(_) => Some(Evaluator::new(&model, &mut runtime, batch, &args.loss)?),
+        Some(_) => Some(Evaluator::with_import(&model, &mut runtime, batch, &args.loss, &config.import)?),
         None => None,
     };
     let (mut start_epoch, mut skip_batches, mut global_step) = (0usize, 0usize, 0u64);
@@ -215,7 +237,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     if global_step == 0 && !args.resume {
         bail!("no training step ran (interrupted before the first step); nothing written");
     }
-    write_trained_model(&model, &mut session, &args.out)?;
+    write_trained_model(&model, &mut session, &args.out, args.add_missing_biases)?;
     eprintln!("wrote the trained model to {}", args.out.display());
     if let Some(p) = &args.history {
         history.write_json(p)?;

@@ -31,7 +31,19 @@ pub struct Evaluator {
 impl Evaluator {
     /// Compiles the evaluation graph of `model` with the Keras loss `loss` (integer labels).
     pub fn new(model: &OnnxModel, runtime: &mut Runtime, batch: usize, loss: &str) -> Result<Self> {
-        let g = distk_onnx::import(model, batch)?.graph;
+        Self::with_import(model, runtime, batch, loss, &distk_onnx::ImportOptions::default())
+    }
+
+    /// [`Evaluator::new`] with import choices (the same as the training session's, so the
+    /// parameter layouts match).
+    pub fn with_import(
+        model: &OnnxModel,
+        runtime: &mut Runtime,
+        batch: usize,
+        loss: &str,
+        import: &distk_onnx::ImportOptions,
+    ) -> Result<Self> {
+        let g = distk_onnx::import_with(model, batch, import)?.graph;
         let width = distk_engine::shape::numel(g.shape(g.inputs[0])) / batch;
         let (prediction, kind) = fuse_output(&g, loss, true)?;
         let eval = build_eval_graph(g, kind, prediction, vec![batch])?;

@@ -8,4 +8,4 @@ pub mod optimizers;
 pub mod session;
 
 pub use optimizers::parse_optimizer;
-pub use session::{StepStats, TrainSession};
+pub use session::{SessionConfig, StepStats, TrainSession};

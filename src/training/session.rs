@@ -20,6 +20,40 @@ pub struct StepStats {
     pub accuracy: f32,
 }
 
+/// Everything a training session is built from, besides the model and the batch size.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// The Keras loss name.
+    pub loss: String,
+    /// Labels are class indices.
+    pub sparse_labels: bool,
+    /// The optimizer.
+    pub optimizer: Optimizer,
+    /// Fuse a trailing Softmax/Sigmoid into the cross-entropy (false: the loss reads probabilities).
+    pub fuse: bool,
+    /// BatchNorm momentum and inserted dropout.
+    pub training: TrainingOptions,
+    /// Import choices (added biases).
+    pub import: distk_onnx::ImportOptions,
+    /// Seed of the dropout masks.
+    pub seed: u64,
+}
+
+impl SessionConfig {
+    /// Sparse cross-entropy, fused, with defaults for the rest.
+    pub fn new(optimizer: Optimizer) -> Self {
+        SessionConfig {
+            loss: "sparse_categorical_crossentropy".into(),
+            sparse_labels: true,
+            optimizer,
+            fuse: true,
+            training: TrainingOptions::default(),
+            import: distk_onnx::ImportOptions::default(),
+            seed: 0,
+        }
+    }
+}
+
 /// A model compiled for training on one device.
 pub struct TrainSession {
     exec: Box<dyn Executor>,
@@ -52,27 +86,18 @@ impl TrainSession {
         sparse_labels: bool,
         optimizer: Optimizer,
     ) -> Result<Self> {
-        Self::with_fusion(model, runtime, batch, loss, sparse_labels, optimizer, true, &TrainingOptions::default(), 0)
+        let config = SessionConfig { loss: loss.to_string(), sparse_labels, ..SessionConfig::new(optimizer) };
+        Self::with_config(model, runtime, batch, &config)
     }
 
-    /// [`TrainSession::new`], choosing whether the output activation is fused into the loss (false:
-    /// the loss reads the probabilities, clipped to [1e-7, 1 - 1e-7]).
-    #[allow(clippy::too_many_arguments)] // each is a choice the caller makes; a struct would only rename them
-    pub fn with_fusion(
-        model: &OnnxModel,
-        runtime: &mut Runtime,
-        batch: usize,
-        loss: &str,
-        sparse_labels: bool,
-        optimizer: Optimizer,
-        fuse: bool,
-        options: &TrainingOptions,
-        seed: u64,
-    ) -> Result<Self> {
+    /// [`TrainSession::new`] with every choice spelled out.
+    pub fn with_config(model: &OnnxModel, runtime: &mut Runtime, batch: usize, config: &SessionConfig) -> Result<Self> {
+        let (loss, sparse_labels, optimizer, fuse, options, seed) =
+            (config.loss.as_str(), config.sparse_labels, config.optimizer, config.fuse, &config.training, config.seed);
         if batch == 0 {
             bail!("--batch-size must be at least 1");
         }
-        let imported = distk_onnx::import(model, batch)?;
+        let imported = distk_onnx::import_with(model, batch, &config.import)?;
         let g = imported.graph;
         if g.inputs.len() != 1 || g.outputs.len() != 1 {
             bail!("distk-gpu trains models with one input and one output");
