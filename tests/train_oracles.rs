@@ -29,13 +29,8 @@ fn replay(name: &str, device: DeviceChoice, optimizer_name: &str, optimizer_args
     let m = OnnxModel::load(&model(o["model"].as_str().unwrap())).unwrap();
     let mut runtime = Runtime::open(device, None).unwrap();
     let opt = parse_optimizer(optimizer_name, Some(lr), optimizer_args).unwrap();
-    let mut s = TrainSession::with_config(
-        &m,
-        &mut runtime,
-        batch,
-        &SessionConfig { fuse: fuse, training: Default::default(), seed: 0, ..SessionConfig::new(opt) },
-    )
-    .unwrap();
+    let mut s =
+        TrainSession::with_config(&m, &mut runtime, batch, &SessionConfig { fuse, ..SessionConfig::new(opt) }).unwrap();
     let data = common::data(o["data"].as_str().unwrap());
     let mut reader = DataReader::open(&data, &FeatureColumns::parse("features"), Some("label"), batch).unwrap();
     let mut worst_loss = 0.0f64;
