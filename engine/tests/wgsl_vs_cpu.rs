@@ -297,7 +297,7 @@ fn batch_norm_copy_ops_and_reductions() {
         for (i, (lo, hi)) in [(0.5, 2.0), (-1.0, 1.0), (-1.0, 1.0), (0.1, 2.0)].iter().enumerate() {
             ins.push(b.param(&format!("p{i}"), vec![c], random(&mut rng, c, *lo, *hi), false).unwrap());
         }
-        let y = b.node("bn", Op::BatchNorm { epsilon: 1e-3 }, &ins).unwrap();
+        let y = b.node("bn", Op::BatchNorm { epsilon: 1e-3, momentum: None }, &ins).unwrap();
         b.output(y);
         let feed = random(&mut rng, x.iter().product(), -3.0, 3.0);
         check(&format!("batchnorm {x:?}"), b.finish(), &[feed]);
