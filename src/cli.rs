@@ -58,9 +58,11 @@ pub struct RunArgs {
     /// Other hyper-parameters, e.g. `momentum=0.9,nesterov=true` or `beta_1=0.9,weight_decay=0.01`.
     #[arg(long, default_value = "")]
     pub optimizer_args: String,
-    /// sparse_categorical_crossentropy (integer labels), binary_crossentropy, mean_squared_error, mean_absolute_error.
-    #[arg(long, default_value = "sparse_categorical_crossentropy")]
-    pub loss: String,
+    /// sparse_categorical_crossentropy (the default for integer labels), categorical_crossentropy (the
+    /// default for one-hot list labels), binary_crossentropy (the default for one output),
+    /// mean_squared_error, mean_absolute_error.
+    #[arg(long)]
+    pub loss: Option<String>,
     /// The features column, or several scalar columns separated by commas.
     #[arg(long, default_value = "features")]
     pub features_col: String,
@@ -127,9 +129,9 @@ pub struct EvaluateArgs {
     /// Labelled rows.
     #[arg(long)]
     pub data: PathBuf,
-    /// The loss (Keras name).
-    #[arg(long, default_value = "sparse_categorical_crossentropy")]
-    pub loss: String,
+    /// The loss (Keras name; by default as `run` chooses it from the labels).
+    #[arg(long)]
+    pub loss: Option<String>,
     /// The features column(s).
     #[arg(long, default_value = "features")]
     pub features_col: String,

@@ -252,3 +252,85 @@ fn added_biases_are_trained_and_written_into_the_stock_export() {
     let tract: Vec<f32> = t[0].to_plain_array_view::<f32>().unwrap().iter().copied().collect();
     assert!(common::rel_max_err(&ours, &tract) <= 1e-5);
 }
+
+#[test]
+fn one_hot_label_lists_train_with_categorical_crossentropy() {
+    use arrow_array::builder::{Float32Builder, ListBuilder};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    // Digits with one-hot label lists.
+    let mut reader = distk_gpu::data::DataReader::open(
+        &data("digits_train.parquet"),
+        &distk_gpu::data::FeatureColumns::parse("features"),
+        Some("label"),
+        4096,
+    )
+    .unwrap();
+    let rows = reader.next_rows().unwrap().unwrap();
+    let mut feats = ListBuilder::new(Float32Builder::new());
+    let mut onehot = ListBuilder::new(Float32Builder::new());
+    for (r, &l) in rows.labels.unwrap().iter().enumerate() {
+        feats.values().append_slice(&rows.features[r * 64..(r + 1) * 64]);
+        feats.append(true);
+        let mut t = [0.0f32; 10];
+        t[l as usize] = 1.0;
+        onehot.values().append_slice(&t);
+        onehot.append(true);
+    }
+    let cols: Vec<(&str, arrow_array::ArrayRef)> =
+        vec![("features", Arc::new(feats.finish())), ("target", Arc::new(onehot.finish()))];
+    let batch = arrow_array::RecordBatch::try_from_iter(cols).unwrap();
+    let path = dir.path().join("digits_onehot.parquet");
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let out = dir.path().join("m.onnx");
+    let hist = dir.path().join("h.json");
+    ok(&distk(&[
+        "run",
+        model("keras_mlp.onnx").to_str().unwrap(),
+        "--data",
+        path.to_str().unwrap(),
+        "--label-col",
+        "target",
+        "--epochs",
+        "15",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--history",
+        hist.to_str().unwrap(),
+    ]));
+    let e = evaluate(&out, "digits_test.parquet");
+    assert!(e["accuracy"].as_f64().unwrap() >= 0.9, "{e}");
+    // The same loss on the one-hot file.
+    let o = ok(&distk(&[
+        "evaluate",
+        out.to_str().unwrap(),
+        "--data",
+        path.to_str().unwrap(),
+        "--label-col",
+        "target",
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(o.trim()).unwrap();
+    assert!(v["accuracy"].as_f64().unwrap() >= 0.9, "{v}");
+    // A loss that does not fit the labels is refused: MSE against 10 outputs needs 10 targets a row.
+    let bad = distk(&[
+        "run",
+        model("keras_mlp.onnx").to_str().unwrap(),
+        "--data",
+        data("digits_test.parquet").to_str().unwrap(),
+        "--loss",
+        "mean_squared_error",
+        "--quiet",
+        "--out",
+        dir.path().join("x.onnx").to_str().unwrap(),
+    ]);
+    assert!(
+        !bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("choose a loss that fits the labels")
+    );
+}

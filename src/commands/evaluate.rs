@@ -18,7 +18,15 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
     let (width, classes) = model_widths(&model)?;
     let data = Dataset::load(&args.data, &FeatureColumns::parse(&args.features_col), &args.label_col, width, classes)?;
     let mut runtime = Runtime::open(args.device.device, args.device.adapter)?;
-    let mut ev = Evaluator::new(&model, &mut runtime, args.batch_size.min(data.rows), &args.loss)?;
+    let loss = args.loss.clone().unwrap_or_else(|| data.default_loss(classes).to_string());
+    let mut ev = Evaluator::with_import(
+        &model,
+        &mut runtime,
+        args.batch_size.min(data.rows),
+        &loss,
+        data.sparse(),
+        &Default::default(),
+    )?;
     let r = ev.evaluate(&data)?;
     if args.json {
         println!("{}", serde_json::to_string(&r)?);

@@ -104,16 +104,26 @@ pub fn run(args: RunArgs) -> Result<()> {
     if !(0.0..=1.0).contains(&args.bn_momentum) {
         bail!("--bn-momentum must be in [0, 1]");
     }
+    let loss = args.loss.clone().unwrap_or_else(|| train.default_loss(classes).to_string());
     let config = SessionConfig {
-        loss: args.loss.clone(),
+        loss: loss.clone(),
+        sparse_labels: train.sparse(),
         training: TrainingOptions { bn_momentum: args.bn_momentum, dropout_after },
         import: ImportOptions { add_missing_biases: args.add_missing_biases },
         seed: args.seed,
         ..SessionConfig::new(optimizer)
     };
     let mut session = TrainSession::with_config(&model, &mut runtime, batch, &config)?;
+    if session.target_width() != train.label_width {
+        bail!(
+            "loss `{loss}` takes {} target value(s) per row, the label column `{}` has {}: choose a loss that fits the labels",
+            session.target_width(),
+            args.label_col,
+            train.label_width
+        );
+    }
     let mut evaluator = match &val {
-        Some(_) => Some(Evaluator::with_import(&model, &mut runtime, batch, &args.loss, &config.import)?),
+        Some(_) => Some(Evaluator::with_import(&model, &mut runtime, batch, &loss, train.sparse(), &config.import)?),
         None => None,
     };
     let (mut start_epoch, mut skip_batches, mut global_step) = (0usize, 0usize, 0u64);

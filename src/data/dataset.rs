@@ -12,8 +12,10 @@ use crate::data::{DataReader, FeatureColumns};
 pub struct Dataset {
     /// Row-major features.
     pub features: Vec<f32>,
-    /// One class index per row, as f32 (the engine's target input).
+    /// One class index per row as f32 (`label_width` 1), or a row of targets (one-hot lists).
     pub labels: Vec<f32>,
+    /// Values per row in `labels`.
+    pub label_width: usize,
     /// Number of rows.
     pub rows: usize,
     /// Features per row.
@@ -21,6 +23,21 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// The Keras loss to use when none is given: sparse cross-entropy for integer labels
+    /// (binary for a single output), categorical cross-entropy for one-hot lists.
+    pub fn default_loss(&self, outputs: usize) -> &'static str {
+        match (self.label_width, outputs) {
+            (1, 1) => "binary_crossentropy",
+            (1, _) => "sparse_categorical_crossentropy",
+            _ => "categorical_crossentropy",
+        }
+    }
+
+    /// Whether labels are class indices.
+    pub fn sparse(&self) -> bool {
+        self.label_width == 1
+    }
+
     /// Reads every row of `path`. Checks the width against the model (`expect_width`) and every
     /// label against the model's `classes` (for a single sigmoid output, labels must be 0 or 1).
     pub fn load(
@@ -45,6 +62,28 @@ impl Dataset {
                     path.display()
                 );
             }
+            if let Some(t) = rows.targets {
+                if rows.target_width != classes {
+                    bail!(
+                        "`{}` column `{label}`: {} targets per row, but the model has {classes} outputs",
+                        path.display(),
+                        rows.target_width
+                    );
+                }
+                if let Some(i) = t.iter().position(|v| !v.is_finite()) {
+                    bail!(
+                        "`{}` row {}, column `{label}`: a target is not finite",
+                        path.display(),
+                        rows.first_row + i / classes
+                    );
+                }
+                ds.label_width = classes;
+                ds.features.extend_from_slice(&rows.features);
+                ds.labels.extend_from_slice(&t);
+                ds.rows += rows.count;
+                continue;
+            }
+            ds.label_width = 1;
             let labels = rows.labels.unwrap_or_default();
             if let Some((i, &l)) = labels.iter().enumerate().find(|&(_, &l)| l < 0 || l as usize >= max_class) {
                 bail!(
@@ -68,9 +107,10 @@ impl Dataset {
     pub fn gather(&self, idx: &[usize], x: &mut Vec<f32>, y: &mut Vec<f32>) {
         x.clear();
         y.clear();
+        let lw = self.label_width;
         for &i in idx {
             x.extend_from_slice(&self.features[i * self.width..(i + 1) * self.width]);
-            y.push(self.labels[i]);
+            y.extend_from_slice(&self.labels[i * lw..(i + 1) * lw]);
         }
     }
 }

@@ -33,8 +33,12 @@ pub struct Rows {
     pub width: usize,
     /// Row-major features, `count * width` values.
     pub features: Vec<f32>,
-    /// Labels, when a label column was asked for.
+    /// Labels, when an integer label column was asked for.
     pub labels: Option<Vec<i64>>,
+    /// Targets, when the label column is a list (one-hot or soft targets): `count * target_width`.
+    pub targets: Option<Vec<f32>>,
+    /// Values per row in `targets`.
+    pub target_width: usize,
     /// Index of the first row in the file.
     pub first_row: usize,
 }
@@ -116,18 +120,15 @@ impl DataReader {
             Some(l) => {
                 let i = find(l)?;
                 let dt = schema.field(i).data_type();
-                if !matches!(
-                    dt,
-                    DataType::Int64
-                        | DataType::Int32
-                        | DataType::Int16
-                        | DataType::Int8
-                        | DataType::UInt8
-                        | DataType::UInt16
-                        | DataType::UInt32
-                ) {
+                let ok = match dt {
+                    DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+                        is_number(f.data_type())
+                    }
+                    other => is_integer(other),
+                };
+                if !ok {
                     bail!(
-                        "label column `{l}` of `{}` has type {dt}; labels must be integer class indices",
+                        "label column `{l}` of `{}` has type {dt}; labels must be integer class indices or a list of targets (one-hot)",
                         path.display()
                     );
                 }
@@ -285,40 +286,10 @@ impl DataReader {
         let n = batch.num_rows();
         let first_row = self.next_row;
         let mut rows = Rows { count: n, first_row, ..Default::default() };
-        if features.len() == 1
-            && matches!(
-                batch.column(features[0]).data_type(),
-                DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _)
-            )
-        {
-            let col = batch.column(features[0]);
-            let name = &self.feature_names[0];
+        if features.len() == 1 && is_list(batch.column(features[0]).data_type()) {
+            let name = self.feature_names[0].clone();
             rows.features.reserve(n * 64);
-            let mut width = None;
-            for r in 0..n {
-                if col.is_null(r) {
-                    bail!("`{}` row {}, column `{name}`: the value is null", self.path.display(), first_row + r);
-                }
-                let item: ArrayRef = match col.data_type() {
-                    DataType::List(_) => col.as_list::<i32>().value(r),
-                    DataType::LargeList(_) => col.as_list::<i64>().value(r),
-                    _ => col.as_fixed_size_list().value(r),
-                };
-                let before = rows.features.len();
-                push_numbers(&item, &mut rows.features)
-                    .map_err(|e| anyhow!("`{}` column `{name}`: {e}", self.path.display()))?;
-                let w = rows.features.len() - before;
-                match width {
-                    None => width = Some(w),
-                    Some(x) if x != w => bail!(
-                        "`{}` row {}, column `{name}`: {w} features where earlier rows have {x}",
-                        self.path.display(),
-                        first_row + r
-                    ),
-                    _ => {}
-                }
-            }
-            rows.width = width.unwrap_or(0);
+            rows.width = self.list_rows(batch.column(features[0]), &name, first_row, &mut rows.features)?;
         } else {
             rows.width = features.len();
             let mut cols = Vec::new();
@@ -330,7 +301,14 @@ impl DataReader {
             }
             rows.features = (0..n).flat_map(|r| cols.iter().map(move |c| c[r])).collect();
         }
-        if let Some(l) = label {
+        if let Some(l) = label
+            && is_list(batch.column(l).data_type())
+        {
+            let name = self.label_name.clone().unwrap_or_default();
+            let mut t = Vec::with_capacity(n * 10);
+            rows.target_width = self.list_rows(batch.column(l), &name, first_row, &mut t)?;
+            rows.targets = Some(t);
+        } else if let Some(l) = label {
             let col = batch.column(l);
             let name = self.label_name.clone().unwrap_or_default();
             if col.null_count() > 0 {
@@ -342,6 +320,42 @@ impl DataReader {
         }
         Ok(rows)
     }
+}
+
+impl DataReader {
+    /// Appends every row of a list column to `out`; returns the row width (equal for all rows).
+    fn list_rows(&self, col: &ArrayRef, name: &str, first_row: usize, out: &mut Vec<f32>) -> Result<usize> {
+        let mut width = None;
+        for r in 0..col.len() {
+            if col.is_null(r) {
+                bail!("`{}` row {}, column `{name}`: the value is null", self.path.display(), first_row + r);
+            }
+            let item: ArrayRef = match col.data_type() {
+                DataType::List(_) => col.as_list::<i32>().value(r),
+                DataType::LargeList(_) => col.as_list::<i64>().value(r),
+                _ => col.as_fixed_size_list().value(r),
+            };
+            let before = out.len();
+            push_numbers(&item, out).map_err(|e| anyhow!("`{}` column `{name}`: {e}", self.path.display()))?;
+            let w = out.len() - before;
+            match width {
+                None => width = Some(w),
+                Some(x) if x != w => {
+                    bail!(
+                        "`{}` row {}, column `{name}`: {w} values where earlier rows have {x}",
+                        self.path.display(),
+                        first_row + r
+                    )
+                }
+                _ => {}
+            }
+        }
+        Ok(width.unwrap_or(0))
+    }
+}
+
+fn is_list(dt: &DataType) -> bool {
+    matches!(dt, DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _))
 }
 
 fn is_number(dt: &DataType) -> bool {
@@ -383,4 +397,17 @@ fn arrow_cast_int(a: &ArrayRef) -> Result<Vec<i64>> {
         DataType::UInt32 => a.as_primitive::<UInt32Type>().values().iter().map(|&x| x as i64).collect(),
         other => bail!("has type {other}; labels must be integers"),
     })
+}
+
+fn is_integer(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Int64
+            | DataType::Int32
+            | DataType::Int16
+            | DataType::Int8
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+    )
 }

@@ -31,7 +31,7 @@ pub struct Evaluator {
 impl Evaluator {
     /// Compiles the evaluation graph of `model` with the Keras loss `loss` (integer labels).
     pub fn new(model: &OnnxModel, runtime: &mut Runtime, batch: usize, loss: &str) -> Result<Self> {
-        Self::with_import(model, runtime, batch, loss, &distk_onnx::ImportOptions::default())
+        Self::with_import(model, runtime, batch, loss, true, &distk_onnx::ImportOptions::default())
     }
 
     /// [`Evaluator::new`] with import choices (the same as the training session's, so the
@@ -41,17 +41,20 @@ impl Evaluator {
         runtime: &mut Runtime,
         batch: usize,
         loss: &str,
+        sparse: bool,
         import: &distk_onnx::ImportOptions,
     ) -> Result<Self> {
         let g = distk_onnx::import_with(model, batch, import)?.graph;
         let width = distk_engine::shape::numel(g.shape(g.inputs[0])) / batch;
-        let (prediction, kind) = fuse_output(&g, loss, true)?;
-        let eval = build_eval_graph(g, kind, prediction, vec![batch])?;
+        let (prediction, kind) = fuse_output(&g, loss, sparse)?;
+        let target_shape = if kind.sparse_targets() { vec![batch] } else { g.shape(prediction).to_vec() };
+        let tw = distk_engine::shape::numel(&target_shape) / batch;
+        let eval = build_eval_graph(g, kind, prediction, target_shape)?;
         Ok(Evaluator {
             exec: runtime.compile(eval)?,
             batch,
             x: vec![0.0; batch * width],
-            y: vec![0.0; batch],
+            y: vec![0.0; batch * tw],
             w: vec![0.0; batch],
         })
     }
@@ -70,8 +73,12 @@ impl Evaluator {
             let n = self.batch.min(data.rows - start);
             self.x[..n * width].copy_from_slice(&data.features[start * width..(start + n) * width]);
             self.x[n * width..].iter_mut().for_each(|v| *v = 0.0);
-            self.y[..n].copy_from_slice(&data.labels[start..start + n]);
-            self.y[n..].iter_mut().for_each(|v| *v = 0.0);
+            let lw = self.y.len() / self.batch;
+            if lw != data.label_width {
+                anyhow::bail!("the data has {} targets per row, the loss takes {lw}", data.label_width);
+            }
+            self.y[..n * lw].copy_from_slice(&data.labels[start * lw..(start + n) * lw]);
+            self.y[n * lw..].iter_mut().for_each(|v| *v = 0.0);
             self.w.iter_mut().enumerate().for_each(|(i, v)| *v = if i < n { 1.0 } else { 0.0 });
             let out = self.exec.run(&[&self.x, &self.y, &self.w])?;
             loss += out[0][0] as f64 * n as f64;

@@ -177,6 +177,11 @@ impl TrainSession {
         Ok(StepStats { loss: out[0][0], accuracy: out[1][0] })
     }
 
+    /// Target values per row the loss takes (1 for class indices).
+    pub fn target_width(&self) -> usize {
+        self.target.len() / self.batch
+    }
+
     /// The flat parameter buffer.
     pub fn params(&mut self) -> Result<Vec<f32>> {
         let mut p = vec![0.0; self.exec.graph().layout.total_len()];
