@@ -87,6 +87,9 @@ pub struct RunArgs {
     /// Write the history as CSV here.
     #[arg(long)]
     pub history_csv: Option<PathBuf>,
+    /// Draw loss and accuracy per epoch into this .png or .svg file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
     /// Stop after the first epoch whose loss (validation loss when given) is at most this.
     #[arg(long)]
     pub target_loss: Option<f64>,

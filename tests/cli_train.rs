@@ -334,3 +334,47 @@ fn one_hot_label_lists_train_with_categorical_crossentropy() {
         !bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("choose a loss that fits the labels")
     );
 }
+
+#[test]
+fn plots_are_drawn_as_png_and_svg() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["curves.png", "curves.svg"] {
+        let plot = dir.path().join(name);
+        ok(&distk(&[
+            "run",
+            model("keras_mlp.onnx").to_str().unwrap(),
+            "--data",
+            data("digits_train.parquet").to_str().unwrap(),
+            "--validation-data",
+            data("digits_test.parquet").to_str().unwrap(),
+            "--epochs",
+            "3",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--out",
+            dir.path().join("m.onnx").to_str().unwrap(),
+            "--plot",
+            plot.to_str().unwrap(),
+        ]));
+        let bytes = std::fs::read(&plot).unwrap();
+        if name.ends_with("png") {
+            assert_eq!(&bytes[1..4], b"PNG");
+        } else {
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(text.contains("<svg") && text.contains("loss per epoch"), "{}", &text[..200.min(text.len())]);
+        }
+    }
+    let o = distk(&[
+        "run",
+        model("keras_mlp.onnx").to_str().unwrap(),
+        "--data",
+        data("digits_train.parquet").to_str().unwrap(),
+        "--plot",
+        "x.jpg",
+        "--quiet",
+        "--out",
+        dir.path().join("n.onnx").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("must end in .png or .svg"));
+}

@@ -75,6 +75,11 @@ pub fn run(args: RunArgs) -> Result<()> {
     if args.epochs == 0 || args.batch_size == 0 {
         bail!("--epochs and --batch-size must be at least 1");
     }
+    if let Some(p) = &args.plot
+        && !matches!(p.extension().and_then(|e| e.to_str()), Some("png" | "svg" | "PNG" | "SVG"))
+    {
+        bail!("--plot {}: the file must end in .png or .svg", p.display());
+    }
     if args.resume && args.checkpoint_dir.is_none() {
         bail!("--resume needs --checkpoint-dir");
     }
@@ -254,6 +259,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     if let Some(p) = &args.history_csv {
         history.write_csv(p)?;
+    }
+    if let Some(p) = &args.plot {
+        crate::training::plot::plot(&history, p)?;
     }
     if history.stopped == "interrupted" {
         bail!("interrupted: the model and history so far were written");

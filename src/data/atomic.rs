@@ -16,6 +16,14 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&mut std::fs::File) -> R
     })?;
     write(tmp.as_file_mut())?;
     tmp.as_file().sync_all().ok();
+    make_readable(tmp.path());
     tmp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot write `{}`", path.display()))?;
     Ok(())
+}
+
+/// Temporary files are created 0600; outputs get the usual 0644 (less the umask's effect is not
+/// emulated: readable by others, as files written with `File::create` under the default umask).
+pub fn make_readable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644));
 }

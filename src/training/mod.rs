@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod evaluate;
 pub mod history;
 pub mod optimizers;
+pub mod plot;
 pub mod session;
 
 pub use optimizers::parse_optimizer;
