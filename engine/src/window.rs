@@ -86,6 +86,32 @@ impl Window3 {
         (0..3).all(|i| o[i] * self.stride[i] + k[i] * self.dilation[i] < self.pad[i] + self.input[i] + self.pad_end[i])
     }
 
+    /// For kernel offset `k`, calls `f(o, Some(i))` for every output position `o` (in order) whose
+    /// window reads input position `i` there, and `f(o, None)` where it reads padding. This is the
+    /// fast path of the CPU kernels: no division per element.
+    #[inline]
+    pub fn taps(&self, k: [usize; 3], mut f: impl FnMut(usize, Option<usize>)) {
+        let at = |d: usize, o: usize| -> Option<usize> {
+            let p = (o * self.stride[d] + k[d] * self.dilation[d]) as isize - self.pad[d] as isize;
+            (p >= 0 && (p as usize) < self.input[d]).then_some(p as usize)
+        };
+        let cols: Vec<Option<usize>> = (0..self.output[2]).map(|c| at(2, c)).collect();
+        let mut o = 0;
+        for a in 0..self.output[0] {
+            let pa = at(0, a);
+            for b in 0..self.output[1] {
+                let row = match (pa, at(1, b)) {
+                    (Some(x), Some(y)) => Some((x * self.input[1] + y) * self.input[2]),
+                    _ => None,
+                };
+                for pc in &cols {
+                    f(o, row.and_then(|r| pc.map(|z| r + z)));
+                    o += 1;
+                }
+            }
+        }
+    }
+
     /// Splits a flat output (or kernel) index into (d, h, w).
     pub fn unflatten(dims: [usize; 3], flat: usize) -> [usize; 3] {
         [flat / (dims[1] * dims[2]), (flat / dims[2]) % dims[1], flat % dims[2]]

@@ -8,8 +8,9 @@ use crate::window::Window3;
 
 /// dx = dy * f'(x).
 pub fn unary_grad(op: UnaryOp, x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    for ((o, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
-        *o = g * op.derivative(v);
+    match op {
+        UnaryOp::Relu => dx.iter_mut().zip(x).zip(dy).for_each(|((o, &v), &g)| *o = if v > 0.0 { g } else { 0.0 }),
+        _ => dx.iter_mut().zip(x).zip(dy).for_each(|((o, &v), &g)| *o = g * op.derivative(v)),
     }
 }
 
@@ -58,14 +59,14 @@ pub fn col2im(col: &[f32], n: usize, c: usize, w: &Window3, dx: &mut [f32]) {
     let (isp, osp, kl) = (w.input_len(), w.output_len(), w.kernel_len());
     dx.iter_mut().for_each(|v| *v = 0.0);
     for nc in 0..n * c {
+        let dst = &mut dx[nc * isp..(nc + 1) * isp];
         for k in 0..kl {
-            let kk = Window3::unflatten(w.kernel, k);
             let row = &col[(nc * kl + k) * osp..(nc * kl + k + 1) * osp];
-            for (o, &v) in row.iter().enumerate() {
-                if let Some(s) = w.source(Window3::unflatten(w.output, o), kk) {
-                    dx[nc * isp + s] += v;
+            w.taps(Window3::unflatten(w.kernel, k), |o, s| {
+                if let Some(s) = s {
+                    dst[s] += row[o];
                 }
-            }
+            });
         }
     }
 }
@@ -121,37 +122,47 @@ pub fn conv_grad_weight(x: &[f32], x_shape: &[usize], dy: &[f32], m: usize, grou
 pub fn pool_grad(kind: PoolKind, x: &[f32], dy: &[f32], n: usize, c: usize, w: &Window3, dx: &mut [f32]) {
     let (isp, osp, kl) = (w.input_len(), w.output_len(), w.kernel_len());
     dx.iter_mut().for_each(|v| *v = 0.0);
+    let mut best: Vec<Option<usize>> = vec![None; osp];
+    let mut count = vec![0usize; osp];
     for nc in 0..n * c {
         let src = &x[nc * isp..(nc + 1) * isp];
-        for o in 0..osp {
-            let op = Window3::unflatten(w.output, o);
-            let g = dy[nc * osp + o];
-            let sources: Vec<Option<usize>> = (0..kl).map(|k| w.source(op, Window3::unflatten(w.kernel, k))).collect();
-            match kind {
-                PoolKind::Max => {
-                    let mut best: Option<usize> = None;
-                    for s in sources.iter().flatten() {
-                        if best.is_none_or(|b| src[*s] > src[b]) {
-                            best = Some(*s);
-                        }
-                    }
-                    if let Some(b) = best {
-                        dx[nc * isp + b] += g;
+        let g = &dy[nc * osp..(nc + 1) * osp];
+        let dst = &mut dx[nc * isp..(nc + 1) * isp];
+        best.fill(None);
+        count.fill(0);
+        for k in 0..kl {
+            let kk = Window3::unflatten(w.kernel, k);
+            w.taps(kk, |o, s| match s {
+                Some(s) => {
+                    count[o] += 1;
+                    if best[o].is_none_or(|b| src[s] > src[b]) {
+                        best[o] = Some(s);
                     }
                 }
-                PoolKind::Average { count_include_pad } => {
-                    let count = sources.iter().flatten().count();
-                    let padded = if count_include_pad {
-                        (0..kl)
-                            .filter(|&k| sources[k].is_none() && w.in_padded(op, Window3::unflatten(w.kernel, k)))
-                            .count()
-                    } else {
-                        0
-                    };
-                    let share = g / (count + padded).max(1) as f32;
-                    for s in sources.iter().flatten() {
-                        dx[nc * isp + s] += share;
+                None => {
+                    if matches!(kind, PoolKind::Average { count_include_pad: true })
+                        && w.in_padded(Window3::unflatten(w.output, o), kk)
+                    {
+                        count[o] += 1;
                     }
+                }
+            });
+        }
+        match kind {
+            PoolKind::Max => {
+                for o in 0..osp {
+                    if let Some(b) = best[o] {
+                        dst[b] += g[o];
+                    }
+                }
+            }
+            PoolKind::Average { .. } => {
+                for k in 0..kl {
+                    w.taps(Window3::unflatten(w.kernel, k), |o, s| {
+                        if let Some(s) = s {
+                            dst[s] += g[o] / count[o].max(1) as f32;
+                        }
+                    });
                 }
             }
         }

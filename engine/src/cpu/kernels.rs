@@ -35,8 +35,12 @@ pub fn for_each_index<const K: usize>(dims: &[usize], strides: [&[usize]; K], mu
 
 /// `out = f(x)` elementwise.
 pub fn unary(op: UnaryOp, x: &[f32], out: &mut [f32]) {
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = op.apply(v);
+    // The common cases get their own loops so the compiler vectorises them.
+    match op {
+        UnaryOp::Relu => out.iter_mut().zip(x).for_each(|(o, &v)| *o = v.max(0.0)),
+        UnaryOp::Identity => out.copy_from_slice(x),
+        UnaryOp::Neg => out.iter_mut().zip(x).for_each(|(o, &v)| *o = -v),
+        _ => out.iter_mut().zip(x).for_each(|(o, &v)| *o = op.apply(v)),
     }
 }
 
@@ -98,11 +102,8 @@ pub fn im2col(x: &[f32], n: usize, c: usize, w: &Window3, col: &mut [f32]) {
         for ch in 0..c {
             let src = &x[(b * c + ch) * isp..(b * c + ch + 1) * isp];
             for k in 0..kl {
-                let kk = Window3::unflatten(w.kernel, k);
                 let row = &mut col[((b * c + ch) * kl + k) * osp..((b * c + ch) * kl + k + 1) * osp];
-                for (o, dst) in row.iter_mut().enumerate() {
-                    *dst = w.source(Window3::unflatten(w.output, o), kk).map_or(0.0, |s| src[s]);
-                }
+                w.taps(Window3::unflatten(w.kernel, k), |o, s| row[o] = s.map_or(0.0, |s| src[s]));
             }
         }
     }
@@ -136,8 +137,9 @@ pub fn conv(
         }
     }
     if let Some(bias) = bias {
-        for (i, v) in out.iter_mut().enumerate() {
-            *v += bias[(i / osp) % m];
+        for (i, plane) in out.chunks_mut(osp.max(1)).enumerate() {
+            let b = bias[i % m];
+            plane.iter_mut().for_each(|v| *v += b);
         }
     }
 }
@@ -145,26 +147,32 @@ pub fn conv(
 /// Max or average pooling of N,C,spatial input.
 pub fn pool(kind: PoolKind, x: &[f32], n: usize, c: usize, w: &Window3, out: &mut [f32]) {
     let (isp, osp, kl) = (w.input_len(), w.output_len(), w.kernel_len());
+    let mut count = vec![0usize; osp];
+    let mut padded = vec![0usize; osp];
     for nc in 0..n * c {
         let src = &x[nc * isp..(nc + 1) * isp];
-        for o in 0..osp {
-            let op = Window3::unflatten(w.output, o);
-            let (mut acc, mut count, mut padded) =
-                (if kind == PoolKind::Max { f32::NEG_INFINITY } else { 0.0 }, 0usize, 0usize);
-            for k in 0..kl {
-                match w.source(op, Window3::unflatten(w.kernel, k)) {
-                    Some(s) => {
-                        acc = if kind == PoolKind::Max { acc.max(src[s]) } else { acc + src[s] };
-                        count += 1;
-                    }
-                    None => padded += w.in_padded(op, Window3::unflatten(w.kernel, k)) as usize,
+        let dst = &mut out[nc * osp..(nc + 1) * osp];
+        dst.fill(if kind == PoolKind::Max { f32::NEG_INFINITY } else { 0.0 });
+        count.fill(0);
+        padded.fill(0);
+        for k in 0..kl {
+            let kk = Window3::unflatten(w.kernel, k);
+            w.taps(kk, |o, s| match s {
+                Some(s) => {
+                    dst[o] = if kind == PoolKind::Max { dst[o].max(src[s]) } else { dst[o] + src[s] };
+                    count[o] += 1;
+                }
+                None => padded[o] += w.in_padded(Window3::unflatten(w.output, o), kk) as usize,
+            });
+        }
+        match kind {
+            PoolKind::Max => {}
+            PoolKind::Average { count_include_pad } => {
+                for o in 0..osp {
+                    let d = if count_include_pad { count[o] + padded[o] } else { count[o] };
+                    dst[o] /= d.max(1) as f32;
                 }
             }
-            out[nc * osp + o] = match kind {
-                PoolKind::Max => acc,
-                PoolKind::Average { count_include_pad: false } => acc / count.max(1) as f32,
-                PoolKind::Average { count_include_pad: true } => acc / (count + padded).max(1) as f32,
-            };
         }
     }
 }
