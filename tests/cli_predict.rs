@@ -256,3 +256,63 @@ fn bench_harness_reports_json() {
         assert!(m["wgsl_gflops"].as_f64().unwrap() > 0.0);
     }
 }
+
+#[test]
+fn features_from_named_scalar_columns() {
+    let dir = tmp();
+    let cols: Vec<String> = (0..64).map(|i| format!("f{i}")).collect();
+    let (a, b) = (dir.path().join("a.parquet"), dir.path().join("b.parquet"));
+    let m = model("keras_mlp.onnx");
+    let o = distk(
+        &[
+            "predict",
+            m.to_str().unwrap(),
+            "--data",
+            data("digits_test.csv").to_str().unwrap(),
+            "--features-col",
+            &cols.join(","),
+            "--out",
+            a.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = distk(
+        &[
+            "predict",
+            m.to_str().unwrap(),
+            "--data",
+            data("digits_test.parquet").to_str().unwrap(),
+            "--out",
+            b.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read_predictions(&a).0, read_predictions(&b).0);
+    // Columns in another order are other features: a different result.
+    let mut rev = cols.clone();
+    rev.reverse();
+    let c = dir.path().join("c.parquet");
+    let o = distk(
+        &[
+            "predict",
+            m.to_str().unwrap(),
+            "--data",
+            data("digits_test.csv").to_str().unwrap(),
+            "--features-col",
+            &rev.join(","),
+            "--out",
+            c.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ],
+        &[],
+    );
+    assert!(o.status.success());
+    assert_ne!(read_predictions(&c).0, read_predictions(&b).0);
+}

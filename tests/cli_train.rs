@@ -378,3 +378,39 @@ fn plots_are_drawn_as_png_and_svg() {
     ]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("must end in .png or .svg"));
 }
+
+#[test]
+fn ctrl_c_ends_the_run_cleanly_and_keeps_the_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.onnx");
+    let hist = dir.path().join("h.json");
+    let child = Command::new(env!("CARGO_BIN_EXE_distk-gpu"))
+        .args([
+            "run",
+            model("keras_mlp.onnx").to_str().unwrap(),
+            "--data",
+            data("digits_train.parquet").to_str().unwrap(),
+            "--epochs",
+            "100000",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+            "--history",
+            hist.to_str().unwrap(),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("interrupted: the model and history so far were written"), "{err}");
+    let h: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&hist).unwrap()).unwrap();
+    assert_eq!(h["stopped"], "interrupted");
+    assert!(!h["steps"].as_array().unwrap().is_empty());
+    assert!(evaluate(&out, "digits_test.parquet")["accuracy"].as_f64().unwrap() > 0.5);
+}

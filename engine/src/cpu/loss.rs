@@ -178,3 +178,68 @@ pub fn accuracy(kind: LossKind, pred: &[f32], target: &[f32], weight: &[f32]) ->
         split(kind, pred, target, weight.len()).zip(weight).map(|((p, t), &w)| w * row_correct(kind, p, t)).sum();
     sum / total.max(f32::MIN_POSITIVE)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f32, b: f64) {
+        assert!((a as f64 - b).abs() <= 1e-6 * b.abs().max(1.0), "{a} vs {b}");
+    }
+
+    #[test]
+    fn losses_equal_hand_computed_values() {
+        // Two rows, three classes; the second row is padding (weight 0).
+        let z = [1.0f32, 2.0, 0.5, 9.0, 9.0, 9.0];
+        let w = [1.0f32, 0.0];
+        let lse = (1f64.exp() + 2f64.exp() + 0.5f64.exp()).ln();
+        close(loss(LossKind::SparseCategoricalLogits, &z, &[1.0, 0.0], &w), lse - 2.0);
+        close(loss(LossKind::CategoricalLogits, &z, &[0.0, 0.0, 1.0, 1.0, 0.0, 0.0], &w), lse - 0.5);
+        let p = [0.2f32, 0.7, 0.1, 0.3, 0.3, 0.4];
+        close(loss(LossKind::SparseCategoricalProbs, &p, &[1.0, 0.0], &w), -(0.7f64.ln()));
+        // Keras renormalises: probabilities summing to 2 give the same loss as halved ones.
+        let p2 = [0.4f32, 1.4, 0.2, 0.3, 0.3, 0.4];
+        close(loss(LossKind::CategoricalProbs, &p2, &[0.0, 1.0, 0.0, 1.0, 0.0, 0.0], &w), -(0.7f64.ln()));
+        // Clipping at 1e-7.
+        close(loss(LossKind::SparseCategoricalProbs, &[0.0, 1.0], &[0.0], &[1.0]), -(1e-7f64.ln()));
+        let zb = [0.3f32, -1.2];
+        let t = [1.0f32, 0.0];
+        let bce = |z: f64, y: f64| z.max(0.0) - z * y + (1.0 + (-z.abs()).exp()).ln();
+        close(loss(LossKind::BinaryLogits, &zb, &t, &[1.0]), (bce(0.3, 1.0) + bce(-1.2, 0.0)) / 2.0);
+        let pb = [0.8f32, 0.4];
+        close(loss(LossKind::BinaryProbs, &pb, &t, &[1.0]), -(0.8f64.ln() + 0.6f64.ln()) / 2.0);
+        close(loss(LossKind::MeanSquaredError, &[1.0, 3.0], &[0.0, 1.0], &[1.0]), (1.0 + 4.0) / 2.0);
+        close(loss(LossKind::MeanAbsoluteError, &[1.0, 3.0], &[0.0, 1.0], &[1.0]), (1.0 + 2.0) / 2.0);
+        // Weighted mean over rows.
+        close(loss(LossKind::MeanSquaredError, &[1.0, 2.0], &[0.0, 0.0], &[3.0, 1.0]), (3.0 * 1.0 + 4.0) / 4.0);
+    }
+
+    #[test]
+    fn gradients_equal_hand_computed_values() {
+        let z = [1.0f32, 2.0, 0.5];
+        let mut g = [0.0f32; 3];
+        loss_grad(LossKind::SparseCategoricalLogits, &z, &[1.0], &[1.0], &mut g);
+        let s: f64 = z.iter().map(|&v| (v as f64).exp()).sum();
+        for (c, &gc) in g.iter().enumerate() {
+            close(gc, (z[c] as f64).exp() / s - (c == 1) as i32 as f64);
+        }
+        loss_grad(LossKind::MeanSquaredError, &[1.0, 3.0, 0.0], &[0.0, 1.0, 0.0], &[1.0], &mut g);
+        close(g[0], 2.0 / 3.0);
+        close(g[1], 4.0 / 3.0);
+        let mut g2 = [0.0f32; 2];
+        loss_grad(LossKind::BinaryLogits, &[0.0, 0.0], &[1.0, 0.0], &[1.0], &mut g2);
+        close(g2[0], -0.25);
+        close(g2[1], 0.25);
+    }
+
+    #[test]
+    fn accuracy_follows_keras() {
+        assert_eq!(accuracy(LossKind::SparseCategoricalLogits, &[0.1, 0.9, 0.8, 0.2], &[1.0, 1.0], &[1.0, 1.0]), 0.5);
+        assert_eq!(
+            accuracy(LossKind::CategoricalProbs, &[0.1, 0.9, 0.8, 0.2], &[0.0, 1.0, 1.0, 0.0], &[1.0, 1.0]),
+            1.0
+        );
+        assert_eq!(accuracy(LossKind::BinaryLogits, &[0.3, -0.2], &[1.0, 1.0], &[1.0, 1.0]), 0.5);
+        assert_eq!(accuracy(LossKind::BinaryProbs, &[0.6, 0.4], &[1.0, 0.0], &[1.0, 1.0]), 1.0);
+    }
+}
