@@ -1,6 +1,7 @@
 //! The ops of the IR and their shape rules. Every op has exactly one output; its evaluation lives in
 //! the executors (`cpu`, `wgpu_exec`), its typing here.
 
+use crate::cpu::real::Real;
 use crate::shape::{broadcast_shapes, numel};
 
 /// Elementwise functions of one tensor. Parameters follow ONNX's attribute names.
@@ -39,33 +40,34 @@ pub enum UnaryOp {
 }
 
 impl UnaryOp {
-    /// Applies the function to one value (the CPU reference).
-    pub fn apply(self, x: f32) -> f32 {
+    /// Applies the function to one value (the CPU reference, in f32 or f64).
+    pub fn apply<T: Real>(self, x: T) -> T {
+        let (zero, one) = (T::zero(), T::one());
         match self {
-            UnaryOp::Relu => x.max(0.0),
+            UnaryOp::Relu => x.max(zero),
             UnaryOp::LeakyRelu { alpha } => {
-                if x >= 0.0 {
+                if x >= zero {
                     x
                 } else {
-                    alpha * x
+                    T::of(alpha) * x
                 }
             }
             UnaryOp::Elu { alpha } => {
-                if x > 0.0 {
+                if x > zero {
                     x
                 } else {
-                    alpha * (x.exp() - 1.0)
+                    T::of(alpha) * (x.exp() - one)
                 }
             }
             UnaryOp::Selu { alpha, gamma } => {
-                if x > 0.0 {
-                    gamma * x
+                if x > zero {
+                    T::of(gamma) * x
                 } else {
-                    gamma * alpha * (x.exp() - 1.0)
+                    T::of(gamma) * T::of(alpha) * (x.exp() - one)
                 }
             }
             UnaryOp::Sigmoid => sigmoid(x),
-            UnaryOp::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
+            UnaryOp::HardSigmoid { alpha, beta } => (T::of(alpha) * x + T::of(beta)).max(zero).min(one),
             UnaryOp::Tanh => x.tanh(),
             UnaryOp::Softplus => softplus(x),
             UnaryOp::Exp => x.exp(),
@@ -73,66 +75,77 @@ impl UnaryOp {
             UnaryOp::Sqrt => x.sqrt(),
             UnaryOp::Neg => -x,
             UnaryOp::Abs => x.abs(),
-            UnaryOp::Clip { min, max } => x.max(min).min(max),
+            UnaryOp::Clip { min, max } => x.max(T::of(min)).min(T::of(max)),
             UnaryOp::Identity => x,
         }
     }
-}
 
-impl UnaryOp {
     /// The derivative of the function at `x` (the CPU reference of [`Op::UnaryGrad`]).
-    pub fn derivative(self, x: f32) -> f32 {
+    pub fn derivative<T: Real>(self, x: T) -> T {
+        let (zero, one) = (T::zero(), T::one());
         match self {
-            UnaryOp::Relu => (x > 0.0) as i32 as f32,
-            UnaryOp::LeakyRelu { alpha } => {
-                if x >= 0.0 {
-                    1.0
+            UnaryOp::Relu => {
+                if x > zero {
+                    one
                 } else {
-                    alpha
+                    zero
+                }
+            }
+            UnaryOp::LeakyRelu { alpha } => {
+                if x >= zero {
+                    one
+                } else {
+                    T::of(alpha)
                 }
             }
             UnaryOp::Elu { alpha } => {
-                if x > 0.0 {
-                    1.0
+                if x > zero {
+                    one
                 } else {
-                    alpha * x.exp()
+                    T::of(alpha) * x.exp()
                 }
             }
             UnaryOp::Selu { alpha, gamma } => {
-                if x > 0.0 {
-                    gamma
+                if x > zero {
+                    T::of(gamma)
                 } else {
-                    gamma * alpha * x.exp()
+                    T::of(gamma) * T::of(alpha) * x.exp()
                 }
             }
             UnaryOp::Sigmoid => {
                 let s = sigmoid(x);
-                s * (1.0 - s)
+                s * (one - s)
             }
             UnaryOp::HardSigmoid { alpha, beta } => {
-                let v = alpha * x + beta;
-                if v > 0.0 && v < 1.0 { alpha } else { 0.0 }
+                let v = T::of(alpha) * x + T::of(beta);
+                if v > zero && v < one { T::of(alpha) } else { zero }
             }
             UnaryOp::Tanh => {
                 let t = x.tanh();
-                1.0 - t * t
+                one - t * t
             }
             UnaryOp::Softplus => sigmoid(x),
             UnaryOp::Exp => x.exp(),
-            UnaryOp::Log => 1.0 / x,
-            UnaryOp::Sqrt => 0.5 / x.sqrt(),
-            UnaryOp::Neg => -1.0,
+            UnaryOp::Log => one / x,
+            UnaryOp::Sqrt => T::of(0.5) / x.sqrt(),
+            UnaryOp::Neg => -one,
             UnaryOp::Abs => {
-                if x > 0.0 {
-                    1.0
-                } else if x < 0.0 {
-                    -1.0
+                if x > zero {
+                    one
+                } else if x < zero {
+                    -one
                 } else {
-                    0.0
+                    zero
                 }
             }
-            UnaryOp::Clip { min, max } => (x >= min && x <= max) as i32 as f32,
-            UnaryOp::Identity => 1.0,
+            UnaryOp::Clip { min, max } => {
+                if x >= T::of(min) && x <= T::of(max) {
+                    one
+                } else {
+                    zero
+                }
+            }
+            UnaryOp::Identity => one,
         }
     }
 }
@@ -149,18 +162,19 @@ pub fn dropout_keep(seed: u32, i: u32, rate: f32) -> f32 {
 }
 
 /// Numerically stable logistic function.
-pub fn sigmoid(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
+pub fn sigmoid<T: Real>(x: T) -> T {
+    let one = T::one();
+    if x >= T::zero() {
+        one / (one + (-x).exp())
     } else {
         let e = x.exp();
-        e / (1.0 + e)
+        e / (one + e)
     }
 }
 
 /// Numerically stable log(1+exp(x)).
-pub fn softplus(x: f32) -> f32 {
-    x.max(0.0) + (-x.abs()).exp().ln_1p()
+pub fn softplus<T: Real>(x: T) -> T {
+    x.max(T::zero()) + (-x.abs()).exp().ln_1p()
 }
 
 /// Elementwise functions of two tensors, with numpy broadcasting.
@@ -180,7 +194,7 @@ pub enum BinaryOp {
 
 impl BinaryOp {
     /// Applies the function to one pair (the CPU reference).
-    pub fn apply(self, a: f32, b: f32) -> f32 {
+    pub fn apply<T: Real>(self, a: T, b: T) -> T {
         match self {
             BinaryOp::Add => a + b,
             BinaryOp::Sub => a - b,

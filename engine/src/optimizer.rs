@@ -12,6 +12,8 @@
 //! - Adagrad: `a <- a + g^2` (a starts at 0.1), `p <- p - lr g/sqrt(a + eps)`;
 //! - Adadelta: `Eg <- rho Eg + (1-rho) g^2; d = -sqrt(Edx + eps) g/sqrt(Eg + eps); Edx <- rho Edx + (1-rho) d^2; p <- p + lr d`.
 
+use crate::cpu::real::Real;
+
 /// Which update rule, with its hyper-parameters (Keras names).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum OptimizerKind {
@@ -106,14 +108,17 @@ impl Optimizer {
         }
     }
 
-    /// Updates `p` from `g` in place (CPU reference); `state` holds the slots one after the other,
-    /// each `p.len()` long; `t` is the 1-based step.
-    pub fn update(&self, p: &mut [f32], g: &[f32], state: &mut [f32], t: u64) {
+    /// Updates `p` from `g` in place (CPU reference, f32 or f64); `state` holds the slots one after
+    /// the other, each `p.len()` long; `t` is the 1-based step. In f32 the operations and their order
+    /// are Keras' own.
+    pub fn update<T: Real>(&self, p: &mut [T], g: &[T], state: &mut [T], t: u64) {
         let n = p.len();
-        let lr = self.learning_rate;
+        let lr = T::of(self.learning_rate);
+        let one = T::one();
         if let Some(wd) = self.weight_decay {
+            let wd = T::of(wd);
             for v in p.iter_mut() {
-                *v -= *v * wd * lr;
+                *v = *v - *v * wd * lr;
             }
         }
         let (s0, rest) = state.split_at_mut(n.min(state.len()));
@@ -121,56 +126,62 @@ impl Optimizer {
             OptimizerKind::Sgd { momentum, nesterov } => {
                 if momentum == 0.0 {
                     for (pi, &gi) in p.iter_mut().zip(g) {
-                        *pi -= gi * lr;
+                        *pi = *pi - gi * lr;
                     }
                 } else {
+                    let mu = T::of(momentum);
                     for i in 0..n {
-                        s0[i] = s0[i] * momentum - g[i] * lr;
-                        p[i] += if nesterov { s0[i] * momentum - g[i] * lr } else { s0[i] };
+                        s0[i] = s0[i] * mu - g[i] * lr;
+                        p[i] = p[i] + if nesterov { s0[i] * mu - g[i] * lr } else { s0[i] };
                     }
                 }
             }
             OptimizerKind::Adam { beta_1, beta_2, epsilon } => {
                 let (m, v) = (s0, &mut rest[..n]);
-                let alpha = lr * (1.0 - beta_2.powi(t as i32)).sqrt() / (1.0 - beta_1.powi(t as i32));
+                let alpha =
+                    T::of(self.learning_rate * (1.0 - beta_2.powi(t as i32)).sqrt() / (1.0 - beta_1.powi(t as i32)));
+                let (b1, b2, eps) = (T::of(one_minus(beta_1)), T::of(one_minus(beta_2)), T::of(epsilon));
                 for i in 0..n {
-                    m[i] += (g[i] - m[i]) * one_minus(beta_1);
-                    v[i] += (g[i] * g[i] - v[i]) * one_minus(beta_2);
-                    p[i] -= m[i] * alpha / (v[i].sqrt() + epsilon);
+                    m[i] = m[i] + (g[i] - m[i]) * b1;
+                    v[i] = v[i] + (g[i] * g[i] - v[i]) * b2;
+                    p[i] = p[i] - m[i] * alpha / (v[i].sqrt() + eps);
                 }
             }
             OptimizerKind::RmsProp { rho, momentum, epsilon, centered } => {
                 let (b, mg) = rest.split_at_mut(n);
                 let v = s0;
+                let (rho, mu, eps) = (T::of(rho), T::of(momentum), T::of(epsilon));
                 for i in 0..n {
-                    v[i] = rho * v[i] + (1.0 - rho) * g[i] * g[i];
+                    v[i] = rho * v[i] + (one - rho) * g[i] * g[i];
                     let mut denom = v[i];
                     if centered {
-                        mg[i] = rho * mg[i] + (1.0 - rho) * g[i];
-                        denom -= mg[i] * mg[i];
+                        mg[i] = rho * mg[i] + (one - rho) * g[i];
+                        denom = denom - mg[i] * mg[i];
                     }
-                    let step = lr * g[i] / (denom + epsilon).sqrt();
+                    let step = lr * g[i] / (denom + eps).sqrt();
                     if momentum > 0.0 {
-                        b[i] = momentum * b[i] + step;
-                        p[i] -= b[i];
+                        b[i] = mu * b[i] + step;
+                        p[i] = p[i] - b[i];
                     } else {
-                        p[i] -= step;
+                        p[i] = p[i] - step;
                     }
                 }
             }
             OptimizerKind::Adagrad { epsilon, .. } => {
+                let eps = T::of(epsilon);
                 for i in 0..n {
-                    s0[i] += g[i] * g[i];
-                    p[i] -= lr * g[i] / (s0[i] + epsilon).sqrt();
+                    s0[i] = s0[i] + g[i] * g[i];
+                    p[i] = p[i] - lr * g[i] / (s0[i] + eps).sqrt();
                 }
             }
             OptimizerKind::Adadelta { rho, epsilon } => {
                 let edx = &mut rest[..n];
+                let (rho, eps) = (T::of(rho), T::of(epsilon));
                 for i in 0..n {
-                    s0[i] = rho * s0[i] + (1.0 - rho) * g[i] * g[i];
-                    let d = -(edx[i] + epsilon).sqrt() * g[i] / (s0[i] + epsilon).sqrt();
-                    edx[i] = rho * edx[i] + (1.0 - rho) * d * d;
-                    p[i] += lr * d;
+                    s0[i] = rho * s0[i] + (one - rho) * g[i] * g[i];
+                    let d = -(edx[i] + eps).sqrt() * g[i] / (s0[i] + eps).sqrt();
+                    edx[i] = rho * edx[i] + (one - rho) * d * d;
+                    p[i] = p[i] + lr * d;
                 }
             }
         }

@@ -1,18 +1,18 @@
-//! Every backward rule against central finite differences on the CPU reference. Each op's inputs are
-//! trainable parameters, the loss is mean(y^2) over its output; the analytic gradient is read back
-//! from one SGD step with learning rate 1 (g = p_before - p_after). The CPU executor computes in
-//! f32, so the step is h = 1e-3 and the tolerance 1e-2 of the largest gradient of the tensor (f32
-//! round-off of the loss, about 1e-7, divided by 2h).
+//! Every backward rule against central finite differences in f64 on the CPU reference
+//! (`CpuExecutor<f64>`). Each op's inputs are trainable parameters, the loss is mean(y^2) over its
+//! output; the analytic gradient is read back from one SGD step with learning rate 1
+//! (g = p_before - p_after). Step h = 1e-6; tolerance 1e-6 of the tensor's largest gradient
+//! (the central difference's truncation error is O(h^2), its round-off about 1e-16 / h).
 
 use distk_engine::autodiff::{TrainingSpec, build_eval_graph, build_training_graph};
 use distk_engine::cpu::CpuExecutor;
 use distk_engine::optimizer::{Optimizer, OptimizerKind};
-use distk_engine::{BinaryOp, ConvAttrs, Executor, GraphBuilder, LossKind, Op, PoolAttrs, PoolKind, ReduceOp, UnaryOp};
+use distk_engine::{BinaryOp, ConvAttrs, GraphBuilder, LossKind, Op, PoolAttrs, PoolKind, ReduceOp, UnaryOp};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-const H: f32 = 1e-3;
-const TOLERANCE: f32 = 1e-2;
+const H: f64 = 1e-6;
+const TOLERANCE: f64 = 1e-6;
 
 fn check(what: &str, op: Op, shapes: &[Vec<usize>], lo: f32, hi: f32, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -39,17 +39,16 @@ fn check(what: &str, op: Op, shapes: &[Vec<usize>], lo: f32, hi: f32, seed: u64)
         TrainingSpec { loss: LossKind::MeanSquaredError, prediction: flat, target_shape: vec![1, n], optimizer: sgd };
     let train = build_training_graph(forward.clone(), &spec).unwrap();
     let eval = build_eval_graph(forward, LossKind::MeanSquaredError, flat, vec![1, n]).unwrap();
-    let zeros = vec![0.0f32; n];
-    let one = vec![1.0f32];
-    let p0 = train.initial_params.clone();
-    let mut t = CpuExecutor::new(train.clone());
-    t.run(&[&zeros, &one]).unwrap();
-    let mut p1 = vec![0.0; p0.len()];
-    t.read_params(&mut p1).unwrap();
-    let mut e = CpuExecutor::new(eval);
+    let zeros = vec![0.0f64; n];
+    let one = vec![1.0f64];
+    let p0: Vec<f64> = train.initial_params.iter().map(|&x| x as f64).collect();
+    let mut t = CpuExecutor::<f64>::new(train.clone());
+    t.run_real(&[&zeros, &one]).unwrap();
+    let p1 = t.params_real().to_vec();
+    let mut e = CpuExecutor::<f64>::new(eval);
     for slot in &train.layout.slots {
-        let analytic: Vec<f32> = (slot.offset..slot.offset + slot.len).map(|i| p0[i] - p1[i]).collect();
-        let scale = analytic.iter().fold(0.0f32, |m, &v| m.max(v.abs())).max(1e-3);
+        let analytic: Vec<f64> = (slot.offset..slot.offset + slot.len).map(|i| p0[i] - p1[i]).collect();
+        let scale = analytic.iter().fold(0.0f64, |m, &v| m.max(v.abs())).max(1e-3);
         let picks: Vec<usize> = if slot.len <= 24 {
             (0..slot.len).collect()
         } else {
@@ -58,11 +57,11 @@ fn check(what: &str, op: Op, shapes: &[Vec<usize>], lo: f32, hi: f32, seed: u64)
         for k in picks {
             let mut p = p0.clone();
             p[slot.offset + k] += H;
-            e.write_params(&p).unwrap();
-            let up = e.run(&[&zeros, &one]).unwrap()[0][0];
+            e.set_params_real(&p).unwrap();
+            let up = e.run_real(&[&zeros, &one]).unwrap()[0][0];
             p[slot.offset + k] -= 2.0 * H;
-            e.write_params(&p).unwrap();
-            let down = e.run(&[&zeros, &one]).unwrap()[0][0];
+            e.set_params_real(&p).unwrap();
+            let down = e.run_real(&[&zeros, &one]).unwrap()[0][0];
             let numeric = (up - down) / (2.0 * H);
             let err = (numeric - analytic[k]).abs() / scale;
             assert!(

@@ -53,6 +53,36 @@ pub fn sgemm(s: GemmShape, alpha: f32, a: &[f32], b: &[f32], beta: f32, c: &mut 
     }
 }
 
+/// Computes `c = alpha * a @ b + beta * c` in double precision (the f64 reference path).
+pub fn dgemm(s: GemmShape, alpha: f64, a: &[f64], b: &[f64], beta: f64, c: &mut [f64]) {
+    assert!(a.len() >= reach(s.m, s.k, s.a), "gemm: A too short");
+    assert!(b.len() >= reach(s.k, s.n, s.b), "gemm: B too short");
+    assert!(c.len() >= reach(s.m, s.n, s.c), "gemm: C too short");
+    if s.m == 0 || s.n == 0 {
+        return;
+    }
+    // SAFETY: as for `sgemm`: the asserts prove every index matrixmultiply touches is in bounds,
+    // strides are non-negative, and `c` is a unique borrow.
+    unsafe {
+        matrixmultiply::dgemm(
+            s.m,
+            s.k,
+            s.n,
+            alpha,
+            a.as_ptr(),
+            s.a.0 as isize,
+            s.a.1 as isize,
+            b.as_ptr(),
+            s.b.0 as isize,
+            s.b.1 as isize,
+            beta,
+            c.as_mut_ptr(),
+            s.c.0 as isize,
+            s.c.1 as isize,
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

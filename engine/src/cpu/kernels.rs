@@ -1,7 +1,8 @@
 //! The CPU reference kernels, one function per op. They take plain slices and shapes so the WGSL
 //! kernel tests can call them directly.
 
-use crate::cpu::gemm::{GemmShape, sgemm};
+use crate::cpu::gemm::GemmShape;
+use crate::cpu::real::Real;
 use crate::op::{BinaryOp, MatMulDims, PoolKind, ReduceOp, UnaryOp};
 use crate::shape::{broadcast_strides, coalesce_dims, contiguous_strides, numel};
 use crate::window::Window3;
@@ -34,10 +35,10 @@ pub fn for_each_index<const K: usize>(dims: &[usize], strides: [&[usize]; K], mu
 }
 
 /// `out = f(x)` elementwise.
-pub fn unary(op: UnaryOp, x: &[f32], out: &mut [f32]) {
+pub fn unary<T: Real>(op: UnaryOp, x: &[T], out: &mut [T]) {
     // The common cases get their own loops so the compiler vectorises them.
     match op {
-        UnaryOp::Relu => out.iter_mut().zip(x).for_each(|(o, &v)| *o = v.max(0.0)),
+        UnaryOp::Relu => out.iter_mut().zip(x).for_each(|(o, &v)| *o = v.max(T::zero())),
         UnaryOp::Identity => out.copy_from_slice(x),
         UnaryOp::Neg => out.iter_mut().zip(x).for_each(|(o, &v)| *o = -v),
         _ => out.iter_mut().zip(x).for_each(|(o, &v)| *o = op.apply(v)),
@@ -45,14 +46,14 @@ pub fn unary(op: UnaryOp, x: &[f32], out: &mut [f32]) {
 }
 
 /// `out = a (op) b` with numpy broadcasting to `out_shape`.
-pub fn binary(
+pub fn binary<T: Real>(
     op: BinaryOp,
-    a: &[f32],
+    a: &[T],
     a_shape: &[usize],
-    b: &[f32],
+    b: &[T],
     b_shape: &[usize],
     out_shape: &[usize],
-    out: &mut [f32],
+    out: &mut [T],
 ) {
     if a_shape == b_shape {
         for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
@@ -68,16 +69,16 @@ pub fn binary(
 }
 
 /// Batched `out = alpha * op(A) @ op(B)`.
-pub fn matmul(d: &MatMulDims, alpha: f32, a: &[f32], b: &[f32], out: &mut [f32]) {
+pub fn matmul<T: Real>(d: &MatMulDims, alpha: f32, a: &[T], b: &[T], out: &mut [T]) {
     let g = GemmShape { m: d.m, k: d.k, n: d.n, a: (d.a_rs, d.a_cs), b: (d.b_rs, d.b_cs), c: (d.n, 1) };
     for i in 0..d.batch_count() {
         let c = &mut out[i * d.m * d.n..(i + 1) * d.m * d.n];
-        sgemm(g, alpha, &a[i * d.a_batch_stride..], &b[i * d.b_batch_stride..], 0.0, c);
+        T::gemm(g, T::of(alpha), &a[i * d.a_batch_stride..], &b[i * d.b_batch_stride..], T::zero(), c);
     }
 }
 
 /// Softmax or log-softmax along `axis` of `shape`.
-pub fn softmax(x: &[f32], shape: &[usize], axis: usize, log: bool, out: &mut [f32]) {
+pub fn softmax<T: Real>(x: &[T], shape: &[usize], axis: usize, log: bool, out: &mut [T]) {
     let len = shape[axis];
     let inner: usize = shape[axis + 1..].iter().product();
     let outer: usize = shape[..axis].iter().product();
@@ -85,8 +86,8 @@ pub fn softmax(x: &[f32], shape: &[usize], axis: usize, log: bool, out: &mut [f3
         for i in 0..inner {
             let base = o * len * inner + i;
             let at = |t: usize| base + t * inner;
-            let max = (0..len).map(|t| x[at(t)]).fold(f32::NEG_INFINITY, f32::max);
-            let sum: f32 = (0..len).map(|t| (x[at(t)] - max).exp()).sum();
+            let max = (0..len).map(|t| x[at(t)]).fold(T::neg_infinity(), T::max);
+            let sum: T = (0..len).map(|t| (x[at(t)] - max).exp()).sum();
             for t in 0..len {
                 out[at(t)] = if log { x[at(t)] - max - sum.ln() } else { (x[at(t)] - max).exp() / sum };
             }
@@ -96,14 +97,14 @@ pub fn softmax(x: &[f32], shape: &[usize], axis: usize, log: bool, out: &mut [f3
 
 /// Unfolds N,C,spatial input into columns: `col[n][c*K + k][o]` is the input under kernel offset `k`
 /// of output position `o` (zero in the padding), where K is the kernel size.
-pub fn im2col(x: &[f32], n: usize, c: usize, w: &Window3, col: &mut [f32]) {
+pub fn im2col<T: Real>(x: &[T], n: usize, c: usize, w: &Window3, col: &mut [T]) {
     let (isp, osp, kl) = (w.input_len(), w.output_len(), w.kernel_len());
     for b in 0..n {
         for ch in 0..c {
             let src = &x[(b * c + ch) * isp..(b * c + ch + 1) * isp];
             for k in 0..kl {
                 let row = &mut col[((b * c + ch) * kl + k) * osp..((b * c + ch) * kl + k + 1) * osp];
-                w.taps(Window3::unflatten(w.kernel, k), |o, s| row[o] = s.map_or(0.0, |s| src[s]));
+                w.taps(Window3::unflatten(w.kernel, k), |o, s| row[o] = s.map_or(T::zero(), |s| src[s]));
             }
         }
     }
@@ -111,19 +112,19 @@ pub fn im2col(x: &[f32], n: usize, c: usize, w: &Window3, col: &mut [f32]) {
 
 /// Convolution: x (N,C,spatial), weight (M, C/group, kernel), optional bias (M) into out (N,M,out spatial).
 #[allow(clippy::too_many_arguments)] // the op's operands and attributes, each needed
-pub fn conv(
-    x: &[f32],
+pub fn conv<T: Real>(
+    x: &[T],
     x_shape: &[usize],
-    weight: &[f32],
+    weight: &[T],
     m: usize,
-    bias: Option<&[f32]>,
+    bias: Option<&[T]>,
     group: usize,
     w: &Window3,
-    out: &mut [f32],
+    out: &mut [T],
 ) {
     let (n, c) = (x_shape[0], x_shape[1]);
     let (osp, kl) = (w.output_len(), w.kernel_len());
-    let mut col = vec![0.0f32; n * c * kl * osp];
+    let mut col = vec![T::zero(); n * c * kl * osp];
     im2col(x, n, c, w, &mut col);
     let (cg, mg) = (c / group, m / group);
     let kg = cg * kl;
@@ -133,26 +134,26 @@ pub fn conv(
             let a = &weight[g * mg * kg..(g + 1) * mg * kg];
             let cols = &col[(b * c + g * cg) * kl * osp..(b * c + (g + 1) * cg) * kl * osp];
             let dst = &mut out[(b * m + g * mg) * osp..(b * m + (g + 1) * mg) * osp];
-            sgemm(shape, 1.0, a, cols, 0.0, dst);
+            T::gemm(shape, T::one(), a, cols, T::zero(), dst);
         }
     }
     if let Some(bias) = bias {
         for (i, plane) in out.chunks_mut(osp.max(1)).enumerate() {
             let b = bias[i % m];
-            plane.iter_mut().for_each(|v| *v += b);
+            plane.iter_mut().for_each(|v| *v = *v + b);
         }
     }
 }
 
 /// Max or average pooling of N,C,spatial input.
-pub fn pool(kind: PoolKind, x: &[f32], n: usize, c: usize, w: &Window3, out: &mut [f32]) {
+pub fn pool<T: Real>(kind: PoolKind, x: &[T], n: usize, c: usize, w: &Window3, out: &mut [T]) {
     let (isp, osp, kl) = (w.input_len(), w.output_len(), w.kernel_len());
     let mut count = vec![0usize; osp];
     let mut padded = vec![0usize; osp];
     for nc in 0..n * c {
         let src = &x[nc * isp..(nc + 1) * isp];
         let dst = &mut out[nc * osp..(nc + 1) * osp];
-        dst.fill(if kind == PoolKind::Max { f32::NEG_INFINITY } else { 0.0 });
+        dst.fill(if kind == PoolKind::Max { T::neg_infinity() } else { T::zero() });
         count.fill(0);
         padded.fill(0);
         for k in 0..kl {
@@ -170,7 +171,7 @@ pub fn pool(kind: PoolKind, x: &[f32], n: usize, c: usize, w: &Window3, out: &mu
             PoolKind::Average { count_include_pad } => {
                 for o in 0..osp {
                     let d = if count_include_pad { count[o] + padded[o] } else { count[o] };
-                    dst[o] /= d.max(1) as f32;
+                    dst[o] = dst[o] / T::count(d.max(1));
                 }
             }
         }
@@ -179,31 +180,31 @@ pub fn pool(kind: PoolKind, x: &[f32], n: usize, c: usize, w: &Window3, out: &mu
 
 /// Inference batch normalisation over axis 1.
 #[allow(clippy::too_many_arguments)] // the op's five operands and epsilon
-pub fn batch_norm(
-    x: &[f32],
+pub fn batch_norm<T: Real>(
+    x: &[T],
     shape: &[usize],
-    scale: &[f32],
-    bias: &[f32],
-    mean: &[f32],
-    var: &[f32],
+    scale: &[T],
+    bias: &[T],
+    mean: &[T],
+    var: &[T],
     eps: f32,
-    out: &mut [f32],
+    out: &mut [T],
 ) {
     let c = shape[1];
     let inner: usize = shape[2..].iter().product();
     for (i, (o, &v)) in out.iter_mut().zip(x).enumerate() {
         let ch = (i / inner) % c;
-        *o = (v - mean[ch]) / (var[ch] + eps).sqrt() * scale[ch] + bias[ch];
+        *o = (v - mean[ch]) / (var[ch] + T::of(eps)).sqrt() * scale[ch] + bias[ch];
     }
 }
 
 /// Copies `x` (contiguous, shape `dims`) into `out` read with `src_strides` and written with `dst_strides`.
-pub fn strided_copy(x: &[f32], dims: &[usize], src_strides: &[usize], out: &mut [f32], dst_strides: &[usize]) {
+pub fn strided_copy<T: Real>(x: &[T], dims: &[usize], src_strides: &[usize], out: &mut [T], dst_strides: &[usize]) {
     for_each_index(dims, [src_strides, dst_strides], |[s, d]| out[d] = x[s]);
 }
 
 /// Transpose: output dim i is input dim `perm[i]`.
-pub fn transpose(x: &[f32], shape: &[usize], perm: &[usize], out: &mut [f32]) {
+pub fn transpose<T: Real>(x: &[T], shape: &[usize], perm: &[usize], out: &mut [T]) {
     let src = contiguous_strides(shape);
     let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
     let permuted: Vec<usize> = perm.iter().map(|&p| src[p]).collect();
@@ -211,18 +212,18 @@ pub fn transpose(x: &[f32], shape: &[usize], perm: &[usize], out: &mut [f32]) {
 }
 
 /// Sum or mean over `axes`.
-pub fn reduce(op: ReduceOp, x: &[f32], shape: &[usize], axes: &[usize], out: &mut [f32]) {
+pub fn reduce<T: Real>(op: ReduceOp, x: &[T], shape: &[usize], axes: &[usize], out: &mut [T]) {
     let src = contiguous_strides(shape);
     let kept: Vec<usize> = (0..shape.len()).filter(|i| !axes.contains(i)).collect();
     let kept_dims: Vec<usize> = kept.iter().map(|&i| shape[i]).collect();
     let kept_strides: Vec<usize> = kept.iter().map(|&i| src[i]).collect();
     let red_dims: Vec<usize> = axes.iter().map(|&i| shape[i]).collect();
     let red_strides: Vec<usize> = axes.iter().map(|&i| src[i]).collect();
-    let count = numel(&red_dims).max(1) as f32;
+    let count = T::count(numel(&red_dims).max(1));
     let mut o = 0;
     for_each_index(&kept_dims, [&kept_strides], |[base]| {
-        let mut acc = 0.0f32;
-        for_each_index(&red_dims, [&red_strides], |[r]| acc += x[base + r]);
+        let mut acc = T::zero();
+        for_each_index(&red_dims, [&red_strides], |[r]| acc = acc + x[base + r]);
         out[o] = if op == ReduceOp::Mean { acc / count } else { acc };
         o += 1;
     });

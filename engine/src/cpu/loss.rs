@@ -1,24 +1,26 @@
-//! CPU reference of the losses, their gradients and accuracy (Keras semantics).
+//! CPU reference of the losses, their gradients and accuracy (Keras semantics), in f32 or f64.
 //!
 //! Every loss is a weighted mean over rows, `sum_i w_i l_i / sum_i w_i`, so padded rows of a partial
 //! batch (weight 0) count for nothing. Probabilities are clipped to [1e-7, 1 - 1e-7] as Keras does.
 
+use crate::cpu::real::Real;
 use crate::op::LossKind;
 
 /// Keras' clipping epsilon for losses on probabilities.
 pub const EPSILON: f32 = 1e-7;
 
-fn clip(p: f32) -> (f32, bool) {
-    let c = p.clamp(EPSILON, 1.0 - EPSILON);
+fn clip<T: Real>(p: T) -> (T, bool) {
+    let eps = T::of(EPSILON);
+    let c = p.max(eps).min(T::one() - eps);
     (c, c == p)
 }
 
-fn lse(z: &[f32]) -> f32 {
-    let m = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    m + z.iter().map(|&v| (v - m).exp()).sum::<f32>().ln()
+fn lse<T: Real>(z: &[T]) -> T {
+    let m = z.iter().copied().fold(T::neg_infinity(), T::max);
+    m + z.iter().map(|&v| (v - m).exp()).sum::<T>().ln()
 }
 
-fn argmax(v: &[f32]) -> usize {
+fn argmax<T: Real>(v: &[T]) -> usize {
     let mut best = 0;
     for (i, &x) in v.iter().enumerate() {
         if x > v[best] {
@@ -28,34 +30,39 @@ fn argmax(v: &[f32]) -> usize {
     best
 }
 
+fn class<T: Real>(t: T) -> usize {
+    t.to_usize().unwrap_or(0)
+}
+
 /// The loss of one row, and (when `grad` is given) its gradient with respect to the prediction.
-fn row(kind: LossKind, p: &[f32], t: &[f32], grad: Option<&mut [f32]>) -> f32 {
-    let k = p.len() as f32;
+fn row<T: Real>(kind: LossKind, p: &[T], t: &[T], grad: Option<&mut [T]>) -> T {
+    let (zero, one, two) = (T::zero(), T::one(), T::of(2.0));
+    let k = T::count(p.len());
     match kind {
         LossKind::SparseCategoricalLogits => {
-            let y = t[0] as usize;
+            let y = class(t[0]);
             let l = lse(p);
             if let Some(g) = grad {
                 for (c, gc) in g.iter_mut().enumerate() {
-                    *gc = (p[c] - l).exp() - (c == y) as i32 as f32;
+                    *gc = (p[c] - l).exp() - if c == y { one } else { zero };
                 }
             }
             l - p[y]
         }
         LossKind::SparseCategoricalProbs => {
-            let y = t[0] as usize;
+            let y = class(t[0]);
             let (c, inside) = clip(p[y]);
             if let Some(g) = grad {
-                g.iter_mut().for_each(|v| *v = 0.0);
+                g.iter_mut().for_each(|v| *v = zero);
                 if inside {
-                    g[y] = -1.0 / c;
+                    g[y] = -one / c;
                 }
             }
             -c.ln()
         }
         LossKind::CategoricalLogits => {
             let l = lse(p);
-            let total: f32 = t.iter().sum();
+            let total: T = t.iter().copied().sum();
             if let Some(g) = grad {
                 for (c, gc) in g.iter_mut().enumerate() {
                     *gc = (p[c] - l).exp() * total - t[c];
@@ -65,12 +72,11 @@ fn row(kind: LossKind, p: &[f32], t: &[f32], grad: Option<&mut [f32]>) -> f32 {
         }
         LossKind::CategoricalProbs => {
             // Keras renormalises the probabilities, clips, then takes -sum t log q.
-            let s: f32 = p.iter().sum();
-            let q: Vec<(f32, bool)> = p.iter().map(|&v| clip(v / s)).collect();
+            let s: T = p.iter().copied().sum();
+            let q: Vec<(T, bool)> = p.iter().map(|&v| clip(v / s)).collect();
             if let Some(g) = grad {
-                let gq: Vec<f32> =
-                    q.iter().zip(t).map(|(&(c, inside), &y)| if inside { -y / c } else { 0.0 }).collect();
-                let dot: f32 = gq.iter().zip(&q).map(|(a, (c, _))| a * c).sum();
+                let gq: Vec<T> = q.iter().zip(t).map(|(&(c, inside), &y)| if inside { -y / c } else { zero }).collect();
+                let dot: T = gq.iter().zip(&q).map(|(&a, &(c, _))| a * c).sum();
                 for (j, gj) in g.iter_mut().enumerate() {
                     *gj = (gq[j] - dot) / s;
                 }
@@ -83,16 +89,16 @@ fn row(kind: LossKind, p: &[f32], t: &[f32], grad: Option<&mut [f32]>) -> f32 {
                     *gc = (crate::op::sigmoid(z) - y) / k;
                 }
             }
-            p.iter().zip(t).map(|(&z, &y)| z.max(0.0) - z * y + (-z.abs()).exp().ln_1p()).sum::<f32>() / k
+            p.iter().zip(t).map(|(&z, &y)| z.max(zero) - z * y + (-z.abs()).exp().ln_1p()).sum::<T>() / k
         }
         LossKind::BinaryProbs => {
-            let mut l = 0.0;
+            let mut l = zero;
             let mut gv = grad;
             for (c, (&v, &y)) in p.iter().zip(t).enumerate() {
                 let (q, inside) = clip(v);
-                l += -(y * q.ln() + (1.0 - y) * (1.0 - q).ln());
+                l = l - (y * q.ln() + (one - y) * (one - q).ln());
                 if let Some(g) = gv.as_deref_mut() {
-                    g[c] = if inside { (-y / q + (1.0 - y) / (1.0 - q)) / k } else { 0.0 };
+                    g[c] = if inside { (-y / q + (one - y) / (one - q)) / k } else { zero };
                 }
             }
             l / k
@@ -100,83 +106,86 @@ fn row(kind: LossKind, p: &[f32], t: &[f32], grad: Option<&mut [f32]>) -> f32 {
         LossKind::MeanSquaredError => {
             if let Some(g) = grad {
                 for ((gc, &v), &y) in g.iter_mut().zip(p).zip(t) {
-                    *gc = 2.0 * (v - y) / k;
+                    *gc = two * (v - y) / k;
                 }
             }
-            p.iter().zip(t).map(|(&v, &y)| (v - y) * (v - y)).sum::<f32>() / k
+            p.iter().zip(t).map(|(&v, &y)| (v - y) * (v - y)).sum::<T>() / k
         }
         LossKind::MeanAbsoluteError => {
             if let Some(g) = grad {
                 for ((gc, &v), &y) in g.iter_mut().zip(p).zip(t) {
                     *gc = if v > y {
-                        1.0 / k
+                        one / k
                     } else if v < y {
-                        -1.0 / k
+                        -one / k
                     } else {
-                        0.0
+                        zero
                     };
                 }
             }
-            p.iter().zip(t).map(|(&v, &y)| (v - y).abs()).sum::<f32>() / k
+            p.iter().zip(t).map(|(&v, &y)| (v - y).abs()).sum::<T>() / k
         }
     }
 }
 
-fn split<'a>(
+fn split<'a, T: Real>(
     kind: LossKind,
-    pred: &'a [f32],
-    target: &'a [f32],
+    pred: &'a [T],
+    target: &'a [T],
     rows: usize,
-) -> impl Iterator<Item = (&'a [f32], &'a [f32])> {
+) -> impl Iterator<Item = (&'a [T], &'a [T])> {
     let width = pred.len() / rows.max(1);
     let tw = if kind.sparse_targets() { 1 } else { width };
     pred.chunks(width.max(1)).zip(target.chunks(tw.max(1)))
 }
 
+fn total_weight<T: Real>(weight: &[T]) -> T {
+    weight.iter().copied().sum::<T>().max(T::min_positive_value())
+}
+
 /// The weighted mean loss.
-pub fn loss(kind: LossKind, pred: &[f32], target: &[f32], weight: &[f32]) -> f32 {
-    let total: f32 = weight.iter().sum();
-    let sum: f32 = split(kind, pred, target, weight.len())
+pub fn loss<T: Real>(kind: LossKind, pred: &[T], target: &[T], weight: &[T]) -> T {
+    let sum: T = split(kind, pred, target, weight.len())
         .zip(weight)
-        .map(|((p, t), &w)| if w == 0.0 { 0.0 } else { w * row(kind, p, t, None) })
+        .map(|((p, t), &w)| if w == T::zero() { T::zero() } else { w * row(kind, p, t, None) })
         .sum();
-    sum / total.max(f32::MIN_POSITIVE)
+    sum / total_weight(weight)
 }
 
 /// The gradient of the weighted mean loss with respect to the prediction.
-pub fn loss_grad(kind: LossKind, pred: &[f32], target: &[f32], weight: &[f32], grad: &mut [f32]) {
-    let total: f32 = weight.iter().sum::<f32>().max(f32::MIN_POSITIVE);
+pub fn loss_grad<T: Real>(kind: LossKind, pred: &[T], target: &[T], weight: &[T], grad: &mut [T]) {
+    let total = total_weight(weight);
     let width = pred.len() / weight.len().max(1);
     for (i, ((p, t), &w)) in split(kind, pred, target, weight.len()).zip(weight).enumerate() {
         let g = &mut grad[i * width..(i + 1) * width];
-        if w == 0.0 {
-            g.iter_mut().for_each(|v| *v = 0.0);
+        if w == T::zero() {
+            g.iter_mut().for_each(|v| *v = T::zero());
             continue;
         }
         row(kind, p, t, Some(g));
-        g.iter_mut().for_each(|v| *v *= w / total);
+        g.iter_mut().for_each(|v| *v = *v * (w / total));
     }
 }
 
 /// Whether one row is predicted right (a fraction for multi-output binary rows).
-pub fn row_correct(kind: LossKind, p: &[f32], t: &[f32]) -> f32 {
+pub fn row_correct<T: Real>(kind: LossKind, p: &[T], t: &[T]) -> T {
+    let (zero, one, half) = (T::zero(), T::one(), T::of(0.5));
     if kind.sparse_targets() {
-        return (argmax(p) == t[0] as usize) as i32 as f32;
+        return if argmax(p) == class(t[0]) { one } else { zero };
     }
     if p.len() == 1 || matches!(kind, LossKind::BinaryLogits | LossKind::BinaryProbs) {
-        let thr = if kind.on_logits() { 0.0 } else { 0.5 };
-        let hits = p.iter().zip(t).filter(|&(&v, &y)| (v > thr) == (y > 0.5)).count();
-        return hits as f32 / p.len() as f32;
+        let thr = if kind.on_logits() { zero } else { half };
+        let hits = p.iter().zip(t).filter(|&(&v, &y)| (v > thr) == (y > half)).count();
+        return T::count(hits) / T::count(p.len());
     }
-    (argmax(p) == argmax(t)) as i32 as f32
+    if argmax(p) == argmax(t) { one } else { zero }
 }
 
 /// The weighted accuracy.
-pub fn accuracy(kind: LossKind, pred: &[f32], target: &[f32], weight: &[f32]) -> f32 {
-    let total: f32 = weight.iter().sum();
-    let sum: f32 =
+pub fn accuracy<T: Real>(kind: LossKind, pred: &[T], target: &[T], weight: &[T]) -> T {
+    let sum: T =
         split(kind, pred, target, weight.len()).zip(weight).map(|((p, t), &w)| w * row_correct(kind, p, t)).sum();
-    sum / total.max(f32::MIN_POSITIVE)
+    sum / total_weight(weight)
 }
 
 #[cfg(test)]

@@ -5,52 +5,125 @@ pub mod gemm;
 pub mod grad_kernels;
 pub mod kernels;
 pub mod loss;
+pub mod real;
 
+use crate::cpu::real::Real;
 use crate::error::{EngineError, Result};
-use crate::executor::{Executor, OptimizerState, check_inputs, initial_optimizer_state};
+use crate::executor::{Executor, OptimizerState, initial_optimizer_state};
 use crate::graph::{Graph, ValueKind};
 use crate::op::{MatMulDims, Op};
 use crate::shape::numel;
 use crate::window::Window3;
 
-/// Runs a [`Graph`] on the CPU.
-pub struct CpuExecutor {
+/// Runs a [`Graph`] on the CPU, in f32 (the engine's type) or f64 (`CpuExecutor<f64>`, for
+/// finite-difference checks).
+pub struct CpuExecutor<T: Real = f32> {
     graph: Graph,
-    params: Vec<f32>,
-    values: Vec<Vec<f32>>,
-    grads: Vec<f32>,
-    opt: OptimizerState,
+    params: Vec<T>,
+    values: Vec<Vec<T>>,
+    grads: Vec<T>,
+    opt_step: u64,
+    opt_slots: Vec<T>,
 }
 
-impl CpuExecutor {
+fn to_real<T: Real>(v: &[f32]) -> Vec<T> {
+    v.iter().map(|&x| T::of(x)).collect()
+}
+
+impl<T: Real> CpuExecutor<T> {
     /// Prepares the graph; buffers for activations are allocated once.
     pub fn new(graph: Graph) -> Self {
         let values = graph
             .values
             .iter()
-            .map(|v| match v.kind {
-                ValueKind::Activation | ValueKind::Input => vec![0.0; numel(&v.shape)],
-                _ => Vec::new(),
+            .map(|v| match &v.kind {
+                ValueKind::Activation | ValueKind::Input => vec![T::zero(); numel(&v.shape)],
+                ValueKind::Constant(c) => to_real(c),
+                ValueKind::Param { .. } => Vec::new(),
             })
             .collect();
-        let params = graph.initial_params.clone();
-        let grads = vec![0.0; graph.layout.trainable_len()];
-        let opt = initial_optimizer_state(&graph);
-        CpuExecutor { graph, params, values, grads, opt }
+        let params = to_real(&graph.initial_params);
+        let grads = vec![T::zero(); graph.layout.trainable_len()];
+        let opt_slots = to_real(&initial_optimizer_state(&graph).slots);
+        CpuExecutor { graph, params, values, grads, opt_step: 0, opt_slots }
     }
 
-    fn data(&self, v: usize) -> &[f32] {
+    fn data(&self, v: usize) -> &[T] {
         match &self.graph.values[v].kind {
             ValueKind::Param { slot } => {
                 let s = &self.graph.layout.slots[*slot];
                 &self.params[s.offset..s.offset + s.len]
             }
-            ValueKind::Constant(c) => c,
-            ValueKind::Input | ValueKind::Activation => &self.values[v],
+            _ => &self.values[v],
         }
     }
 
-    fn eval(&self, node: usize, out: &mut [f32]) {
+    /// Runs the graph (and the optimizer and state updates of a training graph) on inputs of this
+    /// executor's element type.
+    pub fn run_real(&mut self, inputs: &[&[T]]) -> Result<Vec<Vec<T>>> {
+        if inputs.len() != self.graph.inputs.len() {
+            return Err(EngineError::BadInput(format!(
+                "the graph takes {} inputs, {} given",
+                self.graph.inputs.len(),
+                inputs.len()
+            )));
+        }
+        for (i, data) in inputs.iter().enumerate() {
+            let v = self.graph.inputs[i];
+            if data.len() != self.values[v].len() {
+                return Err(EngineError::BadInput(format!(
+                    "input `{}` has shape {:?} ({} values), {} given",
+                    self.graph.values[v].name,
+                    self.graph.shape(v),
+                    self.values[v].len(),
+                    data.len()
+                )));
+            }
+            self.values[v].copy_from_slice(data);
+        }
+        for i in 0..self.graph.nodes.len() {
+            let o = self.graph.nodes[i].output;
+            let mut out = std::mem::take(&mut self.values[o]);
+            self.eval(i, &mut out);
+            self.values[o] = out;
+        }
+        for &(slot, v) in &self.graph.state_updates {
+            let s = &self.graph.layout.slots[slot];
+            let (off, len) = (s.offset, s.len);
+            let src = self.data(v).to_vec();
+            self.params[off..off + len].copy_from_slice(&src);
+        }
+        if let Some(optimizer) = self.graph.optimizer {
+            for &(slot, v) in &self.graph.param_grads {
+                let s = &self.graph.layout.slots[slot];
+                self.grads[s.offset..s.offset + s.len].copy_from_slice(&self.values[v]);
+            }
+            let n = self.grads.len();
+            self.opt_step += 1;
+            optimizer.update(&mut self.params[..n], &self.grads, &mut self.opt_slots, self.opt_step);
+        }
+        Ok(self.graph.outputs.iter().map(|&o| self.data(o).to_vec()).collect())
+    }
+
+    /// The flat parameter buffer.
+    pub fn params_real(&self) -> &[T] {
+        &self.params
+    }
+
+    /// Replaces the flat parameter buffer.
+    pub fn set_params_real(&mut self, p: &[T]) -> Result<()> {
+        if p.len() != self.params.len() {
+            return Err(EngineError::BadInput(format!(
+                "parameter buffer has {} values, {} given",
+                self.params.len(),
+                p.len()
+            )));
+        }
+        self.params.copy_from_slice(p);
+        Ok(())
+    }
+
+    fn eval(&self, node: usize, out: &mut [T]) {
         let n = &self.graph.nodes[node];
         let x = |i: usize| self.data(n.inputs[i]);
         let s = |i: usize| self.graph.shape(n.inputs[i]);
@@ -93,9 +166,9 @@ impl CpuExecutor {
             Op::BatchNorm { epsilon, .. } => kernels::batch_norm(x(0), s(0), x(1), x(2), x(3), x(4), *epsilon, out),
             Op::Dropout { .. } => out.copy_from_slice(x(0)),
             Op::DropoutMask { rate, .. } => {
-                let seed = x(0)[0].to_bits();
+                let seed = x(0)[0].seed_bits();
                 for (i, o) in out.iter_mut().enumerate() {
-                    *o = crate::op::dropout_keep(seed, i as u32, *rate);
+                    *o = T::of(crate::op::dropout_keep(seed, i as u32, *rate));
                 }
             }
             Op::Reshape { .. } => out.copy_from_slice(x(0)),
@@ -161,35 +234,9 @@ impl CpuExecutor {
     }
 }
 
-impl Executor for CpuExecutor {
+impl Executor for CpuExecutor<f32> {
     fn run(&mut self, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
-        check_inputs(&self.graph, inputs)?;
-        for (i, data) in inputs.iter().enumerate() {
-            let v = self.graph.inputs[i];
-            self.values[v].copy_from_slice(data);
-        }
-        for i in 0..self.graph.nodes.len() {
-            let o = self.graph.nodes[i].output;
-            let mut out = std::mem::take(&mut self.values[o]);
-            self.eval(i, &mut out);
-            self.values[o] = out;
-        }
-        for &(slot, v) in &self.graph.state_updates {
-            let s = &self.graph.layout.slots[slot];
-            let (off, len) = (s.offset, s.len);
-            let src = self.data(v).to_vec();
-            self.params[off..off + len].copy_from_slice(&src);
-        }
-        if let Some(optimizer) = self.graph.optimizer {
-            for &(slot, v) in &self.graph.param_grads {
-                let s = &self.graph.layout.slots[slot];
-                self.grads[s.offset..s.offset + s.len].copy_from_slice(&self.values[v]);
-            }
-            let n = self.grads.len();
-            self.opt.step += 1;
-            optimizer.update(&mut self.params[..n], &self.grads, &mut self.opt.slots, self.opt.step);
-        }
-        Ok(self.graph.outputs.iter().map(|&o| self.data(o).to_vec()).collect())
+        self.run_real(inputs)
     }
 
     fn read_params(&mut self, out: &mut [f32]) -> Result<()> {
@@ -225,18 +272,19 @@ impl Executor for CpuExecutor {
     }
 
     fn optimizer_state(&mut self) -> Result<OptimizerState> {
-        Ok(self.opt.clone())
+        Ok(OptimizerState { step: self.opt_step, slots: self.opt_slots.clone() })
     }
 
     fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
-        if state.slots.len() != self.opt.slots.len() {
+        if state.slots.len() != self.opt_slots.len() {
             return Err(EngineError::BadInput(format!(
                 "optimizer state has {} values, this optimizer keeps {}",
                 state.slots.len(),
-                self.opt.slots.len()
+                self.opt_slots.len()
             )));
         }
-        self.opt = state.clone();
+        self.opt_slots.copy_from_slice(&state.slots);
+        self.opt_step = state.step;
         Ok(())
     }
 }
