@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use anyhow::{Result, bail};
-use distk_engine::Executor;
+use distk_engine::{EngineError, Executor};
 use distk_onnx::OnnxModel;
 
 use crate::runtime::Runtime;
@@ -57,8 +57,19 @@ impl Predictor {
         }
         if !self.executors.contains_key(&rows) {
             let imported = distk_onnx::import(&self.model, rows)?;
-            let exec = self.runtime.compile(imported.graph)?;
-            self.executors.insert(rows, exec);
+            match self.runtime.compile(imported.graph) {
+                Ok(exec) => {
+                    self.executors.insert(rows, exec);
+                }
+                // A batch whose tensors exceed what the adapter binds runs as two smaller ones.
+                Err(e) if rows > 1 && matches!(e.downcast_ref::<EngineError>(), Some(EngineError::Limit(_))) => {
+                    let half = rows / 2;
+                    let mut out = self.predict(half, &features[..half * self.row_width])?;
+                    out.extend(self.predict(rows - half, &features[half * self.row_width..])?);
+                    return Ok(out);
+                }
+                Err(e) => return Err(e),
+            }
         }
         let exec = self.executors.get_mut(&rows).expect("inserted above");
         let mut out = exec.run(&[features])?;

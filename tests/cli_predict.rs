@@ -316,3 +316,36 @@ fn features_from_named_scalar_columns() {
     assert!(o.status.success());
     assert_ne!(read_predictions(&c).0, read_predictions(&b).0);
 }
+
+#[test]
+fn a_batch_larger_than_one_storage_binding_is_split() {
+    // keras_cnn at 2,500 rows needs a 211 MiB convolution output, more than lavapipe binds (128 MiB):
+    // the predictor runs it as smaller batches and the results equal the CPU executor's.
+    let dir = tmp();
+    let (g, c) = (dir.path().join("g.parquet"), dir.path().join("c.parquet"));
+    let m = model("keras_cnn.onnx");
+    let d = data("mnist_small_train.parquet");
+    for (out, device) in [(&g, "wgpu"), (&c, "cpu")] {
+        let o = distk(
+            &[
+                "predict",
+                m.to_str().unwrap(),
+                "--data",
+                d.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--batch-size",
+                "2500",
+                "--device",
+                device,
+            ],
+            &[],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let (gr, gc) = read_predictions(&g);
+    let (cr, cc) = read_predictions(&c);
+    assert_eq!(gr.len(), 5000);
+    assert!(common::rel_max_err(&gr.concat(), &cr.concat()) <= 1e-5);
+    assert!(gc.iter().zip(&cc).filter(|(a, b)| a != b).count() <= 2, "argmax ties aside, the classes agree");
+}

@@ -6,7 +6,7 @@ mod common;
 use common::{gpu, model, read_npz, rel_max_err, root};
 use distk_engine::Executor;
 use distk_engine::cpu::CpuExecutor;
-use distk_engine::wgpu_exec::{PipelineCache, WgpuExecutor};
+use distk_engine::wgpu_exec::{ExecOptions, PipelineCache, WgpuExecutor};
 use distk_onnx::{OnnxModel, import};
 use tract_onnx::prelude::*;
 
@@ -77,4 +77,26 @@ fn every_fixture_model_matches_onnxruntime_and_tract_on_cpu_and_wgsl() {
         }
     }
     println!("max abs error / max abs value against onnxruntime:\n{}", report.join("\n"));
+}
+
+#[test]
+fn activations_spread_over_several_arena_buffers_give_the_same_outputs() {
+    // Buffers of 160 Ki elements (640 KiB) force the CNN's activations into several arena buffers,
+    // as a model whose activations exceed one storage binding would be on a real adapter.
+    let ctx = gpu();
+    let mut cache = PipelineCache::default();
+    let m = OnnxModel::load(&model("keras_cnn.onnx")).unwrap();
+    for (case, shape, x, want) in cases("keras_cnn") {
+        let g = import(&m, shape[0]).unwrap().graph;
+        let options = ExecOptions { arena_chunk_elems: Some(160 * 1024), ..Default::default() };
+        let mut exec = WgpuExecutor::with_options(ctx.clone(), g, &mut cache, options).unwrap();
+        assert!(exec.arena_buffer_count() > 1, "the test must spread the arena");
+        let out = exec.run(&[&x]).unwrap().remove(0);
+        assert!(rel_max_err(&out, &want) <= TOLERANCE, "keras_cnn/{case} over several arena buffers");
+    }
+    // One tensor larger than a buffer is named in a clear error.
+    let g = import(&m, 4).unwrap().graph;
+    let options = ExecOptions { arena_chunk_elems: Some(20_000), ..Default::default() };
+    let e = WgpuExecutor::with_options(ctx, g, &mut cache, options).err().unwrap().to_string();
+    assert!(e.contains("needs") && e.contains("smaller --batch-size"), "{e}");
 }

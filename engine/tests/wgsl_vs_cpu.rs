@@ -124,7 +124,7 @@ fn matmul_all_tiles_transposes_batches_and_odd_sizes() {
             );
             for tile in ALL_TILES {
                 let what = format!("matmul {sa:?} x {sb:?} (trans {ta} {tb}) tile {tile:?}");
-                check_with(&what, g.clone(), &x, ExecOptions { matmul_tile: Some(tile) });
+                check_with(&what, g.clone(), &x, ExecOptions { matmul_tile: Some(tile), ..Default::default() });
             }
         }
     }

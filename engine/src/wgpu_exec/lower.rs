@@ -334,8 +334,8 @@ pub fn lower_node(graph: &Graph, plan: &MemoryPlan, i: usize, t: Target) -> Resu
                     ol
                 } else {
                     let at = scratch_at.ok_or_else(|| EngineError::Unsupported("reduction without scratch".into()))?;
-                    scratch_at = Some(at + n_out * chunks);
-                    Location { region: Region::Arena, offset: at }
+                    scratch_at = Some(Location { region: at.region, offset: at.offset + n_out * chunks });
+                    at
                 };
                 let (kdc, ksc) = coalesce_dims(&kd, &[ks.clone()]);
                 let (rdc, rsc) = coalesce_dims(&rd, &[rs.clone()]);
@@ -440,7 +440,7 @@ pub fn lower_node(graph: &Graph, plan: &MemoryPlan, i: usize, t: Target) -> Resu
                 xl
             } else {
                 let at = plan.scratch[i].ok_or_else(|| EngineError::Unsupported("conv without scratch".into()))?;
-                let col = Location { region: Region::Arena, offset: at };
+                let col = at;
                 let total = n * c * kl * osp;
                 let mut un = vec![u(total), u(xl.offset), u(col.offset), 0, 0, 0, 0, 0];
                 un.extend(w.to_u32s());
@@ -547,7 +547,7 @@ pub fn lower_node(graph: &Graph, plan: &MemoryPlan, i: usize, t: Target) -> Resu
             let (cg, mg) = (c / a.group, m / a.group);
             let kg = cg * kl;
             let at = plan.scratch[i].ok_or_else(|| EngineError::Unsupported("conv gradient without scratch".into()))?;
-            let col = Location { region: Region::Arena, offset: at };
+            let col = at;
             // col[n, g] (kg x osp) = W[g]^T (kg x mg) @ dy[n, g] (mg x osp)
             let mm = matmul_dispatches(
                 t,
@@ -589,7 +589,7 @@ pub fn lower_node(graph: &Graph, plan: &MemoryPlan, i: usize, t: Target) -> Resu
             } else {
                 let at =
                     plan.scratch[i].ok_or_else(|| EngineError::Unsupported("conv gradient without scratch".into()))?;
-                let col = Location { region: Region::Arena, offset: at };
+                let col = at;
                 let total = n * c * kl * osp;
                 let mut un = vec![u(total), u(xl.offset), u(col.offset), 0, 0, 0, 0, 0];
                 un.extend(w.to_u32s());

@@ -65,7 +65,7 @@ pub struct WgpuExecutor {
     graph: Graph,
     plan: MemoryPlan,
     params: wgpu::Buffer,
-    arena: wgpu::Buffer,
+    arenas: Vec<wgpu::Buffer>,
     grads: wgpu::Buffer,
     opt_state: wgpu::Buffer,
     uniforms: wgpu::Buffer,
@@ -102,6 +102,9 @@ fn storage_buffer(ctx: &GpuContext, label: &str, elems: usize) -> Result<wgpu::B
 pub struct ExecOptions {
     /// Use this matrix-product tile shape for every product.
     pub matmul_tile: Option<matmul::TileConfig>,
+    /// Split the activation arena into buffers of at most this many elements (default and ceiling:
+    /// the adapter's storage-binding limit); tests use small values to exercise the splitting.
+    pub arena_chunk_elems: Option<usize>,
 }
 
 impl WgpuExecutor {
@@ -118,7 +121,11 @@ impl WgpuExecutor {
         cache: &mut PipelineCache,
         options: ExecOptions,
     ) -> Result<Self> {
-        let plan = plan_memory(&graph, |i| lower::scratch_len(&graph, i));
+        let binding_elems = (ctx.limits.max_storage_buffer_binding_size.min(ctx.limits.max_buffer_size) / 4) as usize;
+        let chunk = options.arena_chunk_elems.unwrap_or(binding_elems).min(binding_elems);
+        let plan = plan_memory(&graph, |i| lower::scratch_len(&graph, i), chunk).map_err(|e| {
+            EngineError::Limit(format!("{e} of adapter `{}`: use a smaller --batch-size", ctx.info.name))
+        })?;
         let target = Target {
             max_groups: ctx.limits.max_compute_workgroups_per_dimension,
             cpu_adapter: ctx.is_cpu(),
@@ -134,7 +141,8 @@ impl WgpuExecutor {
             dispatches.len() - 1
         });
         let params = storage_buffer(&ctx, "parameter buffer", graph.layout.total_len())?;
-        let arena = storage_buffer(&ctx, "activation arena", plan.arena_len)?;
+        let arenas: Vec<wgpu::Buffer> =
+            plan.arena_lens.iter().map(|&len| storage_buffer(&ctx, "activation arena", len)).collect::<Result<_>>()?;
         let grads = storage_buffer(&ctx, "gradient buffer", trainable)?;
         let initial_state = initial_optimizer_state(&graph);
         let opt_state = storage_buffer(&ctx, "optimizer state", initial_state.slots.len())?;
@@ -142,7 +150,9 @@ impl WgpuExecutor {
         ctx.queue.write_buffer(&params, 0, bytemuck::cast_slice(&graph.initial_params));
         for (v, info) in graph.values.iter().enumerate() {
             if let ValueKind::Constant(data) = &info.kind {
-                ctx.queue.write_buffer(&arena, plan.locations[v].offset as u64 * 4, bytemuck::cast_slice(data));
+                let loc = plan.locations[v];
+                let Region::Arena(k) = loc.region else { continue };
+                ctx.queue.write_buffer(&arenas[k as usize], loc.offset as u64 * 4, bytemuck::cast_slice(data));
             }
         }
         let mut words = vec![0u32; dispatches.len().max(1) * (UNIFORM_STRIDE as usize / 4)];
@@ -182,7 +192,7 @@ impl WgpuExecutor {
             for (b, r) in d.shader.regions.iter().enumerate() {
                 let buffer = match r {
                     Region::Params => &params,
-                    Region::Arena => &arena,
+                    Region::Arena(k) => &arenas[*k as usize],
                     Region::Grads => &grads,
                     Region::OptState => &opt_state,
                 };
@@ -220,7 +230,7 @@ impl WgpuExecutor {
             graph,
             plan,
             params,
-            arena,
+            arenas,
             grads,
             opt_state,
             uniforms,
@@ -231,6 +241,11 @@ impl WgpuExecutor {
             param_staging,
             output_copies,
         })
+    }
+
+    /// Number of buffers the activation arena is split into.
+    pub fn arena_buffer_count(&self) -> usize {
+        self.arenas.len()
     }
 
     /// Number of compute dispatches one run records.
@@ -265,7 +280,7 @@ impl WgpuExecutor {
     fn region(&self, r: Region) -> &wgpu::Buffer {
         match r {
             Region::Params => &self.params,
-            Region::Arena => &self.arena,
+            Region::Arena(k) => &self.arenas[k as usize],
             Region::Grads => &self.grads,
             Region::OptState => &self.opt_state,
         }

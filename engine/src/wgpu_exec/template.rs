@@ -51,18 +51,18 @@ pub fn instantiate(template: &str, includes: &[&str], operands: &[(&str, Region)
         body = body.replace(&format!("{{{{{name}}}}}"), text);
     }
     for (name, r) in operands {
-        body = body.replace(&format!("{{{{{name}}}}}"), buffer_name(*r));
+        body = body.replace(&format!("{{{{{name}}}}}"), &buffer_name(*r));
     }
     debug_assert!(!body.contains("{{"), "unreplaced placeholder in kernel:\n{body}");
     Shader { source: header + &body, regions }
 }
 
-fn buffer_name(r: Region) -> &'static str {
+fn buffer_name(r: Region) -> String {
     match r {
-        Region::Params => "params",
-        Region::Arena => "arena",
-        Region::Grads => "grads",
-        Region::OptState => "opt_state",
+        Region::Params => "params".into(),
+        Region::Arena(k) => format!("arena{k}"),
+        Region::Grads => "grads".into(),
+        Region::OptState => "opt_state".into(),
     }
 }
 
