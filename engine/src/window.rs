@@ -112,6 +112,17 @@ impl Window3 {
         }
     }
 
+    /// True for a 2-d (or 1-d) window without padding or dilation whose windows all lie inside
+    /// the input: the pooling kernels' fast path.
+    pub fn is_plain_2d(&self) -> bool {
+        self.input[0] == 1
+            && self.kernel[0] == 1
+            && self.pad.iter().chain(&self.pad_end).all(|&p| p == 0)
+            && self.dilation.iter().all(|&d| d == 1)
+            && (self.output[1] - 1) * self.stride[1] + self.kernel[1] <= self.input[1]
+            && (self.output[2] - 1) * self.stride[2] + self.kernel[2] <= self.input[2]
+    }
+
     /// Splits a flat output (or kernel) index into (d, h, w).
     pub fn unflatten(dims: [usize; 3], flat: usize) -> [usize; 3] {
         [flat / (dims[1] * dims[2]), (flat / dims[2]) % dims[1], flat % dims[2]]

@@ -1,7 +1,7 @@
 //! CPU reference kernels of the backward ops.
 
 use crate::cpu::gemm::GemmShape;
-use crate::cpu::kernels::{for_each_index, im2col};
+use crate::cpu::kernels::{channels_first_to_rows, for_each_index, im2col_batched};
 use crate::cpu::real::Real;
 use crate::op::{PoolKind, UnaryOp};
 use crate::shape::{broadcast_strides, contiguous_strides};
@@ -74,7 +74,42 @@ pub fn col2im<T: Real>(col: &[T], n: usize, c: usize, w: &Window3, dx: &mut [T])
     }
 }
 
-/// Gradient of a convolution with respect to its input: dx = col2im(W^T dy) per group.
+/// Adds batched columns (`[C*K, N*OSP]`, see [`im2col_batched`]) back into an N,C,spatial image.
+pub fn col2im_batched<T: Real>(col: &[T], n: usize, c: usize, w: &Window3, dx: &mut [T]) {
+    let (isp, osp, kl) = (w.input_len(), w.output_len(), w.kernel_len());
+    let cols = n * osp;
+    let plain = w.is_plain_2d();
+    let ([_, _, iw], [_, oh, ow], [_, sh, sw]) = (w.input, w.output, w.stride);
+    dx.iter_mut().for_each(|v| *v = T::zero());
+    for ch in 0..c {
+        for k in 0..kl {
+            let kk = Window3::unflatten(w.kernel, k);
+            let row = &col[(ch * kl + k) * cols..(ch * kl + k + 1) * cols];
+            for b in 0..n {
+                let dst = &mut dx[(b * c + ch) * isp..(b * c + ch + 1) * isp];
+                let src = &row[b * osp..(b + 1) * osp];
+                if plain {
+                    for a in 0..oh {
+                        let start = (a * sh + kk[1]) * iw + kk[2];
+                        for (j, &v) in src[a * ow..(a + 1) * ow].iter().enumerate() {
+                            dst[start + j * sw] = dst[start + j * sw] + v;
+                        }
+                    }
+                } else {
+                    w.taps(kk, |o, s| {
+                        if let Some(s) = s {
+                            dst[s] = dst[s] + src[o];
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Gradient of a convolution with respect to its input: col_g = W_g^T dy_g over the whole batch,
+/// then col2im.
+#[allow(clippy::too_many_arguments)] // the op's operands and attributes
 pub fn conv_grad_input<T: Real>(
     dy: &[T],
     weight: &[T],
@@ -86,23 +121,28 @@ pub fn conv_grad_input<T: Real>(
 ) {
     let (n, c) = (x_shape[0], x_shape[1]);
     let (osp, kl) = (w.output_len(), w.kernel_len());
-    let (cg, mg) = (c / group, m / group);
-    let kg = cg * kl;
-    let mut col = vec![T::zero(); n * c * kl * osp];
-    // col[n, g] (kg x osp) = W[g]^T (kg x mg) @ dy[n, g] (mg x osp)
-    let shape = GemmShape { m: kg, k: mg, n: osp, a: (1, kg), b: (osp, 1), c: (osp, 1) };
-    for b in 0..n {
-        for g in 0..group {
-            let a = &weight[g * mg * kg..(g + 1) * mg * kg];
-            let d = &dy[(b * m + g * mg) * osp..(b * m + (g + 1) * mg) * osp];
-            let dst = &mut col[(b * c + g * cg) * kl * osp..(b * c + (g + 1) * cg) * kl * osp];
-            T::gemm(shape, T::one(), a, d, T::zero(), dst);
-        }
+    let cols = n * osp;
+    let (mg, kg) = (m / group, c / group * kl);
+    let mut rows = vec![T::zero(); m * cols];
+    channels_first_to_rows(dy, n, m, osp, &mut rows);
+    let mut col = vec![T::zero(); c * kl * cols];
+    // col_g (kg x cols) = W_g^T (kg x mg) @ dy_g (mg x cols)
+    let shape = GemmShape { m: kg, k: mg, n: cols, a: (1, kg), b: (cols, 1), c: (cols, 1) };
+    for g in 0..group {
+        let a = &weight[g * mg * kg..(g + 1) * mg * kg];
+        T::gemm(
+            shape,
+            T::one(),
+            a,
+            &rows[g * mg * cols..(g + 1) * mg * cols],
+            T::zero(),
+            &mut col[g * kg * cols..(g + 1) * kg * cols],
+        );
     }
-    col2im(&col, n, c, w, dx);
+    col2im_batched(&col, n, c, w, dx);
 }
 
-/// Gradient of a convolution with respect to its weight: dW[g] = sum_n dy[n, g] @ col[n, g]^T.
+/// Gradient of a convolution with respect to its weight: dW_g = dy_g @ col_g^T over the whole batch.
 pub fn conv_grad_weight<T: Real>(
     x: &[T],
     x_shape: &[usize],
@@ -114,18 +154,22 @@ pub fn conv_grad_weight<T: Real>(
 ) {
     let (n, c) = (x_shape[0], x_shape[1]);
     let (osp, kl) = (w.output_len(), w.kernel_len());
-    let (cg, mg) = (c / group, m / group);
-    let kg = cg * kl;
-    let mut col = vec![T::zero(); n * c * kl * osp];
-    im2col(x, n, c, w, &mut col);
-    let shape = GemmShape { m: mg, k: osp, n: kg, a: (osp, 1), b: (1, osp), c: (kg, 1) };
-    dw.iter_mut().for_each(|v| *v = T::zero());
-    for b in 0..n {
-        for g in 0..group {
-            let d = &dy[(b * m + g * mg) * osp..(b * m + (g + 1) * mg) * osp];
-            let cols = &col[(b * c + g * cg) * kl * osp..(b * c + (g + 1) * cg) * kl * osp];
-            T::gemm(shape, T::one(), d, cols, T::one(), &mut dw[g * mg * kg..(g + 1) * mg * kg]);
-        }
+    let cols = n * osp;
+    let (mg, kg) = (m / group, c / group * kl);
+    let mut col = vec![T::zero(); c * kl * cols];
+    im2col_batched(x, n, c, w, &mut col);
+    let mut rows = vec![T::zero(); m * cols];
+    channels_first_to_rows(dy, n, m, osp, &mut rows);
+    let shape = GemmShape { m: mg, k: cols, n: kg, a: (cols, 1), b: (1, cols), c: (kg, 1) };
+    for g in 0..group {
+        T::gemm(
+            shape,
+            T::one(),
+            &rows[g * mg * cols..(g + 1) * mg * cols],
+            &col[g * kg * cols..(g + 1) * kg * cols],
+            T::zero(),
+            &mut dw[g * mg * kg..(g + 1) * mg * kg],
+        );
     }
 }
 
@@ -133,6 +177,39 @@ pub fn conv_grad_weight<T: Real>(
 pub fn pool_grad<T: Real>(kind: PoolKind, x: &[T], dy: &[T], n: usize, c: usize, w: &Window3, dx: &mut [T]) {
     let (isp, osp, kl) = (w.input_len(), w.output_len(), w.kernel_len());
     dx.iter_mut().for_each(|v| *v = T::zero());
+    if w.is_plain_2d() {
+        let ([_, _, iw], [_, oh, ow], [_, kh, kw], [_, sh, sw]) = (w.input, w.output, w.kernel, w.stride);
+        let area = T::count(kh * kw);
+        for nc in 0..n * c {
+            let src = &x[nc * isp..(nc + 1) * isp];
+            let dst = &mut dx[nc * isp..(nc + 1) * isp];
+            for a in 0..oh {
+                for b in 0..ow {
+                    let g = dy[nc * osp + a * ow + b];
+                    if kind == PoolKind::Max {
+                        let mut best = (a * sh) * iw + b * sw;
+                        for p in 0..kh {
+                            for q in 0..kw {
+                                let i = (a * sh + p) * iw + b * sw + q;
+                                if src[i] > src[best] {
+                                    best = i;
+                                }
+                            }
+                        }
+                        dst[best] = dst[best] + g;
+                    } else {
+                        for p in 0..kh {
+                            for q in 0..kw {
+                                let i = (a * sh + p) * iw + b * sw + q;
+                                dst[i] = dst[i] + g / area;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return;
+    }
     let mut best: Vec<Option<usize>> = vec![None; osp];
     let mut count = vec![0usize; osp];
     for nc in 0..n * c {

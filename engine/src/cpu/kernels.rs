@@ -124,23 +124,78 @@ pub fn conv<T: Real>(
 ) {
     let (n, c) = (x_shape[0], x_shape[1]);
     let (osp, kl) = (w.output_len(), w.kernel_len());
-    let mut col = vec![T::zero(); n * c * kl * osp];
-    im2col(x, n, c, w, &mut col);
-    let (cg, mg) = (c / group, m / group);
-    let kg = cg * kl;
-    let shape = GemmShape { m: mg, k: kg, n: osp, a: (kg, 1), b: (osp, 1), c: (osp, 1) };
-    for b in 0..n {
-        for g in 0..group {
-            let a = &weight[g * mg * kg..(g + 1) * mg * kg];
-            let cols = &col[(b * c + g * cg) * kl * osp..(b * c + (g + 1) * cg) * kl * osp];
-            let dst = &mut out[(b * m + g * mg) * osp..(b * m + (g + 1) * mg) * osp];
-            T::gemm(shape, T::one(), a, cols, T::zero(), dst);
+    let cols = n * osp;
+    // One GEMM per group over the whole batch: out_g [Mg, N*OSP] = W_g [Mg, Kg] @ col_g [Kg, N*OSP].
+    let mut col = vec![T::zero(); c * kl * cols];
+    im2col_batched(x, n, c, w, &mut col);
+    let (mg, kg) = (m / group, c / group * kl);
+    let mut tmp = vec![T::zero(); m * cols];
+    let shape = GemmShape { m: mg, k: kg, n: cols, a: (kg, 1), b: (cols, 1), c: (cols, 1) };
+    for g in 0..group {
+        let a = &weight[g * mg * kg..(g + 1) * mg * kg];
+        T::gemm(
+            shape,
+            T::one(),
+            a,
+            &col[g * kg * cols..(g + 1) * kg * cols],
+            T::zero(),
+            &mut tmp[g * mg * cols..(g + 1) * mg * cols],
+        );
+    }
+    // [M, N*OSP] -> [N, M, OSP], adding the bias on the way.
+    for ch in 0..m {
+        let b0 = bias.map_or(T::zero(), |b| b[ch]);
+        for b in 0..n {
+            let src = &tmp[ch * cols + b * osp..ch * cols + (b + 1) * osp];
+            let dst = &mut out[(b * m + ch) * osp..(b * m + ch + 1) * osp];
+            for (d, &v) in dst.iter_mut().zip(src) {
+                *d = v + b0;
+            }
         }
     }
-    if let Some(bias) = bias {
-        for (i, plane) in out.chunks_mut(osp.max(1)).enumerate() {
-            let b = bias[i % m];
-            plane.iter_mut().for_each(|v| *v = *v + b);
+}
+
+/// Unfolds N,C,spatial input into columns for the whole batch: `col[c*K + k][b*OSP + o]` is the input
+/// of sample `b` under kernel offset `k` of output position `o` (zero in the padding).
+pub fn im2col_batched<T: Real>(x: &[T], n: usize, c: usize, w: &Window3, col: &mut [T]) {
+    let (isp, osp, kl) = (w.input_len(), w.output_len(), w.kernel_len());
+    let cols = n * osp;
+    let plain = w.is_plain_2d();
+    let ([_, _, iw], [_, oh, ow], [_, _, _], [_, sh, sw]) = (w.input, w.output, w.kernel, w.stride);
+    for ch in 0..c {
+        for k in 0..kl {
+            let kk = Window3::unflatten(w.kernel, k);
+            let row = &mut col[(ch * kl + k) * cols..(ch * kl + k + 1) * cols];
+            for b in 0..n {
+                let src = &x[(b * c + ch) * isp..(b * c + ch + 1) * isp];
+                let dst = &mut row[b * osp..(b + 1) * osp];
+                if plain {
+                    // Rows of the output read rows of the input: contiguous when the stride is 1.
+                    for a in 0..oh {
+                        let start = (a * sh + kk[1]) * iw + kk[2];
+                        let d = &mut dst[a * ow..(a + 1) * ow];
+                        if sw == 1 {
+                            d.copy_from_slice(&src[start..start + ow]);
+                        } else {
+                            for (j, v) in d.iter_mut().enumerate() {
+                                *v = src[start + j * sw];
+                            }
+                        }
+                    }
+                } else {
+                    w.taps(kk, |o, s| dst[o] = s.map_or(T::zero(), |s| src[s]));
+                }
+            }
+        }
+    }
+}
+
+/// `[N, M, S]` to `[M, N*S]` (the layout the batched convolution GEMMs read a gradient in).
+pub fn channels_first_to_rows<T: Real>(x: &[T], n: usize, m: usize, s: usize, out: &mut [T]) {
+    for b in 0..n {
+        for ch in 0..m {
+            out[ch * n * s + b * s..ch * n * s + (b + 1) * s]
+                .copy_from_slice(&x[(b * m + ch) * s..(b * m + ch + 1) * s]);
         }
     }
 }
@@ -148,6 +203,27 @@ pub fn conv<T: Real>(
 /// Max or average pooling of N,C,spatial input.
 pub fn pool<T: Real>(kind: PoolKind, x: &[T], n: usize, c: usize, w: &Window3, out: &mut [T]) {
     let (isp, osp, kl) = (w.input_len(), w.output_len(), w.kernel_len());
+    if w.is_plain_2d() {
+        let ([_, ih, iw], [_, oh, ow], [_, kh, kw], [_, sh, sw]) = (w.input, w.output, w.kernel, w.stride);
+        let _ = ih;
+        let area = T::count(kh * kw);
+        for nc in 0..n * c {
+            let src = &x[nc * isp..(nc + 1) * isp];
+            for a in 0..oh {
+                for b in 0..ow {
+                    let mut acc = if kind == PoolKind::Max { T::neg_infinity() } else { T::zero() };
+                    for p in 0..kh {
+                        let row = &src[(a * sh + p) * iw + b * sw..(a * sh + p) * iw + b * sw + kw];
+                        for &v in row {
+                            acc = if kind == PoolKind::Max { acc.max(v) } else { acc + v };
+                        }
+                    }
+                    out[nc * osp + a * ow + b] = if kind == PoolKind::Max { acc } else { acc / area };
+                }
+            }
+        }
+        return;
+    }
     let mut count = vec![0usize; osp];
     let mut padded = vec![0usize; osp];
     for nc in 0..n * c {
@@ -213,6 +289,26 @@ pub fn transpose<T: Real>(x: &[T], shape: &[usize], perm: &[usize], out: &mut [T
 
 /// Sum or mean over `axes`.
 pub fn reduce<T: Real>(op: ReduceOp, x: &[T], shape: &[usize], axes: &[usize], out: &mut [T]) {
+    let kept_axes: Vec<usize> = (0..shape.len()).filter(|i| !axes.contains(i)).collect();
+    if kept_axes.len() == 1 {
+        // The common case (bias gradients, per-channel statistics): one kept axis, summed in
+        // contiguous runs.
+        let a = kept_axes[0];
+        let (outer, dim, inner) =
+            (shape[..a].iter().product::<usize>(), shape[a], shape[a + 1..].iter().product::<usize>());
+        out.iter_mut().for_each(|v| *v = T::zero());
+        for o in 0..outer {
+            for (ch, acc) in out.iter_mut().enumerate().take(dim) {
+                let base = (o * dim + ch) * inner;
+                *acc = *acc + x[base..base + inner].iter().copied().sum::<T>();
+            }
+        }
+        if op == ReduceOp::Mean {
+            let count = T::count((outer * inner).max(1));
+            out.iter_mut().for_each(|v| *v = *v / count);
+        }
+        return;
+    }
     let src = contiguous_strides(shape);
     let kept: Vec<usize> = (0..shape.len()).filter(|i| !axes.contains(i)).collect();
     let kept_dims: Vec<usize> = kept.iter().map(|&i| shape[i]).collect();
