@@ -57,24 +57,7 @@ pub fn slice<T: Real>(x: &[T], shape: &[usize], axis: usize, start: usize, len: 
     }
 }
 
-/// Adds columns back into an N,C,spatial image: the adjoint of [`im2col`].
-pub fn col2im<T: Real>(col: &[T], n: usize, c: usize, w: &Window3, dx: &mut [T]) {
-    let (isp, osp, kl) = (w.input_len(), w.output_len(), w.kernel_len());
-    dx.iter_mut().for_each(|v| *v = T::zero());
-    for nc in 0..n * c {
-        let dst = &mut dx[nc * isp..(nc + 1) * isp];
-        for k in 0..kl {
-            let row = &col[(nc * kl + k) * osp..(nc * kl + k + 1) * osp];
-            w.taps(Window3::unflatten(w.kernel, k), |o, s| {
-                if let Some(s) = s {
-                    dst[s] = dst[s] + row[o];
-                }
-            });
-        }
-    }
-}
-
-/// Adds batched columns (`[C*K, N*OSP]`, see [`im2col_batched`]) back into an N,C,spatial image.
+/// Adds batched columns (`[C*K, N*OSP]`, see [`crate::cpu::kernels::im2col_batched`]) back into an N,C,spatial image.
 pub fn col2im_batched<T: Real>(col: &[T], n: usize, c: usize, w: &Window3, dx: &mut [T]) {
     let (isp, osp, kl) = (w.input_len(), w.output_len(), w.kernel_len());
     let cols = n * osp;

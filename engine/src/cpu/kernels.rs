@@ -95,21 +95,6 @@ pub fn softmax<T: Real>(x: &[T], shape: &[usize], axis: usize, log: bool, out: &
     }
 }
 
-/// Unfolds N,C,spatial input into columns: `col[n][c*K + k][o]` is the input under kernel offset `k`
-/// of output position `o` (zero in the padding), where K is the kernel size.
-pub fn im2col<T: Real>(x: &[T], n: usize, c: usize, w: &Window3, col: &mut [T]) {
-    let (isp, osp, kl) = (w.input_len(), w.output_len(), w.kernel_len());
-    for b in 0..n {
-        for ch in 0..c {
-            let src = &x[(b * c + ch) * isp..(b * c + ch + 1) * isp];
-            for k in 0..kl {
-                let row = &mut col[((b * c + ch) * kl + k) * osp..((b * c + ch) * kl + k + 1) * osp];
-                w.taps(Window3::unflatten(w.kernel, k), |o, s| row[o] = s.map_or(T::zero(), |s| src[s]));
-            }
-        }
-    }
-}
-
 /// Convolution: x (N,C,spatial), weight (M, C/group, kernel), optional bias (M) into out (N,M,out spatial).
 #[allow(clippy::too_many_arguments)] // the op's operands and attributes, each needed
 pub fn conv<T: Real>(
