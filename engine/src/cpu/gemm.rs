@@ -21,67 +21,56 @@ fn reach(rows: usize, cols: usize, (rs, cs): (usize, usize)) -> usize {
     if rows == 0 || cols == 0 { 0 } else { (rows - 1) * rs + (cols - 1) * cs + 1 }
 }
 
-/// Computes `c = alpha * a @ b + beta * c`. Panics if a slice is shorter than its strides reach
-/// (a bug in the caller, never a user error: shapes are checked when the graph is built).
-pub fn sgemm(s: GemmShape, alpha: f32, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
-    assert!(a.len() >= reach(s.m, s.k, s.a), "gemm: A too short");
-    assert!(b.len() >= reach(s.k, s.n, s.b), "gemm: B too short");
-    assert!(c.len() >= reach(s.m, s.n, s.c), "gemm: C too short");
-    if s.m == 0 || s.n == 0 {
-        return;
-    }
-    // SAFETY: matrixmultiply reads A at (i*rs + p*cs) for i < m, p < k, B likewise for p < k,
-    // j < n, and writes C at i < m, j < n. The asserts above prove every such index lies inside
-    // the slices, strides are non-negative, and `c` is a unique borrow, so C does not alias A or B.
-    unsafe {
-        matrixmultiply::sgemm(
-            s.m,
-            s.k,
-            s.n,
-            alpha,
-            a.as_ptr(),
-            s.a.0 as isize,
-            s.a.1 as isize,
-            b.as_ptr(),
-            s.b.0 as isize,
-            s.b.1 as isize,
-            beta,
-            c.as_mut_ptr(),
-            s.c.0 as isize,
-            s.c.1 as isize,
-        );
-    }
+macro_rules! strided_gemm {
+    ($(#[$doc:meta])* $name:ident, $t:ty, $mm:path) => {
+        $(#[$doc])*
+        pub fn $name(s: GemmShape, alpha: $t, a: &[$t], b: &[$t], beta: $t, c: &mut [$t]) {
+            assert!(a.len() >= reach(s.m, s.k, s.a), "gemm: A too short");
+            assert!(b.len() >= reach(s.k, s.n, s.b), "gemm: B too short");
+            assert!(c.len() >= reach(s.m, s.n, s.c), "gemm: C too short");
+            if s.m == 0 || s.n == 0 {
+                return;
+            }
+            // SAFETY: matrixmultiply reads A at (i*rs + p*cs) for i < m, p < k, B likewise for
+            // p < k, j < n, and writes C at i < m, j < n. The asserts above prove every such index
+            // lies inside the slices, strides are non-negative, and `c` is a unique borrow, so C
+            // does not alias A or B.
+            unsafe {
+                $mm(
+                    s.m,
+                    s.k,
+                    s.n,
+                    alpha,
+                    a.as_ptr(),
+                    s.a.0 as isize,
+                    s.a.1 as isize,
+                    b.as_ptr(),
+                    s.b.0 as isize,
+                    s.b.1 as isize,
+                    beta,
+                    c.as_mut_ptr(),
+                    s.c.0 as isize,
+                    s.c.1 as isize,
+                );
+            }
+        }
+    };
 }
 
-/// Computes `c = alpha * a @ b + beta * c` in double precision (the f64 reference path).
-pub fn dgemm(s: GemmShape, alpha: f64, a: &[f64], b: &[f64], beta: f64, c: &mut [f64]) {
-    assert!(a.len() >= reach(s.m, s.k, s.a), "gemm: A too short");
-    assert!(b.len() >= reach(s.k, s.n, s.b), "gemm: B too short");
-    assert!(c.len() >= reach(s.m, s.n, s.c), "gemm: C too short");
-    if s.m == 0 || s.n == 0 {
-        return;
-    }
-    // SAFETY: as for `sgemm`: the asserts prove every index matrixmultiply touches is in bounds,
-    // strides are non-negative, and `c` is a unique borrow.
-    unsafe {
-        matrixmultiply::dgemm(
-            s.m,
-            s.k,
-            s.n,
-            alpha,
-            a.as_ptr(),
-            s.a.0 as isize,
-            s.a.1 as isize,
-            b.as_ptr(),
-            s.b.0 as isize,
-            s.b.1 as isize,
-            beta,
-            c.as_mut_ptr(),
-            s.c.0 as isize,
-            s.c.1 as isize,
-        );
-    }
-}
+strided_gemm!(
+    /// Computes `c = alpha * a @ b + beta * c` in single precision. Panics if a slice is shorter than
+    /// its strides reach (a bug in the caller, never a user error: shapes are checked when the graph
+    /// is built).
+    sgemm,
+    f32,
+    matrixmultiply::sgemm
+);
+strided_gemm!(
+    /// Computes `c = alpha * a @ b + beta * c` in double precision (the f64 reference path).
+    dgemm,
+    f64,
+    matrixmultiply::dgemm
+);
 
 #[cfg(test)]
 mod tests {
