@@ -6,11 +6,14 @@
 //! - [`rules`]: the server-side update rules of the dist-keras trainers (add, DynSGD staleness
 //!   scaling, ADAG per-weight scaling), applied straight to the centre from a payload slice.
 //! - [`server`]: the parameter-server state machine (centre, global clock, each worker's last-pull
-//!   clock and commit sequence), tested without sockets. The QUIC shell comes next (docs/status.md).
+//!   clock and commit sequence), tested without sockets.
+//! - [`transport`]: the QUIC shell (quinn, rustls with ring): pinned self-signed certificate, secret
+//!   authentication, one stream per commit or pull.
 
 pub mod error;
 pub mod rules;
 pub mod server;
+pub mod transport;
 pub mod wire;
 
 pub use error::{NetError, Result};
