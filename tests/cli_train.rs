@@ -414,3 +414,37 @@ fn ctrl_c_ends_the_run_cleanly_and_keeps_the_work() {
     assert!(!h["steps"].as_array().unwrap().is_empty());
     assert!(evaluate(&out, "digits_test.parquet")["accuracy"].as_f64().unwrap() > 0.5);
 }
+
+#[test]
+fn training_stops_when_the_target_is_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let hist = dir.path().join("h.json");
+    ok(&distk(&[
+        "run",
+        model("keras_mlp.onnx").to_str().unwrap(),
+        "--data",
+        data("digits_train.parquet").to_str().unwrap(),
+        "--validation-data",
+        data("digits_test.parquet").to_str().unwrap(),
+        "--epochs",
+        "200",
+        "--target-accuracy",
+        "0.9",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        dir.path().join("m.onnx").to_str().unwrap(),
+        "--history",
+        hist.to_str().unwrap(),
+    ]));
+    let h: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&hist).unwrap()).unwrap();
+    let epochs = h["epochs"].as_array().unwrap();
+    assert_eq!(h["stopped"], "target reached");
+    assert!(epochs.len() < 200);
+    assert!(epochs.last().unwrap()["val_accuracy"].as_f64().unwrap() >= 0.9);
+    assert!(
+        epochs[..epochs.len() - 1].iter().all(|e| e["val_accuracy"].as_f64().unwrap() < 0.9),
+        "stops at the first epoch reaching it"
+    );
+}

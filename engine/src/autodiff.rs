@@ -7,7 +7,6 @@ use crate::error::{EngineError, Result};
 use crate::graph::{Graph, GraphBuilder, ValueId, ValueKind};
 use crate::op::{BinaryOp, LossKind, MatMulDims, Op, ReduceOp, UnaryOp};
 use crate::optimizer::Optimizer;
-use crate::shape::numel;
 
 /// What to train: the loss, and which value it reads.
 #[derive(Clone, Debug)]
@@ -359,9 +358,4 @@ fn vjp(
             return Err(EngineError::Unsupported(format!("node `{name}`: {} has no gradient rule", other.name())));
         }
     })
-}
-
-/// Number of elements of a value (helper for callers building batches).
-pub fn value_len(graph: &Graph, v: ValueId) -> usize {
-    numel(graph.shape(v))
 }

@@ -96,18 +96,6 @@ impl Optimizer {
         }
     }
 
-    /// The names of the state slots (Keras' slot names).
-    pub fn slot_names(&self) -> Vec<&'static str> {
-        match self.kind {
-            OptimizerKind::Sgd { momentum, .. } if momentum != 0.0 => vec!["momentum"],
-            OptimizerKind::Sgd { .. } => vec![],
-            OptimizerKind::Adam { .. } => vec!["momentum", "velocity"],
-            OptimizerKind::RmsProp { .. } => vec!["velocity", "momentum", "average_gradient"],
-            OptimizerKind::Adagrad { .. } => vec!["accumulator"],
-            OptimizerKind::Adadelta { .. } => vec!["accumulated_grad", "accumulated_delta_var"],
-        }
-    }
-
     /// Updates `p` from `g` in place (CPU reference, f32 or f64); `state` holds the slots one after
     /// the other, each `p.len()` long; `t` is the 1-based step. In f32 the operations and their order
     /// are Keras' own.

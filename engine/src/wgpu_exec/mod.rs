@@ -248,11 +248,6 @@ impl WgpuExecutor {
         self.arenas.len()
     }
 
-    /// Number of compute dispatches one run records.
-    pub fn dispatch_count(&self) -> usize {
-        self.recorded.len()
-    }
-
     /// Records the graph's dispatches `repeats` times into one command buffer, without input upload
     /// or output readback, and waits for it: the device time of the kernels alone (benchmarks).
     pub fn run_kernels_only(&mut self, repeats: usize) -> Result<std::time::Duration> {
