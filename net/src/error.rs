@@ -1,8 +1,8 @@
-//! Errors of the wire format and the server core.
+//! Errors of the wire format, the server core and the transport.
 
 use thiserror::Error;
 
-/// What can go wrong decoding a frame or applying a message.
+/// What can go wrong decoding a frame, applying a message or talking to a peer.
 #[derive(Debug, Error, PartialEq)]
 pub enum NetError {
     /// The frame is malformed: too short, bad magic or version, sizes that disagree.
@@ -19,6 +19,22 @@ pub enum NetError {
     /// A message does not fit the server's state (payload length, unknown worker...).
     #[error("{0}")]
     Protocol(String),
+    /// The peer refused us (wrong secret, worker id taken): retrying will not help.
+    #[error("{0}")]
+    Refused(String),
+    /// The connection failed or was lost, or a reply did not come in time: a retry may help.
+    #[error("{0}")]
+    Connection(String),
+    /// TLS material (certificate, key, CA file) could not be made or read.
+    #[error("{0}")]
+    Tls(String),
+}
+
+impl NetError {
+    /// Whether reconnecting and retrying may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, NetError::Connection(_))
+    }
 }
 
 /// Result with [`NetError`].

@@ -1,19 +1,28 @@
-//! distk-net: the parameter server's wire format and its core, independent of the engine.
+//! distk-net: the parameter server's wire format, its core and its QUIC transport, independent of
+//! the engine.
 //!
-//! - [`wire`]: a frame is a versioned rkyv header followed by an aligned raw f32 payload; sizes are
-//!   limited and validated before anything is used; the payload is read in place (no copy into a
-//!   new Vec per commit).
+//! - [`wire`]: a frame is a versioned rkyv header followed by an aligned raw payload; sizes are
+//!   limited and validated before anything is used; an f32 payload is read in place.
 //! - [`rules`]: the server-side update rules of the dist-keras trainers (add, DynSGD staleness
 //!   scaling, ADAG per-weight scaling), applied straight to the centre from a payload slice.
 //! - [`server`]: the parameter-server state machine (centre, global clock, each worker's last-pull
-//!   clock and commit sequence), tested without sockets.
-//! - [`transport`]: the QUIC shell (quinn, rustls with ring): pinned self-signed certificate, secret
-//!   authentication, one stream per commit or pull.
+//!   clock and commit sequence), [`averaging`]: the round barrier of synchronous averaging,
+//!   [`membership`]: which workers joined, left or finished. All tested without sockets.
+//! - [`tls`], [`auth`], [`endpoint`]: certificates (self-signed or given), pinning or a CA, secrets,
+//!   QUIC settings (5 s idle timeout, 1 s keep-alive).
+//! - [`host`] and [`client`]: the thin quinn/tokio shells of the server and of a worker.
 
+pub mod auth;
+pub mod averaging;
+pub mod client;
+pub mod close;
+pub mod endpoint;
 pub mod error;
+pub mod host;
+pub mod membership;
 pub mod rules;
 pub mod server;
-pub mod transport;
+pub mod tls;
 pub mod wire;
 
 pub use error::{NetError, Result};

@@ -61,6 +61,17 @@ impl ServerCore {
         &self.centre
     }
 
+    /// Lets `f` rewrite the centre (an averaging round); when it returns true, that counts as one
+    /// update of the clock, which is returned.
+    pub fn update_centre_if(&mut self, f: impl FnOnce(&mut [f32]) -> bool) -> Option<u64> {
+        if f(&mut self.centre) {
+            self.clock += 1;
+            Some(self.clock)
+        } else {
+            None
+        }
+    }
+
     /// Commits applied so far.
     pub fn clock(&self) -> u64 {
         self.clock

@@ -1,6 +1,7 @@
-//! Frames: `[u32 magic][u32 header length][8 reserved][rkyv header, zero-padded to 16][f32 payload]`. The header is
-//! validated by rkyv (bytecheck) before use; the payload's length must equal what the header says;
-//! the payload is viewed in place as `&[f32]` (the buffer is 16-byte aligned).
+//! Frames: `[u32 magic][u32 header length][8 reserved][rkyv header, zero-padded to 16][payload]`. The
+//! header is validated by rkyv (bytecheck) before use; the payload's length must equal what the header
+//! says; a parameter payload is viewed in place as `&[f32]` (the buffer is 16-byte aligned, and the
+//! payload starts at a multiple of 16).
 
 use rkyv::rancor::Error as RkyvError;
 use rkyv::util::AlignedVec;
@@ -11,7 +12,7 @@ use crate::error::{NetError, Result};
 /// First bytes of every frame ("DSTK").
 pub const MAGIC: u32 = 0x4B54_5344;
 /// Version of the header layout.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// Alignment of the header's end (the payload's start).
 pub const ALIGN: usize = 16;
 
@@ -19,15 +20,33 @@ pub const ALIGN: usize = 16;
 #[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[rkyv(derive(Debug))]
 pub enum Kind {
-    /// A worker's update (payload: the delta or residual).
+    /// Worker → server, first frame of a connection: the secret (payload); `worker` is the id asked
+    /// for ([`ANY_WORKER`] lets the server choose).
+    Hello,
+    /// Server → worker: the secret was accepted; `worker` is the worker's id.
+    Welcome,
+    /// Worker → server: send the job (no payload). Reply: `Job` with the job description.
+    FetchJob,
+    /// Server → worker: the job, opaque bytes the launcher chose (model and hyper-parameters).
+    Job,
+    /// A worker's update (f32 payload: a delta, a residual, or whole weights for averaging).
     Commit,
-    /// A worker asks for the centre (no payload).
-    Pull,
-    /// The centre (payload), with the clock.
-    Centre,
-    /// The server applied the worker's commit `seq`.
+    /// Server → worker: the commit `seq` was applied (`clock` after it, `staleness` it had).
     Ack,
+    /// A worker asks for the centre (`round`: for averaging, the round whose average it waits for).
+    Pull,
+    /// Server → worker: the centre (f32 payload), with the clock.
+    Centre,
+    /// Worker → server: the worker finished epoch `round` (0-based).
+    Epoch,
+    /// Worker → server: the worker's history (UTF-8 JSON payload). Reply: `Ack`.
+    Report,
+    /// Worker → server: the worker is done (f32 payload: its final weights, or empty). Reply: `Ack`.
+    Done,
 }
+
+/// The id a worker sends in `Hello` to let the server assign one.
+pub const ANY_WORKER: u32 = u32::MAX;
 
 /// The frame header.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -41,32 +60,42 @@ pub struct Header {
     pub worker: u32,
     /// The worker's commit sequence number (retries reuse it; the server applies it once).
     pub seq: u64,
-    /// The server clock (Centre: at the pull; Commit: the clock of the pull the update started from).
+    /// The server clock (commits applied so far).
     pub clock: u64,
-    /// Number of f32 values in the payload.
+    /// Averaging round or epoch, where the kind uses one.
+    pub round: u64,
+    /// Ack of a commit: commits by anyone between this worker's pull and this commit.
+    pub staleness: u64,
+    /// Bytes of payload.
     pub payload_len: u64,
 }
 
-/// Encodes a frame.
-pub fn encode(header: &Header, payload: &[f32]) -> Result<Vec<u8>> {
-    if header.payload_len as usize != payload.len() {
-        return Err(NetError::Malformed(format!(
-            "header says {} values, payload has {}",
-            header.payload_len,
-            payload.len()
-        )));
+impl Header {
+    /// A header of `kind` for `worker` with every other field zero.
+    pub fn new(kind: Kind, worker: u32) -> Self {
+        Header { version: VERSION, kind, worker, seq: 0, clock: 0, round: 0, staleness: 0, payload_len: 0 }
     }
-    let h = rkyv::to_bytes::<RkyvError>(header).map_err(|e| NetError::Malformed(e.to_string()))?;
+}
+
+/// Encodes a frame with a byte payload (`header.payload_len` is set here).
+pub fn encode_bytes(header: &Header, payload: &[u8]) -> Result<Vec<u8>> {
+    let header = Header { payload_len: payload.len() as u64, ..header.clone() };
+    let h = rkyv::to_bytes::<RkyvError>(&header).map_err(|e| NetError::Malformed(e.to_string()))?;
     let padded = h.len().div_ceil(ALIGN) * ALIGN;
-    let mut out = Vec::with_capacity(8 + padded + payload.len() * 4 + ALIGN);
+    let mut out = Vec::with_capacity(16 + padded + payload.len());
     out.extend_from_slice(&MAGIC.to_le_bytes());
     out.extend_from_slice(&(h.len() as u32).to_le_bytes());
-    // 8 bytes of prefix: pad to 16 so the header starts aligned in a 16-aligned buffer.
+    // 8 bytes of prefix padding, so the header starts 16-aligned in a 16-aligned buffer.
     out.extend_from_slice(&[0u8; 8]);
     out.extend_from_slice(&h);
     out.resize(16 + padded, 0);
-    out.extend_from_slice(bytemuck::cast_slice(payload));
+    out.extend_from_slice(payload);
     Ok(out)
+}
+
+/// Encodes a frame with an f32 payload.
+pub fn encode(header: &Header, payload: &[f32]) -> Result<Vec<u8>> {
+    encode_bytes(header, bytemuck::cast_slice(payload))
 }
 
 /// A frame decoded in place from an aligned buffer.
@@ -75,7 +104,16 @@ pub struct Frame<'a> {
     /// The validated header.
     pub header: Header,
     /// The payload, borrowed from the buffer.
-    pub payload: &'a [f32],
+    pub payload: &'a [u8],
+}
+
+impl<'a> Frame<'a> {
+    /// The payload as f32 values, in place (no copy).
+    pub fn floats(&self) -> Result<&'a [f32]> {
+        bytemuck::try_cast_slice(self.payload).map_err(|e| {
+            NetError::Malformed(format!("a payload of {} bytes is not f32 values: {e}", self.payload.len()))
+        })
+    }
 }
 
 /// Decodes `buf` (16-byte aligned, as an [`AlignedVec`] is) into a header and a payload view.
@@ -103,15 +141,14 @@ pub fn decode(buf: &AlignedVec<ALIGN>, max_bytes: usize) -> Result<Frame<'_>> {
     if header.version != VERSION {
         return Err(NetError::Malformed(format!("version {} (this build speaks {VERSION})", header.version)));
     }
-    let body = &buf[16 + padded..];
-    let want = (header.payload_len as usize)
-        .checked_mul(4)
-        .ok_or_else(|| NetError::Malformed("payload length overflows".into()))?;
-    if body.len() != want {
-        return Err(NetError::Malformed(format!("payload of {} bytes, the header says {want}", body.len())));
+    let payload = &buf[16 + padded..];
+    if payload.len() as u64 != header.payload_len {
+        return Err(NetError::Malformed(format!(
+            "payload of {} bytes, the header says {}",
+            payload.len(),
+            header.payload_len
+        )));
     }
-    // The buffer is 16-aligned and 16 + padded is a multiple of 16, so `body` is 4-aligned.
-    let payload: &[f32] = bytemuck::try_cast_slice(body).map_err(|e| NetError::Malformed(format!("payload: {e}")))?;
     Ok(Frame { header, payload })
 }
 
@@ -128,20 +165,25 @@ mod tests {
     #[test]
     fn frames_round_trip_and_the_payload_is_read_in_place() {
         let payload: Vec<f32> = (0..1000).map(|i| i as f32 * 0.5).collect();
-        let h = Header { version: VERSION, kind: Kind::Commit, worker: 3, seq: 7, clock: 41, payload_len: 1000 };
+        let h = Header { seq: 7, clock: 41, round: 2, staleness: 3, ..Header::new(Kind::Commit, 3) };
         let bytes = encode(&h, &payload).unwrap();
         let buf = aligned(&bytes);
         let f = decode(&buf, 1 << 20).unwrap();
-        assert_eq!(f.header, h);
-        assert_eq!(f.payload, payload.as_slice());
+        assert_eq!(f.header, Header { payload_len: 4000, ..h });
+        assert_eq!(f.floats().unwrap(), payload.as_slice());
         let start = buf.as_ptr() as usize;
-        let p = f.payload.as_ptr() as usize;
+        let p = f.floats().unwrap().as_ptr() as usize;
         assert!(p >= start && p < start + buf.len(), "zero copy: the payload points into the buffer");
+        let text = encode_bytes(&Header::new(Kind::Report, 1), b"{\"a\":1}").unwrap();
+        let buf = aligned(&text);
+        let f = decode(&buf, 1 << 20).unwrap();
+        assert_eq!(f.payload, b"{\"a\":1}");
+        assert!(f.floats().is_err(), "7 bytes are not f32 values");
     }
 
     #[test]
     fn malformed_and_oversized_frames_are_refused() {
-        let h = Header { version: VERSION, kind: Kind::Pull, worker: 0, seq: 0, clock: 0, payload_len: 0 };
+        let h = Header::new(Kind::Pull, 0);
         let good = encode(&h, &[]).unwrap();
         assert!(matches!(decode(&aligned(&good), 8), Err(NetError::TooLarge { .. })));
         assert!(matches!(decode(&aligned(&good[..10]), 1 << 20), Err(NetError::Malformed(_))));
@@ -156,6 +198,8 @@ mod tests {
             *b = 0xff;
         }
         assert!(decode(&aligned(&garbage), 1 << 20).is_err());
-        assert!(encode(&Header { payload_len: 3, ..h }, &[1.0]).is_err());
+        let mut huge_header = good.clone();
+        huge_header[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(decode(&aligned(&huge_header), 1 << 20), Err(NetError::Malformed(_))));
     }
 }

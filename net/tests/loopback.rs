@@ -1,83 +1,201 @@
 //! The QUIC parameter server on loopback: authenticated commits and pulls from concurrent workers,
 //! a wrong secret and a wrong certificate pin refused, a malformed and an oversized frame closing only
-//! the offending connection.
+//! the offending connection, a vanished worker reported lost, an averaging round over the wire.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
+use distk_net::auth::Secrets;
+use distk_net::averaging::RoundBarrier;
+use distk_net::client::{ConnectOptions, PsClient};
+use distk_net::endpoint::server_endpoint;
+use distk_net::host::{Event, Host, HostConfig, PsState, serve};
+use distk_net::membership::Membership;
 use distk_net::rules::Add;
 use distk_net::server::ServerCore;
-use distk_net::transport::{Identity, PsClient, Secrets, serve, server_endpoint};
+use distk_net::tls::{Identity, Trust};
+use distk_net::wire::{ANY_WORKER, Header, Kind};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 const MAX: usize = 1 << 20;
+const SECRET: &str = "s3cret-alice-0123456789";
 
-async fn start(len: usize) -> (std::net::SocketAddr, [u8; 32], Arc<Mutex<ServerCore>>) {
+struct Server {
+    opts: ConnectOptions,
+    host: Arc<Host>,
+    events: UnboundedReceiver<Event>,
+}
+
+async fn start(len: usize, workers: u32, averaging: bool) -> Server {
     let id = Identity::self_signed(&[]).unwrap();
     let endpoint = server_endpoint("127.0.0.1:0".parse().unwrap(), &id).unwrap();
     let addr = endpoint.local_addr().unwrap();
-    let core = Arc::new(Mutex::new(ServerCore::new(vec![0.0; len], Box::new(Add))));
-    let secrets = Arc::new(Secrets::from_json(r#"[{"secret": "s3cret-alice", "identity": "alice"}]"#).unwrap());
-    tokio::spawn(serve(endpoint, core.clone(), secrets, MAX));
-    (addr, id.sha256, core)
+    let state = PsState {
+        core: ServerCore::new(vec![0.0; len], Box::new(Add)),
+        members: Membership::new(workers),
+        barrier: averaging.then(|| RoundBarrier::new(len)),
+    };
+    let config = HostConfig {
+        max_frame: MAX,
+        job: Arc::new(b"the job".to_vec()),
+        round_timeout: Duration::from_secs(20),
+        hello_timeout: Duration::from_secs(5),
+    };
+    let (host, events) = Host::new(state, config);
+    let secrets = Arc::new(Secrets::from_json(&format!(r#"[{{"secret": "{SECRET}", "identity": "alice"}}]"#)).unwrap());
+    tokio::spawn(serve(endpoint, host.clone(), secrets));
+    let opts = ConnectOptions {
+        addr,
+        server_name: "localhost".into(),
+        trust: Trust::Pinned(id.sha256),
+        secret: SECRET.into(),
+        worker: ANY_WORKER,
+        max_frame: MAX,
+        request_timeout: Duration::from_secs(10),
+        pull_timeout: Duration::from_secs(20),
+    };
+    Server { opts, host, events }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_commit_and_pull_over_quic() {
-    let (addr, pin, core) = start(1000).await;
+    let s = start(1000, 4, false).await;
     let mut handles = Vec::new();
-    for w in 0..4u32 {
+    for _ in 0..4 {
+        let opts = s.opts.clone();
         handles.push(tokio::spawn(async move {
-            let c = PsClient::connect(addr, pin, "s3cret-alice", w, MAX).await.unwrap();
+            let c = PsClient::connect(opts).await.unwrap();
+            assert_eq!(c.fetch_job().await.unwrap(), b"the job");
             let mut centre = Vec::new();
-            c.pull(&mut centre).await.unwrap();
+            c.pull(0, &mut centre).await.unwrap();
             for seq in 1..=5u64 {
                 c.commit(seq, 0, &vec![1.0; 1000]).await.unwrap();
             }
             // A retry of an applied commit is acknowledged but not applied again.
             c.commit(5, 0, &vec![1.0; 1000]).await.unwrap();
-            c.pull(&mut centre).await.unwrap()
+            c.epoch_done(0).await.unwrap();
+            c.report(b"{}").await.unwrap();
+            c.done(&[]).await.unwrap();
+            c.worker
         }));
     }
+    let mut ids = Vec::new();
     for h in handles {
-        h.await.unwrap();
+        ids.push(h.await.unwrap());
     }
-    let core = core.lock().unwrap();
-    assert_eq!(core.clock(), 20);
-    assert!(core.centre().iter().all(|&v| v == 20.0));
+    ids.sort();
+    assert_eq!(ids, vec![0, 1, 2, 3], "the server assigned every place once");
+    let st = s.host.lock();
+    assert_eq!(st.core.clock(), 20);
+    assert!(st.core.centre().iter().all(|&v| v == 20.0));
+    assert!(st.members.all_finished());
+    assert_eq!(st.members.epochs_done_by_all(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_secrets_and_pins_are_refused() {
-    let (addr, pin, _) = start(10).await;
-    let e = PsClient::connect(addr, pin, "guess", 0, MAX).await.err().unwrap().to_string();
-    assert!(e.contains("refused the secret"), "{e}");
-    let mut other = pin;
+    let s = start(10, 2, false).await;
+    let e = PsClient::connect(ConnectOptions { secret: "a-guess-of-some-length".into(), ..s.opts.clone() })
+        .await
+        .err()
+        .unwrap();
+    assert!(!e.is_retryable());
+    assert!(e.to_string().contains("secret was not accepted"), "{e}");
+    let mut other = match s.opts.trust {
+        Trust::Pinned(p) => p,
+        _ => unreachable!(),
+    };
     other[0] ^= 1;
-    let e = PsClient::connect(addr, other, "s3cret-alice", 0, MAX).await.err().unwrap().to_string();
-    assert!(e.contains("connecting to"), "{e}");
+    let e = PsClient::connect(ConnectOptions { trust: Trust::Pinned(other), ..s.opts.clone() }).await.err().unwrap();
+    assert!(e.to_string().contains("not the one we trust"), "{e}");
+    let e = PsClient::connect(ConnectOptions { worker: 7, ..s.opts.clone() }).await.err().unwrap();
+    assert!(e.to_string().contains("outside this run's 2 workers"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_frames_close_only_their_connection() {
-    let (addr, pin, core) = start(10).await;
-    let good = PsClient::connect(addr, pin, "s3cret-alice", 1, MAX).await.unwrap();
-    let bad = PsClient::connect(addr, pin, "s3cret-alice", 2, MAX).await.unwrap();
+    let s = start(10, 5, false).await;
+    let good = PsClient::connect(s.opts.clone()).await.unwrap();
+    let bad = PsClient::connect(s.opts.clone()).await.unwrap();
     assert!(bad.send_raw(b"not a frame at all".to_vec()).await.is_err());
-    let huge = PsClient::connect(addr, pin, "s3cret-alice", 3, MAX).await.unwrap();
+    let huge = PsClient::connect(s.opts.clone()).await.unwrap();
     assert!(huge.send_raw(vec![0u8; MAX + 10]).await.is_err());
     // A commit claiming another worker's id is refused too.
-    let h = distk_net::wire::Header {
-        version: 1,
-        kind: distk_net::wire::Kind::Commit,
-        worker: 1,
-        seq: 9,
-        clock: 0,
-        payload_len: 10,
-    };
-    let liar = PsClient::connect(addr, pin, "s3cret-alice", 4, MAX).await.unwrap();
+    let liar = PsClient::connect(s.opts.clone()).await.unwrap();
+    let h = Header { seq: 9, ..Header::new(Kind::Commit, good.worker) };
     assert!(liar.send_raw(distk_net::wire::encode(&h, &[1.0; 10]).unwrap()).await.is_err());
+    // A commit of the wrong length.
+    let short = PsClient::connect(s.opts.clone()).await.unwrap();
+    assert!(short.commit(1, 0, &[1.0; 3]).await.is_err());
     good.commit(1, 0, &[2.0; 10]).await.unwrap();
     let mut c = Vec::new();
-    good.pull(&mut c).await.unwrap();
+    good.pull(0, &mut c).await.unwrap();
     assert_eq!(c, vec![2.0; 10]);
-    assert_eq!(core.lock().unwrap().clock(), 1);
+    assert_eq!(s.host.lock().core.clock(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_worker_is_reported_lost_within_seconds() {
+    let mut s = start(4, 2, false).await;
+    let a = PsClient::connect(s.opts.clone()).await.unwrap();
+    a.commit(1, 0, &[1.0; 4]).await.unwrap();
+    // Worker b lives on its own runtime; shutting that down stops its endpoint without a close frame,
+    // as a killed process would: the server hears nothing more and times the worker out.
+    let opts = s.opts.clone();
+    let lost_id = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let id = rt.block_on(async {
+            let b = PsClient::connect(opts).await.unwrap();
+            b.commit(1, 0, &[1.0; 4]).await.unwrap();
+            let id = b.worker;
+            std::mem::forget(b);
+            id
+        });
+        rt.shutdown_background();
+        id
+    })
+    .join()
+    .unwrap();
+    let started = std::time::Instant::now();
+    let lost = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match s.events.recv().await {
+                Some(Event::Lost { worker, reason }) => return (worker, reason),
+                Some(_) => {}
+                None => panic!("the event channel closed"),
+            }
+        }
+    })
+    .await
+    .expect("the lost worker was reported");
+    assert_eq!(lost.0, lost_id);
+    assert!(started.elapsed() < Duration::from_secs(12), "detected in {:?}", started.elapsed());
+    // The other worker goes on.
+    a.commit(2, 0, &[1.0; 4]).await.unwrap();
+    a.done(&[]).await.unwrap();
+    assert!(s.host.lock().members.all_finished());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn averaging_rounds_wait_for_every_live_worker() {
+    let s = start(2, 2, true).await;
+    let a = PsClient::connect(s.opts.clone()).await.unwrap();
+    let b = PsClient::connect(s.opts.clone()).await.unwrap();
+    a.commit(1, 0, &[1.0, 2.0]).await.unwrap();
+    let pull_a = tokio::spawn(async move {
+        let mut c = Vec::new();
+        a.pull(0, &mut c).await.unwrap();
+        (a, c)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!pull_a.is_finished(), "round 0 waits for worker b");
+    b.commit(1, 0, &[3.0, 6.0]).await.unwrap();
+    let (a, centre) = pull_a.await.unwrap();
+    assert_eq!(centre, vec![2.0, 4.0]);
+    // Round 1: b finishes its data (done) without committing; a's round closes without it.
+    b.done(&[]).await.unwrap();
+    a.commit(2, 1, &[5.0, 5.0]).await.unwrap();
+    let mut c = Vec::new();
+    a.pull(1, &mut c).await.unwrap();
+    assert_eq!(c, vec![5.0, 5.0]);
 }

@@ -1,0 +1,253 @@
+//! TLS material for the QUIC endpoints (rustls with the ring provider only: a second provider in the
+//! binary makes rustls panic at start): the server's identity (a fresh self-signed rcgen certificate,
+//! or PEM files the operator gives), and the two ways a worker trusts the server: pinning the
+//! certificate's SHA-256, or a CA file.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use subtle::ConstantTimeEq;
+
+use crate::error::{NetError, Result};
+
+/// The one crypto provider of the binary.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Lower-case hex of a fingerprint.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses a 64-digit hex SHA-256 (colons and case ignored).
+pub fn parse_sha256(text: &str) -> Result<[u8; 32]> {
+    let digits: String = text.chars().filter(|c| *c != ':' && !c.is_whitespace()).collect();
+    let bad = || NetError::Tls(format!("`{text}` is not a SHA-256 fingerprint (64 hexadecimal digits)"));
+    if digits.len() != 64 {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&digits[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// A server's certificate chain and key, and the SHA-256 of its leaf certificate.
+pub struct Identity {
+    /// DER certificates, leaf first.
+    pub chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    /// SHA-256 of the DER leaf certificate (what workers pin).
+    pub sha256: [u8; 32],
+}
+
+impl Clone for Identity {
+    fn clone(&self) -> Self {
+        Identity { chain: self.chain.clone(), key: self.key.clone_key(), sha256: self.sha256 }
+    }
+}
+
+impl Identity {
+    /// A fresh self-signed certificate for `localhost` and `names` (host names or IP addresses).
+    pub fn self_signed(names: &[&str]) -> Result<Self> {
+        let mut all = vec!["localhost".to_string()];
+        all.extend(names.iter().map(|s| s.to_string()));
+        let ck = rcgen::generate_simple_self_signed(all).map_err(|e| NetError::Tls(format!("certificate: {e}")))?;
+        let cert = ck.cert.der().clone();
+        let key = PrivateKeyDer::try_from(ck.signing_key.serialize_der()).map_err(|e| NetError::Tls(e.to_string()))?;
+        Ok(Identity { sha256: sha256(&cert), chain: vec![cert], key })
+    }
+
+    /// Reads a PEM certificate chain and a PEM private key.
+    pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Self> {
+        let cert_pem =
+            std::fs::read(cert).map_err(|e| NetError::Tls(format!("cannot read {}: {e}", cert.display())))?;
+        let key_pem = std::fs::read(key).map_err(|e| NetError::Tls(format!("cannot read {}: {e}", key.display())))?;
+        Self::from_pem(&cert_pem, &key_pem)
+            .map_err(|e| NetError::Tls(format!("{} / {}: {e}", cert.display(), key.display())))
+    }
+
+    /// Parses a PEM certificate chain and a PEM private key.
+    pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Self> {
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| NetError::Tls(format!("certificate PEM: {e}")))?;
+        let leaf = chain.first().ok_or_else(|| NetError::Tls("no certificate in the PEM".into()))?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| NetError::Tls(format!("key PEM: {e}")))?;
+        Ok(Identity { sha256: sha256(leaf), chain, key })
+    }
+
+    /// The certificate chain and key as PEM text (to keep a self-signed identity across restarts).
+    pub fn to_pem(&self) -> (String, String) {
+        let cert = self.chain.iter().map(|c| pem("CERTIFICATE", c.as_ref())).collect();
+        let label = match &self.key {
+            PrivateKeyDer::Pkcs1(_) => "RSA PRIVATE KEY",
+            PrivateKeyDer::Sec1(_) => "EC PRIVATE KEY",
+            _ => "PRIVATE KEY",
+        };
+        (cert, pem(label, self.key.secret_der()))
+    }
+
+    /// A rustls server configuration (TLS 1.3) presenting this identity with `alpn`.
+    pub fn server_config(&self, alpn: &[&[u8]]) -> Result<rustls::ServerConfig> {
+        let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| NetError::Tls(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(self.chain.clone(), self.key.clone_key())
+            .map_err(|e| NetError::Tls(e.to_string()))?;
+        cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(cfg)
+    }
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut b64 = String::new();
+    for chunk in der.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | (b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                b64.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                b64.push('=');
+            }
+        }
+    }
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// How a client trusts the server.
+#[derive(Clone, Debug)]
+pub enum Trust {
+    /// Only the certificate with this SHA-256 (the name is not checked; TLS 1.3 signatures are).
+    Pinned([u8; 32]),
+    /// Certificates chaining to these roots, for the server name.
+    Roots(Arc<rustls::RootCertStore>),
+}
+
+impl Trust {
+    /// Reads a PEM CA file.
+    pub fn ca_file(path: &Path) -> Result<Self> {
+        let pem = std::fs::read(path).map_err(|e| NetError::Tls(format!("cannot read {}: {e}", path.display())))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| NetError::Tls(format!("{}: {e}", path.display())))?;
+            roots.add(cert).map_err(|e| NetError::Tls(format!("{}: {e}", path.display())))?;
+        }
+        if roots.is_empty() {
+            return Err(NetError::Tls(format!("{}: no certificate in the CA file", path.display())));
+        }
+        Ok(Trust::Roots(Arc::new(roots)))
+    }
+
+    /// A rustls client configuration (TLS 1.3) trusting the server this way, offering `alpn`.
+    pub fn client_config(&self, alpn: &[&[u8]]) -> Result<rustls::ClientConfig> {
+        let provider = provider();
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| NetError::Tls(e.to_string()))?;
+        let mut cfg = match self {
+            Trust::Pinned(sha256) => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Pinned { sha256: *sha256, provider }))
+                .with_no_client_auth(),
+            Trust::Roots(roots) => builder.with_root_certificates(roots.clone()).with_no_client_auth(),
+        };
+        cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(cfg)
+    }
+}
+
+/// Accepts only the server certificate whose SHA-256 is pinned (TLS 1.3 signatures still verified).
+#[derive(Debug)]
+pub struct Pinned {
+    sha256: [u8; 32],
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl Pinned {
+    /// A verifier pinning `sha256`.
+    pub fn new(sha256: [u8; 32]) -> Self {
+        Pinned { sha256, provider: provider() }
+    }
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        if bool::from(sha256(end_entity).ct_eq(&self.sha256)) {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(format!(
+                "the server certificate's SHA-256 is {}, not the pinned {}",
+                hex(&sha256(end_entity)),
+                hex(&self.sha256)
+            )))
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.provider.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.provider.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_parse_and_identities_survive_pem() {
+        let id = Identity::self_signed(&["10.0.0.1"]).unwrap();
+        let h = hex(&id.sha256);
+        assert_eq!(parse_sha256(&h).unwrap(), id.sha256);
+        assert_eq!(parse_sha256(&h.to_uppercase()).unwrap(), id.sha256);
+        assert!(parse_sha256("abc").is_err());
+        assert!(parse_sha256(&"zz".repeat(32)).is_err());
+        let (cert, key) = id.to_pem();
+        let back = Identity::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
+        assert_eq!(back.sha256, id.sha256);
+        assert!(back.server_config(&[b"x"]).is_ok(), "the key round-trips too");
+    }
+}
