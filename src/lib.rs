@@ -9,3 +9,4 @@ pub mod data;
 pub mod predictor;
 pub mod runtime;
 pub mod training;
+pub mod trainers;

@@ -1,0 +1,329 @@
+//! What a worker does around its local steps, per trainer (the table in [`crate::trainers`]).
+//! Weights are read from the replica only at exchanges (EAMSGD: every step, for its momentum).
+
+use anyhow::Result;
+
+use crate::trainers::link::Link;
+use crate::trainers::replica::Replica;
+use crate::trainers::{TrainerKind, TrainerParams};
+use crate::training::StepStats;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pending {
+    None,
+    /// A commit and a pull are in flight; when the centre arrives, `W = C + (W - W_sent)`.
+    Reset,
+    /// A pull is in flight; when the centre arrives, the elastic exchange happens.
+    Elastic,
+}
+
+/// A worker's side of a trainer.
+pub struct WorkerPolicy {
+    p: TrainerParams,
+    /// The reference point: the centre last pulled.
+    w1: Vec<f32>,
+    /// The weights when the last delta was committed.
+    sent: Vec<f32>,
+    /// Local steps since the last exchange.
+    since: usize,
+    /// EAMSGD's velocity.
+    velocity: Vec<f32>,
+    pending: Pending,
+}
+
+fn window_delta(kind: TrainerKind) -> bool {
+    matches!(kind, TrainerKind::Downpour | TrainerKind::Agn | TrainerKind::Adag | TrainerKind::Dynsgd)
+}
+
+fn elastic(kind: TrainerKind) -> bool {
+    matches!(kind, TrainerKind::Aeasgd | TrainerKind::Eamsgd)
+}
+
+impl WorkerPolicy {
+    /// The worker side of `p`.
+    pub fn new(p: TrainerParams) -> Self {
+        WorkerPolicy { p, w1: Vec::new(), sent: Vec::new(), since: 0, velocity: Vec::new(), pending: Pending::None }
+    }
+
+    /// Starts from the centre: `W = W1 = C` (the ensemble keeps its own start).
+    pub fn start(&mut self, r: &mut impl Replica, link: &mut impl Link) -> Result<()> {
+        if matches!(self.p.kind, TrainerKind::Single | TrainerKind::Ensemble) {
+            return Ok(());
+        }
+        link.request_pull(0)?;
+        let c = link.take_pull(true)?.unwrap_or_default();
+        r.set_params(&c)?;
+        self.w1 = c;
+        Ok(())
+    }
+
+    /// One local step on the loaded batch, and the exchange when the window is full.
+    pub fn step(&mut self, r: &mut impl Replica, link: &mut impl Link) -> Result<StepStats> {
+        self.integrate(r, link, false)?;
+        let stats = if self.p.kind == TrainerKind::Eamsgd { self.momentum_step(r)? } else { r.train_step()? };
+        if self.p.kind.is_async() {
+            self.since += 1;
+            if self.since >= self.p.window {
+                self.exchange(r, link)?;
+            }
+        }
+        Ok(stats)
+    }
+
+    /// The end of epoch `epoch`: averaging commits its weights and waits for the round's mean.
+    pub fn end_epoch(&mut self, r: &mut impl Replica, link: &mut impl Link, epoch: u64) -> Result<()> {
+        if self.p.kind == TrainerKind::Averaging {
+            link.commit(r.params()?, epoch)?;
+            link.request_pull(epoch)?;
+            if let Some(c) = link.take_pull(true)? {
+                r.set_params(&c)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The end of the data: the partial window is exchanged too, and every request is answered.
+    pub fn finish(&mut self, r: &mut impl Replica, link: &mut impl Link) -> Result<()> {
+        if self.p.kind.is_async() {
+            self.integrate(r, link, true)?;
+            if self.since > 0 {
+                self.exchange(r, link)?;
+                self.integrate(r, link, true)?;
+            }
+        }
+        link.flush()
+    }
+
+    /// EAMSGD (Zhang et al.): `v = d v + step(W + d v)`, `W = W + v`, where `step(y)` is what the
+    /// worker optimizer adds to `y`.
+    fn momentum_step(&mut self, r: &mut impl Replica) -> Result<StepStats> {
+        let d = self.p.momentum;
+        let w = r.params()?;
+        if self.velocity.len() != w.len() {
+            self.velocity = vec![0.0; w.len()];
+        }
+        let look: Vec<f32> = w.iter().zip(&self.velocity).map(|(w, v)| w + d * v).collect();
+        r.set_params(&look)?;
+        let stats = r.train_step()?;
+        let after = r.params()?;
+        let mut next = w;
+        for ((n, v), (a, l)) in next.iter_mut().zip(self.velocity.iter_mut()).zip(after.iter().zip(&look)) {
+            *v = d * *v + (a - l);
+            *n += *v;
+        }
+        r.set_params(&next)?;
+        Ok(stats)
+    }
+
+    fn exchange(&mut self, r: &mut impl Replica, link: &mut impl Link) -> Result<()> {
+        // One exchange at a time: the previous one completes first.
+        self.integrate(r, link, true)?;
+        let k = self.since.max(1) as f32;
+        self.since = 0;
+        if window_delta(self.p.kind) {
+            let w = r.params()?;
+            let normalize = matches!(self.p.kind, TrainerKind::Agn | TrainerKind::Adag);
+            let delta: Vec<f32> =
+                w.iter().zip(&self.w1).map(|(a, b)| if normalize { (a - b) / k } else { a - b }).collect();
+            link.commit(delta, 0)?;
+            link.request_pull(0)?;
+            self.sent = w;
+            self.pending = Pending::Reset;
+        } else if elastic(self.p.kind) {
+            link.request_pull(0)?;
+            self.pending = Pending::Elastic;
+        }
+        if !self.p.overlap {
+            self.integrate(r, link, true)?;
+        }
+        Ok(())
+    }
+
+    /// Applies an exchange whose centre arrived (waiting for it with `wait`).
+    fn integrate(&mut self, r: &mut impl Replica, link: &mut impl Link, wait: bool) -> Result<()> {
+        if self.pending == Pending::None {
+            return Ok(());
+        }
+        let Some(c) = link.take_pull(wait)? else { return Ok(()) };
+        let mut w = r.params()?;
+        match self.pending {
+            Pending::Reset => {
+                // Steps taken while the exchange was in flight are kept on top of the new centre.
+                for ((w, c), s) in w.iter_mut().zip(&c).zip(&self.sent) {
+                    *w = c + (*w - s);
+                }
+                r.set_params(&w)?;
+                self.w1 = c;
+            }
+            Pending::Elastic => {
+                let alpha = self.p.alpha();
+                let e: Vec<f32> = w.iter().zip(&c).map(|(w, c)| alpha * (w - c)).collect();
+                for (w, e) in w.iter_mut().zip(&e) {
+                    *w -= e;
+                }
+                r.set_params(&w)?;
+                link.commit(e, 0)?;
+            }
+            Pending::None => {}
+        }
+        self.pending = Pending::None;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use distk_net::server::ServerCore;
+
+    use super::*;
+    use crate::trainers::link::MemoryLink;
+
+    /// A replica whose optimizer step adds `step` to every weight.
+    struct Fake {
+        w: Vec<f32>,
+        step: f32,
+    }
+
+    impl Replica for Fake {
+        fn params(&mut self) -> Result<Vec<f32>> {
+            Ok(self.w.clone())
+        }
+        fn set_params(&mut self, w: &[f32]) -> Result<()> {
+            self.w = w.to_vec();
+            Ok(())
+        }
+        fn train_step(&mut self) -> Result<StepStats> {
+            self.w.iter_mut().for_each(|w| *w += self.step);
+            Ok(StepStats { loss: 0.0, accuracy: 0.0 })
+        }
+    }
+
+    fn params(kind: TrainerKind, window: usize) -> TrainerParams {
+        TrainerParams { overlap: false, ..TrainerParams::new(kind, Some(window), None, None, None).unwrap() }
+    }
+
+    fn setup(p: &TrainerParams, workers: u32, delay: usize) -> (Arc<Mutex<ServerCore>>, Vec<(Fake, MemoryLink)>) {
+        let core = Arc::new(Mutex::new(ServerCore::new(vec![0.0], p.server_rule())));
+        let ws = (0..workers).map(|i| (Fake { w: vec![0.0], step: 1.0 }, MemoryLink::new(core.clone(), i, delay))).collect();
+        (core, ws)
+    }
+
+    fn centre(core: &Arc<Mutex<ServerCore>>) -> f32 {
+        core.lock().unwrap().centre()[0]
+    }
+
+    #[test]
+    fn downpour_commits_the_accumulated_delta_and_resets_to_the_centre() {
+        let p = params(TrainerKind::Downpour, 2);
+        let (core, mut ws) = setup(&p, 1, 0);
+        let (r, l) = &mut ws[0];
+        let mut pol = WorkerPolicy::new(p);
+        pol.start(r, l).unwrap();
+        pol.step(r, l).unwrap();
+        assert_eq!(centre(&core), 0.0);
+        pol.step(r, l).unwrap();
+        assert_eq!((centre(&core), r.w[0]), (2.0, 2.0));
+    }
+
+    #[test]
+    fn agn_divides_by_the_steps_taken_including_the_partial_window() {
+        let p = params(TrainerKind::Agn, 3);
+        let (core, mut ws) = setup(&p, 1, 0);
+        let (r, l) = &mut ws[0];
+        let mut pol = WorkerPolicy::new(p);
+        pol.start(r, l).unwrap();
+        for _ in 0..4 {
+            pol.step(r, l).unwrap();
+        }
+        // Window of 3: (3 - 0) / 3 = 1; the worker resets to 1 and steps to 2.
+        assert_eq!((centre(&core), r.w[0]), (1.0, 2.0));
+        pol.finish(r, l).unwrap();
+        // Partial window of 1 step: (2 - 1) / 1.
+        assert_eq!(centre(&core), 2.0);
+    }
+
+    #[test]
+    fn dynsgd_scales_a_stale_delta() {
+        let p = params(TrainerKind::Dynsgd, 2);
+        let (core, mut ws) = setup(&p, 2, 0);
+        let mut pols = [WorkerPolicy::new(p), WorkerPolicy::new(p)];
+        for (pol, (r, l)) in pols.iter_mut().zip(ws.iter_mut()) {
+            pol.start(r, l).unwrap();
+        }
+        for (pol, (r, l)) in pols.iter_mut().zip(ws.iter_mut()) {
+            pol.step(r, l).unwrap();
+            pol.step(r, l).unwrap();
+        }
+        // Worker 0: delta 2, fresh -> C = 2. Worker 1 pulled at clock 0, one commit since: 2 / 2 -> 3.
+        assert_eq!(centre(&core), 3.0);
+        assert_eq!(ws[1].1.stats().staleness, 1);
+    }
+
+    #[test]
+    fn adag_scales_each_weight_by_how_far_the_centre_moved() {
+        let p = TrainerParams { elastic_lr: 1.0, ..params(TrainerKind::Adag, 2) };
+        let (core, mut ws) = setup(&p, 2, 0);
+        let mut pols = [WorkerPolicy::new(p), WorkerPolicy::new(p)];
+        for (pol, (r, l)) in pols.iter_mut().zip(ws.iter_mut()) {
+            pol.start(r, l).unwrap();
+        }
+        for (pol, (r, l)) in pols.iter_mut().zip(ws.iter_mut()) {
+            pol.step(r, l).unwrap();
+            pol.step(r, l).unwrap();
+        }
+        // Residuals (2 - 0) / 2 = 1. Worker 0: C = 1. Worker 1 pulled 0, C moved by 1: s = 1 / (1/1 * 1 + 1).
+        assert!((centre(&core) - 1.5).abs() < 1e-6, "{}", centre(&core));
+    }
+
+    #[test]
+    fn aeasgd_applies_the_elastic_force_to_both_sides() {
+        let p = params(TrainerKind::Aeasgd, 2);
+        let (core, mut ws) = setup(&p, 1, 0);
+        let (r, l) = &mut ws[0];
+        let mut pol = WorkerPolicy::new(p);
+        pol.start(r, l).unwrap();
+        pol.step(r, l).unwrap();
+        pol.step(r, l).unwrap();
+        // alpha 0.5: E = 0.5 (2 - 0) = 1; W = 1; C = 1. The worker is pulled, not reset.
+        assert_eq!((centre(&core), r.w[0]), (1.0, 1.0));
+        pol.step(r, l).unwrap();
+        pol.step(r, l).unwrap();
+        // W = 3, C = 1: E = 1; W = 2; C = 2.
+        assert_eq!((centre(&core), r.w[0]), (2.0, 2.0));
+    }
+
+    #[test]
+    fn eamsgd_puts_momentum_around_the_optimizer_step() {
+        let p = TrainerParams { momentum: 0.5, ..params(TrainerKind::Eamsgd, 100) };
+        let (_, mut ws) = setup(&p, 1, 0);
+        let (r, l) = &mut ws[0];
+        let mut pol = WorkerPolicy::new(p);
+        pol.start(r, l).unwrap();
+        // step() adds 1 wherever it is taken: v = 1, W = 1; v = 1.5, W = 2.5; v = 1.75, W = 4.25.
+        for want in [1.0, 2.5, 4.25] {
+            pol.step(r, l).unwrap();
+            assert!((r.w[0] - want).abs() < 1e-6, "{} != {want}", r.w[0]);
+        }
+    }
+
+    #[test]
+    fn overlapped_exchanges_keep_the_steps_taken_while_in_flight() {
+        let p = TrainerParams { overlap: true, ..params(TrainerKind::Agn, 2) };
+        let (core, mut ws) = setup(&p, 1, 1);
+        let (r, l) = &mut ws[0];
+        let mut pol = WorkerPolicy::new(p);
+        pol.start(r, l).unwrap();
+        pol.step(r, l).unwrap();
+        pol.step(r, l).unwrap(); // commits (2 - 0) / 2 = 1; the centre (1) arrives one look later
+        assert_eq!((centre(&core), r.w[0]), (1.0, 2.0));
+        pol.step(r, l).unwrap(); // not arrived yet: W = 3
+        assert_eq!(r.w[0], 3.0);
+        // Arrives: W = 1 + (3 - 2) = 2, W1 = 1; the step makes 3; window full: (3 - 1) / 2 = 1.
+        pol.step(r, l).unwrap();
+        assert_eq!(centre(&core), 2.0);
+        pol.finish(r, l).unwrap();
+        assert_eq!((centre(&core), r.w[0]), (2.0, 2.0), "no step since the last commit: W = C");
+    }
+}
