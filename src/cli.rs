@@ -24,8 +24,13 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Run a model over a Parquet or CSV file and write its predictions as Parquet.
     Predict(PredictArgs),
-    /// Train a model on labelled data and write the trained model as ONNX.
+    /// Train a model on labelled data and write the trained model as ONNX (with --workers: a
+    /// parameter server and local workers).
     Run(Box<RunArgs>),
+    /// Serve the centre of a multi-host run to `worker`s over QUIC.
+    Ps(Box<PsArgs>),
+    /// Train as one worker of a multi-host run.
+    Worker(Box<WorkerArgs>),
     /// Loss and accuracy of a model on labelled data.
     Evaluate(EvaluateArgs),
     /// Measure forward throughput and matrix-product speed beside CPU baselines.
@@ -40,9 +45,88 @@ pub struct RunArgs {
     /// Training rows: Parquet or CSV with features and an integer label column.
     #[arg(long)]
     pub data: PathBuf,
-    /// The training algorithm (one device: `single`).
-    #[arg(long, default_value = "single")]
-    pub trainer: String,
+    /// Workers training replicas beside a parameter server on this machine (QUIC over loopback);
+    /// each trains a contiguous shard of the rows.
+    #[arg(long, default_value_t = 1)]
+    pub workers: u32,
+    /// The trainer and its hyper-parameters.
+    #[command(flatten)]
+    pub trainer: TrainerArgs,
+    /// What and how to train.
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// Validation rows, evaluated after every epoch (with --workers: the centre, after every worker
+    /// finished the epoch).
+    #[arg(long)]
+    pub validation_data: Option<PathBuf>,
+    /// Where to write the trained model (ensembles: NAME-0.onnx, NAME-1.onnx, ...).
+    #[arg(long, default_value = "trained.onnx")]
+    pub out: PathBuf,
+    /// Write the history as JSON here.
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+    /// Write the history as CSV here.
+    #[arg(long)]
+    pub history_csv: Option<PathBuf>,
+    /// Draw loss and accuracy per epoch into this .png or .svg file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Stop after the first epoch whose loss (validation loss when given) is at most this.
+    #[arg(long)]
+    pub target_loss: Option<f64>,
+    /// Stop after the first epoch whose accuracy (validation accuracy when given) is at least this.
+    #[arg(long)]
+    pub target_accuracy: Option<f64>,
+    /// Keep the latest training state here (with --workers: the parameter server's snapshots).
+    #[arg(long)]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Steps between checkpoints (with --workers: updates of the centre between snapshots).
+    #[arg(long, default_value_t = 500)]
+    pub checkpoint_every: u64,
+    /// Continue from the checkpoint in --checkpoint-dir.
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Where the model runs.
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+/// The trainer (`--trainer`) and its hyper-parameters; unset ones take the original's defaults.
+#[derive(Debug, Args, Clone)]
+pub struct TrainerArgs {
+    /// single, averaging, ensemble, downpour, agn, adag, dynsgd, aeasgd or eamsgd (default: single
+    /// for one worker, adag for several).
+    #[arg(long, value_enum)]
+    pub trainer: Option<crate::trainers::TrainerKind>,
+    /// Local steps between exchanges with the parameter server (defaults: downpour 5, agn 12,
+    /// adag 5, dynsgd 5, aeasgd/eamsgd 32).
+    #[arg(long)]
+    pub communication_window: Option<usize>,
+    /// The elastic force's rho (aeasgd, eamsgd; default 5.0).
+    #[arg(long)]
+    pub rho: Option<f32>,
+    /// The trainer-level learning rate: ADAG's gamma (default 1.0; the thesis used 1e-4), the elastic
+    /// trainers' eta (default 0.1; alpha = rho x eta).
+    #[arg(long)]
+    pub elastic_lr: Option<f32>,
+    /// EAMSGD's momentum d (default 0.9).
+    #[arg(long)]
+    pub momentum: Option<f32>,
+    /// Each worker's rows are cut into this many parts, and the worker re-synchronises with the
+    /// centre between parts (dist-keras ran parallelism_factor x workers partitions in waves).
+    #[arg(long, default_value_t = 1)]
+    pub parallelism_factor: usize,
+    /// Exchange with the server before going on (no overlap of communication and computation).
+    #[arg(long)]
+    pub no_overlap: bool,
+}
+
+/// What and how to train: the settings a parameter server hands its workers.
+#[derive(Debug, Args, Clone)]
+pub struct JobArgs {
     /// Passes over the data.
     #[arg(long, default_value_t = 1)]
     pub epochs: usize,
@@ -69,33 +153,12 @@ pub struct RunArgs {
     /// The label column (integer class indices).
     #[arg(long, default_value = "label")]
     pub label_col: String,
-    /// Validation rows, evaluated after every epoch.
-    #[arg(long)]
-    pub validation_data: Option<PathBuf>,
     /// Shuffle the rows every epoch (seeded by --seed).
     #[arg(long)]
     pub shuffle: bool,
     /// Seed of the shuffling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Where to write the trained model.
-    #[arg(long, default_value = "trained.onnx")]
-    pub out: PathBuf,
-    /// Write the history as JSON here.
-    #[arg(long)]
-    pub history: Option<PathBuf>,
-    /// Write the history as CSV here.
-    #[arg(long)]
-    pub history_csv: Option<PathBuf>,
-    /// Draw loss and accuracy per epoch into this .png or .svg file.
-    #[arg(long)]
-    pub plot: Option<PathBuf>,
-    /// Stop after the first epoch whose loss (validation loss when given) is at most this.
-    #[arg(long)]
-    pub target_loss: Option<f64>,
-    /// Stop after the first epoch whose accuracy (validation accuracy when given) is at least this.
-    #[arg(long)]
-    pub target_accuracy: Option<f64>,
     /// Momentum of BatchNormalization running statistics where the model declares none (tf2onnx
     /// writes none; Keras' default is 0.99).
     #[arg(long, default_value_t = 0.99)]
@@ -107,18 +170,87 @@ pub struct RunArgs {
     /// Insert Dropout after a node in training (`NODE=RATE`; `inspect` lists node names). Repeatable.
     #[arg(long = "dropout", value_name = "NODE=RATE")]
     pub dropout: Vec<String>,
-    /// Keep the latest training state here.
+}
+
+/// `ps`: the parameter server of a multi-host run.
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// The ONNX model to train (sent to every worker).
+    pub model: PathBuf,
+    /// Address to listen on (UDP), e.g. 0.0.0.0:7070.
+    #[arg(long, default_value = "0.0.0.0:7070")]
+    pub listen: std::net::SocketAddr,
+    /// Workers of the run (ids 0..N-1).
+    #[arg(long)]
+    pub workers: u32,
+    /// The secrets file: a JSON list of {"secret", "identity"} (`distk-gpu secret` makes entries).
+    #[arg(long)]
+    pub secrets: PathBuf,
+    /// PEM certificate chain (default: a self-signed certificate, kept in --checkpoint-dir if given).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// The trainer and its hyper-parameters.
+    #[command(flatten)]
+    pub trainer: TrainerArgs,
+    /// What and how the workers train.
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// Rows to evaluate the centre on after every epoch of every worker.
+    #[arg(long)]
+    pub validation_data: Option<PathBuf>,
+    /// Where to write the trained model.
+    #[arg(long, default_value = "trained.onnx")]
+    pub out: PathBuf,
+    /// Write the run's history as JSON here.
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+    /// Snapshot the centre and its clocks here.
     #[arg(long)]
     pub checkpoint_dir: Option<PathBuf>,
-    /// Steps between checkpoints.
+    /// Updates between snapshots.
     #[arg(long, default_value_t = 500)]
     pub checkpoint_every: u64,
-    /// Continue from the checkpoint in --checkpoint-dir.
+    /// Continue from the snapshot in --checkpoint-dir (workers reconnect on their own).
     #[arg(long)]
     pub resume: bool,
-    /// No progress bar.
+    /// Seconds to wait for every worker to join.
+    #[arg(long, default_value_t = 300)]
+    pub join_timeout: u64,
+    /// Where the centre is evaluated.
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+/// `worker`: one worker of a multi-host run.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The parameter server's address, e.g. 10.0.0.5:7070 or ps.example.org:7070.
     #[arg(long)]
-    pub quiet: bool,
+    pub connect: String,
+    /// File holding this worker's secret (nothing else; surrounding whitespace is ignored).
+    #[arg(long)]
+    pub secret_file: PathBuf,
+    /// Trust the server whose certificate has this SHA-256 (printed by `ps`).
+    #[arg(long, conflicts_with = "ca")]
+    pub server_cert_sha256: Option<String>,
+    /// Trust servers whose certificates chain to this PEM CA.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// The name in the server's certificate (default: the host of --connect).
+    #[arg(long)]
+    pub server_name: Option<String>,
+    /// This worker's rows (Parquet or CSV).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Ask for this worker id (default: the server assigns one).
+    #[arg(long)]
+    pub worker_id: Option<u32>,
+    /// Seconds to keep reconnecting to a server that went away (e.g. while `ps --resume` restarts).
+    #[arg(long, default_value_t = 120)]
+    pub reconnect_timeout: u64,
     /// Where the model runs.
     #[command(flatten)]
     pub device: DeviceArgs,

@@ -33,6 +33,8 @@ fn main() -> ExitCode {
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Predict(a) => commands::predict::run(a),
         Command::Run(a) => commands::run::run(*a),
+        Command::Ps(a) => commands::ps::run(*a),
+        Command::Worker(a) => commands::worker::run(*a),
         Command::Evaluate(a) => commands::evaluate::run(a),
         Command::Bench(a) => commands::bench::run(a),
     };
@@ -40,7 +42,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            // A run that wrote its model but lost a worker (or was interrupted) says so with 3.
+            if e.downcast_ref::<distk_gpu::distributed::PartialRun>().is_some() {
+                ExitCode::from(3)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

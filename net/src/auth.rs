@@ -62,6 +62,16 @@ impl Secrets {
     }
 }
 
+/// A new secret of 256 bits from the operating system's random source, as 64 hex digits.
+pub fn random_secret() -> Result<String> {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| NetError::Protocol("the operating system's random source failed".into()))?;
+    Ok(crate::tls::hex(&b))
+}
+
 /// Reads a secret file (only the secret; surrounding whitespace ignored).
 pub fn read_secret_file(path: &Path) -> Result<String> {
     let text = std::fs::read_to_string(path)

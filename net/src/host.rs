@@ -53,6 +53,15 @@ pub enum Event {
         /// The epoch (0-based).
         epoch: u64,
     },
+    /// Every worker still counted finished `epoch`: the centre at that moment.
+    EpochCentre {
+        /// The epoch (0-based).
+        epoch: u64,
+        /// The clock then.
+        clock: u64,
+        /// The centre then.
+        centre: Vec<f32>,
+    },
     /// A worker is done.
     Done {
         /// Its id.
@@ -253,7 +262,7 @@ async fn respond(host: &Host, worker: u32, buf: &AlignedVec<ALIGN>) -> Result<Ve
             }
         }
         Kind::Pull => {
-            if host.lock().barrier.is_some() {
+            if host.lock().barrier.is_some() && f.header.round != wire::NOW {
                 let want = f.header.round;
                 let mut rx = host.rounds.subscribe();
                 match tokio::time::timeout(host.config.round_timeout, rx.wait_for(|closed| *closed > want)).await {
@@ -273,8 +282,18 @@ async fn respond(host: &Host, worker: u32, buf: &AlignedVec<ALIGN>) -> Result<Ve
         }
         Kind::FetchJob => wire::encode_bytes(&Header::new(Kind::Job, worker), &host.config.job),
         Kind::Epoch => {
-            host.lock().members.epoch_done(worker, f.header.round);
+            let mut st = host.lock();
+            let before = st.members.epochs_done_by_all();
+            st.members.epoch_done(worker, f.header.round);
+            let after = st.members.epochs_done_by_all();
+            let centre = (after > before).then(|| (st.core.clock(), st.core.centre().to_vec()));
+            drop(st);
             host.emit(Event::Epoch { worker, epoch: f.header.round });
+            if let Some((clock, centre)) = centre {
+                for epoch in before..after {
+                    host.emit(Event::EpochCentre { epoch, clock, centre: centre.clone() });
+                }
+            }
             ack(worker, 0, 0, 0)
         }
         Kind::Report => {

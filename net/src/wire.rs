@@ -45,6 +45,9 @@ pub enum Kind {
     Done,
 }
 
+/// The round of a pull that wants the centre as it is now (no averaging barrier to wait for).
+pub const NOW: u64 = u64::MAX;
+
 /// The id a worker sends in `Hello` to let the server assign one.
 pub const ANY_WORKER: u32 = u32::MAX;
 

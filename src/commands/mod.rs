@@ -5,4 +5,6 @@ pub mod devices;
 pub mod evaluate;
 pub mod inspect;
 pub mod predict;
+pub mod ps;
 pub mod run;
+pub mod worker;

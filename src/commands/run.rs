@@ -20,13 +20,14 @@ use crate::data::FeatureColumns;
 use crate::data::atomic::write_atomically;
 use crate::data::dataset::Dataset;
 use crate::runtime::Runtime;
+use crate::trainers::TrainerKind;
 use crate::training::checkpoint::{Checkpoint, CheckpointMeta};
 use crate::training::evaluate::Evaluator;
 use crate::training::history::{EpochRecord, History, StepRecord};
 use crate::training::{SessionConfig, TrainSession, parse_optimizer};
 
 /// The row order of an epoch.
-fn epoch_order(rows: usize, shuffle: bool, seed: u64, epoch: usize) -> Vec<usize> {
+pub fn epoch_order(rows: usize, shuffle: bool, seed: u64, epoch: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..rows).collect();
     if shuffle {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
@@ -43,36 +44,45 @@ pub fn write_trained_model(
     added_biases: bool,
 ) -> Result<()> {
     let params = session.params()?;
-    let values: HashMap<String, Vec<f32>> =
-        session.layout().slots.iter().map(|s| (s.name.clone(), params[s.offset..s.offset + s.len].to_vec())).collect();
-    let mut base = model.bytes.clone();
-    if added_biases {
-        let biases: Vec<distk_onnx::export::AddedBias> = distk_onnx::inspect::missing_biases(model)
-            .iter()
-            .filter_map(|n| {
-                let output = n.output.first()?.clone();
-                let len = session.layout().find(&distk_onnx::inspect::added_bias_name(&output))?.len;
-                Some(distk_onnx::export::AddedBias { output, op_type: n.op_type.clone(), len })
-            })
-            .collect();
-        base = distk_onnx::export::add_biases(&base, &biases)?;
-    }
-    let bytes = distk_onnx::export::replace_initializers(&base, &values)?;
+    let bytes = trained_model_bytes(model, session.layout(), &params, added_biases)?;
     write_atomically(out, |f| {
         use std::io::Write;
         Ok(f.write_all(&bytes)?)
     })
 }
 
+/// The model file with its initializers replaced by `params` (laid out by `layout`), plus the
+/// biases the import added when `added_biases`.
+pub fn trained_model_bytes(
+    model: &OnnxModel,
+    layout: &distk_engine::ParamLayout,
+    params: &[f32],
+    added_biases: bool,
+) -> Result<Vec<u8>> {
+    let values: HashMap<String, Vec<f32>> =
+        layout.slots.iter().map(|s| (s.name.clone(), params[s.offset..s.offset + s.len].to_vec())).collect();
+    let mut base = model.bytes.clone();
+    if added_biases {
+        let biases: Vec<distk_onnx::export::AddedBias> = distk_onnx::inspect::missing_biases(model)
+            .iter()
+            .filter_map(|n| {
+                let output = n.output.first()?.clone();
+                let len = layout.find(&distk_onnx::inspect::added_bias_name(&output))?.len;
+                Some(distk_onnx::export::AddedBias { output, op_type: n.op_type.clone(), len })
+            })
+            .collect();
+        base = distk_onnx::export::add_biases(&base, &biases)?;
+    }
+    Ok(distk_onnx::export::replace_initializers(&base, &values)?)
+}
+
 /// Runs training.
 pub fn run(args: RunArgs) -> Result<()> {
-    if args.trainer != "single" {
-        bail!(
-            "trainer `{}` needs the parameter server (--workers), which is not built yet; use --trainer single",
-            args.trainer
-        );
+    let kind = args.trainer.trainer.unwrap_or(if args.workers > 1 { TrainerKind::Adag } else { TrainerKind::Single });
+    if kind.uses_server() || args.workers > 1 {
+        return crate::distributed::launch::run_local(args, kind);
     }
-    if args.epochs == 0 || args.batch_size == 0 {
+    if args.job.epochs == 0 || args.job.batch_size == 0 {
         bail!("--epochs and --batch-size must be at least 1");
     }
     if let Some(p) = &args.plot
@@ -84,38 +94,27 @@ pub fn run(args: RunArgs) -> Result<()> {
         bail!("--resume needs --checkpoint-dir");
     }
     let model = OnnxModel::load(&args.model)?;
-    let optimizer = parse_optimizer(&args.optimizer, args.learning_rate, &args.optimizer_args)?;
+    let optimizer = parse_optimizer(&args.job.optimizer, args.job.learning_rate, &args.job.optimizer_args)?;
     let (width, classes) = model_widths(&model)?;
-    let cols = FeatureColumns::parse(&args.features_col);
-    let train = Dataset::load(&args.data, &cols, &args.label_col, width, classes)?;
+    let cols = FeatureColumns::parse(&args.job.features_col);
+    let train = Dataset::load(&args.data, &cols, &args.job.label_col, width, classes)?;
     let val = match &args.validation_data {
-        Some(p) => Some(Dataset::load(p, &cols, &args.label_col, width, classes)?),
+        Some(p) => Some(Dataset::load(p, &cols, &args.job.label_col, width, classes)?),
         None => None,
     };
     let mut runtime = Runtime::open(args.device.device, args.device.adapter)?;
-    let batch = args.batch_size.min(train.rows);
-    let mut dropout_after = Vec::new();
-    for d in &args.dropout {
-        let Some((node, rate)) = d.rsplit_once('=') else {
-            bail!("--dropout {d}: expected NODE=RATE, e.g. --dropout dense_1/Relu=0.5");
-        };
-        let rate: f32 = rate
-            .parse()
-            .ok()
-            .filter(|r| (0.0..1.0).contains(r))
-            .ok_or_else(|| anyhow::anyhow!("--dropout {d}: the rate must be a number in [0, 1)"))?;
-        dropout_after.push((node.to_string(), rate));
-    }
-    if !(0.0..=1.0).contains(&args.bn_momentum) {
+    let batch = args.job.batch_size.min(train.rows);
+    let dropout_after = crate::distributed::job::parse_dropout(&args.job.dropout)?;
+    if !(0.0..=1.0).contains(&args.job.bn_momentum) {
         bail!("--bn-momentum must be in [0, 1]");
     }
-    let loss = args.loss.clone().unwrap_or_else(|| train.default_loss(classes).to_string());
+    let loss = args.job.loss.clone().unwrap_or_else(|| train.default_loss(classes).to_string());
     let config = SessionConfig {
         loss: loss.clone(),
         sparse_labels: train.sparse(),
-        training: TrainingOptions { bn_momentum: args.bn_momentum, dropout_after },
-        import: ImportOptions { add_missing_biases: args.add_missing_biases },
-        seed: args.seed,
+        training: TrainingOptions { bn_momentum: args.job.bn_momentum, dropout_after },
+        import: ImportOptions { add_missing_biases: args.job.add_missing_biases },
+        seed: args.job.seed,
         ..SessionConfig::new(optimizer)
     };
     let mut session = TrainSession::with_config(&model, &mut runtime, batch, &config)?;
@@ -123,7 +122,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         bail!(
             "loss `{loss}` takes {} target value(s) per row, the label column `{}` has {}: choose a loss that fits the labels",
             session.target_width(),
-            args.label_col,
+            args.job.label_col,
             train.label_width
         );
     }
@@ -155,19 +154,24 @@ pub fn run(args: RunArgs) -> Result<()> {
         let stop = stop.clone();
         ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)).context("cannot install the Ctrl-C handler")?;
     }
-    eprintln!("training on {} ({} rows, batch {batch}, {} optimizer)", runtime.describe(), train.rows, args.optimizer);
+    eprintln!(
+        "training on {} ({} rows, batch {batch}, {} optimizer)",
+        runtime.describe(),
+        train.rows,
+        args.job.optimizer
+    );
     let mut history = History { stopped: "completed".into(), ..Default::default() };
     let started = Instant::now();
     let steps_per_epoch = train.rows.div_ceil(batch);
     let (mut x, mut y) = (Vec::new(), Vec::new());
-    'epochs: for epoch in start_epoch..args.epochs {
-        let order = epoch_order(train.rows, args.shuffle, args.seed, epoch);
+    'epochs: for epoch in start_epoch..args.job.epochs {
+        let order = epoch_order(train.rows, args.job.shuffle, args.job.seed, epoch);
         let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(steps_per_epoch as u64) };
         bar.set_style(
             ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        bar.set_prefix(format!("{}/{}", epoch + 1, args.epochs));
+        bar.set_prefix(format!("{}/{}", epoch + 1, args.job.epochs));
         let epoch_start = Instant::now();
         let (mut loss_sum, mut acc_sum, mut rows_done) = (0.0f64, 0.0f64, 0usize);
         for (b, chunk) in order.chunks(batch).enumerate() {
@@ -208,7 +212,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             if let Some(dir) = &args.checkpoint_dir
                 && global_step % args.checkpoint_every.max(1) == 0
             {
-                save_checkpoint(&mut session, dir, epoch, b + 1, global_step, args.seed)?;
+                save_checkpoint(&mut session, dir, epoch, b + 1, global_step, args.job.seed)?;
             }
         }
         bar.finish();
@@ -241,7 +245,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         let (watch_loss, watch_acc) = (rec.val_loss.unwrap_or(rec.loss), rec.val_accuracy.unwrap_or(rec.accuracy));
         history.epochs.push(rec);
         if let Some(dir) = &args.checkpoint_dir {
-            save_checkpoint(&mut session, dir, epoch + 1, 0, global_step, args.seed)?;
+            save_checkpoint(&mut session, dir, epoch + 1, 0, global_step, args.job.seed)?;
         }
         if args.target_loss.is_some_and(|t| watch_loss <= t) || args.target_accuracy.is_some_and(|t| watch_acc >= t) {
             history.stopped = "target reached".into();
@@ -252,7 +256,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     if global_step == 0 && !args.resume {
         bail!("no training step ran (interrupted before the first step); nothing written");
     }
-    write_trained_model(&model, &mut session, &args.out, args.add_missing_biases)?;
+    write_trained_model(&model, &mut session, &args.out, args.job.add_missing_biases)?;
     eprintln!("wrote the trained model to {}", args.out.display());
     if let Some(p) = &args.history {
         history.write_json(p)?;

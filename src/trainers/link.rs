@@ -160,9 +160,10 @@ impl Reconnecting {
             }
             let Some(c) = self.client.as_ref() else { continue };
             let r = match req {
-                Request::Commit { seq, round, payload } => {
-                    c.commit(*seq, *round, payload).await.map(|a| Response::Acked { clock: a.clock, staleness: a.staleness })
-                }
+                Request::Commit { seq, round, payload } => c
+                    .commit(*seq, *round, payload)
+                    .await
+                    .map(|a| Response::Acked { clock: a.clock, staleness: a.staleness }),
                 Request::Pull { round } => {
                     let mut centre = Vec::new();
                     c.pull(*round, &mut centre).await.map(|clock| Response::Pulled { clock, centre })

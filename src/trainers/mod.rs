@@ -184,7 +184,10 @@ mod tests {
         assert_eq!(TrainerParams::new(TrainerKind::Downpour, None, None, None, None).unwrap().window, 5);
         let adag = TrainerParams::new(TrainerKind::Adag, None, None, None, None).unwrap();
         assert_eq!((adag.window, adag.elastic_lr, adag.server_rule().name()), (5, 1.0, "adag"));
-        assert_eq!(TrainerParams::new(TrainerKind::Dynsgd, None, None, None, None).unwrap().server_rule().name(), "dynsgd");
+        assert_eq!(
+            TrainerParams::new(TrainerKind::Dynsgd, None, None, None, None).unwrap().server_rule().name(),
+            "dynsgd"
+        );
         assert!(TrainerParams::new(TrainerKind::Aeasgd, None, Some(50.0), None, None).is_err(), "alpha 5");
         assert!(TrainerParams::new(TrainerKind::Agn, Some(0), None, None, None).is_err());
     }

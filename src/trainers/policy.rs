@@ -50,7 +50,7 @@ impl WorkerPolicy {
         if matches!(self.p.kind, TrainerKind::Single | TrainerKind::Ensemble) {
             return Ok(());
         }
-        link.request_pull(0)?;
+        link.request_pull(distk_net::wire::NOW)?;
         let c = link.take_pull(true)?.unwrap_or_default();
         r.set_params(&c)?;
         self.w1 = c;
@@ -92,6 +92,16 @@ impl WorkerPolicy {
             }
         }
         link.flush()
+    }
+
+    /// Between parts of a worker's rows (`--parallelism-factor`): the pending window is exchanged
+    /// and the worker starts again from the centre, as a new dist-keras task did.
+    pub fn resync(&mut self, r: &mut impl Replica, link: &mut impl Link) -> Result<()> {
+        if self.p.kind.is_async() {
+            self.finish(r, link)?;
+            self.start(r, link)?;
+        }
+        Ok(())
     }
 
     /// EAMSGD (Zhang et al.): `v = d v + step(W + d v)`, `W = W + v`, where `step(y)` is what the
@@ -206,7 +216,8 @@ mod tests {
 
     fn setup(p: &TrainerParams, workers: u32, delay: usize) -> (Arc<Mutex<ServerCore>>, Vec<(Fake, MemoryLink)>) {
         let core = Arc::new(Mutex::new(ServerCore::new(vec![0.0], p.server_rule())));
-        let ws = (0..workers).map(|i| (Fake { w: vec![0.0], step: 1.0 }, MemoryLink::new(core.clone(), i, delay))).collect();
+        let ws =
+            (0..workers).map(|i| (Fake { w: vec![0.0], step: 1.0 }, MemoryLink::new(core.clone(), i, delay))).collect();
         (core, ws)
     }
 

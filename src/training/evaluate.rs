@@ -9,7 +9,7 @@ use crate::data::dataset::Dataset;
 use crate::runtime::Runtime;
 
 /// Loss, accuracy and row count.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Evaluation {
     /// Mean loss over the rows.
     pub loss: f64,

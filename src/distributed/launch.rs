@@ -1,0 +1,140 @@
+//! `run --workers N`: a parameter server and N workers on this machine, talking QUIC over loopback
+//! (the same code path as a multi-host run), each worker training a contiguous shard of the rows on
+//! its own thread and device context.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use distk_net::auth::{SecretEntry, Secrets, random_secret};
+use distk_net::client::ConnectOptions;
+use distk_net::tls::{Identity, Trust};
+use distk_onnx::OnnxModel;
+
+use crate::cli::RunArgs;
+use crate::commands::evaluate::model_widths;
+use crate::data::FeatureColumns;
+use crate::data::dataset::Dataset;
+use crate::distributed::job;
+use crate::distributed::ps::{PsSetup, persistent_identity, run_ps};
+use crate::distributed::report::finish_run;
+use crate::distributed::shard::contiguous_shards;
+use crate::distributed::worker::{WorkerData, WorkerRun, run_worker};
+use crate::trainers::TrainerKind;
+
+/// Runs a parameter server and `args.workers` local workers.
+pub fn run_local(args: RunArgs, kind: TrainerKind) -> Result<()> {
+    if kind == TrainerKind::Single {
+        bail!(
+            "the single trainer trains one replica; use --workers 1, or another --trainer with --workers {}",
+            args.workers
+        );
+    }
+    if args.workers == 0 {
+        bail!("--workers must be at least 1");
+    }
+    if args.history_csv.is_some() || args.plot.is_some() || args.target_loss.is_some() || args.target_accuracy.is_some()
+    {
+        bail!(
+            "--history-csv, --plot, --target-loss and --target-accuracy are for one worker; with --workers use --history (JSON)"
+        );
+    }
+    let spec = job::from_args(&args.job, &args.trainer, kind)?;
+    let model = OnnxModel::load(&args.model)?;
+    let (width, classes) = model_widths(&model)?;
+    let cols = FeatureColumns::parse(&spec.features_col);
+    let data = Arc::new(Dataset::load(&args.data, &cols, &spec.label_col, width, classes)?);
+    let validation = match &args.validation_data {
+        Some(p) => Some(Dataset::load(p, &cols, &spec.label_col, width, classes)?),
+        None => None,
+    };
+    let shards = contiguous_shards(data.rows, args.workers as usize, spec.batch_size)?;
+    let secret = random_secret()?;
+    let secrets = Secrets(vec![SecretEntry { secret: secret.clone(), identity: "local".into() }]);
+    let identity = match &args.checkpoint_dir {
+        Some(dir) => persistent_identity(dir)?,
+        None => Identity::self_signed(&[])?,
+    };
+    let net = crate::distributed::net_runtime()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)).context("cannot install the Ctrl-C handler")?;
+    }
+    eprintln!(
+        "training with {} workers, trainer {} (window {}), {} rows in shards of {}..{}",
+        args.workers,
+        kind.name(),
+        spec.trainer.window,
+        data.rows,
+        shards.iter().map(|s| s.len()).min().unwrap_or(0),
+        shards.iter().map(|s| s.len()).max().unwrap_or(0)
+    );
+    let setup = PsSetup {
+        listen: ([127, 0, 0, 1], 0).into(),
+        identity,
+        secrets,
+        workers: args.workers,
+        spec: spec.clone(),
+        model: model.clone(),
+        validation: validation.clone(),
+        device: args.device.device,
+        adapter: args.device.adapter,
+        checkpoint_dir: args.checkpoint_dir.clone(),
+        checkpoint_every: args.checkpoint_every,
+        resume: args.resume,
+        join_timeout: Duration::from_secs(120),
+        round_timeout: Duration::from_secs(24 * 3600),
+        stop: stop.clone(),
+        verbose: !args.quiet,
+    };
+    let mut threads = Vec::new();
+    let handle = net.handle().clone();
+    let outcome = run_ps(setup, net.handle(), |started| {
+        for (i, range) in shards.iter().enumerate() {
+            let run = WorkerRun {
+                connect: ConnectOptions {
+                    addr: started.addr,
+                    server_name: "localhost".into(),
+                    trust: Trust::Pinned(started.sha256),
+                    secret: secret.clone(),
+                    worker: i as u32,
+                    max_frame: usize::MAX / 2,
+                    request_timeout: Duration::from_secs(60),
+                    pull_timeout: Duration::from_secs(24 * 3600),
+                },
+                reconnect_timeout: Duration::from_secs(30),
+                data: WorkerData::Loaded(data.clone(), range.clone()),
+                device: args.device.device,
+                adapter: args.device.adapter,
+                stop: stop.clone(),
+                verbose: false,
+            };
+            let handle = handle.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("worker-{i}"))
+                    .spawn(move || run_worker(run, &handle))
+                    .map_err(|e| anyhow::anyhow!("cannot start worker {i}: {e}")),
+            );
+        }
+    });
+    // Workers end with the server; report their own errors (a diverging loss, a device failure).
+    let mut errors = Vec::new();
+    for (i, t) in threads.into_iter().enumerate() {
+        match t {
+            Ok(t) => match t.join() {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => errors.push(format!("worker {i}: {e:#}")),
+                Err(_) => errors.push(format!("worker {i} panicked")),
+            },
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    let outcome = outcome?;
+    finish_run(&outcome, &spec, &model, &args.out, args.history.as_deref(), validation.as_ref(), args.device.device)
+}

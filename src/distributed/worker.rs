@@ -1,0 +1,202 @@
+//! A worker: connects to the parameter server, receives the job (model and hyper-parameters), trains
+//! its rows with the trainer's policy (the engine on this thread, the network on a tokio runtime
+//! beside it), and reports its history. The same code runs in `distk-gpu worker` and in the local
+//! workers of `run --workers`.
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use distk_net::client::{ConnectOptions, PsClient};
+use serde::{Deserialize, Serialize};
+
+use crate::commands::evaluate::model_widths;
+use crate::commands::run::epoch_order;
+use crate::data::FeatureColumns;
+use crate::data::dataset::Dataset;
+use crate::distributed::job;
+use crate::runtime::{DeviceChoice, Runtime};
+use crate::trainers::TrainerKind;
+use crate::trainers::link::{Link, QuicLink, Reconnecting};
+use crate::trainers::policy::WorkerPolicy;
+use crate::trainers::replica::{Replica, SessionReplica};
+use crate::training::TrainSession;
+
+/// One local step of a worker.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct WorkerStep {
+    /// Step of this worker, from 0.
+    pub step: u64,
+    /// Epoch, from 0.
+    pub epoch: usize,
+    /// Batch loss before the update (of the local model).
+    pub loss: f32,
+    /// Batch accuracy before the update.
+    pub accuracy: f32,
+    /// The server clock the worker last heard.
+    pub clock: u64,
+    /// The staleness of its last acknowledged commit.
+    pub staleness: u64,
+    /// Seconds blocked on the network during this step.
+    pub net_wait_s: f64,
+    /// Seconds since the worker started training.
+    pub time: f64,
+}
+
+/// What a worker reports at the end.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct WorkerHistory {
+    /// The worker id.
+    pub worker: u32,
+    /// Rows it trained on per epoch.
+    pub rows: usize,
+    /// Its steps.
+    pub steps: Vec<WorkerStep>,
+    /// Commits the server acknowledged.
+    pub commits_acknowledged: u64,
+    /// Times it reconnected after a lost connection.
+    pub reconnects: u64,
+    /// Fraction of its training time spent blocked on the network.
+    pub net_wait_fraction: f64,
+    /// Seconds of training.
+    pub seconds: f64,
+    /// `completed` or `stopped`.
+    pub stopped: String,
+}
+
+/// Where a worker's rows come from.
+pub enum WorkerData {
+    /// Rows already in memory (local workers share one copy).
+    Loaded(Arc<Dataset>, Range<usize>),
+    /// A file the worker reads itself.
+    File(PathBuf),
+}
+
+/// How to run one worker.
+pub struct WorkerRun {
+    /// Where the server is and how to trust it.
+    pub connect: ConnectOptions,
+    /// How long to keep reconnecting to a server that went away.
+    pub reconnect_timeout: Duration,
+    /// The rows.
+    pub data: WorkerData,
+    /// Where the model runs.
+    pub device: DeviceChoice,
+    /// Adapter index.
+    pub adapter: Option<usize>,
+    /// Set to stop early (the partial window is still committed).
+    pub stop: Arc<AtomicBool>,
+    /// Print a line per epoch.
+    pub verbose: bool,
+}
+
+/// Runs a worker to the end of its data on this thread, with the network on `net`.
+pub fn run_worker(run: WorkerRun, net: &tokio::runtime::Handle) -> Result<WorkerHistory> {
+    let opts = run.connect.clone();
+    let client = net
+        .block_on(PsClient::connect(opts.clone()))
+        .with_context(|| format!("cannot join the parameter server at {}", opts.addr))?;
+    let worker = client.worker;
+    let job_bytes = net.block_on(client.fetch_job())?;
+    let (spec, model) = job::decode(&job_bytes)?;
+    let (width, classes) = model_widths(&model)?;
+    let (data, range) = match run.data {
+        WorkerData::Loaded(d, r) => (d, r),
+        WorkerData::File(p) => {
+            let d = Dataset::load(&p, &FeatureColumns::parse(&spec.features_col), &spec.label_col, width, classes)?;
+            let n = d.rows;
+            (Arc::new(d), 0..n)
+        }
+    };
+    if range.is_empty() {
+        bail!("worker {worker} has no rows");
+    }
+    let loss = spec.loss.clone().unwrap_or_else(|| data.default_loss(classes).to_string());
+    let config = spec.session_config(&loss, data.sparse())?;
+    let mut runtime = Runtime::open(run.device, run.adapter)?;
+    let batch = spec.batch_size.min(range.len());
+    let session = TrainSession::with_config(&model, &mut runtime, batch, &config)?;
+    if session.target_width() != data.label_width {
+        bail!(
+            "loss `{loss}` takes {} target value(s) per row, the labels have {}",
+            session.target_width(),
+            data.label_width
+        );
+    }
+    let mut replica = SessionReplica { session, rows: 0, x: Vec::new(), y: Vec::new() };
+    let mut link = QuicLink::start(net, Reconnecting::new(client, opts, run.reconnect_timeout));
+    let mut policy = WorkerPolicy::new(spec.trainer);
+    policy.start(&mut replica, &mut link)?;
+    let mut h = WorkerHistory { worker, rows: range.len(), stopped: "completed".into(), ..Default::default() };
+    let started = Instant::now();
+    let mut step = 0u64;
+    'epochs: for epoch in 0..spec.epochs {
+        let order: Vec<usize> = epoch_order(range.len(), spec.shuffle, spec.seed ^ (u64::from(worker) << 32), epoch)
+            .into_iter()
+            .map(|i| range.start + i)
+            .collect();
+        let (mut loss_sum, mut acc_sum, mut rows_done) = (0.0f64, 0.0f64, 0usize);
+        let batches = order.len().div_ceil(batch);
+        let part = batches.div_ceil(spec.parallelism_factor.max(1)).max(1);
+        for (j, chunk) in order.chunks(batch).enumerate() {
+            if j > 0 && j % part == 0 {
+                policy.resync(&mut replica, &mut link)?;
+            }
+            if run.stop.load(Ordering::SeqCst) {
+                h.stopped = "stopped".into();
+                break 'epochs;
+            }
+            data.gather(chunk, &mut replica.x, &mut replica.y);
+            replica.rows = chunk.len();
+            let wait_before = link.stats().wait_s;
+            let s = policy.step(&mut replica, &mut link)?;
+            if !s.loss.is_finite() {
+                bail!(
+                    "worker {worker}: the loss became {} at step {step} (epoch {}): lower --learning-rate",
+                    s.loss,
+                    epoch + 1
+                );
+            }
+            let st = link.stats();
+            h.steps.push(WorkerStep {
+                step,
+                epoch,
+                loss: s.loss,
+                accuracy: s.accuracy,
+                clock: st.clock,
+                staleness: st.staleness,
+                net_wait_s: st.wait_s - wait_before,
+                time: started.elapsed().as_secs_f64(),
+            });
+            step += 1;
+            loss_sum += s.loss as f64 * chunk.len() as f64;
+            acc_sum += s.accuracy as f64 * chunk.len() as f64;
+            rows_done += chunk.len();
+        }
+        policy.end_epoch(&mut replica, &mut link, epoch as u64)?;
+        link.epoch_done(epoch as u64)?;
+        if run.verbose {
+            let n = rows_done.max(1) as f64;
+            eprintln!(
+                "worker {worker} epoch {}/{}: loss {:.4} accuracy {:.4} (server clock {})",
+                epoch + 1,
+                spec.epochs,
+                loss_sum / n,
+                acc_sum / n,
+                link.stats().clock
+            );
+        }
+    }
+    policy.finish(&mut replica, &mut link)?;
+    let st = link.stats();
+    h.seconds = started.elapsed().as_secs_f64();
+    h.commits_acknowledged = st.commits;
+    h.reconnects = st.reconnects;
+    h.net_wait_fraction = if h.seconds > 0.0 { st.wait_s / h.seconds } else { 0.0 };
+    let final_weights = if spec.trainer.kind == TrainerKind::Ensemble { replica.params()? } else { Vec::new() };
+    link.finish(serde_json::to_vec(&h)?, final_weights)?;
+    Ok(h)
+}
