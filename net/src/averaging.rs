@@ -3,7 +3,7 @@
 //! done no longer counts), the centre becomes their mean `C = (1/n) sum_k W_k` and the round closes.
 //! Workers that train shards of unequal size only wait longer; nobody waits for a worker that left.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{NetError, Result};
 
@@ -13,17 +13,23 @@ pub struct RoundBarrier {
     round: u64,
     sum: Vec<f64>,
     committed: BTreeSet<u32>,
+    commits: BTreeMap<u32, u64>,
 }
 
 impl RoundBarrier {
     /// A barrier at round 0 for centres of `len` values.
     pub fn new(len: usize) -> Self {
-        RoundBarrier { round: 0, sum: vec![0.0; len], committed: BTreeSet::new() }
+        RoundBarrier { round: 0, sum: vec![0.0; len], committed: BTreeSet::new(), commits: BTreeMap::new() }
     }
 
     /// The round being collected (rounds before it are complete).
     pub fn round(&self) -> u64 {
         self.round
+    }
+
+    /// Weights `worker` committed (each counted once).
+    pub fn commits_of(&self, worker: u32) -> u64 {
+        self.commits.get(&worker).copied().unwrap_or(0)
     }
 
     /// Continues at `round` (after a restore).
@@ -55,6 +61,7 @@ impl RoundBarrier {
             *s += w as f64;
         }
         self.committed.insert(worker);
+        *self.commits.entry(worker).or_default() += 1;
         Ok(true)
     }
 

@@ -14,6 +14,9 @@ use crate::error::{NetError, Result};
 use crate::tls::Trust;
 use crate::wire::{self, ALIGN, Header, Kind};
 
+/// The largest piece of a history report in one frame.
+pub const REPORT_CHUNK: usize = 256 << 10;
+
 /// Where and how to connect.
 #[derive(Clone, Debug)]
 pub struct ConnectOptions {
@@ -163,11 +166,15 @@ impl PsClient {
         self.expect(h, &[], Kind::Ack, self.opts.request_timeout).await.map(|_| ())
     }
 
-    /// Sends the worker's history (JSON).
+    /// Sends the worker's history (JSON), in chunks of at most [`REPORT_CHUNK`] bytes (every
+    /// server accepts frames of that size): `round` is the chunk's index, `seq` the chunk count.
     pub async fn report(&self, json: &[u8]) -> Result<()> {
-        self.expect(Header::new(Kind::Report, self.worker), json, Kind::Ack, self.opts.request_timeout)
-            .await
-            .map(|_| ())
+        let chunks: Vec<&[u8]> = if json.is_empty() { vec![json] } else { json.chunks(REPORT_CHUNK).collect() };
+        for (i, chunk) in chunks.iter().enumerate() {
+            let h = Header { round: i as u64, seq: chunks.len() as u64, ..Header::new(Kind::Report, self.worker) };
+            self.expect(h, chunk, Kind::Ack, self.opts.request_timeout).await?;
+        }
+        Ok(())
     }
 
     /// Says the worker is done (with its final weights, or none) and closes the connection.

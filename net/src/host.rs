@@ -290,14 +290,12 @@ async fn respond(host: &Host, worker: u32, buf: &AlignedVec<ALIGN>) -> Result<Ve
             drop(st);
             host.emit(Event::Epoch { worker, epoch: f.header.round });
             if let Some((clock, centre)) = centre {
-                for epoch in before..after {
-                    host.emit(Event::EpochCentre { epoch, clock, centre: centre.clone() });
-                }
+                host.emit(Event::EpochCentre { epoch: after - 1, clock, centre });
             }
             ack(worker, 0, 0, 0)
         }
         Kind::Report => {
-            host.lock().members.report(worker, f.payload.to_vec());
+            host.lock().members.report_chunk(worker, f.header.round, f.payload)?;
             ack(worker, 0, 0, 0)
         }
         Kind::Done => {

@@ -8,6 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::error::{NetError, Result};
 use crate::wire::ANY_WORKER;
 
+/// The largest history a worker may report.
+pub const MAX_REPORT: usize = 512 << 20;
+
 /// What became of a worker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Presence {
@@ -124,11 +127,20 @@ impl Membership {
         }
     }
 
-    /// Keeps `worker`'s history.
-    pub fn report(&mut self, worker: u32, json: Vec<u8>) {
+    /// Keeps chunk `index` of `worker`'s history (chunk 0 starts it again; at most
+    /// [`MAX_REPORT`] bytes in all).
+    pub fn report_chunk(&mut self, worker: u32, index: u64, bytes: &[u8]) -> Result<()> {
         if let Some(m) = self.members.get_mut(&worker) {
-            m.report = Some(json);
+            let r = m.report.get_or_insert_with(Vec::new);
+            if index == 0 {
+                r.clear();
+            }
+            if r.len() + bytes.len() > MAX_REPORT {
+                return Err(NetError::Protocol(format!("worker {worker}'s history exceeds {MAX_REPORT} bytes")));
+            }
+            r.extend_from_slice(bytes);
         }
+        Ok(())
     }
 
     /// Workers connected now.

@@ -201,7 +201,10 @@ fn write_snapshot(dir: &Path, host: &Host, trainer: TrainerKind) -> Result<()> {
     write_atomically(&dir.join("ps.json"), |f| Ok(serde_json::to_writer_pretty(f, &meta)?))
 }
 
-fn read_snapshot(dir: &Path, trainer: TrainerKind, len: usize) -> Result<(Snapshot, u64, Vec<(u32, String)>)> {
+/// A snapshot read back: the core's state, the averaging round, and the workers already done.
+type Restored = (Snapshot, u64, Vec<(u32, String)>);
+
+fn read_snapshot(dir: &Path, trainer: TrainerKind, len: usize) -> Result<Restored> {
     let meta_path = dir.join("ps.json");
     let meta: SnapshotMeta = serde_json::from_slice(
         &std::fs::read(&meta_path)
@@ -312,44 +315,48 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
     let mut epochs = Vec::new();
     let mut last_snapshot = 0u64;
     let mut stopped = "completed".to_string();
+    let mut handle_event = |ev: Event, epochs: &mut Vec<CentreEpoch>, last_snapshot: &mut u64| -> Result<()> {
+        match ev {
+            Event::Joined { worker, identity } => {
+                if setup.verbose {
+                    eprintln!("worker {worker} joined ({identity})");
+                }
+            }
+            Event::Lost { worker, reason } => eprintln!("worker {worker} lost: {reason}"),
+            Event::Refused { reason } => eprintln!("refused a connection: {reason}"),
+            Event::Done { worker } => {
+                if setup.verbose {
+                    eprintln!("worker {worker} done");
+                }
+            }
+            Event::Epoch { .. } => {}
+            Event::EpochCentre { epoch, clock, centre } => {
+                if let Some(eval) = evaluate(&centre)? {
+                    if setup.verbose {
+                        eprintln!(
+                            "epoch {}: centre val_loss {:.4} val_accuracy {:.4} (clock {clock})",
+                            epoch + 1,
+                            eval.loss,
+                            eval.accuracy
+                        );
+                    }
+                    epochs.push(CentreEpoch { epoch, clock, time: started.elapsed().as_secs_f64(), eval });
+                }
+            }
+            Event::Updated { clock } => {
+                if let Some(dir) = &setup.checkpoint_dir
+                    && clock >= *last_snapshot + setup.checkpoint_every.max(1)
+                {
+                    write_snapshot(dir, &host, kind)?;
+                    *last_snapshot = clock;
+                }
+            }
+        }
+        Ok(())
+    };
     loop {
         match net.block_on(async { tokio::time::timeout(Duration::from_millis(200), events.recv()).await }) {
-            Ok(Some(ev)) => match ev {
-                Event::Joined { worker, identity } => {
-                    if setup.verbose {
-                        eprintln!("worker {worker} joined ({identity})");
-                    }
-                }
-                Event::Lost { worker, reason } => eprintln!("worker {worker} lost: {reason}"),
-                Event::Refused { reason } => eprintln!("refused a connection: {reason}"),
-                Event::Done { worker } => {
-                    if setup.verbose {
-                        eprintln!("worker {worker} done");
-                    }
-                }
-                Event::Epoch { .. } => {}
-                Event::EpochCentre { epoch, clock, centre } => {
-                    if let Some(eval) = evaluate(&centre)? {
-                        if setup.verbose {
-                            eprintln!(
-                                "epoch {}: centre val_loss {:.4} val_accuracy {:.4} (clock {clock})",
-                                epoch + 1,
-                                eval.loss,
-                                eval.accuracy
-                            );
-                        }
-                        epochs.push(CentreEpoch { epoch, clock, time: started.elapsed().as_secs_f64(), eval });
-                    }
-                }
-                Event::Updated { clock } => {
-                    if let Some(dir) = &setup.checkpoint_dir
-                        && clock >= last_snapshot + setup.checkpoint_every.max(1)
-                    {
-                        write_snapshot(dir, &host, kind)?;
-                        last_snapshot = clock;
-                    }
-                }
-            },
+            Ok(Some(ev)) => handle_event(ev, &mut epochs, &mut last_snapshot)?,
             Ok(None) => break,
             Err(_) => {}
         }
@@ -364,6 +371,10 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
             (finished, st.members.never_joined())
         };
         if finished {
+            // What the last workers said before they left.
+            while let Ok(ev) = events.try_recv() {
+                handle_event(ev, &mut epochs, &mut last_snapshot)?;
+            }
             if !never.is_empty() {
                 eprintln!("workers {never:?} never joined within {:?}", setup.join_timeout);
             }
@@ -384,7 +395,7 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
     let mut workers = Vec::new();
     let mut finals = Vec::new();
     for id in 0..setup.workers {
-        let commits_applied = st.core.commits_of(id);
+        let commits_applied = st.barrier.as_ref().map_or(st.core.commits_of(id), |b| b.commits_of(id));
         let Some(m) = st.members.members().get(&id) else {
             workers.push(WorkerOutcome {
                 worker: id,
