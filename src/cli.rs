@@ -339,8 +339,9 @@ pub struct PredictArgs {
 /// `bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// `forward` (forward passes and the matmul sweep) or `train` (training steps).
-    #[arg(default_value = "forward", value_parser = ["forward", "train"])]
+    /// `forward` (forward passes and the matmul sweep), `train` (training steps) or `ps` (the
+    /// parameter server's commit path on loopback).
+    #[arg(default_value = "forward", value_parser = ["forward", "train", "ps"])]
     pub suite: String,
     /// Folder holding keras_mlp_mnist.onnx and keras_cnn.onnx.
     #[arg(long, default_value = "examples/models")]

@@ -103,19 +103,23 @@ impl PsClient {
     }
 
     async fn request(&self, frame: Vec<u8>, timeout: Duration) -> Result<AlignedVec<ALIGN>> {
+        self.request_parts(&frame, &[], timeout).await
+    }
+
+    /// Sends `head` then `payload` on one stream (no copy of the payload into a frame buffer) and
+    /// reads the reply.
+    async fn request_parts(&self, head: &[u8], payload: &[u8], timeout: Duration) -> Result<AlignedVec<ALIGN>> {
         let conn = &self.conn;
         let max = self.opts.max_frame;
         let work = async {
             let (mut send, mut recv) = conn.open_bi().await.map_err(|e| lost("opening a stream", conn, e))?;
-            send.write_all(&frame).await.map_err(|e| lost("sending", conn, e))?;
+            send.write_all(head).await.map_err(|e| lost("sending", conn, e))?;
+            send.write_all(payload).await.map_err(|e| lost("sending", conn, e))?;
             let _ = send.finish();
-            let bytes = recv.read_to_end(max).await.map_err(|e| match e {
-                quinn::ReadToEndError::TooLong => NetError::TooLarge { got: max + 1, limit: max },
-                e => lost("waiting for the reply", conn, e),
-            })?;
-            let mut buf = AlignedVec::<ALIGN>::with_capacity(bytes.len());
-            buf.extend_from_slice(&bytes);
-            Ok(buf)
+            crate::host::read_frame(&mut recv, max).await.map_err(|e| match e {
+                NetError::Connection(m) => lost("waiting for the reply", conn, m),
+                e => e,
+            })
         };
         tokio::time::timeout(timeout, work)
             .await
@@ -123,7 +127,8 @@ impl PsClient {
     }
 
     async fn expect(&self, header: Header, payload: &[u8], kind: Kind, timeout: Duration) -> Result<AlignedVec<ALIGN>> {
-        let buf = self.request(wire::encode_bytes(&header, payload)?, timeout).await?;
+        let head = wire::encode_head(&header, payload.len())?;
+        let buf = self.request_parts(&head, payload, timeout).await?;
         let got = wire::decode(&buf, self.opts.max_frame)?.header.kind;
         if got != kind {
             return Err(NetError::Protocol(format!("expected {kind:?}, got {got:?}")));

@@ -151,14 +151,21 @@ pub async fn serve(endpoint: quinn::Endpoint, host: Arc<Host>, secrets: Arc<Secr
     }
 }
 
-async fn read_frame(recv: &mut quinn::RecvStream, max: usize) -> Result<AlignedVec<ALIGN>> {
-    let bytes = recv.read_to_end(max).await.map_err(|e| match e {
-        quinn::ReadToEndError::TooLong => NetError::TooLarge { got: max + 1, limit: max },
-        e => NetError::Connection(format!("reading a frame: {e}")),
-    })?;
-    let mut buf = AlignedVec::<ALIGN>::with_capacity(bytes.len());
-    buf.extend_from_slice(&bytes);
-    Ok(buf)
+/// Reads a whole stream into an aligned buffer, chunk by chunk (one copy), refusing more than `max`.
+pub async fn read_frame(recv: &mut quinn::RecvStream, max: usize) -> Result<AlignedVec<ALIGN>> {
+    let mut buf = AlignedVec::<ALIGN>::new();
+    loop {
+        match recv.read_chunk(max.saturating_sub(buf.len()).max(1), true).await {
+            Ok(Some(chunk)) => {
+                if buf.len() + chunk.bytes.len() > max {
+                    return Err(NetError::TooLarge { got: buf.len() + chunk.bytes.len(), limit: max });
+                }
+                buf.extend_from_slice(&chunk.bytes);
+            }
+            Ok(None) => return Ok(buf),
+            Err(e) => return Err(NetError::Connection(format!("reading a frame: {e}"))),
+        }
+    }
 }
 
 async fn write_frame(send: &mut quinn::SendStream, frame: &[u8]) -> Result<()> {

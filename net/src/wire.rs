@@ -80,18 +80,24 @@ impl Header {
     }
 }
 
-/// Encodes a frame with a byte payload (`header.payload_len` is set here).
-pub fn encode_bytes(header: &Header, payload: &[u8]) -> Result<Vec<u8>> {
-    let header = Header { payload_len: payload.len() as u64, ..header.clone() };
+/// The bytes of a frame before its payload of `payload_len` bytes (send the payload after them).
+pub fn encode_head(header: &Header, payload_len: usize) -> Result<Vec<u8>> {
+    let header = Header { payload_len: payload_len as u64, ..header.clone() };
     let h = rkyv::to_bytes::<RkyvError>(&header).map_err(|e| NetError::Malformed(e.to_string()))?;
     let padded = h.len().div_ceil(ALIGN) * ALIGN;
-    let mut out = Vec::with_capacity(16 + padded + payload.len());
+    let mut out = Vec::with_capacity(16 + padded);
     out.extend_from_slice(&MAGIC.to_le_bytes());
     out.extend_from_slice(&(h.len() as u32).to_le_bytes());
     // 8 bytes of prefix padding, so the header starts 16-aligned in a 16-aligned buffer.
     out.extend_from_slice(&[0u8; 8]);
     out.extend_from_slice(&h);
     out.resize(16 + padded, 0);
+    Ok(out)
+}
+
+/// Encodes a frame with a byte payload (`header.payload_len` is set here).
+pub fn encode_bytes(header: &Header, payload: &[u8]) -> Result<Vec<u8>> {
+    let mut out = encode_head(header, payload.len())?;
     out.extend_from_slice(payload);
     Ok(out)
 }

@@ -4,6 +4,7 @@
 
 pub mod forward;
 pub mod matmul;
+pub mod ps;
 
 use std::time::Duration;
 

@@ -16,6 +16,26 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
+    if args.suite == "ps" {
+        let r = crate::bench::ps::ps_bench(1.0, args.repeats, !args.json)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        } else {
+            println!("| parameters | clients | commits/s | GB/s |\n|---|---|---|---|");
+            for c in &r.commits {
+                println!("| {} | {} | {:.1} | {:.3} |", c.params, c.clients, c.commits_per_s, c.gb_per_s);
+            }
+            println!(
+                "\napply a 10M delta: {:.2} GB/s; memcpy 10M floats: {:.2} GB/s; apply/memcpy {:.2}",
+                r.apply_gb_per_s, r.memcpy_gb_per_s, r.apply_vs_memcpy
+            );
+            println!(
+                "commit path (10M, 1 client) / raw quinn streams ({:.3} GB/s): {:.2}",
+                r.raw_quinn_gb_per_s, r.commit_vs_raw_quinn
+            );
+        }
+        return Ok(());
+    }
     let ctx = Arc::new(device::open(args.adapter)?);
     let adapter = format!("{} ({:?}, {:?})", ctx.info.name, ctx.info.backend, ctx.info.device_type);
     let mut forward = Vec::new();
