@@ -31,6 +31,8 @@ pub enum Command {
     Ps(Box<PsArgs>),
     /// Train as one worker of a multi-host run.
     Worker(Box<WorkerArgs>),
+    /// Make a secret for an identity and add it to a secrets file.
+    Secret(SecretArgs),
     /// Loss and accuracy of a model on labelled data.
     Evaluate(EvaluateArgs),
     /// Measure forward throughput and matrix-product speed beside CPU baselines.
@@ -172,6 +174,17 @@ pub struct JobArgs {
     pub dropout: Vec<String>,
 }
 
+/// `secret`.
+#[derive(Debug, Args)]
+pub struct SecretArgs {
+    /// Who will hold the secret (jobs and workers are attributed to it).
+    #[arg(long)]
+    pub identity: String,
+    /// The secrets file to add it to (created with mode 0600 if missing).
+    #[arg(long, default_value = "secrets.json")]
+    pub secrets: PathBuf,
+}
+
 /// `ps`: the parameter server of a multi-host run.
 #[derive(Debug, Args)]
 pub struct PsArgs {
@@ -245,6 +258,9 @@ pub struct WorkerArgs {
     /// This worker's rows (Parquet or CSV).
     #[arg(long)]
     pub data: PathBuf,
+    /// Train only contiguous shard I of N of --data (`I/N`, e.g. `2/8`), as `run --workers` splits.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
     /// Ask for this worker id (default: the server assigns one).
     #[arg(long)]
     pub worker_id: Option<u32>,

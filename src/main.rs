@@ -35,6 +35,7 @@ fn main() -> ExitCode {
         Command::Run(a) => commands::run::run(*a),
         Command::Ps(a) => commands::ps::run(*a),
         Command::Worker(a) => commands::worker::run(*a),
+        Command::Secret(a) => commands::secret::run(a),
         Command::Evaluate(a) => commands::evaluate::run(a),
         Command::Bench(a) => commands::bench::run(a),
     };

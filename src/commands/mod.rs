@@ -7,4 +7,5 @@ pub mod inspect;
 pub mod predict;
 pub mod ps;
 pub mod run;
+pub mod secret;
 pub mod worker;

@@ -32,6 +32,18 @@ pub fn run(args: WorkerArgs) -> Result<()> {
         }
     };
     let secret = read_secret_file(&args.secret_file)?;
+    let shard = match &args.shard {
+        None => None,
+        Some(s) => {
+            let parsed = s
+                .split_once('/')
+                .and_then(|(i, n)| Some((i.trim().parse::<usize>().ok()?, n.trim().parse::<usize>().ok()?)));
+            match parsed {
+                Some((i, n)) if i < n => Some((i, n)),
+                _ => bail!("--shard {s}: expected I/N with 0 <= I < N, e.g. --shard 2/8"),
+            }
+        }
+    };
     if !args.data.exists() {
         bail!("--data {}: no such file", args.data.display());
     }
@@ -53,7 +65,7 @@ pub fn run(args: WorkerArgs) -> Result<()> {
             pull_timeout: Duration::from_secs(24 * 3600),
         },
         reconnect_timeout: Duration::from_secs(args.reconnect_timeout),
-        data: WorkerData::File(args.data.clone()),
+        data: WorkerData::File(args.data.clone(), shard),
         device: args.device.device,
         adapter: args.device.adapter,
         stop: stop.clone(),

@@ -7,6 +7,20 @@ use anyhow::{Context, Result};
 
 /// Runs `write` on a temporary file in `path`'s directory, then renames it to `path`.
 pub fn write_atomically(path: &Path, write: impl FnOnce(&mut std::fs::File) -> Result<()>) -> Result<()> {
+    write_atomically_with_mode(path, 0o644, write)
+}
+
+/// [`write_atomically`] for files only their owner may read (secrets, keys): mode 0600 from the
+/// start, never readable by others in between.
+pub fn write_private(path: &Path, write: impl FnOnce(&mut std::fs::File) -> Result<()>) -> Result<()> {
+    write_atomically_with_mode(path, 0o600, write)
+}
+
+fn write_atomically_with_mode(
+    path: &Path,
+    mode: u32,
+    write: impl FnOnce(&mut std::fs::File) -> Result<()>,
+) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -16,7 +30,11 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&mut std::fs::File) -> R
     })?;
     write(tmp.as_file_mut())?;
     tmp.as_file().sync_all().ok();
-    make_readable(tmp.path());
+    // The temporary file is created 0600; widen it only where asked.
+    if mode != 0o600 {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode));
+    }
     tmp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot write `{}`", path.display()))?;
     Ok(())
 }

@@ -168,11 +168,7 @@ pub fn persistent_identity(dir: &Path) -> Result<Identity> {
     let id = Identity::self_signed(&[])?;
     let (c, k) = id.to_pem();
     write_atomically(&cert, |f| Ok(std::io::Write::write_all(f, c.as_bytes())?))?;
-    write_atomically(&key, |f| {
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        Ok(std::io::Write::write_all(f, k.as_bytes())?)
-    })?;
+    crate::data::atomic::write_private(&key, |f| Ok(std::io::Write::write_all(f, k.as_bytes())?))?;
     Ok(id)
 }
 

@@ -18,6 +18,7 @@ use crate::commands::run::epoch_order;
 use crate::data::FeatureColumns;
 use crate::data::dataset::Dataset;
 use crate::distributed::job;
+use crate::distributed::shard::contiguous_shards;
 use crate::runtime::{DeviceChoice, Runtime};
 use crate::trainers::TrainerKind;
 use crate::trainers::link::{Link, QuicLink, Reconnecting};
@@ -71,8 +72,8 @@ pub struct WorkerHistory {
 pub enum WorkerData {
     /// Rows already in memory (local workers share one copy).
     Loaded(Arc<Dataset>, Range<usize>),
-    /// A file the worker reads itself.
-    File(PathBuf),
+    /// A file the worker reads itself, all of it or contiguous shard `(i, n)`.
+    File(PathBuf, Option<(usize, usize)>),
 }
 
 /// How to run one worker.
@@ -105,10 +106,13 @@ pub fn run_worker(run: WorkerRun, net: &tokio::runtime::Handle) -> Result<Worker
     let (width, classes) = model_widths(&model)?;
     let (data, range) = match run.data {
         WorkerData::Loaded(d, r) => (d, r),
-        WorkerData::File(p) => {
+        WorkerData::File(p, shard) => {
             let d = Dataset::load(&p, &FeatureColumns::parse(&spec.features_col), &spec.label_col, width, classes)?;
-            let n = d.rows;
-            (Arc::new(d), 0..n)
+            let range = match shard {
+                Some((i, n)) => contiguous_shards(d.rows, n, spec.batch_size)?[i].clone(),
+                None => 0..d.rows,
+            };
+            (Arc::new(d), range)
         }
     };
     if range.is_empty() {

@@ -1,0 +1,30 @@
+//! `distk-gpu secret`: makes a secret of 256 bits from the operating system's random source,
+//! appends `{"secret", "identity"}` to the secrets file (created with mode 0600, rewritten
+//! atomically), and prints the bare secret alone on the last line of stdout.
+
+use std::io::Write;
+
+use anyhow::{Context, Result, bail};
+use distk_net::auth::{SecretEntry, Secrets, random_secret};
+
+use crate::cli::SecretArgs;
+use crate::data::atomic::write_private;
+
+/// Makes and records a secret.
+pub fn run(args: SecretArgs) -> Result<()> {
+    let identity = args.identity.trim();
+    if identity.is_empty() || identity.chars().any(|c| c.is_control()) {
+        bail!("--identity must be a non-empty name without control characters");
+    }
+    let mut secrets = if args.secrets.exists() { Secrets::load(&args.secrets)? } else { Secrets::default() };
+    let secret = random_secret()?;
+    secrets.0.push(SecretEntry { secret: secret.clone(), identity: identity.to_string() });
+    write_private(&args.secrets, |f| {
+        serde_json::to_writer_pretty(&mut *f, &secrets.0)?;
+        Ok(f.write_all(b"\n")?)
+    })
+    .with_context(|| format!("cannot write the secrets file {}", args.secrets.display()))?;
+    eprintln!("added a secret for `{identity}` to {} (mode 0600)", args.secrets.display());
+    println!("{secret}");
+    Ok(())
+}
