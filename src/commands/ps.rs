@@ -72,6 +72,7 @@ pub fn run(args: PsArgs) -> Result<()> {
         round_timeout: Duration::from_secs(24 * 3600),
         stop,
         verbose: true,
+        progress: None,
     };
     let outcome = run_ps(setup, net.handle(), |s| {
         let mut out = std::io::stdout();

@@ -2,7 +2,8 @@
 //! (the same code path as a multi-host run), each worker training a contiguous shard of the rows on
 //! its own thread and device context.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -16,12 +17,47 @@ use crate::cli::RunArgs;
 use crate::commands::evaluate::model_widths;
 use crate::data::FeatureColumns;
 use crate::data::dataset::Dataset;
-use crate::distributed::job;
-use crate::distributed::ps::{PsSetup, persistent_identity, run_ps};
+use crate::distributed::job::{self, JobSpec};
+use crate::distributed::ps::{PsSetup, RunProgress, persistent_identity, run_ps};
 use crate::distributed::report::finish_run;
 use crate::distributed::shard::contiguous_shards;
 use crate::distributed::worker::{WorkerData, WorkerRun, run_worker};
+use crate::runtime::DeviceChoice;
 use crate::trainers::TrainerKind;
+
+/// A local distributed run: a parameter server and `workers` workers in this process.
+pub struct LocalRun {
+    /// The ONNX model.
+    pub model: PathBuf,
+    /// Training rows.
+    pub data: PathBuf,
+    /// Validation rows.
+    pub validation: Option<PathBuf>,
+    /// The job.
+    pub spec: JobSpec,
+    /// Workers.
+    pub workers: u32,
+    /// Where the trained model goes.
+    pub out: PathBuf,
+    /// Where the history goes.
+    pub history: Option<PathBuf>,
+    /// Snapshots of the server.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Updates between snapshots.
+    pub checkpoint_every: u64,
+    /// Continue from the snapshot.
+    pub resume: bool,
+    /// Where the models run.
+    pub device: DeviceChoice,
+    /// Adapter index.
+    pub adapter: Option<usize>,
+    /// Set to stop the run (workers commit their partial window and leave).
+    pub stop: Arc<AtomicBool>,
+    /// Print what happens.
+    pub verbose: bool,
+    /// Where the server reports progress.
+    pub progress: Option<Arc<Mutex<RunProgress>>>,
+}
 
 /// Runs a parameter server and `args.workers` local workers.
 pub fn run_local(args: RunArgs, kind: TrainerKind) -> Result<()> {
@@ -31,9 +67,6 @@ pub fn run_local(args: RunArgs, kind: TrainerKind) -> Result<()> {
             args.workers
         );
     }
-    if args.workers == 0 {
-        bail!("--workers must be at least 1");
-    }
     if args.history_csv.is_some() || args.plot.is_some() || args.target_loss.is_some() || args.target_accuracy.is_some()
     {
         bail!(
@@ -41,11 +74,41 @@ pub fn run_local(args: RunArgs, kind: TrainerKind) -> Result<()> {
         );
     }
     let spec = job::from_args(&args.job, &args.trainer, kind)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)).context("cannot install the Ctrl-C handler")?;
+    }
+    train_local(LocalRun {
+        model: args.model,
+        data: args.data,
+        validation: args.validation_data,
+        spec,
+        workers: args.workers,
+        out: args.out,
+        history: args.history,
+        checkpoint_dir: args.checkpoint_dir,
+        checkpoint_every: args.checkpoint_every,
+        resume: args.resume,
+        device: args.device.device,
+        adapter: args.device.adapter,
+        stop,
+        verbose: !args.quiet,
+        progress: None,
+    })
+}
+
+/// Trains `run` to the end: writes the model and history (see [`finish_run`]).
+pub fn train_local(args: LocalRun) -> Result<()> {
+    if args.workers == 0 {
+        bail!("--workers must be at least 1");
+    }
+    let spec = args.spec.clone();
     let model = OnnxModel::load(&args.model)?;
     let (width, classes) = model_widths(&model)?;
     let cols = FeatureColumns::parse(&spec.features_col);
     let data = Arc::new(Dataset::load(&args.data, &cols, &spec.label_col, width, classes)?);
-    let validation = match &args.validation_data {
+    let validation = match &args.validation {
         Some(p) => Some(Dataset::load(p, &cols, &spec.label_col, width, classes)?),
         None => None,
     };
@@ -57,11 +120,8 @@ pub fn run_local(args: RunArgs, kind: TrainerKind) -> Result<()> {
         None => Identity::self_signed(&[])?,
     };
     let net = crate::distributed::net_runtime()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)).context("cannot install the Ctrl-C handler")?;
-    }
+    let stop = args.stop.clone();
+    let kind = spec.trainer.kind;
     eprintln!(
         "training with {} workers, trainer {} (window {}), {} rows in shards of {}..{}",
         args.workers,
@@ -79,15 +139,16 @@ pub fn run_local(args: RunArgs, kind: TrainerKind) -> Result<()> {
         spec: spec.clone(),
         model: model.clone(),
         validation: validation.clone(),
-        device: args.device.device,
-        adapter: args.device.adapter,
+        device: args.device,
+        adapter: args.adapter,
         checkpoint_dir: args.checkpoint_dir.clone(),
         checkpoint_every: args.checkpoint_every,
         resume: args.resume,
         join_timeout: Duration::from_secs(120),
         round_timeout: Duration::from_secs(24 * 3600),
         stop: stop.clone(),
-        verbose: !args.quiet,
+        verbose: args.verbose,
+        progress: args.progress.clone(),
     };
     let mut threads = Vec::new();
     let handle = net.handle().clone();
@@ -106,8 +167,8 @@ pub fn run_local(args: RunArgs, kind: TrainerKind) -> Result<()> {
                 },
                 reconnect_timeout: Duration::from_secs(30),
                 data: WorkerData::Loaded(data.clone(), range.clone()),
-                device: args.device.device,
-                adapter: args.device.adapter,
+                device: args.device,
+                adapter: args.adapter,
                 stop: stop.clone(),
                 verbose: false,
             };
@@ -136,5 +197,5 @@ pub fn run_local(args: RunArgs, kind: TrainerKind) -> Result<()> {
         eprintln!("{e}");
     }
     let outcome = outcome?;
-    finish_run(&outcome, &spec, &model, &args.out, args.history.as_deref(), validation.as_ref(), args.device.device)
+    finish_run(&outcome, &spec, &model, &args.out, args.history.as_deref(), validation.as_ref(), args.device)
 }

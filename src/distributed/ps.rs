@@ -63,6 +63,21 @@ pub struct PsSetup {
     pub stop: Arc<AtomicBool>,
     /// Print what happens.
     pub verbose: bool,
+    /// Where progress is reported (job servers).
+    pub progress: Option<Arc<std::sync::Mutex<RunProgress>>>,
+}
+
+/// How far a run is.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct RunProgress {
+    /// Epochs every worker finished.
+    pub epochs_done: u64,
+    /// Updates of the centre.
+    pub clock: u64,
+    /// Workers that joined.
+    pub workers_joined: u32,
+    /// The centre's validation accuracy after the last epoch, when validated.
+    pub val_accuracy: Option<f64>,
 }
 
 /// What became of one worker.
