@@ -33,6 +33,12 @@ pub enum Command {
     Worker(Box<WorkerArgs>),
     /// Make a secret for an identity and add it to a secrets file.
     Secret(SecretArgs),
+    /// Run the job server.
+    Punchcard(Box<PunchcardArgs>),
+    /// Send a training job to a job server.
+    Submit(Box<SubmitArgs>),
+    /// Follow, fetch, cancel or list jobs on a job server.
+    Job(Box<JobCmdArgs>),
     /// Loss and accuracy of a model on labelled data.
     Evaluate(EvaluateArgs),
     /// Measure forward throughput and matrix-product speed beside CPU baselines.
@@ -97,7 +103,7 @@ pub struct RunArgs {
 }
 
 /// The trainer (`--trainer`) and its hyper-parameters; unset ones take the original's defaults.
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TrainerArgs {
     /// single, averaging, ensemble, downpour, agn, adag, dynsgd, aeasgd or eamsgd (default: single
     /// for one worker, adag for several).
@@ -127,7 +133,7 @@ pub struct TrainerArgs {
 }
 
 /// What and how to train: the settings a parameter server hands its workers.
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, serde::Serialize, serde::Deserialize)]
 pub struct JobArgs {
     /// Passes over the data.
     #[arg(long, default_value_t = 1)]
@@ -172,6 +178,108 @@ pub struct JobArgs {
     /// Insert Dropout after a node in training (`NODE=RATE`; `inspect` lists node names). Repeatable.
     #[arg(long = "dropout", value_name = "NODE=RATE")]
     pub dropout: Vec<String>,
+}
+
+/// `punchcard`.
+#[derive(Debug, Args)]
+pub struct PunchcardArgs {
+    /// The secrets file (JSON list of {"secret", "identity"}).
+    #[arg(long)]
+    pub secrets: PathBuf,
+    /// Address to listen on (TCP, HTTPS).
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    pub listen: std::net::SocketAddr,
+    /// Where job records, models and histories live (and the self-signed certificate).
+    #[arg(long)]
+    pub state_dir: PathBuf,
+    /// PEM certificate chain (default: a self-signed one kept in the state dir).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Folder under which jobs may name their data (no upload).
+    #[arg(long)]
+    pub data_root: Option<PathBuf>,
+    /// Most local workers a job may ask for.
+    #[arg(long, default_value_t = 8)]
+    pub max_workers: u32,
+    /// Largest upload (model and data) in MiB.
+    #[arg(long, default_value_t = 1024)]
+    pub max_upload_mb: usize,
+    /// Where jobs train.
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+/// How a client reaches and trusts a job server.
+#[derive(Debug, Args, Clone)]
+pub struct ServerArgs {
+    /// The job server, e.g. https://jobs.example.org:8443.
+    #[arg(long)]
+    pub server: String,
+    /// File holding your secret.
+    #[arg(long)]
+    pub secret_file: PathBuf,
+    /// Trust the server whose certificate has this SHA-256 (printed by `punchcard`).
+    #[arg(long, conflicts_with = "ca")]
+    pub server_cert_sha256: Option<String>,
+    /// Trust servers whose certificates chain to this PEM CA.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+}
+
+/// `submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The ONNX model to train.
+    pub model: PathBuf,
+    /// Where and how.
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// A name for the job.
+    #[arg(long)]
+    pub job_name: String,
+    /// Training rows on the server, relative to its data root.
+    #[arg(long, conflicts_with = "upload_data")]
+    pub data: Option<String>,
+    /// Training rows to upload with the job (Parquet or CSV).
+    #[arg(long)]
+    pub upload_data: Option<PathBuf>,
+    /// Validation rows on the server, relative to its data root.
+    #[arg(long)]
+    pub validation_data: Option<String>,
+    /// Local workers of the job.
+    #[arg(long, default_value_t = 2)]
+    pub workers: u32,
+    /// The trainer and its hyper-parameters.
+    #[command(flatten)]
+    pub trainer: TrainerArgs,
+    /// What and how to train.
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// Wait for the job to end (exit 1 if it failed).
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// `job`.
+#[derive(Debug, Args)]
+pub struct JobCmdArgs {
+    /// status, wait, fetch, cancel, delete or list.
+    #[arg(value_parser = ["status", "wait", "fetch", "cancel", "delete", "list"])]
+    pub action: String,
+    /// The job id (all actions but list).
+    pub id: Option<String>,
+    /// Where and how.
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Where `fetch` writes `<job-name>-<id>.onnx` and `.history.json`.
+    #[arg(long, default_value = ".")]
+    pub out_dir: PathBuf,
+    /// Seconds `wait` waits at most.
+    #[arg(long, default_value_t = 86400)]
+    pub timeout: u64,
 }
 
 /// `secret`.

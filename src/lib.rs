@@ -8,6 +8,7 @@ pub mod commands;
 pub mod data;
 pub mod distributed;
 pub mod predictor;
+pub mod punchcard;
 pub mod runtime;
 pub mod trainers;
 pub mod training;

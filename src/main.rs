@@ -36,6 +36,9 @@ fn main() -> ExitCode {
         Command::Ps(a) => commands::ps::run(*a),
         Command::Worker(a) => commands::worker::run(*a),
         Command::Secret(a) => commands::secret::run(a),
+        Command::Punchcard(a) => commands::punchcard::run(*a),
+        Command::Submit(a) => commands::submit::run(*a),
+        Command::Job(a) => commands::job::run(*a),
         Command::Evaluate(a) => commands::evaluate::run(a),
         Command::Bench(a) => commands::bench::run(a),
     };

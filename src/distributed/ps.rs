@@ -326,9 +326,13 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
     let mut epochs = Vec::new();
     let mut last_snapshot = 0u64;
     let mut stopped = "completed".to_string();
+    let mut stop_seen: Option<Instant> = None;
     let mut handle_event = |ev: Event, epochs: &mut Vec<CentreEpoch>, last_snapshot: &mut u64| -> Result<()> {
         match ev {
             Event::Joined { worker, identity } => {
+                if let Some(p) = &setup.progress {
+                    p.lock().unwrap_or_else(|e| e.into_inner()).workers_joined += 1;
+                }
                 if setup.verbose {
                     eprintln!("worker {worker} joined ({identity})");
                 }
@@ -342,6 +346,11 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
             }
             Event::Epoch { .. } => {}
             Event::EpochCentre { epoch, clock, centre } => {
+                if let Some(p) = &setup.progress {
+                    let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
+                    p.epochs_done = epoch + 1;
+                    p.clock = p.clock.max(clock);
+                }
                 if let Some(eval) = evaluate(&centre)? {
                     if setup.verbose {
                         eprintln!(
@@ -351,10 +360,17 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
                             eval.accuracy
                         );
                     }
+                    if let Some(p) = &setup.progress {
+                        p.lock().unwrap_or_else(|e| e.into_inner()).val_accuracy = Some(eval.accuracy);
+                    }
                     epochs.push(CentreEpoch { epoch, clock, time: started.elapsed().as_secs_f64(), eval });
                 }
             }
             Event::Updated { clock } => {
+                if let Some(p) = &setup.progress {
+                    let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
+                    p.clock = p.clock.max(clock);
+                }
                 if let Some(dir) = &setup.checkpoint_dir
                     && clock >= *last_snapshot + setup.checkpoint_every.max(1)
                 {
@@ -392,8 +408,13 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
             break;
         }
         if setup.stop.load(Ordering::SeqCst) {
+            // Local workers stop too: give them a moment to commit their partial window and say
+            // done, so nothing they trained is lost and none waits on a server that left.
             stopped = "interrupted".into();
-            break;
+            let since = *stop_seen.get_or_insert_with(Instant::now);
+            if since.elapsed() > Duration::from_secs(3) {
+                break;
+            }
         }
     }
     endpoint.close(distk_net::close::SHUTDOWN.into(), b"the run is over");

@@ -1,0 +1,47 @@
+//! `distk-gpu punchcard`: the job server.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use distk_net::auth::Secrets;
+use distk_net::tls::{Identity, hex};
+
+use crate::cli::PunchcardArgs;
+use crate::distributed::ps::persistent_identity;
+use crate::punchcard::api::{Api, router};
+use crate::punchcard::jobs::JobStore;
+
+/// Runs the job server until the process is stopped.
+pub fn run(args: PunchcardArgs) -> Result<()> {
+    if args.max_workers == 0 || args.max_upload_mb == 0 {
+        bail!("--max-workers and --max-upload-mb must be at least 1");
+    }
+    let secrets = Secrets::load(&args.secrets)?;
+    if secrets.0.is_empty() {
+        bail!("the secrets file {} lists no secret: add one with `distk-gpu secret`", args.secrets.display());
+    }
+    std::fs::create_dir_all(&args.state_dir).with_context(|| format!("cannot create {}", args.state_dir.display()))?;
+    let data_root = match &args.data_root {
+        Some(d) => Some(d.canonicalize().with_context(|| format!("--data-root {}: no such folder", d.display()))?),
+        None => None,
+    };
+    let identity = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => Identity::from_pem_files(c, k)?,
+        _ => persistent_identity(&args.state_dir)?,
+    };
+    let store = JobStore::open(&args.state_dir)?;
+    let api = Arc::new(Api::new(store, secrets, data_root, args.max_workers, args.device.device));
+    let app = router(api, args.max_upload_mb << 20);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(async {
+        let listener = crate::punchcard::bind(args.listen).await?;
+        let addr = listener.local_addr()?;
+        let mut out = std::io::stdout();
+        writeln!(out, "listening on https://{addr}")?;
+        writeln!(out, "certificate sha256 {}", hex(&identity.sha256))?;
+        out.flush()?;
+        eprintln!("punchcard: state in {}", args.state_dir.display());
+        crate::punchcard::serve_tls(listener, &identity, app).await
+    })
+}

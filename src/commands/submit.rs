@@ -1,0 +1,47 @@
+//! `distk-gpu submit`: sends a training job to a Punchcard job server; progress on stderr, the job id
+//! alone on the last line of stdout.
+
+use anyhow::{Result, bail};
+
+use crate::cli::SubmitArgs;
+use crate::commands::job::wait_for;
+use crate::punchcard::client::JobClient;
+use crate::punchcard::jobs::JobRequest;
+
+/// Submits (and with `--wait`, follows) a job.
+pub fn run(args: SubmitArgs) -> Result<()> {
+    if args.data.is_none() && args.upload_data.is_none() {
+        bail!("say where the data is: --data PATH (under the server's data root) or --upload-data FILE");
+    }
+    if !args.model.is_file() {
+        bail!("{}: no such model file", args.model.display());
+    }
+    if let Some(u) = &args.upload_data
+        && !u.is_file()
+    {
+        bail!("--upload-data {}: no such file", u.display());
+    }
+    let request = JobRequest {
+        name: args.job_name.clone(),
+        workers: args.workers,
+        trainer: args.trainer.clone(),
+        job: args.job.clone(),
+        data: args.data.clone(),
+        validation_data: args.validation_data.clone(),
+    };
+    let client = JobClient::new(&args.server)?;
+    eprintln!("submitting `{}` to {}", args.job_name, args.server.server);
+    let record = client.submit(&serde_json::to_string(&request)?, &args.model, args.upload_data.as_deref())?.json()?;
+    let id = record["id"].as_str().unwrap_or_default().to_string();
+    eprintln!("job {id} accepted ({})", record["state"].as_str().unwrap_or("?"));
+    let mut failed = false;
+    if args.wait {
+        let r = wait_for(&client, &id, 86_400)?;
+        failed = r["state"] == "failed";
+    }
+    println!("{id}");
+    if failed {
+        bail!("job {id} failed");
+    }
+    Ok(())
+}

@@ -1,0 +1,412 @@
+//! The HTTPS JSON API of the job server. Every call carries `Authorization: Bearer <secret>`; a
+//! caller sees only the jobs of its identity; one job runs per secret at a time.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Multipart, Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use distk_net::auth::{Secrets, random_secret};
+use distk_net::tls::{hex, sha256};
+use distk_onnx::OnnxModel;
+use tokio::io::AsyncWriteExt;
+
+use crate::distributed::PartialRun;
+use crate::distributed::job;
+use crate::distributed::launch::{LocalRun, train_local};
+use crate::distributed::ps::RunProgress;
+use crate::punchcard::jobs::{JobRecord, JobRequest, JobState, JobStore, now};
+use crate::punchcard::paths::resolve_under;
+use crate::runtime::DeviceChoice;
+use crate::trainers::TrainerKind;
+
+/// A job in progress.
+struct Running {
+    id: String,
+    stop: Arc<AtomicBool>,
+    progress: Arc<Mutex<RunProgress>>,
+}
+
+/// What the handlers share.
+pub struct Inner {
+    store: JobStore,
+    running: HashMap<String, Running>,
+}
+
+/// The server's configuration and state.
+pub struct Api {
+    inner: Mutex<Inner>,
+    secrets: Secrets,
+    data_root: Option<PathBuf>,
+    max_workers: u32,
+    device: DeviceChoice,
+}
+
+impl Api {
+    /// A server over `store`.
+    pub fn new(
+        store: JobStore,
+        secrets: Secrets,
+        data_root: Option<PathBuf>,
+        max_workers: u32,
+        device: DeviceChoice,
+    ) -> Self {
+        Api { inner: Mutex::new(Inner { store, running: HashMap::new() }), secrets, data_root, max_workers, device }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// An error answered as `{"error": ...}` with a status.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+/// The caller's identity and secret fingerprint.
+struct Caller {
+    identity: String,
+    secret_id: String,
+}
+
+fn authenticate(api: &Api, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let unauthorized = || {
+        ApiError(StatusCode::UNAUTHORIZED, "missing or unknown secret: send `Authorization: Bearer <secret>`".into())
+    };
+    let value = headers.get(header::AUTHORIZATION).ok_or_else(unauthorized)?;
+    let secret = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).ok_or_else(unauthorized)?.trim();
+    let identity = api.secrets.identify(secret.as_bytes()).ok_or_else(unauthorized)?;
+    Ok(Caller { identity: identity.to_string(), secret_id: hex(&sha256(secret.as_bytes()))[..16].to_string() })
+}
+
+fn with_live_progress(inner: &Inner, mut r: JobRecord) -> JobRecord {
+    if let Some(run) = inner.running.values().find(|run| run.id == r.id) {
+        r.progress = run.progress.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    }
+    r
+}
+
+fn own_job(inner: &Inner, caller: &Caller, id: &str) -> Result<JobRecord, ApiError> {
+    match inner.store.jobs.get(id) {
+        Some(r) if r.owner == caller.identity => Ok(with_live_progress(inner, r.clone())),
+        _ => Err(ApiError(StatusCode::NOT_FOUND, format!("no job `{id}` of yours"))),
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+/// The router.
+pub fn router(api: Arc<Api>, max_upload_bytes: usize) -> axum::Router {
+    axum::Router::new()
+        .route("/api/jobs", post(submit).get(list))
+        .route("/api/jobs/{id}", get(status).delete(delete))
+        .route("/api/jobs/{id}/model", get(model))
+        .route("/api/jobs/{id}/history", get(history))
+        .route("/api/jobs/{id}/cancel", post(cancel))
+        .layer(DefaultBodyLimit::max(max_upload_bytes))
+        .with_state(api)
+}
+
+async fn list(State(api): State<Arc<Api>>, headers: HeaderMap) -> Result<Json<Vec<JobRecord>>, ApiError> {
+    let caller = authenticate(&api, &headers)?;
+    let inner = api.lock();
+    let jobs = inner
+        .store
+        .jobs
+        .values()
+        .filter(|r| r.owner == caller.identity)
+        .map(|r| with_live_progress(&inner, r.clone()))
+        .collect();
+    Ok(Json(jobs))
+}
+
+async fn status(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<JobRecord>, ApiError> {
+    let caller = authenticate(&api, &headers)?;
+    Ok(Json(own_job(&api.lock(), &caller, &id)?))
+}
+
+async fn file_response(path: PathBuf, content_type: &'static str, what: &str) -> Result<Response, ApiError> {
+    let f = tokio::fs::File::open(&path)
+        .await
+        .map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("the job has no {what} (yet)")))?;
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(f));
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+async fn model(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&api, &headers)?;
+    let dir = {
+        let inner = api.lock();
+        own_job(&inner, &caller, &id)?;
+        inner.store.job_dir(&id)
+    };
+    file_response(dir.join("trained.onnx"), "application/octet-stream", "trained model").await
+}
+
+async fn history(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&api, &headers)?;
+    let dir = {
+        let inner = api.lock();
+        own_job(&inner, &caller, &id)?;
+        inner.store.job_dir(&id)
+    };
+    file_response(dir.join("history.json"), "application/json", "history").await
+}
+
+async fn cancel(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Result<(StatusCode, Json<JobRecord>), ApiError> {
+    let caller = authenticate(&api, &headers)?;
+    let inner = api.lock();
+    let r = own_job(&inner, &caller, &id)?;
+    match inner.running.values().find(|run| run.id == id) {
+        Some(run) => {
+            run.stop.store(true, Ordering::SeqCst);
+            Ok((StatusCode::ACCEPTED, Json(r)))
+        }
+        None => Err(ApiError(StatusCode::CONFLICT, format!("job `{id}` is not running (it is {:?})", r.state))),
+    }
+}
+
+async fn delete(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let caller = authenticate(&api, &headers)?;
+    let mut inner = api.lock();
+    let r = own_job(&inner, &caller, &id)?;
+    if !r.state.is_final() {
+        return Err(ApiError(StatusCode::CONFLICT, format!("job `{id}` is {:?}: cancel it first", r.state)));
+    }
+    inner.store.delete(&id).map_err(internal)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn running_conflict(inner: &Inner, caller: &Caller) -> Result<(), ApiError> {
+    if let Some(run) = inner.running.get(&caller.secret_id) {
+        let name = inner.store.jobs.get(&run.id).map_or("", |r| r.name.as_str());
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!("job `{}` ({name}) is running under this secret; wait for it or cancel it", run.id),
+        ));
+    }
+    Ok(())
+}
+
+async fn save_field(field: &mut axum::extract::multipart::Field<'_>, path: &std::path::Path) -> Result<u64, ApiError> {
+    let mut f = tokio::fs::File::create(path).await.map_err(internal)?;
+    let mut n = 0u64;
+    while let Some(chunk) = field.chunk().await.map_err(upload_error)? {
+        n += chunk.len() as u64;
+        f.write_all(&chunk).await.map_err(internal)?;
+    }
+    f.flush().await.map_err(internal)?;
+    Ok(n)
+}
+
+fn upload_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    let status = e.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError(status, "the upload exceeds the server's --max-upload-mb".into())
+    } else {
+        ApiError(status, format!("the upload is not valid multipart/form-data: {}", e.body_text()))
+    }
+}
+
+async fn submit(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<(StatusCode, Json<JobRecord>), ApiError> {
+    let caller = authenticate(&api, &headers)?;
+    running_conflict(&api.lock(), &caller)?;
+    let mut multipart =
+        multipart.map_err(|e| bad(format!("send the job as multipart/form-data: {}", e.body_text())))?;
+    let id = random_secret().map_err(internal)?[..16].to_string();
+    let dir = api.lock().store.job_dir(&id);
+    tokio::fs::create_dir_all(&dir).await.map_err(internal)?;
+    let result = receive(&api, &caller, &id, &dir, &mut multipart).await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+    }
+    result
+}
+
+async fn receive(
+    api: &Arc<Api>,
+    caller: &Caller,
+    id: &str,
+    dir: &std::path::Path,
+    multipart: &mut Multipart,
+) -> Result<(StatusCode, Json<JobRecord>), ApiError> {
+    let (mut request, mut model, mut upload): (Option<JobRequest>, Option<PathBuf>, Option<PathBuf>) =
+        (None, None, None);
+    while let Some(mut field) = multipart.next_field().await.map_err(upload_error)? {
+        match field.name().unwrap_or("") {
+            "spec" => {
+                let text = field.text().await.map_err(upload_error)?;
+                let r: JobRequest = serde_json::from_str(&text)
+                    .map_err(|e| bad(format!("the job spec is not valid JSON for a job: {e}")))?;
+                request = Some(r);
+            }
+            "model" => {
+                let p = dir.join("model.onnx");
+                save_field(&mut field, &p).await?;
+                model = Some(p);
+            }
+            "data" => {
+                let ext = field
+                    .file_name()
+                    .and_then(|f| std::path::Path::new(f).extension())
+                    .and_then(|e| e.to_str())
+                    .map(|e| e.to_ascii_lowercase())
+                    .filter(|e| e == "parquet" || e == "csv")
+                    .ok_or_else(|| bad("the uploaded data must be a .parquet or .csv file"))?;
+                let p = dir.join(format!("data.{ext}"));
+                save_field(&mut field, &p).await?;
+                upload = Some(p);
+            }
+            other => return Err(bad(format!("unexpected form field `{other}` (expected spec, model, data)"))),
+        }
+    }
+    let request = request.ok_or_else(|| bad("the form has no `spec` field"))?;
+    let model = model.ok_or_else(|| bad("the form has no `model` field (the ONNX file)"))?;
+    if !valid_name(&request.name) {
+        return Err(bad("the job name must be 1-64 letters, digits, `-`, `_` or `.`"));
+    }
+    if request.workers == 0 || request.workers > api.max_workers {
+        return Err(bad(format!("workers must be 1 to {} on this server", api.max_workers)));
+    }
+    let kind = request.trainer.trainer.unwrap_or(TrainerKind::Adag);
+    if kind == TrainerKind::Single {
+        return Err(bad("jobs run a parameter server: choose a trainer other than `single`"));
+    }
+    let under_root = |rel: &str| -> Result<PathBuf, ApiError> {
+        let root = api
+            .data_root
+            .as_ref()
+            .ok_or_else(|| bad("this server has no --data-root: upload the data with the job"))?;
+        resolve_under(root, rel).map_err(bad)
+    };
+    let data = match (&upload, &request.data) {
+        (Some(p), None) => p.clone(),
+        (None, Some(rel)) => under_root(rel)?,
+        (Some(_), Some(_)) => return Err(bad("give either an uploaded `data` file or a `data` path, not both")),
+        (None, None) => return Err(bad("the job has no data: upload a file or name one under the data root")),
+    };
+    let validation = request.validation_data.as_deref().map(under_root).transpose()?;
+    OnnxModel::load(&model).map_err(|e| bad(format!("the model is not usable: {e}")))?;
+    let spec = job::from_args(&request.job, &request.trainer, kind).map_err(|e| bad(format!("{e:#}")))?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let progress = Arc::new(Mutex::new(RunProgress::default()));
+    let record = JobRecord {
+        id: id.to_string(),
+        name: request.name.clone(),
+        owner: caller.identity.clone(),
+        secret_id: caller.secret_id.clone(),
+        state: JobState::Running,
+        error: None,
+        progress: RunProgress::default(),
+        created: now(),
+        started: Some(now()),
+        finished: None,
+        has_model: false,
+        request: request.clone(),
+    };
+    {
+        let mut inner = api.lock();
+        running_conflict(&inner, caller)?;
+        inner.store.save(&record).map_err(internal)?;
+        inner.running.insert(
+            caller.secret_id.clone(),
+            Running { id: id.to_string(), stop: stop.clone(), progress: progress.clone() },
+        );
+    }
+    eprintln!(
+        "job {id} ({}) of {}: started with {} workers, trainer {}",
+        request.name,
+        caller.identity,
+        request.workers,
+        kind.name()
+    );
+    let run = LocalRun {
+        model,
+        data,
+        validation,
+        spec,
+        workers: request.workers,
+        out: dir.join("trained.onnx"),
+        history: Some(dir.join("history.json")),
+        checkpoint_dir: None,
+        checkpoint_every: 500,
+        resume: false,
+        device: api.device,
+        adapter: None,
+        stop: stop.clone(),
+        verbose: false,
+        progress: Some(progress.clone()),
+    };
+    let (api2, secret_id, id2) = (api.clone(), caller.secret_id.clone(), id.to_string());
+    std::thread::Builder::new()
+        .name(format!("job-{id}"))
+        .spawn(move || {
+            let result = train_local(run);
+            let cancelled = stop.load(Ordering::SeqCst);
+            let mut inner = api2.lock();
+            let Some(mut r) = inner.store.jobs.get(&id2).cloned() else { return };
+            (r.state, r.error) = match result {
+                Ok(()) => (JobState::Succeeded, None),
+                Err(e) if cancelled => (JobState::Cancelled, Some(format!("{e:#}"))),
+                Err(e) if e.downcast_ref::<PartialRun>().is_some() => (JobState::Succeeded, Some(format!("{e:#}"))),
+                Err(e) => (JobState::Failed, Some(format!("{e:#}"))),
+            };
+            r.progress = progress.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            r.finished = Some(now());
+            r.has_model = inner.store.job_dir(&id2).join("trained.onnx").exists();
+            if let Err(e) = inner.store.save(&r) {
+                eprintln!("job {id2}: cannot save its record: {e:#}");
+            }
+            inner.running.remove(&secret_id);
+            eprintln!("job {id2} ({}): {:?}", r.name, r.state);
+        })
+        .map_err(internal)?;
+    Ok((StatusCode::CREATED, Json(record)))
+}

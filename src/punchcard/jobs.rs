@@ -1,0 +1,147 @@
+//! Job records: one folder per job in the state directory (`jobs/<id>/job.json` beside the job's
+//! model, uploaded data, trained model and history), written atomically, read back at start. A job
+//! that was queued or running when the server stopped is marked failed with that reason.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{JobArgs, TrainerArgs};
+use crate::data::atomic::write_atomically;
+use crate::distributed::ps::RunProgress;
+
+/// What a client asks to run (the `spec` part of `POST /api/jobs`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobRequest {
+    /// A name for the job (letters, digits, `-`, `_`, `.`; at most 64).
+    pub name: String,
+    /// Local workers (at most the server's `--max-workers`).
+    pub workers: u32,
+    /// The trainer and its hyper-parameters.
+    pub trainer: TrainerArgs,
+    /// What and how to train.
+    pub job: JobArgs,
+    /// Training rows under the server's data root (when no data is uploaded).
+    pub data: Option<String>,
+    /// Validation rows under the server's data root.
+    pub validation_data: Option<String>,
+}
+
+/// Where a job is.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Accepted, not started.
+    Queued,
+    /// Training.
+    Running,
+    /// Finished; the model is fetchable.
+    Succeeded,
+    /// Ended with an error (see `error`).
+    Failed,
+    /// Cancelled by its owner; what it had trained is fetchable.
+    Cancelled,
+}
+
+impl JobState {
+    /// Whether the job has ended.
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Cancelled)
+    }
+}
+
+/// A job as stored and as returned by the API.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// The job id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The identity that submitted it (its owner).
+    pub owner: String,
+    /// A fingerprint of the secret that submitted it (never the secret).
+    pub secret_id: String,
+    /// Where it is.
+    pub state: JobState,
+    /// Why it failed, or what went wrong in a run that still produced a model.
+    pub error: Option<String>,
+    /// How far it got.
+    pub progress: RunProgress,
+    /// Unix seconds.
+    pub created: u64,
+    /// Unix seconds.
+    pub started: Option<u64>,
+    /// Unix seconds.
+    pub finished: Option<u64>,
+    /// Whether a trained model is there.
+    pub has_model: bool,
+    /// What was asked.
+    pub request: JobRequest,
+}
+
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The job records on disk.
+pub struct JobStore {
+    dir: PathBuf,
+    /// Every job by id.
+    pub jobs: BTreeMap<String, JobRecord>,
+}
+
+impl JobStore {
+    /// Opens (or creates) the store in `state_dir/jobs`; marks interrupted jobs failed.
+    pub fn open(state_dir: &Path) -> Result<Self> {
+        let dir = state_dir.join("jobs");
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let mut store = JobStore { dir, jobs: BTreeMap::new() };
+        for entry in std::fs::read_dir(&store.dir)? {
+            let path = entry?.path().join("job.json");
+            let Ok(bytes) = std::fs::read(&path) else { continue };
+            match serde_json::from_slice::<JobRecord>(&bytes) {
+                Ok(mut r) => {
+                    if !r.state.is_final() {
+                        r.state = JobState::Failed;
+                        r.error = Some("the job server stopped while the job was queued or running".into());
+                        r.finished = Some(now());
+                        store.jobs.insert(r.id.clone(), r.clone());
+                        store.save(&r)?;
+                    } else {
+                        store.jobs.insert(r.id.clone(), r);
+                    }
+                }
+                Err(e) => eprintln!("skipping {}: {e}", path.display()),
+            }
+        }
+        Ok(store)
+    }
+
+    /// The folder of job `id`.
+    pub fn job_dir(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    /// Writes `r` (atomically) and keeps it.
+    pub fn save(&mut self, r: &JobRecord) -> Result<()> {
+        let d = self.job_dir(&r.id);
+        std::fs::create_dir_all(&d)?;
+        write_atomically(&d.join("job.json"), |f| Ok(serde_json::to_writer_pretty(f, r)?))?;
+        self.jobs.insert(r.id.clone(), r.clone());
+        Ok(())
+    }
+
+    /// Forgets job `id` and deletes its folder.
+    pub fn delete(&mut self, id: &str) -> Result<()> {
+        self.jobs.remove(id);
+        let d = self.job_dir(id);
+        if d.exists() {
+            std::fs::remove_dir_all(&d).with_context(|| format!("cannot delete {}", d.display()))?;
+        }
+        Ok(())
+    }
+}

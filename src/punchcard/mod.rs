@@ -1,0 +1,56 @@
+//! Punchcard, the job server: an HTTPS JSON API (axum over hyper, TLS 1.3/1.2 by rustls with ring)
+//! that accepts training jobs from holders of a secret, runs them with the code of
+//! `run --workers`, and keeps their records, models and histories in a state directory.
+
+pub mod api;
+pub mod client;
+pub mod jobs;
+pub mod paths;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use distk_net::tls::Identity;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio_rustls::TlsAcceptor;
+
+/// Serves `app` over TLS on `listener` until the process ends.
+pub async fn serve_tls(listener: tokio::net::TcpListener, identity: &Identity, app: axum::Router) -> Result<()> {
+    let tls = identity.server_config(&[b"http/1.1"]).context("TLS configuration")?;
+    let acceptor = TlsAcceptor::from(Arc::new(tls));
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    eprintln!("TLS handshake with {peer} failed: {e}");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let service = TowerToHyperService::new(app);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30))
+                .serve_connection(TokioIo::new(tls), service);
+            let _ = conn.await;
+        });
+    }
+}
+
+/// Binds `addr`.
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (is the port in use?)"))
+}

@@ -1,0 +1,235 @@
+//! The Punchcard job server end to end on loopback: secrets, a digits job submitted, waited for,
+//! fetched and evaluated; 401 for a wrong or missing secret; 409 for a second job under one
+//! secret; 404 for another user's job; cancel within 5 s; malformed and oversized uploads and data
+//! paths outside the data root refused while the server keeps serving; records surviving a restart.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{data, model};
+use distk_gpu::cli::ServerArgs;
+use distk_gpu::punchcard::client::JobClient;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_distk-gpu"));
+    c.env("DISTK_GPU_CONFIG_DIR", std::env::temp_dir().join(format!("distk-cfg-{}", std::process::id())));
+    c
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    sha: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &Path, state: &Path) -> Server {
+    let log = std::fs::File::create(dir.join(format!("server-{}.log", std::process::id()))).unwrap();
+    let mut child = bin()
+        .args(["punchcard", "--secrets"])
+        .arg(dir.join("secrets.json"))
+        .args(["--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(state)
+        .arg("--data-root")
+        .arg(dir.join("root"))
+        .args(["--max-upload-mb", "1", "--max-workers", "4", "--device", "cpu"])
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = lines.next().unwrap().unwrap().trim_start_matches("listening on ").to_string();
+    let sha = lines.next().unwrap().unwrap().trim_start_matches("certificate sha256 ").to_string();
+    Server { child, url, sha }
+}
+
+fn secret(dir: &Path, who: &str) -> PathBuf {
+    let o = bin().args(["secret", "--identity", who, "--secrets"]).arg(dir.join("secrets.json")).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let s = out.lines().last().unwrap().to_string();
+    assert_eq!(s.len(), 64, "256 bits as hex");
+    assert!(s.chars().all(|c| c.is_ascii_hexdigit()));
+    let f = dir.join(format!("{who}.secret"));
+    std::fs::write(&f, format!("{s}\n")).unwrap();
+    f
+}
+
+fn client_args(s: &Server, secret: &Path) -> Vec<String> {
+    vec![
+        "--server".into(),
+        s.url.clone(),
+        "--secret-file".into(),
+        secret.to_str().unwrap().into(),
+        "--server-cert-sha256".into(),
+        s.sha.clone(),
+    ]
+}
+
+fn submit(s: &Server, secret: &Path, name: &str, epochs: &str, wait: bool) -> Output {
+    let mut c = bin();
+    c.arg("submit").arg(model("keras_mlp.onnx")).args(client_args(s, secret));
+    c.args(["--job-name", name, "--data", "digits_train.parquet", "--validation-data", "digits_test.parquet"]);
+    c.args(["--workers", "2", "--epochs", epochs, "--learning-rate", "0.003", "--trainer", "adag"]);
+    if wait {
+        c.arg("--wait");
+    }
+    c.output().unwrap()
+}
+
+fn job(s: &Server, secret: &Path, action: &str, id: Option<&str>, extra: &[&str]) -> Output {
+    let mut c = bin();
+    c.args(["job", action]);
+    if let Some(id) = id {
+        c.arg(id);
+    }
+    c.args(client_args(s, secret)).args(extra).output().unwrap()
+}
+
+fn last_line(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).lines().last().unwrap_or("").to_string()
+}
+
+fn state_of(s: &Server, secret: &Path, id: &str) -> String {
+    let o = job(s, secret, "status", Some(id), &[]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    v["state"].as_str().unwrap_or("?").to_string()
+}
+
+#[test]
+fn jobs_are_submitted_fetched_isolated_cancelled_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    for f in ["digits_train.parquet", "digits_test.parquet"] {
+        std::fs::copy(data(f), root.join(f)).unwrap();
+    }
+    std::fs::copy(data("digits_test.parquet"), dir.path().join("outside.parquet")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("outside.parquet"), root.join("link.parquet")).unwrap();
+    let alice = secret(dir.path(), "alice");
+    let bob = secret(dir.path(), "bob");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("secrets.json")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the secrets file is private");
+    let state = dir.path().join("state");
+    let server = start(dir.path(), &state);
+
+    // A digits job, waited for, fetched, evaluated.
+    let o = submit(&server, &alice, "digits", "10", true);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id = last_line(&o);
+    assert_eq!(id.len(), 16, "the job id alone on the last line: {id}");
+    let out = dir.path().join("fetched");
+    let o = job(&server, &alice, "fetch", Some(&id), &["--out-dir", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let fetched = out.join(format!("digits-{id}.onnx"));
+    assert!(out.join(format!("digits-{id}.history.json")).exists());
+    let e = bin()
+        .arg("evaluate")
+        .arg(&fetched)
+        .args(["--data", data("digits_test.parquet").to_str().unwrap(), "--device", "cpu", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
+    assert!(v["accuracy"].as_f64().unwrap() >= 0.9, "{v}");
+
+    // Wrong and missing secrets: 401.
+    let wrong = dir.path().join("wrong.secret");
+    std::fs::write(&wrong, "0".repeat(64)).unwrap();
+    let o = job(&server, &wrong, "list", None, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("401"), "{}", stderr(&o));
+    let args = ServerArgs {
+        server: server.url.clone(),
+        secret_file: alice.clone(),
+        server_cert_sha256: Some(server.sha.clone()),
+        ca: None,
+    };
+    let raw = JobClient::new(&args).unwrap();
+    let missing = raw.send_unauthenticated(hyper::Method::GET, "/api/jobs").unwrap();
+    assert_eq!(missing.status.as_u16(), 401);
+
+    // Another user's job: 404.
+    let o = job(&server, &bob, "status", Some(&id), &[]);
+    assert!(stderr(&o).contains("404"), "{}", stderr(&o));
+
+    // A long job; a second one under the same secret: 409 naming the first.
+    let o = submit(&server, &alice, "long", "100000", false);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let long = last_line(&o);
+    let o = submit(&server, &alice, "second", "1", false);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("409") && stderr(&o).contains(&long), "{}", stderr(&o));
+    // Bob's secret is free.
+    let o = submit(&server, &bob, "bobs", "2", true);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Bad input while the long job runs: 4xx with a message, and the server goes on.
+    let spec_ok = |data: &str| {
+        serde_json::json!({"name": "x", "workers": 1, "data": data, "validation_data": null,
+            "trainer": {"trainer": "adag", "communication_window": null, "rho": null, "elastic_lr": null,
+                "momentum": null, "parallelism_factor": 1, "no_overlap": false},
+            "job": {"epochs": 1, "batch_size": 32, "optimizer": "adam", "learning_rate": null, "optimizer_args": "",
+                "loss": null, "features_col": "features", "label_col": "label", "shuffle": false, "seed": 0,
+                "bn_momentum": 0.99, "add_missing_biases": false, "dropout": []}})
+        .to_string()
+    };
+    let bob_args = ServerArgs { secret_file: bob.clone(), ..args.clone() };
+    let bob_raw = JobClient::new(&bob_args).unwrap();
+    let m = model("keras_mlp.onnx");
+    let a = bob_raw.submit("{not json", &m, None).unwrap();
+    assert_eq!(a.status.as_u16(), 400);
+    assert!(String::from_utf8_lossy(&a.body).contains("not valid JSON"));
+    for (path, why) in [("../outside.parquet", ".."), ("/etc/passwd", "absolute"), ("link.parquet", "symbolic link")] {
+        let a = bob_raw.submit(&spec_ok(path), &m, None).unwrap();
+        assert_eq!(a.status.as_u16(), 400, "{path}");
+        assert!(String::from_utf8_lossy(&a.body).contains(why), "{path}: {}", String::from_utf8_lossy(&a.body));
+    }
+    let big = dir.path().join("big.csv");
+    std::fs::write(&big, vec![b'1'; 2 << 20]).unwrap();
+    let a = bob_raw
+        .submit(&spec_ok("digits_train.parquet").replace("\"digits_train.parquet\"", "null"), &m, Some(&big))
+        .unwrap();
+    assert_eq!(a.status.as_u16(), 413, "{}", String::from_utf8_lossy(&a.body));
+    let a = bob_raw.send(hyper::Method::POST, "/api/jobs", b"plain bytes".to_vec()).unwrap();
+    assert_eq!(a.status.as_u16(), 400);
+    let o = job(&server, &bob, "list", None, &[]);
+    assert!(o.status.success(), "the server still serves: {}", stderr(&o));
+
+    // Cancel stops the long job within 5 seconds.
+    assert_eq!(state_of(&server, &alice, &long), "running");
+    let o = job(&server, &alice, "cancel", Some(&long), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let t = Instant::now();
+    while state_of(&server, &alice, &long) == "running" {
+        assert!(t.elapsed() < Duration::from_secs(5), "the job still runs after 5 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(state_of(&server, &alice, &long), "cancelled");
+
+    // A restart: finished jobs are still there and fetchable.
+    drop(server);
+    let server = start(dir.path(), &state);
+    assert_eq!(state_of(&server, &alice, &id), "succeeded");
+    let again = dir.path().join("again");
+    let o = job(&server, &alice, "fetch", Some(&id), &["--out-dir", again.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(again.join(format!("digits-{id}.onnx"))).unwrap(), std::fs::read(&fetched).unwrap());
+    let o = job(&server, &alice, "delete", Some(&long), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&job(&server, &alice, "status", Some(&long), &[])).contains("404"));
+}
