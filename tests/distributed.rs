@@ -404,3 +404,53 @@ fn workers_with_a_wrong_secret_or_pin_are_refused_clearly() {
     let _ = ps.child.kill();
     let _ = ps.child.wait();
 }
+
+fn initializer(path: &Path, name: &str) -> Vec<f32> {
+    let m = distk_onnx::OnnxModel::load(path).unwrap();
+    let t = m.graph().initializer.iter().find(|t| t.name == name).unwrap();
+    distk_onnx::tensor::ConstTensor::from_proto(t).unwrap().as_f32()
+}
+
+/// BatchNorm running statistics are part of the centre: they travel with commits and pulls, so the
+/// trained centre's running mean moved away from its initial value and the model (evaluated with
+/// those statistics) is accurate.
+#[test]
+fn batchnorm_statistics_travel_with_the_centre() {
+    let dir = tempfile::tempdir().unwrap();
+    let bn = common::root().join("tests/fixtures/models/bn_mlp.onnx");
+    let out = dir.path().join("bn.onnx");
+    let o = distk(&[
+        "run",
+        bn.to_str().unwrap(),
+        "--data",
+        data("digits_train.parquet").to_str().unwrap(),
+        "--workers",
+        "4",
+        "--trainer",
+        "downpour",
+        "--epochs",
+        "20",
+        "--learning-rate",
+        "0.003",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (before, after) = (initializer(&bn, "mean"), initializer(&out, "mean"));
+    let moved = before.iter().zip(&after).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(moved > 0.05, "the running mean moved by {moved}");
+    let e = distk(&[
+        "evaluate",
+        out.to_str().unwrap(),
+        "--data",
+        data("digits_test.parquet").to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
+    assert!(v["accuracy"].as_f64().unwrap() >= 0.93, "{v}");
+}

@@ -417,6 +417,11 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
             }
         }
     }
+    // The last acknowledgements may still be on their way: let the workers close their connections
+    // (they do after `Done`) before the endpoint goes, for at most 3 s.
+    net.block_on(async {
+        let _ = tokio::time::timeout(Duration::from_secs(3), endpoint.wait_idle()).await;
+    });
     endpoint.close(distk_net::close::SHUTDOWN.into(), b"the run is over");
     if let Some(dir) = &setup.checkpoint_dir {
         write_snapshot(dir, &host, kind)?;

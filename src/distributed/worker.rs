@@ -132,7 +132,7 @@ pub fn run_worker(run: WorkerRun, net: &tokio::runtime::Handle) -> Result<Worker
     }
     let mut replica = SessionReplica { session, rows: 0, x: Vec::new(), y: Vec::new() };
     let mut link = QuicLink::start(net, Reconnecting::new(client, opts, run.reconnect_timeout));
-    let mut policy = WorkerPolicy::new(spec.trainer);
+    let mut policy = WorkerPolicy::new(spec.trainer, replica.session.layout().trainable_len());
     policy.start(&mut replica, &mut link)?;
     let mut h = WorkerHistory { worker, rows: range.len(), stopped: "completed".into(), ..Default::default() };
     let started = Instant::now();

@@ -155,6 +155,9 @@ impl Reconnecting {
                         tokio::time::sleep(Duration::from_millis(250)).await;
                         continue;
                     }
+                    Err(NetError::Refused(m)) if matches!(req, Request::Done(_)) && m.contains("already finished") => {
+                        return Ok(Response::Ok);
+                    }
                     Err(e) => return Err(e),
                 }
             }
@@ -174,6 +177,10 @@ impl Reconnecting {
             };
             match r {
                 Ok(resp) => return Ok(resp),
+                // A retried `Done` whose first try was applied (its acknowledgement was lost).
+                Err(NetError::Refused(m)) if matches!(req, Request::Done(_)) && m.contains("already finished") => {
+                    return Ok(Response::Ok);
+                }
                 Err(e) if e.is_retryable() => {
                     self.client = None;
                     let since = *first_failure.get_or_insert_with(Instant::now);

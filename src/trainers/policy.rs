@@ -29,6 +29,9 @@ pub struct WorkerPolicy {
     /// EAMSGD's velocity.
     velocity: Vec<f32>,
     pending: Pending,
+    /// Values before this index are trained by the optimizer; after it is state (BatchNorm running
+    /// statistics), which is neither normalised by the window nor given momentum.
+    trainable_len: usize,
 }
 
 fn window_delta(kind: TrainerKind) -> bool {
@@ -40,9 +43,17 @@ fn elastic(kind: TrainerKind) -> bool {
 }
 
 impl WorkerPolicy {
-    /// The worker side of `p`.
-    pub fn new(p: TrainerParams) -> Self {
-        WorkerPolicy { p, w1: Vec::new(), sent: Vec::new(), since: 0, velocity: Vec::new(), pending: Pending::None }
+    /// The worker side of `p` for a layout whose first `trainable_len` values are trainable.
+    pub fn new(p: TrainerParams, trainable_len: usize) -> Self {
+        WorkerPolicy {
+            p,
+            w1: Vec::new(),
+            sent: Vec::new(),
+            since: 0,
+            velocity: Vec::new(),
+            pending: Pending::None,
+            trainable_len,
+        }
     }
 
     /// Starts from the centre: `W = W1 = C` (the ensemble keeps its own start).
@@ -117,10 +128,13 @@ impl WorkerPolicy {
         let stats = r.train_step()?;
         let after = r.params()?;
         let mut next = w;
-        for ((n, v), (a, l)) in next.iter_mut().zip(self.velocity.iter_mut()).zip(after.iter().zip(&look)) {
+        let t = self.trainable_len.min(next.len());
+        for ((n, v), (a, l)) in next[..t].iter_mut().zip(self.velocity.iter_mut()).zip(after.iter().zip(&look)) {
             *v = d * *v + (a - l);
             *n += *v;
         }
+        // Running statistics are state, not parameters: they take the step's value as it is.
+        next[t..].copy_from_slice(&after[t..]);
         r.set_params(&next)?;
         Ok(stats)
     }
@@ -133,8 +147,15 @@ impl WorkerPolicy {
         if window_delta(self.p.kind) {
             let w = r.params()?;
             let normalize = matches!(self.p.kind, TrainerKind::Agn | TrainerKind::Adag);
-            let delta: Vec<f32> =
-                w.iter().zip(&self.w1).map(|(a, b)| if normalize { (a - b) / k } else { a - b }).collect();
+            // AGN normalises the parameters' accumulated step by the window; running statistics are
+            // not steps, so they travel as they changed.
+            let t = self.trainable_len;
+            let delta: Vec<f32> = w
+                .iter()
+                .zip(&self.w1)
+                .enumerate()
+                .map(|(i, (a, b))| if normalize && i < t { (a - b) / k } else { a - b })
+                .collect();
             link.commit(delta, 0)?;
             link.request_pull(0)?;
             self.sent = w;
@@ -230,7 +251,7 @@ mod tests {
         let p = params(TrainerKind::Downpour, 2);
         let (core, mut ws) = setup(&p, 1, 0);
         let (r, l) = &mut ws[0];
-        let mut pol = WorkerPolicy::new(p);
+        let mut pol = WorkerPolicy::new(p, usize::MAX);
         pol.start(r, l).unwrap();
         pol.step(r, l).unwrap();
         assert_eq!(centre(&core), 0.0);
@@ -243,7 +264,7 @@ mod tests {
         let p = params(TrainerKind::Agn, 3);
         let (core, mut ws) = setup(&p, 1, 0);
         let (r, l) = &mut ws[0];
-        let mut pol = WorkerPolicy::new(p);
+        let mut pol = WorkerPolicy::new(p, usize::MAX);
         pol.start(r, l).unwrap();
         for _ in 0..4 {
             pol.step(r, l).unwrap();
@@ -259,7 +280,7 @@ mod tests {
     fn dynsgd_scales_a_stale_delta() {
         let p = params(TrainerKind::Dynsgd, 2);
         let (core, mut ws) = setup(&p, 2, 0);
-        let mut pols = [WorkerPolicy::new(p), WorkerPolicy::new(p)];
+        let mut pols = [WorkerPolicy::new(p, usize::MAX), WorkerPolicy::new(p, usize::MAX)];
         for (pol, (r, l)) in pols.iter_mut().zip(ws.iter_mut()) {
             pol.start(r, l).unwrap();
         }
@@ -276,7 +297,7 @@ mod tests {
     fn adag_scales_each_weight_by_how_far_the_centre_moved() {
         let p = TrainerParams { elastic_lr: 1.0, ..params(TrainerKind::Adag, 2) };
         let (core, mut ws) = setup(&p, 2, 0);
-        let mut pols = [WorkerPolicy::new(p), WorkerPolicy::new(p)];
+        let mut pols = [WorkerPolicy::new(p, usize::MAX), WorkerPolicy::new(p, usize::MAX)];
         for (pol, (r, l)) in pols.iter_mut().zip(ws.iter_mut()) {
             pol.start(r, l).unwrap();
         }
@@ -293,7 +314,7 @@ mod tests {
         let p = params(TrainerKind::Aeasgd, 2);
         let (core, mut ws) = setup(&p, 1, 0);
         let (r, l) = &mut ws[0];
-        let mut pol = WorkerPolicy::new(p);
+        let mut pol = WorkerPolicy::new(p, usize::MAX);
         pol.start(r, l).unwrap();
         pol.step(r, l).unwrap();
         pol.step(r, l).unwrap();
@@ -306,11 +327,31 @@ mod tests {
     }
 
     #[test]
+    fn running_statistics_are_neither_normalised_nor_given_momentum() {
+        // Two values: a parameter and a running statistic (trainable_len 1); both step by 1.
+        let p = params(TrainerKind::Agn, 2);
+        let core = Arc::new(Mutex::new(ServerCore::new(vec![0.0, 0.0], p.server_rule())));
+        let (mut r, mut l) = (Fake { w: vec![0.0, 0.0], step: 1.0 }, MemoryLink::new(core.clone(), 0, 0));
+        let mut pol = WorkerPolicy::new(p, 1);
+        pol.start(&mut r, &mut l).unwrap();
+        pol.step(&mut r, &mut l).unwrap();
+        pol.step(&mut r, &mut l).unwrap();
+        assert_eq!(core.lock().unwrap().centre(), &[1.0, 2.0], "(2 - 0) / 2 for the parameter, 2 for the statistic");
+        let p = TrainerParams { momentum: 0.5, ..params(TrainerKind::Eamsgd, 100) };
+        let (mut r, mut l) = (Fake { w: vec![0.0, 0.0], step: 1.0 }, MemoryLink::new(core, 1, 0));
+        let mut pol = WorkerPolicy::new(p, 1);
+        for _ in 0..3 {
+            pol.step(&mut r, &mut l).unwrap();
+        }
+        assert_eq!(r.w, vec![4.25, 3.0], "momentum on the parameter only");
+    }
+
+    #[test]
     fn eamsgd_puts_momentum_around_the_optimizer_step() {
         let p = TrainerParams { momentum: 0.5, ..params(TrainerKind::Eamsgd, 100) };
         let (_, mut ws) = setup(&p, 1, 0);
         let (r, l) = &mut ws[0];
-        let mut pol = WorkerPolicy::new(p);
+        let mut pol = WorkerPolicy::new(p, usize::MAX);
         pol.start(r, l).unwrap();
         // step() adds 1 wherever it is taken: v = 1, W = 1; v = 1.5, W = 2.5; v = 1.75, W = 4.25.
         for want in [1.0, 2.5, 4.25] {
@@ -324,7 +365,7 @@ mod tests {
         let p = TrainerParams { overlap: true, ..params(TrainerKind::Agn, 2) };
         let (core, mut ws) = setup(&p, 1, 1);
         let (r, l) = &mut ws[0];
-        let mut pol = WorkerPolicy::new(p);
+        let mut pol = WorkerPolicy::new(p, usize::MAX);
         pol.start(r, l).unwrap();
         pol.step(r, l).unwrap();
         pol.step(r, l).unwrap(); // commits (2 - 0) / 2 = 1; the centre (1) arrives one look later
