@@ -388,7 +388,9 @@ async fn receive(
     std::thread::Builder::new()
         .name(format!("job-{id}"))
         .spawn(move || {
-            let result = train_local(run);
+            // A panic in training must not leave the secret blocked: it ends the job as failed.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| train_local(run)))
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the training crashed (a bug: please report it)")));
             let cancelled = stop.load(Ordering::SeqCst);
             let mut inner = api2.lock();
             let Some(mut r) = inner.store.jobs.get(&id2).cloned() else { return };
