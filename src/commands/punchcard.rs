@@ -31,8 +31,15 @@ pub fn run(args: PunchcardArgs) -> Result<()> {
         _ => persistent_identity(&args.state_dir)?,
     };
     let store = JobStore::open(&args.state_dir)?;
-    let api = Arc::new(Api::new(store, secrets, data_root, args.max_workers, args.device.device));
-    let app = router(api, args.max_upload_mb << 20);
+    let api = Arc::new(Api::new(
+        store,
+        secrets,
+        data_root,
+        args.max_workers,
+        (args.max_upload_mb as u64) << 20,
+        args.device.device,
+    ));
+    let app = router(api);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async {
         let listener = crate::punchcard::bind(args.listen).await?;

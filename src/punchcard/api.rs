@@ -45,6 +45,7 @@ pub struct Api {
     secrets: Secrets,
     data_root: Option<PathBuf>,
     max_workers: u32,
+    max_upload: u64,
     device: DeviceChoice,
 }
 
@@ -55,9 +56,17 @@ impl Api {
         secrets: Secrets,
         data_root: Option<PathBuf>,
         max_workers: u32,
+        max_upload: u64,
         device: DeviceChoice,
     ) -> Self {
-        Api { inner: Mutex::new(Inner { store, running: HashMap::new() }), secrets, data_root, max_workers, device }
+        Api {
+            inner: Mutex::new(Inner { store, running: HashMap::new() }),
+            secrets,
+            data_root,
+            max_workers,
+            max_upload,
+            device,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -117,15 +126,15 @@ fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
-/// The router.
-pub fn router(api: Arc<Api>, max_upload_bytes: usize) -> axum::Router {
+/// The router (uploads are limited by the handler, which counts every field against the limit).
+pub fn router(api: Arc<Api>) -> axum::Router {
     axum::Router::new()
         .route("/api/jobs", post(submit).get(list))
         .route("/api/jobs/{id}", get(status).delete(delete))
         .route("/api/jobs/{id}/model", get(model))
         .route("/api/jobs/{id}/history", get(history))
         .route("/api/jobs/{id}/cancel", post(cancel))
-        .layer(DefaultBodyLimit::max(max_upload_bytes))
+        .layer(DefaultBodyLimit::disable())
         .with_state(api)
 }
 
@@ -230,15 +239,52 @@ fn running_conflict(inner: &Inner, caller: &Caller) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn save_field(field: &mut axum::extract::multipart::Field<'_>, path: &std::path::Path) -> Result<u64, ApiError> {
-    let mut f = tokio::fs::File::create(path).await.map_err(internal)?;
-    let mut n = 0u64;
+/// Bytes read past the upload limit before giving up on a clean answer: reading the rest of a
+/// slightly oversized body lets the client see the 413 instead of a reset connection.
+const DRAIN_BYTES: u64 = 64 << 20;
+
+/// Streams a field to `path` (or, with `path` None, into memory), counting every uploaded byte
+/// against `limit`. Past the limit the rest is read and dropped (up to [`DRAIN_BYTES`]) and 413 is
+/// answered.
+async fn save_field(
+    field: &mut axum::extract::multipart::Field<'_>,
+    path: Option<&std::path::Path>,
+    total: &mut u64,
+    limit: u64,
+) -> Result<Vec<u8>, ApiError> {
+    let mut file = match path {
+        Some(p) => Some(tokio::fs::File::create(p).await.map_err(internal)?),
+        None => None,
+    };
+    let mut kept = Vec::new();
+    let too_large = || {
+        ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the upload exceeds the server's limit of {} MiB (--max-upload-mb)", limit >> 20),
+        )
+    };
     while let Some(chunk) = field.chunk().await.map_err(upload_error)? {
-        n += chunk.len() as u64;
-        f.write_all(&chunk).await.map_err(internal)?;
+        *total += chunk.len() as u64;
+        if *total > limit {
+            file = None;
+            if *total > limit + DRAIN_BYTES {
+                return Err(too_large());
+            }
+            continue;
+        }
+        match file.as_mut() {
+            Some(f) => f.write_all(&chunk).await.map_err(internal)?,
+            None => kept.extend_from_slice(&chunk),
+        }
     }
-    f.flush().await.map_err(internal)?;
-    Ok(n)
+    if *total > limit {
+        // Read what is left of the body so the answer reaches the client.
+        return Err(too_large());
+    }
+    if let Some(mut f) = file {
+        f.flush().await.map_err(internal)?;
+    }
+    Ok(kept)
 }
 
 fn upload_error(e: axum::extract::multipart::MultipartError) -> ApiError {
@@ -278,17 +324,20 @@ async fn receive(
 ) -> Result<(StatusCode, Json<JobRecord>), ApiError> {
     let (mut request, mut model, mut upload): (Option<JobRequest>, Option<PathBuf>, Option<PathBuf>) =
         (None, None, None);
+    let mut total = 0u64;
+    let mut spec_error = None;
     while let Some(mut field) = multipart.next_field().await.map_err(upload_error)? {
         match field.name().unwrap_or("") {
             "spec" => {
-                let text = field.text().await.map_err(upload_error)?;
-                let r: JobRequest = serde_json::from_str(&text)
-                    .map_err(|e| bad(format!("the job spec is not valid JSON for a job: {e}")))?;
-                request = Some(r);
+                let text = save_field(&mut field, None, &mut total, api.max_upload).await?;
+                match serde_json::from_slice::<JobRequest>(&text) {
+                    Ok(r) => request = Some(r),
+                    Err(e) => spec_error = Some(format!("the job spec is not valid JSON for a job: {e}")),
+                }
             }
             "model" => {
                 let p = dir.join("model.onnx");
-                save_field(&mut field, &p).await?;
+                save_field(&mut field, Some(&p), &mut total, api.max_upload).await?;
                 model = Some(p);
             }
             "data" => {
@@ -300,11 +349,14 @@ async fn receive(
                     .filter(|e| e == "parquet" || e == "csv")
                     .ok_or_else(|| bad("the uploaded data must be a .parquet or .csv file"))?;
                 let p = dir.join(format!("data.{ext}"));
-                save_field(&mut field, &p).await?;
+                save_field(&mut field, Some(&p), &mut total, api.max_upload).await?;
                 upload = Some(p);
             }
             other => return Err(bad(format!("unexpected form field `{other}` (expected spec, model, data)"))),
         }
+    }
+    if let Some(e) = spec_error {
+        return Err(bad(e));
     }
     let request = request.ok_or_else(|| bad("the form has no `spec` field"))?;
     let model = model.ok_or_else(|| bad("the form has no `model` field (the ONNX file)"))?;
