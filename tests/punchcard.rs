@@ -229,6 +229,26 @@ fn jobs_are_submitted_fetched_isolated_cancelled_and_survive_a_restart() {
     let o = job(&server, &alice, "fetch", Some(&id), &["--out-dir", again.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(std::fs::read(again.join(format!("digits-{id}.onnx"))).unwrap(), std::fs::read(&fetched).unwrap());
+    // Trust on first use: remembered, then a changed certificate is refused before the secret goes.
+    let cfg = dir.path().join("cfg");
+    let tofu = || {
+        bin()
+            .env("DISTK_GPU_CONFIG_DIR", &cfg)
+            .args(["job", "list", "--server", &server.url, "--secret-file", alice.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let o = tofu();
+    assert!(o.status.success() && stderr(&o).contains("trusting"), "{}", stderr(&o));
+    let o = tofu();
+    assert!(o.status.success() && !stderr(&o).contains("trusting"), "{}", stderr(&o));
+    let known = cfg.join("known_servers.json");
+    let text = std::fs::read_to_string(&known).unwrap().replace(&server.sha, &"ab".repeat(32));
+    std::fs::write(&known, text).unwrap();
+    let o = tofu();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("changed") && stderr(&o).contains("refusing to send the secret"), "{}", stderr(&o));
+
     let o = job(&server, &alice, "delete", Some(&long), &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&job(&server, &alice, "status", Some(&long), &[])).contains("404"));

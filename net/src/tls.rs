@@ -170,7 +170,11 @@ impl Trust {
         let mut cfg = match self {
             Trust::Pinned(sha256) => builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(Pinned { sha256: *sha256, provider }))
+                .with_custom_certificate_verifier(Arc::new(Pinned {
+                    sha256: Some(*sha256),
+                    seen: std::sync::Mutex::new(None),
+                    provider,
+                }))
                 .with_no_client_auth(),
             Trust::Roots(roots) => builder.with_root_certificates(roots.clone()).with_no_client_auth(),
         };
@@ -179,17 +183,42 @@ impl Trust {
     }
 }
 
-/// Accepts only the server certificate whose SHA-256 is pinned (TLS 1.3 signatures still verified).
+/// Checks the server certificate by its SHA-256: with a pin, only that certificate is accepted;
+/// without (trust on first use), any is, and its SHA-256 is recorded for the caller to compare with
+/// what it remembers before sending anything. TLS signatures are verified either way.
 #[derive(Debug)]
 pub struct Pinned {
-    sha256: [u8; 32],
+    sha256: Option<[u8; 32]>,
+    seen: std::sync::Mutex<Option<[u8; 32]>>,
     provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
 impl Pinned {
     /// A verifier pinning `sha256`.
     pub fn new(sha256: [u8; 32]) -> Self {
-        Pinned { sha256, provider: provider() }
+        Pinned { sha256: Some(sha256), seen: std::sync::Mutex::new(None), provider: provider() }
+    }
+
+    /// A verifier that accepts any certificate and records it (trust on first use).
+    pub fn first_use() -> Self {
+        Pinned { sha256: None, seen: std::sync::Mutex::new(None), provider: provider() }
+    }
+
+    /// The SHA-256 of the last certificate the server presented.
+    pub fn seen(&self) -> Option<[u8; 32]> {
+        *self.seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A TLS 1.3/1.2 client configuration using this verifier, offering `alpn`.
+    pub fn client_config(self: &Arc<Self>, alpn: &[&[u8]]) -> Result<rustls::ClientConfig> {
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| NetError::Tls(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(self.clone())
+            .with_no_client_auth();
+        cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(cfg)
     }
 }
 
@@ -202,14 +231,15 @@ impl ServerCertVerifier for Pinned {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        if bool::from(sha256(end_entity).ct_eq(&self.sha256)) {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(format!(
+        let got = sha256(end_entity);
+        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(got);
+        match self.sha256 {
+            Some(pin) if !bool::from(got.ct_eq(&pin)) => Err(rustls::Error::General(format!(
                 "the server certificate's SHA-256 is {}, not the pinned {}",
-                hex(&sha256(end_entity)),
-                hex(&self.sha256)
-            )))
+                hex(&got),
+                hex(&pin)
+            ))),
+            _ => Ok(ServerCertVerified::assertion()),
         }
     }
     fn verify_tls12_signature(

@@ -168,18 +168,30 @@ async fn file_response(path: PathBuf, content_type: &'static str, what: &str) ->
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
+/// Streams file `name` of the caller's job `id`.
+async fn job_file(
+    api: &Api,
+    headers: &HeaderMap,
+    id: &str,
+    name: &str,
+    content_type: &'static str,
+    what: &str,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(api, headers)?;
+    let dir = {
+        let inner = api.lock();
+        own_job(&inner, &caller, id)?;
+        inner.store.job_dir(id)
+    };
+    file_response(dir.join(name), content_type, what).await
+}
+
 async fn model(
     State(api): State<Arc<Api>>,
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&api, &headers)?;
-    let dir = {
-        let inner = api.lock();
-        own_job(&inner, &caller, &id)?;
-        inner.store.job_dir(&id)
-    };
-    file_response(dir.join("trained.onnx"), "application/octet-stream", "trained model").await
+    job_file(&api, &headers, &id, "trained.onnx", "application/octet-stream", "trained model").await
 }
 
 async fn history(
@@ -187,13 +199,7 @@ async fn history(
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&api, &headers)?;
-    let dir = {
-        let inner = api.lock();
-        own_job(&inner, &caller, &id)?;
-        inner.store.job_dir(&id)
-    };
-    file_response(dir.join("history.json"), "application/json", "history").await
+    job_file(&api, &headers, &id, "history.json", "application/json", "history").await
 }
 
 async fn cancel(

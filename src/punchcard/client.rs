@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
@@ -15,58 +15,15 @@ use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::Frame;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
 
 use distk_net::auth::read_secret_file;
-use distk_net::tls::{Trust, hex, parse_sha256, provider, sha256};
+use distk_net::tls::{Pinned, Trust, hex, parse_sha256, sha256};
 
 use crate::cli::ServerArgs;
 use crate::data::atomic::write_atomically;
 
 type Body = UnsyncBoxBody<Bytes, std::io::Error>;
-
-/// Accepts any certificate (TLS signatures still verified) and records the leaf's SHA-256, which
-/// the client then compares with what it remembers before sending anything.
-#[derive(Debug)]
-struct FirstUse {
-    seen: Mutex<Option<[u8; 32]>>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ServerCertVerifier for FirstUse {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(sha256(end_entity));
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.provider.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.provider.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
-    }
-}
 
 /// The folder of the user's distk-gpu settings.
 pub fn config_dir() -> Result<PathBuf> {
@@ -86,7 +43,7 @@ pub struct JobClient {
     port: u16,
     addr: SocketAddr,
     tls: Arc<rustls::ClientConfig>,
-    first_use: Option<Arc<FirstUse>>,
+    first_use: Option<Arc<Pinned>>,
     secret: String,
     rt: tokio::runtime::Runtime,
 }
@@ -143,14 +100,8 @@ impl JobClient {
             (Some(h), _) => (Trust::Pinned(parse_sha256(h)?).client_config(alpn)?, None),
             (None, Some(ca)) => (Trust::ca_file(ca)?.client_config(alpn)?, None),
             (None, None) => {
-                let v = Arc::new(FirstUse { seen: Mutex::new(None), provider: provider() });
-                let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
-                    .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-                    .dangerous()
-                    .with_custom_certificate_verifier(v.clone())
-                    .with_no_client_auth();
-                cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-                (cfg, Some(v))
+                let v = Arc::new(Pinned::first_use());
+                (v.client_config(alpn)?, Some(v))
             }
         };
         let secret = read_secret_file(&args.secret_file)?;
@@ -160,7 +111,7 @@ impl JobClient {
 
     fn check_first_use(&self) -> Result<()> {
         let Some(v) = &self.first_use else { return Ok(()) };
-        let seen = v.seen.lock().unwrap_or_else(|p| p.into_inner()).ok_or_else(|| anyhow!("no certificate seen"))?;
+        let seen = v.seen().ok_or_else(|| anyhow!("no certificate seen"))?;
         let file = config_dir()?.join("known_servers.json");
         let mut known: BTreeMap<String, String> = match std::fs::read(&file) {
             Ok(b) => serde_json::from_slice(&b).with_context(|| format!("{} does not parse", file.display()))?,
