@@ -195,9 +195,4 @@ impl PsClient {
     pub async fn send_raw(&self, bytes: Vec<u8>) -> Result<AlignedVec<ALIGN>> {
         self.request(bytes, self.opts.request_timeout).await
     }
-
-    /// Closes the connection without saying done (tests: a worker that vanishes politely).
-    pub fn abandon(&self) {
-        self.conn.close(close::SHUTDOWN.into(), b"abandoned");
-    }
 }

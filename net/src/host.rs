@@ -252,11 +252,11 @@ async fn respond(host: &Host, worker: u32, buf: &AlignedVec<ALIGN>) -> Result<Ve
         Kind::Commit => {
             let payload = f.floats()?;
             let mut st = host.lock();
-            if st.barrier.is_some() {
-                let applied = st.barrier.as_mut().map(|b| b.submit(worker, f.header.round, payload)).transpose()?;
+            if let Some(barrier) = st.barrier.as_mut() {
+                // A repeat of a round's commit (a retry) is acknowledged without counting it again.
+                barrier.submit(worker, f.header.round, payload)?;
                 let clock = st.core.clock();
                 host.close_round_if_ready(&mut st);
-                let _ = applied;
                 ack(worker, f.header.seq, clock, 0)
             } else {
                 // Applied here, straight from the received bytes, before the acknowledgement exists.

@@ -199,3 +199,53 @@ async fn averaging_rounds_wait_for_every_live_worker() {
     a.pull(1, &mut c).await.unwrap();
     assert_eq!(c, vec![5.0, 5.0]);
 }
+
+/// A server whose certificate chains to a CA: a worker given the CA file connects under the
+/// certificate's name and is refused under another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_trust_a_ca_file() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["ps.example".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &Issuer::new(ca_params, &ca_key))
+        .unwrap();
+    let id = Identity::from_pem(format!("{}{}", leaf.pem(), ca.pem()).as_bytes(), leaf_key.serialize_pem().as_bytes())
+        .unwrap();
+    let ca_file = std::env::temp_dir().join(format!("distk-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let trust = Trust::ca_file(&ca_file).unwrap();
+    std::fs::remove_file(&ca_file).ok();
+
+    let endpoint = server_endpoint("127.0.0.1:0".parse().unwrap(), &id).unwrap();
+    let addr = endpoint.local_addr().unwrap();
+    let state =
+        PsState { core: ServerCore::new(vec![0.0; 4], Box::new(Add)), members: Membership::new(2), barrier: None };
+    let config = HostConfig {
+        max_frame: MAX,
+        job: Arc::new(Vec::new()),
+        round_timeout: Duration::from_secs(5),
+        hello_timeout: Duration::from_secs(5),
+    };
+    let (host, _events) = Host::new(state, config);
+    let secrets = Arc::new(Secrets::from_json(&format!(r#"[{{"secret": "{SECRET}", "identity": "alice"}}]"#)).unwrap());
+    tokio::spawn(serve(endpoint, host, secrets));
+    let opts = ConnectOptions {
+        addr,
+        server_name: "ps.example".into(),
+        trust,
+        secret: SECRET.into(),
+        worker: ANY_WORKER,
+        max_frame: MAX,
+        request_timeout: Duration::from_secs(10),
+        pull_timeout: Duration::from_secs(10),
+    };
+    let c = PsClient::connect(opts.clone()).await.unwrap();
+    c.commit(1, 0, &[1.0; 4]).await.unwrap();
+    let e = PsClient::connect(ConnectOptions { server_name: "other.example".into(), ..opts }).await.err().unwrap();
+    assert!(e.to_string().contains("not the one we trust"), "{e}");
+}

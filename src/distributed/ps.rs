@@ -389,13 +389,15 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
         }
         let (finished, never) = {
             let st = host.lock();
-            let joined_all = st.members.never_joined().is_empty();
-            let finished = if joined_all || Instant::now() < join_deadline {
+            let never = st.members.never_joined();
+            // Past the join deadline, workers that never came are given up: the run ends when
+            // nobody is connected any more.
+            let finished = if never.is_empty() || Instant::now() < join_deadline {
                 st.members.all_finished()
             } else {
-                st.members.live().is_empty() && !st.members.members().is_empty() || st.members.members().is_empty()
+                st.members.live().is_empty()
             };
-            (finished, st.members.never_joined())
+            (finished, never)
         };
         if finished {
             // What the last workers said before they left.

@@ -277,6 +277,26 @@ mod tests {
     }
 
     #[test]
+    fn resync_commits_the_partial_window_and_restarts_from_the_centre() {
+        // --parallelism-factor: between parts the worker exchanges what it has and starts again.
+        let p = params(TrainerKind::Agn, 3);
+        let (core, mut ws) = setup(&p, 1, 0);
+        let (r, l) = &mut ws[0];
+        let mut pol = WorkerPolicy::new(p, usize::MAX);
+        pol.start(r, l).unwrap();
+        pol.step(r, l).unwrap();
+        pol.step(r, l).unwrap();
+        core.lock().unwrap().commit(9, 1, &[10.0]).unwrap(); // another worker moves the centre
+        pol.resync(r, l).unwrap();
+        // (2 - 0) / 2 = 1 committed; the worker restarts from the centre 10 + 1.
+        assert_eq!((centre(&core), r.w[0]), (11.0, 11.0));
+        pol.step(r, l).unwrap();
+        pol.step(r, l).unwrap();
+        pol.step(r, l).unwrap();
+        assert_eq!(centre(&core), 12.0, "a new full window from W1 = 11: (14 - 11) / 3");
+    }
+
+    #[test]
     fn dynsgd_scales_a_stale_delta() {
         let p = params(TrainerKind::Dynsgd, 2);
         let (core, mut ws) = setup(&p, 2, 0);
