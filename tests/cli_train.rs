@@ -20,9 +20,7 @@ fn ok(o: &Output) -> String {
 }
 
 fn evaluate(m: &Path, d: &str) -> serde_json::Value {
-    let out = ok(&distk(&["evaluate", m.to_str().unwrap(), "--data", data(d).to_str().unwrap(), "--json"]));
-    assert_eq!(out.trim().lines().count(), 1, "one JSON object: {out}");
-    serde_json::from_str(out.trim()).unwrap()
+    common::evaluate_json(m, &data(d), "auto")
 }
 
 #[test]

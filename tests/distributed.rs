@@ -106,16 +106,7 @@ fn every_trainer_learns_digits_with_four_workers() {
         assert!(last < first * 0.5, "{trainer}: the loss went from {first} to {last}");
         assert!(acc >= want, "{trainer}: centre accuracy {acc} < {want}");
         // The written model is the centre: evaluated again from the file, the same accuracy.
-        let e = distk(&[
-            "evaluate",
-            out.to_str().unwrap(),
-            "--data",
-            data("digits_test.parquet").to_str().unwrap(),
-            "--device",
-            "cpu",
-            "--json",
-        ]);
-        let v: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
+        let v = common::evaluate_json(&out, &data("digits_test.parquet"), "cpu");
         assert!((v["accuracy"].as_f64().unwrap() - acc).abs() < 1e-9, "{trainer}: {v}");
         eprintln!("{trainer}: centre accuracy {acc:.4}, loss {first:.4} -> {last:.4}");
     }
@@ -442,15 +433,6 @@ fn batchnorm_statistics_travel_with_the_centre() {
     let (before, after) = (initializer(&bn, "mean"), initializer(&out, "mean"));
     let moved = before.iter().zip(&after).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(moved > 0.05, "the running mean moved by {moved}");
-    let e = distk(&[
-        "evaluate",
-        out.to_str().unwrap(),
-        "--data",
-        data("digits_test.parquet").to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--json",
-    ]);
-    let v: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
+    let v = common::evaluate_json(&out, &data("digits_test.parquet"), "cpu");
     assert!(v["accuracy"].as_f64().unwrap() >= 0.93, "{v}");
 }

@@ -138,13 +138,7 @@ fn jobs_are_submitted_fetched_isolated_cancelled_and_survive_a_restart() {
     assert!(o.status.success(), "{}", stderr(&o));
     let fetched = out.join(format!("digits-{id}.onnx"));
     assert!(out.join(format!("digits-{id}.history.json")).exists());
-    let e = bin()
-        .arg("evaluate")
-        .arg(&fetched)
-        .args(["--data", data("digits_test.parquet").to_str().unwrap(), "--device", "cpu", "--json"])
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
+    let v = common::evaluate_json(&fetched, &data("digits_test.parquet"), "cpu");
     assert!(v["accuracy"].as_f64().unwrap() >= 0.9, "{v}");
 
     // Wrong and missing secrets: 401.

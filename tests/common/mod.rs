@@ -23,6 +23,23 @@ pub fn data(name: &str) -> PathBuf {
     root().join("examples/data").join(name)
 }
 
+/// `distk-gpu evaluate MODEL --data DATA --device DEVICE --json`, checked to print exactly one JSON
+/// object, parsed.
+pub fn evaluate_json(model: &Path, data: &Path, device: &str) -> serde_json::Value {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_distk-gpu"))
+        .arg("evaluate")
+        .arg(model)
+        .arg("--data")
+        .arg(data)
+        .args(["--device", device, "--json"])
+        .output()
+        .expect("run distk-gpu");
+    assert!(o.status.success(), "evaluate failed: {}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.trim().lines().count(), 1, "one JSON object: {out}");
+    serde_json::from_str(out.trim()).unwrap()
+}
+
 /// A numpy array from an .npz: shape and values as f64.
 #[derive(Clone, Debug)]
 pub struct NpArray {
