@@ -1,9 +1,9 @@
 // col[((nc * K + k) * OSP) + o] = x[nc * ISP + source(o, k)] or 0 in the padding.
-// P: 0 n (= N*C*K*OSP), 1 x offset, 2 col offset, 8..29 window geometry.
+// Uniforms: WindowParams (engine/src/ops/conv.rs); n = N*C*K*OSP, out the columns.
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
-    if (i >= p(0u)) { return; }
+    if (i >= u_n()) { return; }
     let osp = g(3u) * g(4u) * g(5u);
     let kl = g(6u) * g(7u) * g(8u);
     let isp = g(0u) * g(1u) * g(2u);
@@ -12,6 +12,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let nc = i / (osp * kl);
     let s = window_source(unflatten3(g(4u), g(5u), o), unflatten3(g(7u), g(8u), k));
     var v = 0.0;
-    if (s >= 0) { v = {{X}}[p(1u) + nc * isp + u32(s)]; }
-    {{O}}[p(2u) + i] = v;
+    if (s >= 0) { v = {{X}}[u_x() + nc * isp + u32(s)]; }
+    {{O}}[u_out() + i] = v;
 }

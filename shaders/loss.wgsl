@@ -1,48 +1,48 @@
-// Losses, their gradient and accuracy (Keras semantics; see engine/src/cpu/loss.rs, the reference).
+// Losses, their gradient and accuracy (Keras semantics; see engine/src/ops/loss.rs, the reference).
 // KIND: 0 sparse CE on logits, 1 sparse CE on probabilities, 2 CE on logits, 3 CE on probabilities,
 // 4 binary CE on logits, 5 binary CE on probabilities, 6 MSE, 7 MAE.
-// P: 0 rows, 1 width, 2 pred offset, 3 target offset, 4 weight offset, 5 out offset.
+// Uniforms: LossParams (engine/src/ops/loss.rs).
 const KIND: u32 = {{KIND}}u;
 const EPS: f32 = 1e-7;
 var<workgroup> red_a: array<f32, 256>;
 var<workgroup> red_b: array<f32, 256>;
 
-fn pr(r: u32, c: u32) -> f32 { return {{P}}[p(2u) + r * p(1u) + c]; }
+fn pr(r: u32, c: u32) -> f32 { return {{P}}[u_pred() + r * u_width() + c]; }
 fn tg(r: u32, c: u32) -> f32 {
-    if (KIND <= 1u) { return {{T}}[p(3u) + r]; }
-    return {{T}}[p(3u) + r * p(1u) + c];
+    if (KIND <= 1u) { return {{T}}[u_target() + r]; }
+    return {{T}}[u_target() + r * u_width() + c];
 }
 fn clip_p(x: f32) -> f32 { return clamp(x, EPS, 1.0 - EPS); }
 fn sigm(x: f32) -> f32 { return select(exp(x) / (1.0 + exp(x)), 1.0 / (1.0 + exp(-x)), x >= 0.0); }
 fn row_max(r: u32) -> f32 {
     var m = pr(r, 0u);
-    for (var c = 1u; c < p(1u); c = c + 1u) { m = max(m, pr(r, c)); }
+    for (var c = 1u; c < u_width(); c = c + 1u) { m = max(m, pr(r, c)); }
     return m;
 }
 fn row_lse(r: u32) -> f32 {
     let m = row_max(r);
     var s = 0.0;
-    for (var c = 0u; c < p(1u); c = c + 1u) { s = s + exp(pr(r, c) - m); }
+    for (var c = 0u; c < u_width(); c = c + 1u) { s = s + exp(pr(r, c) - m); }
     return m + log(s);
 }
 fn row_sum(r: u32) -> f32 {
     var s = 0.0;
-    for (var c = 0u; c < p(1u); c = c + 1u) { s = s + pr(r, c); }
+    for (var c = 0u; c < u_width(); c = c + 1u) { s = s + pr(r, c); }
     return s;
 }
 fn argmax_pred(r: u32) -> u32 {
     var b = 0u;
-    for (var c = 1u; c < p(1u); c = c + 1u) { if (pr(r, c) > pr(r, b)) { b = c; } }
+    for (var c = 1u; c < u_width(); c = c + 1u) { if (pr(r, c) > pr(r, b)) { b = c; } }
     return b;
 }
 fn argmax_target(r: u32) -> u32 {
     var b = 0u;
-    for (var c = 1u; c < p(1u); c = c + 1u) { if (tg(r, c) > tg(r, b)) { b = c; } }
+    for (var c = 1u; c < u_width(); c = c + 1u) { if (tg(r, c) > tg(r, b)) { b = c; } }
     return b;
 }
 
 fn row_loss(r: u32) -> f32 {
-    let w = p(1u);
+    let w = u_width();
     let k = f32(w);
     var l = 0.0;
     if (KIND == 0u) { return row_lse(r) - pr(r, u32(tg(r, 0u))); }
@@ -78,7 +78,7 @@ fn softplus_neg_abs(z: f32) -> f32 {
 }
 
 fn row_correct(r: u32) -> f32 {
-    let w = p(1u);
+    let w = u_width();
     if (KIND <= 1u) { return select(0.0, 1.0, argmax_pred(r) == u32(tg(r, 0u))); }
     if (w == 1u || KIND == 4u || KIND == 5u) {
         var thr = 0.5;
@@ -97,8 +97,8 @@ fn row_correct(r: u32) -> f32 {
 fn reduce_rows(@builtin(local_invocation_index) li: u32) {
     var a = 0.0;
     var b = 0.0;
-    for (var r = li; r < p(0u); r = r + 256u) {
-        let w = {{W}}[p(4u) + r];
+    for (var r = li; r < u_rows(); r = r + 256u) {
+        let w = {{W}}[u_weight() + r];
         if (w != 0.0) {
             if ({{MODE}}u == 0u) { a = a + w * row_loss(r); } else { a = a + w * row_correct(r); }
         }
@@ -111,7 +111,7 @@ fn reduce_rows(@builtin(local_invocation_index) li: u32) {
         if (li < s) { red_a[li] = red_a[li] + red_a[li + s]; red_b[li] = red_b[li] + red_b[li + s]; }
         workgroupBarrier();
     }
-    if (li == 0u) { {{O}}[p(5u)] = red_a[0] / max(red_b[0], 1.1754944e-38); }
+    if (li == 0u) { {{O}}[u_out()] = red_a[0] / max(red_b[0], 1.1754944e-38); }
 }
 
 // One invocation per row: the gradient of the weighted mean loss. `total` (sum of weights) is
@@ -119,13 +119,13 @@ fn reduce_rows(@builtin(local_invocation_index) li: u32) {
 @compute @workgroup_size(64)
 fn grad_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
     let r = gid.x;
-    if (r >= p(0u)) { return; }
+    if (r >= u_rows()) { return; }
     var total = 0.0;
-    for (var i = 0u; i < p(0u); i = i + 1u) { total = total + {{W}}[p(4u) + i]; }
-    let scale = {{W}}[p(4u) + r] / max(total, 1.1754944e-38);
-    let w = p(1u);
+    for (var i = 0u; i < u_rows(); i = i + 1u) { total = total + {{W}}[u_weight() + i]; }
+    let scale = {{W}}[u_weight() + r] / max(total, 1.1754944e-38);
+    let w = u_width();
     let k = f32(w);
-    let out = p(5u) + r * w;
+    let out = u_out() + r * w;
     if (scale == 0.0) {
         for (var c = 0u; c < w; c = c + 1u) { {{O}}[out + c] = 0.0; }
         return;

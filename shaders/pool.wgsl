@@ -1,15 +1,15 @@
-// Pooling, one invocation per output. P: 0 n (= N*C*OSP), 1 x offset, 2 out offset,
-// 3 kind (0 max, 1 average without padding, 2 average counting padding), 8..29 window geometry.
+// Pooling, one invocation per output. Uniforms: PoolParams (engine/src/ops/pool.rs); n = N*C*OSP,
+// kind 0 max, 1 average without padding, 2 average counting padding.
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
-    if (i >= p(0u)) { return; }
+    if (i >= u_n()) { return; }
     let osp = g(3u) * g(4u) * g(5u);
     let kl = g(6u) * g(7u) * g(8u);
     let isp = g(0u) * g(1u) * g(2u);
     let o = unflatten3(g(4u), g(5u), i % osp);
-    let base = p(1u) + (i / osp) * isp;
-    let kind = p(3u);
+    let base = u_x() + (i / osp) * isp;
+    let kind = u_kind();
     var acc = 0.0;
     if (kind == 0u) { acc = -3.402823e38; }
     var count = 0u;
@@ -27,5 +27,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     if (kind == 1u) { acc = acc / f32(max(count, 1u)); }
     if (kind == 2u) { acc = acc / f32(max(count + padded, 1u)); }
-    {{O}}[p(2u) + i] = acc;
+    {{O}}[u_out() + i] = acc;
 }

@@ -1,24 +1,24 @@
 // Gradient of pooling as a gather over the windows that contain each input element.
-// P: 0 n (= N*C*ISP), 1 x offset, 2 dy offset, 3 out offset, 4 kind (0 max, 1 avg, 2 avg counting
-// padding), 8..29 window geometry. Max routes dy to the first maximum of each window.
+// Uniforms: PoolGradParams (engine/src/ops/pool.rs); n = N*C*ISP, kind as in pool.wgsl.
+// Max routes dy to the first maximum of each window.
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
-    if (i >= p(0u)) { return; }
+    if (i >= u_n()) { return; }
     let isp = g(0u) * g(1u) * g(2u);
     let osp = g(3u) * g(4u) * g(5u);
     let kl = g(6u) * g(7u) * g(8u);
     let nc = i / isp;
     let me = i % isp;
     let pos = unflatten3(g(1u), g(2u), me);
-    let base = p(1u) + nc * isp;
-    let kind = p(4u);
+    let base = u_x() + nc * isp;
+    let kind = u_kind();
     var acc = 0.0;
     for (var k = 0u; k < kl; k = k + 1u) {
         let o = window_output_of(pos, unflatten3(g(7u), g(8u), k));
         if (o < 0) { continue; }
         let op = unflatten3(g(4u), g(5u), u32(o));
-        let dy = {{DY}}[p(2u) + nc * osp + u32(o)];
+        let dy = {{DY}}[u_dy() + nc * osp + u32(o)];
         if (kind == 0u) {
             var best = -1;
             var bv = 0.0;
@@ -39,5 +39,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             acc = acc + dy / f32(max(count, 1u));
         }
     }
-    {{O}}[p(3u) + i] = acc;
+    {{O}}[u_out() + i] = acc;
 }

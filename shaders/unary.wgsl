@@ -1,4 +1,4 @@
-// out[i] = f(x[i]).  P: 0 n, 1 x offset, 2 out offset.
+// out[i] = f(x[i]). Uniforms: UnaryParams (engine/src/ops/unary.rs).
 
 // log(1 + exp(x)) without log(): Vulkan allows log() an absolute error of 2^-21 near 1, which would
 // cost the small results all their precision. log1p(t) = 2 atanh(s), s = t / (2 + t) <= 1/3, by series.
@@ -14,7 +14,7 @@ fn softplus(x: f32) -> f32 {
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
-    if (i >= p(0u)) { return; }
-    let x = {{X}}[p(1u) + i];
-    {{O}}[p(2u) + i] = {{EXPR}};
+    if (i >= u_n()) { return; }
+    let x = {{X}}[u_x() + i];
+    {{O}}[u_out() + i] = {{EXPR}};
 }

@@ -1,6 +1,6 @@
-// Window geometry shared by im2col and pooling, at P[8..29]: input d,h,w; output d,h,w; kernel;
-// stride; dilation; pad before; pad after.
-fn g(i: u32) -> u32 { return p(8u + i); }
+// Window geometry shared by im2col, col2im and pooling, in the uniform field `window` (21 words:
+// input d,h,w; output d,h,w; kernel; stride; dilation; pad before; pad after; see Window3).
+fn g(i: u32) -> u32 { return u_window(i); }
 
 // Input flat position read by output position o at kernel offset k, or -1 in the padding.
 fn window_source(o: vec3<u32>, k: vec3<u32>) -> i32 {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::error::{EngineError, Result};
 use crate::layout::ParamLayout;
-use crate::op::Op;
+use crate::ops::Op;
 
 /// Index of a value in [`Graph::values`].
 pub type ValueId = usize;

@@ -10,7 +10,7 @@ pub mod error;
 pub mod executor;
 pub mod graph;
 pub mod layout;
-pub mod op;
+pub mod ops;
 pub mod optimizer;
 pub mod plan;
 pub mod shape;
@@ -22,4 +22,8 @@ pub use error::{EngineError, Result};
 pub use executor::{Executor, OptimizerState};
 pub use graph::{Graph, GraphBuilder, Node, ValueId, ValueInfo, ValueKind};
 pub use layout::{PARAM_ALIGN_BYTES, ParamLayout, ParamSlot};
-pub use op::{BinaryOp, ConvAttrs, LossKind, Op, PoolAttrs, PoolKind, ReduceOp, UnaryOp};
+pub use ops::{
+    Accuracy, BatchNorm, BinaryOp, Broadcast, Concat, ConvAttrs, ConvGradInput, ConvGradWeight, Dropout, DropoutMask,
+    Loss, LossGrad, LossKind, MatMul, Op, OpDef, PoolAttrs, PoolGrad, PoolKind, Reduce, ReduceOp, Reshape, Slice,
+    Softmax, SoftmaxGrad, Transpose, UnaryGrad, UnaryOp,
+};

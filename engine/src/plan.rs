@@ -5,7 +5,7 @@
 //! buffer, so the activations of a step may exceed one binding; every tensor lies within one chunk.
 
 use crate::graph::{Graph, ValueKind};
-use crate::op::Op;
+use crate::ops::Op;
 use crate::shape::numel;
 
 /// Alignment of arena offsets, in f32 elements (256 bytes).
@@ -125,7 +125,7 @@ pub fn plan_memory(
     // Alias roots: a Reshape output shares its input's storage.
     let mut root: Vec<usize> = (0..nv).collect();
     for n in &graph.nodes {
-        if matches!(n.op, Op::Reshape { .. }) {
+        if matches!(n.op, Op::Reshape(_)) {
             root[n.output] = root[n.inputs[0]];
         }
     }
@@ -193,7 +193,7 @@ pub fn plan_memory(
 mod tests {
     use super::*;
     use crate::graph::GraphBuilder;
-    use crate::op::UnaryOp;
+    use crate::ops::{Reshape, UnaryOp};
 
     #[test]
     fn dead_activations_are_reused_and_live_ones_never_overlap() {
@@ -201,7 +201,7 @@ mod tests {
         let x = b.input("x", vec![100]);
         let a = b.node("a", Op::Unary(UnaryOp::Relu), &[x]).unwrap();
         let c = b.node("c", Op::Unary(UnaryOp::Exp), &[a]).unwrap();
-        let r = b.node("r", Op::Reshape { shape: vec![10, 10] }, &[c]).unwrap();
+        let r = b.node("r", Op::Reshape(Reshape { shape: vec![10, 10] }), &[c]).unwrap();
         let d = b.node("d", Op::Unary(UnaryOp::Tanh), &[r]).unwrap();
         b.output(d);
         let g = b.finish();
@@ -218,7 +218,7 @@ mod tests {
 mod chunk_tests {
     use super::*;
     use crate::graph::GraphBuilder;
-    use crate::op::UnaryOp;
+    use crate::ops::UnaryOp;
 
     #[test]
     fn tensors_spread_over_chunks_and_one_too_large_is_named() {

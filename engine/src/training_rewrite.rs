@@ -12,7 +12,7 @@
 use crate::autodiff::WEIGHT_INPUT;
 use crate::error::{EngineError, Result};
 use crate::graph::{Graph, GraphBuilder, ValueId, ValueKind};
-use crate::op::{BinaryOp, Op, ReduceOp, UnaryOp};
+use crate::ops::{BatchNorm, BinaryOp, Dropout, DropoutMask, Op, Reduce, ReduceOp, Reshape, UnaryOp};
 
 /// Name of the per-step seed input of graphs with dropout.
 pub const SEED_INPUT: &str = "distk:seed";
@@ -42,9 +42,9 @@ pub fn rewrite_for_training(graph: Graph, options: &TrainingOptions) -> Result<G
             )));
         }
     }
-    let has_bn = graph.nodes.iter().any(|n| matches!(n.op, Op::BatchNorm { .. }));
+    let has_bn = graph.nodes.iter().any(|n| matches!(n.op, Op::BatchNorm(BatchNorm { .. })));
     let has_dropout =
-        !options.dropout_after.is_empty() || graph.nodes.iter().any(|n| matches!(n.op, Op::Dropout { .. }));
+        !options.dropout_after.is_empty() || graph.nodes.iter().any(|n| matches!(n.op, Op::Dropout(Dropout { .. })));
     if !has_bn && !has_dropout {
         return Ok(graph);
     }
@@ -58,11 +58,11 @@ pub fn rewrite_for_training(graph: Graph, options: &TrainingOptions) -> Result<G
     for node in &nodes {
         let ins: Vec<ValueId> = node.inputs.iter().map(|&v| map[v]).collect();
         let mut out = match &node.op {
-            Op::BatchNorm { epsilon, momentum } => {
+            Op::BatchNorm(BatchNorm { epsilon, momentum }) => {
                 let w = weight.ok_or_else(|| EngineError::BadInput("internal: no row weights".into()))?;
                 batch_norm_train(&mut b, &node.name, &ins, w, *epsilon, momentum.unwrap_or(options.bn_momentum))?
             }
-            Op::Dropout { rate } => dropout(&mut b, &node.name, ins[0], seed, *rate)?,
+            Op::Dropout(Dropout { rate }) => dropout(&mut b, &node.name, ins[0], seed, *rate)?,
             op => b.node(&node.name, op.clone(), &ins)?,
         };
         if let Some((_, rate)) = options.dropout_after.iter().find(|(n, _)| n == &node.name) {
@@ -79,7 +79,8 @@ fn dropout(b: &mut GraphBuilder, name: &str, x: ValueId, seed: Option<ValueId>, 
     if rate == 0.0 {
         return Ok(x);
     }
-    let mask = b.node(&format!("{name}/mask"), Op::DropoutMask { shape: b.shape(x).to_vec(), rate }, &[seed])?;
+    let mask =
+        b.node(&format!("{name}/mask"), Op::DropoutMask(DropoutMask { shape: b.shape(x).to_vec(), rate }), &[seed])?;
     b.node(name, Op::Binary(BinaryOp::Mul), &[x, mask])
 }
 
@@ -102,29 +103,29 @@ fn batch_norm_train(
     let axes: Vec<usize> = (0..r).filter(|&a| a != 1).collect();
     let k = |b: &mut GraphBuilder, tag: &str, v: f32| b.constant(&format!("{name}/{tag}"), vec![], vec![v]);
     let op = |b: &mut GraphBuilder, tag: &str, op: Op, ins: &[ValueId]| b.node(&format!("{name}/{tag}"), op, ins);
-    let w_r = op(b, "w", Op::Reshape { shape: wshape }, &[w])?;
-    let sumw = op(b, "sumw", Op::Reduce { op: ReduceOp::Sum, axes: vec![0], keepdims: false }, &[w])?;
+    let w_r = op(b, "w", Op::Reshape(Reshape { shape: wshape }), &[w])?;
+    let sumw = op(b, "sumw", Op::Reduce(Reduce { op: ReduceOp::Sum, axes: vec![0], keepdims: false }), &[w])?;
     let sp = k(b, "spatial", spatial as f32)?;
     let cnt = op(b, "count", Op::Binary(BinaryOp::Mul), &[sumw, sp])?;
     let xw = op(b, "xw", Op::Binary(BinaryOp::Mul), &[x, w_r])?;
-    let s1 = op(b, "sum", Op::Reduce { op: ReduceOp::Sum, axes: axes.clone(), keepdims: true }, &[xw])?;
+    let s1 = op(b, "sum", Op::Reduce(Reduce { op: ReduceOp::Sum, axes: axes.clone(), keepdims: true }), &[xw])?;
     let mean = op(b, "mean", Op::Binary(BinaryOp::Div), &[s1, cnt])?;
     let d = op(b, "centered", Op::Binary(BinaryOp::Sub), &[x, mean])?;
     let dd = op(b, "sq", Op::Binary(BinaryOp::Mul), &[d, d])?;
     let ddw = op(b, "sqw", Op::Binary(BinaryOp::Mul), &[dd, w_r])?;
-    let s2 = op(b, "sqsum", Op::Reduce { op: ReduceOp::Sum, axes, keepdims: true }, &[ddw])?;
+    let s2 = op(b, "sqsum", Op::Reduce(Reduce { op: ReduceOp::Sum, axes, keepdims: true }), &[ddw])?;
     let var = op(b, "var", Op::Binary(BinaryOp::Div), &[s2, cnt])?;
     let e = k(b, "eps", eps)?;
     let ve = op(b, "var_eps", Op::Binary(BinaryOp::Add), &[var, e])?;
     let sd = op(b, "std", Op::Unary(UnaryOp::Sqrt), &[ve])?;
     let xhat = op(b, "normalized", Op::Binary(BinaryOp::Div), &[d, sd])?;
-    let scale_b = op(b, "scale", Op::Reshape { shape: bshape.clone() }, &[scale])?;
-    let bias_b = op(b, "bias", Op::Reshape { shape: bshape }, &[bias])?;
+    let scale_b = op(b, "scale", Op::Reshape(Reshape { shape: bshape.clone() }), &[scale])?;
+    let bias_b = op(b, "bias", Op::Reshape(Reshape { shape: bshape }), &[bias])?;
     let scaled = op(b, "scaled", Op::Binary(BinaryOp::Mul), &[xhat, scale_b])?;
     let y = b.node(name, Op::Binary(BinaryOp::Add), &[scaled, bias_b])?;
     // Running statistics.
-    let mean_c = op(b, "mean_c", Op::Reshape { shape: vec![c] }, &[mean])?;
-    let var_c = op(b, "var_c", Op::Reshape { shape: vec![c] }, &[var])?;
+    let mean_c = op(b, "mean_c", Op::Reshape(Reshape { shape: vec![c] }), &[mean])?;
+    let var_c = op(b, "var_c", Op::Reshape(Reshape { shape: vec![c] }), &[var])?;
     let km = k(b, "momentum", m)?;
     let k1m = k(b, "one_minus_momentum", 1.0 - m)?;
     let one = k(b, "one", 1.0)?;

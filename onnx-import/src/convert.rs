@@ -3,7 +3,10 @@
 
 use std::collections::HashMap;
 
-use distk_engine::{BinaryOp, ConvAttrs, GraphBuilder, Op, PoolAttrs, PoolKind, ReduceOp, UnaryOp, ValueId};
+use distk_engine::{
+    BatchNorm, BinaryOp, Concat, ConvAttrs, Dropout, GraphBuilder, MatMul, Op, PoolAttrs, PoolKind, Reduce, ReduceOp,
+    Reshape, Softmax, Transpose, UnaryOp, ValueId,
+};
 use tract_onnx::pb;
 
 use crate::attrs::Attrs;
@@ -309,7 +312,7 @@ impl<'a> Importer<'a> {
         if self.b.shape(x) == shape.as_slice() {
             return Ok(x);
         }
-        self.emit(Op::Reshape { shape }, &[x])
+        self.emit(Op::Reshape(Reshape { shape }), &[x])
     }
 
     fn all_const(&self) -> Result<Option<Vec<ConstTensor>>> {
@@ -355,7 +358,7 @@ impl<'a> Importer<'a> {
                     None => a.float_or("ratio", 0.5),
                 };
                 let x = self.input(0)?;
-                self.emit_out(Op::Dropout { rate }, &[x])
+                self.emit_out(Op::Dropout(Dropout { rate }), &[x])
             }
             "Identity" => {
                 if self.node.output.iter().skip(1).any(|o| !o.is_empty()) {
@@ -407,7 +410,10 @@ impl<'a> Importer<'a> {
                     return Err(self.err(format!("input {s:?} has no spatial dims")));
                 }
                 let x = self.input(0)?;
-                self.emit_out(Op::Reduce { op: ReduceOp::Mean, axes: (2..s.len()).collect(), keepdims: true }, &[x])
+                self.emit_out(
+                    Op::Reduce(Reduce { op: ReduceOp::Mean, axes: (2..s.len()).collect(), keepdims: true }),
+                    &[x],
+                )
             }
             "BatchNormalization" => self.batch_norm(),
             "Flatten" => {
@@ -452,7 +458,7 @@ impl<'a> Importer<'a> {
                     None => (0..s.len()).rev().collect(),
                 };
                 let x = self.input(0)?;
-                self.emit_out(Op::Transpose { perm }, &[x])
+                self.emit_out(Op::Transpose(Transpose { perm }), &[x])
             }
             "Concat" => {
                 let s = self.input_shape(0)?;
@@ -463,7 +469,7 @@ impl<'a> Importer<'a> {
                         ins.push(self.input(i)?);
                     }
                 }
-                self.emit_out(Op::Concat { axis }, &ins)
+                self.emit_out(Op::Concat(Concat { axis }), &ins)
             }
             "ReduceMean" | "ReduceSum" => {
                 let s = self.input_shape(0)?;
@@ -487,7 +493,7 @@ impl<'a> Importer<'a> {
                 };
                 let x = self.input(0)?;
                 let op = if op == "ReduceMean" { ReduceOp::Mean } else { ReduceOp::Sum };
-                self.emit_out(Op::Reduce { op, axes, keepdims: a.int_or("keepdims", 1) == 1 }, &[x])
+                self.emit_out(Op::Reduce(Reduce { op, axes, keepdims: a.int_or("keepdims", 1) == 1 }), &[x])
             }
             other => Err(self.err(format!(
                 "{other} on run-time tensors is not supported (it is supported only in constant shape computations)"
@@ -643,7 +649,7 @@ impl<'a> Importer<'a> {
         if sb.len() == 1 {
             b = self.reshape(b, vec![sb[0], 1])?;
         }
-        let mut y = self.emit(Op::MatMul { trans_a: false, trans_b: false, alpha: 1.0 }, &[a, b])?;
+        let mut y = self.emit(Op::MatMul(MatMul { trans_a: false, trans_b: false, alpha: 1.0 }), &[a, b])?;
         if sa.len() == 1 || sb.len() == 1 {
             let mut s = self.b.shape(y).to_vec();
             if sb.len() == 1 {
@@ -666,7 +672,7 @@ impl<'a> Importer<'a> {
         let (alpha, beta) = (a.float_or("alpha", 1.0), a.float_or("beta", 1.0));
         let (ta, tb) = (a.int_or("transA", 0) == 1, a.int_or("transB", 0) == 1);
         let (x, w) = (self.input(0)?, self.input(1)?);
-        let mut y = self.emit(Op::MatMul { trans_a: ta, trans_b: tb, alpha }, &[x, w])?;
+        let mut y = self.emit(Op::MatMul(MatMul { trans_a: ta, trans_b: tb, alpha }), &[x, w])?;
         if self.input_name(2).is_some() && beta != 0.0 {
             let mut c = self.input(2)?;
             if beta != 1.0 {
@@ -755,12 +761,12 @@ impl<'a> Importer<'a> {
             // Coerce to 2-D [prod(dims before axis), prod(dims from axis)] and normalise rows.
             let axis = norm_axis(self.attrs().int_or("axis", 1), s.len()).map_err(|e| self.err(e))?;
             let flat = self.reshape(x, vec![s[..axis].iter().product(), s[axis..].iter().product()])?;
-            let y = self.emit(Op::Softmax { axis: 1, log }, &[flat])?;
+            let y = self.emit(Op::Softmax(Softmax { axis: 1, log }), &[flat])?;
             let y = self.reshape(y, s)?;
             return self.set(Val::Dyn(y));
         }
         let axis = norm_axis(self.attrs().int_or("axis", -1), s.len()).map_err(|e| self.err(e))?;
-        self.emit_out(Op::Softmax { axis, log }, &[x])
+        self.emit_out(Op::Softmax(Softmax { axis, log }), &[x])
     }
 
     /// Kernel, strides, dilations and explicit pads of a windowed op (auto_pad resolved).
@@ -875,7 +881,7 @@ impl<'a> Importer<'a> {
             let name = self.input_name(i).ok_or_else(|| self.err(format!("input {i} is missing")))?.to_string();
             ins.push(self.state(&name)?);
         }
-        self.emit_out(Op::BatchNorm { epsilon: eps, momentum }, &ins)
+        self.emit_out(Op::BatchNorm(BatchNorm { epsilon: eps, momentum }), &ins)
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use distk_engine::cpu::gemm::{GemmShape, sgemm};
 use distk_engine::wgpu_exec::{GpuContext, PipelineCache, WgpuExecutor};
-use distk_engine::{Executor, GraphBuilder, Op};
+use distk_engine::{Executor, GraphBuilder, MatMul, Op};
 
 use crate::bench::{MatmulResult, median};
 
@@ -20,7 +20,7 @@ pub fn matmul_point(ctx: Arc<GpuContext>, cache: &mut PipelineCache, n: usize, r
     let mut g = GraphBuilder::new();
     let x = g.input("a", vec![n, n]);
     let w = g.param("b", vec![n, n], b.clone(), true)?;
-    let y = g.node("matmul", Op::MatMul { trans_a: false, trans_b: false, alpha: 1.0 }, &[x, w])?;
+    let y = g.node("matmul", Op::MatMul(MatMul { trans_a: false, trans_b: false, alpha: 1.0 }), &[x, w])?;
     g.output(y);
     let mut exec = WgpuExecutor::new(ctx, g.finish(), cache)?;
     let gpu_out = exec.run(&[&a])?.remove(0);

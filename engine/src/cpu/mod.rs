@@ -2,18 +2,16 @@
 //! WGSL kernel is tested against, and the fast path where there is no GPU.
 
 pub mod gemm;
-pub mod grad_kernels;
+pub mod im2col;
 pub mod kernels;
-pub mod loss;
 pub mod real;
 
 use crate::cpu::real::Real;
 use crate::error::{EngineError, Result};
 use crate::executor::{Executor, OptimizerState, initial_optimizer_state};
 use crate::graph::{Graph, ValueKind};
-use crate::op::{MatMulDims, Op};
+use crate::ops::CpuArgs;
 use crate::shape::numel;
-use crate::window::Window3;
 
 /// Runs a [`Graph`] on the CPU, in f32 (the engine's type) or f64 (`CpuExecutor<f64>`, for
 /// finite-difference checks).
@@ -125,112 +123,10 @@ impl<T: Real> CpuExecutor<T> {
 
     fn eval(&self, node: usize, out: &mut [T]) {
         let n = &self.graph.nodes[node];
-        let x = |i: usize| self.data(n.inputs[i]);
-        let s = |i: usize| self.graph.shape(n.inputs[i]);
-        let out_shape = self.graph.shape(n.output);
-        match &n.op {
-            Op::MatMul { trans_a, trans_b, alpha } => {
-                // Shapes were validated when the node was built.
-                if let Ok(d) = MatMulDims::new(s(0), s(1), *trans_a, *trans_b) {
-                    kernels::matmul(&d, *alpha, x(0), x(1), out);
-                }
-            }
-            Op::Unary(u) => kernels::unary(*u, x(0), out),
-            Op::Binary(b) => kernels::binary(*b, x(0), s(0), x(1), s(1), out_shape, out),
-            Op::Softmax { axis, log } => kernels::softmax(x(0), s(0), *axis, *log, out),
-            Op::Conv(a) => {
-                let w = Window3::new(
-                    &s(0)[2..],
-                    &out_shape[2..],
-                    &a.kernel,
-                    &a.strides,
-                    &a.dilations,
-                    &a.pads_begin,
-                    &a.pads_end,
-                );
-                let bias = (n.inputs.len() > 2).then(|| x(2));
-                kernels::conv(x(0), s(0), x(1), s(1)[0], bias, a.group, &w, out);
-            }
-            Op::Pool(p) => {
-                let w = Window3::new(
-                    &s(0)[2..],
-                    &out_shape[2..],
-                    &p.kernel,
-                    &p.strides,
-                    &p.dilations,
-                    &p.pads_begin,
-                    &p.pads_end,
-                );
-                kernels::pool(p.kind, x(0), s(0)[0], s(0)[1], &w, out);
-            }
-            Op::BatchNorm { epsilon, .. } => kernels::batch_norm(x(0), s(0), x(1), x(2), x(3), x(4), *epsilon, out),
-            Op::Dropout { .. } => out.copy_from_slice(x(0)),
-            Op::DropoutMask { rate, .. } => {
-                let seed = x(0)[0].seed_bits();
-                for (i, o) in out.iter_mut().enumerate() {
-                    *o = T::of(crate::op::dropout_keep(seed, i as u32, *rate));
-                }
-            }
-            Op::Reshape { .. } => out.copy_from_slice(x(0)),
-            Op::Transpose { perm } => kernels::transpose(x(0), s(0), perm, out),
-            Op::Concat { axis } => {
-                let outer: usize = out_shape[..*axis].iter().product();
-                let inner: usize = out_shape[axis + 1..].iter().product();
-                let row = out_shape[*axis] * inner;
-                let mut at = 0;
-                for i in 0..n.inputs.len() {
-                    let chunk = s(i)[*axis] * inner;
-                    for o in 0..outer {
-                        out[o * row + at..o * row + at + chunk].copy_from_slice(&x(i)[o * chunk..(o + 1) * chunk]);
-                    }
-                    at += chunk;
-                }
-            }
-            Op::Reduce { op, axes, .. } => kernels::reduce(*op, x(0), s(0), axes, out),
-            Op::Broadcast { shape } => grad_kernels::broadcast(x(0), s(0), shape, out),
-            Op::Slice { axis, start, len } => grad_kernels::slice(x(0), s(0), *axis, *start, *len, out),
-            Op::UnaryGrad(u) => grad_kernels::unary_grad(*u, x(0), x(1), out),
-            Op::SoftmaxGrad { axis, log } => grad_kernels::softmax_grad(x(0), x(1), s(0), *axis, *log, out),
-            Op::ConvGradInput { attrs: a, input_shape } => {
-                let w = Window3::new(
-                    &input_shape[2..],
-                    &s(0)[2..],
-                    &a.kernel,
-                    &a.strides,
-                    &a.dilations,
-                    &a.pads_begin,
-                    &a.pads_end,
-                );
-                grad_kernels::conv_grad_input(x(0), x(1), input_shape, s(1)[0], a.group, &w, out);
-            }
-            Op::ConvGradWeight { attrs: a, weight_shape } => {
-                let w = Window3::new(
-                    &s(0)[2..],
-                    &s(1)[2..],
-                    &a.kernel,
-                    &a.strides,
-                    &a.dilations,
-                    &a.pads_begin,
-                    &a.pads_end,
-                );
-                grad_kernels::conv_grad_weight(x(0), s(0), x(1), weight_shape[0], a.group, &w, out);
-            }
-            Op::PoolGrad(p) => {
-                let w = Window3::new(
-                    &s(0)[2..],
-                    &s(1)[2..],
-                    &p.kernel,
-                    &p.strides,
-                    &p.dilations,
-                    &p.pads_begin,
-                    &p.pads_end,
-                );
-                grad_kernels::pool_grad(p.kind, x(0), x(1), s(0)[0], s(0)[1], &w, out);
-            }
-            Op::Loss(k) => out[0] = loss::loss(*k, x(0), x(1), x(2)),
-            Op::LossGrad(k) => loss::loss_grad(*k, x(0), x(1), x(2), out),
-            Op::Accuracy(k) => out[0] = loss::accuracy(*k, x(0), x(1), x(2)),
-        }
+        let inputs: Vec<&[T]> = n.inputs.iter().map(|&v| self.data(v)).collect();
+        let shapes: Vec<&[usize]> = n.inputs.iter().map(|&v| self.graph.shape(v)).collect();
+        let args = CpuArgs { inputs: &inputs, shapes: &shapes, out_shape: self.graph.shape(n.output) };
+        n.op.eval(&args, out);
     }
 }
 

@@ -80,14 +80,7 @@ pub fn matmul_direct_template(c: TileConfig) -> String {
         "@compute @workgroup_size({}, {}, 1)\nfn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{\n",
         c.wgx, c.wgy
     ));
-    s.push_str(
-        "    let M = p(0u); let N = p(1u); let K = p(2u);\n\
-         let bhi = gid.z / p(3u); let blo = gid.z % p(3u);\n\
-         let a0 = p(4u) + bhi * p(5u) + blo * p(6u); let ars = p(7u); let acs = p(8u);\n\
-         let b0 = p(9u) + bhi * p(10u) + blo * p(11u); let brs = p(12u); let bcs = p(13u);\n\
-         let c0 = p(14u) + bhi * p(15u) + blo * p(16u); let crs = p(17u);\n\
-         let alpha = pf(18u); let beta = pf(19u);\n",
-    );
+    s.push_str(&preamble("gid"));
     s.push_str(&format!("    let W = nwg.x * {}u;\n", c.wgx));
     for i in 0..c.tm {
         s.push_str(&format!("    let r_{i} = min(gid.y * {}u + {i}u, M - 1u);\n", c.tm));
@@ -125,6 +118,30 @@ pub fn matmul_direct_template(c: TileConfig) -> String {
     s
 }
 
+crate::uniforms! {
+    /// The uniform block of a matrix product: sizes, then per operand its offset, batch strides
+    /// (outer, inner) and row/column strides, then the scales.
+    pub struct MatMulParams {
+        m: u32, n: u32, k: u32, batch_lo: u32,
+        a_offset: u32, a_batch_hi: u32, a_batch_lo: u32, a_rs: u32, a_cs: u32,
+        b_offset: u32, b_batch_hi: u32, b_batch_lo: u32, b_rs: u32, b_cs: u32,
+        c_offset: u32, c_batch_hi: u32, c_batch_lo: u32, c_rs: u32,
+        alpha: f32, beta: f32,
+    }
+}
+
+/// The kernels' common start: sizes, operand bases for batch `z` of the grid (`gid` or `wid`).
+fn preamble(id: &str) -> String {
+    format!(
+        "    let M = u_m(); let N = u_n(); let K = u_k();\n\
+         let bhi = {id}.z / u_batch_lo(); let blo = {id}.z % u_batch_lo();\n\
+         let a0 = u_a_offset() + bhi * u_a_batch_hi() + blo * u_a_batch_lo(); let ars = u_a_rs(); let acs = u_a_cs();\n\
+         let b0 = u_b_offset() + bhi * u_b_batch_hi() + blo * u_b_batch_lo(); let brs = u_b_rs(); let bcs = u_b_cs();\n\
+         let c0 = u_c_offset() + bhi * u_c_batch_hi() + blo * u_c_batch_lo(); let crs = u_c_rs();\n\
+         let alpha = u_alpha(); let beta = u_beta();\n"
+    )
+}
+
 /// The grid (x, y) of workgroups a tile shape needs for an m x n product.
 pub fn matmul_grid(c: TileConfig, m: usize, n: usize) -> (u32, u32) {
     if c.bk == 0 {
@@ -158,14 +175,7 @@ pub fn matmul_template(c: TileConfig) -> String {
         "@compute @workgroup_size({}, {}, 1)\nfn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {{\n",
         c.wgx, c.wgy
     ));
-    s.push_str(
-        "    let M = p(0u); let N = p(1u); let K = p(2u);\n\
-         let bhi = wid.z / p(3u); let blo = wid.z % p(3u);\n\
-         let a0 = p(4u) + bhi * p(5u) + blo * p(6u); let ars = p(7u); let acs = p(8u);\n\
-         let b0 = p(9u) + bhi * p(10u) + blo * p(11u); let brs = p(12u); let bcs = p(13u);\n\
-         let c0 = p(14u) + bhi * p(15u) + blo * p(16u); let crs = p(17u);\n\
-         let alpha = pf(18u); let beta = pf(19u);\n",
-    );
+    s.push_str(&preamble("wid"));
     s.push_str(&format!("    let m0 = wid.y * {bm}u; let n0 = wid.x * {bn}u;\n"));
     for i in 0..c.tm {
         for j in 0..c.tn {

@@ -5,6 +5,7 @@ pub mod device;
 pub mod lower;
 pub mod matmul;
 pub mod template;
+pub mod uniforms;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,10 +1,10 @@
-//! CPU reference of the losses, their gradients and accuracy (Keras semantics), in f32 or f64.
+//! The CPU reference of the losses, their gradients and accuracy (Keras semantics), in f32 or f64.
 //!
 //! Every loss is a weighted mean over rows, `sum_i w_i l_i / sum_i w_i`, so padded rows of a partial
 //! batch (weight 0) count for nothing. Probabilities are clipped to [1e-7, 1 - 1e-7] as Keras does.
 
 use crate::cpu::real::Real;
-use crate::op::LossKind;
+use crate::ops::LossKind;
 
 /// Keras' clipping epsilon for losses on probabilities.
 pub const EPSILON: f32 = 1e-7;
@@ -86,7 +86,7 @@ fn row<T: Real>(kind: LossKind, p: &[T], t: &[T], grad: Option<&mut [T]>) -> T {
         LossKind::BinaryLogits => {
             if let Some(g) = grad {
                 for ((gc, &z), &y) in g.iter_mut().zip(p).zip(t) {
-                    *gc = (crate::op::sigmoid(z) - y) / k;
+                    *gc = (crate::ops::sigmoid(z) - y) / k;
                 }
             }
             p.iter().zip(t).map(|(&z, &y)| z.max(zero) - z * y + (-z.abs()).exp().ln_1p()).sum::<T>() / k

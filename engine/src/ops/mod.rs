@@ -1,0 +1,234 @@
+//! The ops of the IR, one file per op family. Each op is a type implementing [`OpDef`]: its
+//! attributes (with the equation in the doc comment), its shape rule, its CPU evaluation (generic
+//! over f32/f64), its vector-Jacobian product, its WGSL lowering, and its test cases. The one
+//! registration below generates the [`Op`] enum and the forwarding of every method to the op
+//! types, so an op that lacks a piece does not compile. The executors keep only their mechanics
+//! (buffers, dispatch, pipelines); the test runners iterate over [`Op::all_cases`].
+//!
+//! Adding an op: a file here with its type and `impl OpDef`, its shader under `shaders/` when it
+//! needs one, and one line in `register_ops!` (`docs/adding-an-op.md`).
+
+pub mod batch_norm;
+pub mod binary;
+pub mod broadcast;
+pub mod cases;
+pub mod concat;
+pub mod conv;
+pub mod conv_grad;
+pub mod dropout;
+pub mod loss;
+pub mod loss_reference;
+pub mod matmul;
+pub mod pool;
+pub mod reduce;
+pub mod reshape;
+pub mod slice;
+pub mod softmax;
+pub mod transpose;
+pub mod unary;
+pub mod vjp;
+
+use crate::cpu::real::Real;
+use crate::error::Result;
+use crate::graph::ValueId;
+use crate::wgpu_exec::lower::{Dispatch, LowerCtx};
+
+pub use batch_norm::BatchNorm;
+pub use binary::BinaryOp;
+pub use broadcast::Broadcast;
+pub use cases::{CaseData, CaseInput, CaseRng, OpCase};
+pub use concat::Concat;
+pub use conv::ConvAttrs;
+pub use conv_grad::{ConvGradInput, ConvGradWeight};
+pub use dropout::{Dropout, DropoutMask, dropout_keep};
+pub use loss::{Accuracy, Loss, LossGrad, LossKind};
+pub use matmul::{MatMul, MatMulDims};
+pub use pool::{PoolAttrs, PoolGrad, PoolKind, window_output};
+pub use reduce::{Reduce, ReduceOp};
+pub use reshape::Reshape;
+pub use slice::Slice;
+pub use softmax::{Softmax, SoftmaxGrad};
+pub use transpose::Transpose;
+pub use unary::{UnaryGrad, UnaryOp, sigmoid, softplus};
+pub use vjp::VjpCtx;
+
+/// The inputs of one node as the CPU executor hands them to [`OpDef::eval`].
+pub struct CpuArgs<'a, T> {
+    /// Each input's data, contiguous in its shape.
+    pub inputs: &'a [&'a [T]],
+    /// Each input's shape.
+    pub shapes: &'a [&'a [usize]],
+    /// The output's shape.
+    pub out_shape: &'a [usize],
+}
+
+impl<T> CpuArgs<'_, T> {
+    /// Input `i`'s data.
+    pub fn x(&self, i: usize) -> &[T] {
+        self.inputs[i]
+    }
+
+    /// Input `i`'s shape.
+    pub fn s(&self, i: usize) -> &[usize] {
+        self.shapes[i]
+    }
+}
+
+/// What every op of the IR defines. All methods but [`OpDef::scratch_len`] are required, so a
+/// registered op without a CPU reference, a gradient rule, a lowering or test cases is a compile
+/// error.
+pub trait OpDef: Clone + std::fmt::Debug + PartialEq + Into<Op> {
+    /// A short name for messages.
+    fn name(&self) -> &'static str;
+
+    /// The output shape for the given input shapes, or why they do not fit (arity included).
+    fn output_shape(&self, inputs: &[&[usize]]) -> std::result::Result<Vec<usize>, String>;
+
+    /// The CPU reference: computes `out` (the output's length) from the inputs. Shapes were
+    /// validated by [`OpDef::output_shape`] when the node was built.
+    fn eval<T: Real>(&self, args: &CpuArgs<'_, T>, out: &mut [T]);
+
+    /// The gradient of each input given the gradient of the output (`None`: no gradient flows
+    /// there). Ops that are themselves gradients return an error naming themselves.
+    fn vjp(&self, cx: &mut VjpCtx<'_>) -> Result<Vec<Option<ValueId>>>;
+
+    /// The WGSL dispatches computing the node at the planned locations.
+    fn lower(&self, cx: &LowerCtx<'_>) -> Result<Vec<Dispatch>>;
+
+    /// Temporary elements the WGSL lowering needs (an im2col buffer, partial sums).
+    fn scratch_len(&self, _inputs: &[&[usize]], _output: &[usize]) -> usize {
+        0
+    }
+
+    /// Cases the registry-driven tests run: WGSL against the CPU reference on random shapes, and
+    /// f64 finite differences of the gradient for the cases marked so.
+    fn cases(rng: &mut CaseRng) -> Vec<OpCase>;
+}
+
+macro_rules! register_ops {
+    ($($(#[$doc:meta])* $variant:ident($ty:ty),)*) => {
+        /// An operation of the IR. Inputs are listed on the node; every op has one output.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum Op {
+            $($(#[$doc])* $variant($ty),)*
+        }
+
+        $(impl From<$ty> for Op {
+            fn from(op: $ty) -> Op {
+                Op::$variant(op)
+            }
+        })*
+
+        impl Op {
+            /// The variant names of every registered op (what the registry tests iterate).
+            pub const VARIANTS: &'static [&'static str] = &[$(stringify!($variant)),*];
+
+            /// The variant name of this op (one of [`Op::VARIANTS`]).
+            pub fn variant(&self) -> &'static str {
+                match self { $(Op::$variant(_) => stringify!($variant),)* }
+            }
+
+            /// A short name for messages.
+            pub fn name(&self) -> &'static str {
+                match self { $(Op::$variant(op) => op.name(),)* }
+            }
+
+            /// The output shape for the given input shapes, or why they do not fit.
+            pub fn output_shape(&self, inputs: &[&[usize]]) -> std::result::Result<Vec<usize>, String> {
+                match self { $(Op::$variant(op) => op.output_shape(inputs),)* }
+            }
+
+            /// The CPU reference evaluation.
+            pub fn eval<T: Real>(&self, args: &CpuArgs<'_, T>, out: &mut [T]) {
+                match self { $(Op::$variant(op) => op.eval(args, out),)* }
+            }
+
+            /// The gradients of the inputs.
+            pub fn vjp(&self, cx: &mut VjpCtx<'_>) -> Result<Vec<Option<ValueId>>> {
+                match self { $(Op::$variant(op) => op.vjp(cx),)* }
+            }
+
+            /// The WGSL dispatches.
+            pub fn lower(&self, cx: &LowerCtx<'_>) -> Result<Vec<Dispatch>> {
+                match self { $(Op::$variant(op) => op.lower(cx),)* }
+            }
+
+            /// Temporary elements the WGSL lowering needs.
+            pub fn scratch_len(&self, inputs: &[&[usize]], output: &[usize]) -> usize {
+                match self { $(Op::$variant(op) => op.scratch_len(inputs, output),)* }
+            }
+
+            /// The test cases of every registered op.
+            pub fn all_cases(rng: &mut CaseRng) -> Vec<OpCase> {
+                let mut out = Vec::new();
+                $(out.extend(<$ty as OpDef>::cases(rng));)*
+                out
+            }
+        }
+    };
+}
+
+register_ops! {
+    /// `alpha * op(A) @ op(B)`; inputs A, B.
+    MatMul(MatMul),
+    /// An elementwise function; input x.
+    Unary(UnaryOp),
+    /// An elementwise function of two broadcast tensors; inputs a, b.
+    Binary(BinaryOp),
+    /// Softmax or log-softmax along one axis; input x.
+    Softmax(Softmax),
+    /// N-d convolution; inputs x, w, optional bias.
+    Conv(ConvAttrs),
+    /// N-d pooling; input x.
+    Pool(pool::PoolAttrs),
+    /// Inference-form batch normalisation; inputs x, scale, bias, mean, var.
+    BatchNorm(BatchNorm),
+    /// Dropout (identity in inference); input x.
+    Dropout(Dropout),
+    /// A dropout mask from a seed; input seed [1].
+    DropoutMask(DropoutMask),
+    /// Same data, new shape; input x.
+    Reshape(Reshape),
+    /// Permuted dims; input x.
+    Transpose(Transpose),
+    /// Inputs joined along an axis.
+    Concat(Concat),
+    /// Sum or mean over axes; input x.
+    Reduce(Reduce),
+    /// Numpy broadcast to a shape; input x.
+    Broadcast(Broadcast),
+    /// A contiguous range along one axis; input x.
+    Slice(Slice),
+    /// Gradient of a unary function; inputs x, dy.
+    UnaryGrad(UnaryGrad),
+    /// Gradient of softmax; inputs y, dy.
+    SoftmaxGrad(SoftmaxGrad),
+    /// Gradient of a convolution with respect to its input; inputs dy, w.
+    ConvGradInput(ConvGradInput),
+    /// Gradient of a convolution with respect to its weight; inputs x, dy.
+    ConvGradWeight(ConvGradWeight),
+    /// Gradient of pooling; inputs x, dy.
+    PoolGrad(PoolGrad),
+    /// Weighted mean loss, shape [1]; inputs prediction, target, row weights.
+    Loss(Loss),
+    /// Gradient of the loss with respect to the prediction.
+    LossGrad(LossGrad),
+    /// Weighted accuracy, shape [1].
+    Accuracy(Accuracy),
+}
+
+/// Checks that an op got between `lo` and `hi` inputs.
+pub fn arity(inputs: &[&[usize]], lo: usize, hi: usize) -> std::result::Result<(), String> {
+    if (lo..=hi).contains(&inputs.len()) {
+        Ok(())
+    } else if lo == hi {
+        Err(format!("expects {lo} inputs, got {}", inputs.len()))
+    } else {
+        Err(format!("expects {lo} to {hi} inputs, got {}", inputs.len()))
+    }
+}
+
+/// The error of an op that has no gradient rule of its own (the gradient ops).
+pub fn no_gradient(cx: &VjpCtx<'_>, what: &str) -> crate::EngineError {
+    crate::EngineError::Unsupported(format!("node `{}`: {what} has no gradient rule", cx.name))
+}
