@@ -4,7 +4,7 @@ use crate::cpu::kernels::for_each_index;
 use crate::cpu::real::Real;
 use crate::error::Result;
 use crate::graph::ValueId;
-use crate::ops::{CaseInput, CaseRng, CpuArgs, OpCase, OpDef, UnaryOp, VjpCtx, arity};
+use crate::ops::{CaseInput, CaseRng, CpuArgs, OpCase, OpDef, UnaryGrad, UnaryOp, VjpCtx, arity};
 use crate::shape::{broadcast_shapes, broadcast_strides, coalesce_dims, contiguous_strides};
 use crate::wgpu_exec::lower::{Dispatch, LowerCtx};
 use crate::wgpu_exec::uniforms::{MAX_RANK, rank_array};
@@ -24,6 +24,10 @@ pub enum BinaryOp {
     Div,
     /// a ^ b
     Pow,
+    /// The smaller of a and b.
+    Min,
+    /// The larger of a and b.
+    Max,
 }
 
 impl BinaryOp {
@@ -35,6 +39,8 @@ impl BinaryOp {
             BinaryOp::Mul => a * b,
             BinaryOp::Div => a / b,
             BinaryOp::Pow => a.powf(b),
+            BinaryOp::Min => a.min(b),
+            BinaryOp::Max => a.max(b),
         }
     }
 }
@@ -50,6 +56,8 @@ fn binary_expr(op: BinaryOp) -> &'static str {
         BinaryOp::Pow => {
             "select(select(1.0, -1.0, abs(b - 2.0 * floor(b / 2.0)) == 1.0) * pow(abs(a), b), pow(a, b), a >= 0.0 || b != floor(b))"
         }
+        BinaryOp::Min => "min(a, b)",
+        BinaryOp::Max => "max(a, b)",
     }
 }
 
@@ -179,6 +187,19 @@ impl OpDef for BinaryOp {
                     out[1] = Some(cx.unbroadcast(g, &sc)?);
                 }
             }
+            BinaryOp::Min | BinaryOp::Max => {
+                // dy goes to a where it is chosen (a > c for Max, a < c for Min), to c elsewhere.
+                let diff = if *self == BinaryOp::Max { [a, c] } else { [c, a] };
+                let diff = cx.node(BinaryOp::Sub, &diff)?;
+                let ga = cx.node(UnaryGrad(UnaryOp::Relu), &[diff, dy])?;
+                if cx.need(1) {
+                    let gc = cx.node(BinaryOp::Sub, &[dy, ga])?;
+                    out[1] = Some(cx.unbroadcast(gc, &sc)?);
+                }
+                if cx.need(0) {
+                    out[0] = Some(cx.unbroadcast(ga, &sa)?);
+                }
+            }
         }
         Ok(out)
     }
@@ -205,7 +226,7 @@ impl OpDef for BinaryOp {
             (vec![2, 3, 2, 3, 2, 3, 2, 3], vec![2, 1, 2, 1, 2, 1, 2, 1]),
         ];
         let mut out = Vec::new();
-        for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div] {
+        for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Min, BinaryOp::Max] {
             for (a, b) in &shapes {
                 out.push(OpCase::uniform(op, &[a.clone(), b.clone()], 0.5, 2.0));
                 out.push(OpCase::uniform(op, &[b.clone(), a.clone()], -2.0, -0.5).with_params(&[true, false]));
@@ -220,7 +241,9 @@ impl OpDef for BinaryOp {
                 CaseInput::values(vec![6], vec![2.0, 3.0, 2.0, 3.0, 0.0, 1.0]),
             ],
         ));
-        for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Pow] {
+        for op in
+            [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Pow, BinaryOp::Min, BinaryOp::Max]
+        {
             out.push(OpCase::uniform(op, &[vec![3, 4], vec![3, 4]], 0.5, 2.0).with_gradient());
             out.push(OpCase::uniform(op, &[vec![2, 3, 4], vec![3, 1]], 0.5, 2.0).with_gradient());
         }
