@@ -48,7 +48,7 @@ fn fold(cx: &NodeCx<'_>, c: &Consts) -> Result<ConstTensor> {
         if !fits {
             return Err(cx.err(format!("shapes {:?} and {:?} differ off axis {axis}", first.shape, p.shape)));
         }
-        shape[axis] += p.shape[axis];
+        shape[axis] = shape[axis].checked_add(p.shape[axis]).ok_or_else(|| cx.err("the joined size overflows"))?;
     }
     let outer = numel(&shape[..axis]).map_err(|e| cx.err(e))?;
     let mut data = Vec::with_capacity(created_numel(&shape).map_err(|e| cx.err(e))?);

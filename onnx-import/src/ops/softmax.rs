@@ -9,6 +9,7 @@ use distk_engine::Op;
 use crate::context::ImportCx;
 use crate::error::Result;
 use crate::ops::spec::{AttrSpec, OpDef, OpSpec};
+use crate::tensor::numel;
 
 const SPEC: OpSpec = OpSpec {
     attrs: &[AttrSpec::int("axis", 1).opsets(1, Some(12)), AttrSpec::int("axis", -1).opsets(13, None)],
@@ -27,7 +28,9 @@ fn import(cx: &mut ImportCx<'_, '_>) -> Result<()> {
     let axis = cx.axis(cx.int("axis")?, s.len())?;
     let x = cx.value(0)?;
     if cx.opset < 13 {
-        let flat = cx.reshape(x, vec![s[..axis].iter().product(), s[axis..].iter().product()])?;
+        let (outer, inner) = s.split_at(axis);
+        let rows = vec![numel(outer).map_err(|e| cx.err(e))?, numel(inner).map_err(|e| cx.err(e))?];
+        let flat = cx.reshape(x, rows)?;
         let y = cx.emit(Op::Softmax { axis: 1, log }, &[flat])?;
         let y = cx.reshape(y, s)?;
         return cx.set(y);
