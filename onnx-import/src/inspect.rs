@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::convert::{import, unsupported_ops};
+use crate::coverage::unsupported_ops;
 use crate::error::Result;
 use crate::model::OnnxModel;
+use crate::pipeline::import;
 
 /// A trainable tensor.
 #[derive(Clone, Debug, Serialize)]
@@ -26,6 +27,8 @@ pub struct UnsupportedEntry {
     pub count: usize,
     /// Some node names.
     pub nodes: Vec<String>,
+    /// Why, when the op is known but not at the model's opset.
+    pub opset: Option<String>,
 }
 
 /// Everything `distk-gpu inspect` reports.
@@ -72,7 +75,7 @@ pub fn inspect(model: &OnnxModel) -> Result<ModelReport> {
     let outputs = model.outputs()?.iter().map(|s| (s.name.clone(), s.display())).collect();
     let unsupported: Vec<UnsupportedEntry> = unsupported_ops(model)
         .into_iter()
-        .map(|u| UnsupportedEntry { op_type: u.op_type, count: u.count, nodes: u.nodes })
+        .map(|u| UnsupportedEntry { op_type: u.op_type, count: u.count, nodes: u.nodes, opset: u.opset })
         .collect();
     let (mut trainable, mut import_error) = (Vec::new(), None);
     match import(model, 1) {

@@ -21,6 +21,28 @@ pub mod elem {
     pub const DOUBLE: i32 = 11;
 }
 
+/// The most elements a constant the importer creates (folds, fills, ranges, added biases) may have:
+/// a bound on what a malformed model can make it allocate.
+pub const MAX_CREATED_ELEMS: usize = 1 << 26;
+
+/// The element count of `shape`, or why it is not a sane size (it overflows).
+pub fn numel(shape: &[usize]) -> Result<usize, String> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or_else(|| format!("shape {shape:?} is too large"))
+}
+
+/// Checks that a tensor of `n` elements may be created (see [`MAX_CREATED_ELEMS`]).
+pub fn check_len(n: usize) -> Result<usize, String> {
+    if n > MAX_CREATED_ELEMS {
+        return Err(format!("a tensor of {n} elements is larger than the importer creates ({MAX_CREATED_ELEMS})"));
+    }
+    Ok(n)
+}
+
+/// The element count of a tensor of `shape` about to be created, checked like [`check_len`].
+pub fn created_numel(shape: &[usize]) -> Result<usize, String> {
+    check_len(numel(shape)?)
+}
+
 /// A constant tensor.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConstTensor {
@@ -33,6 +55,11 @@ pub struct ConstTensor {
 }
 
 impl ConstTensor {
+    /// A scalar.
+    pub fn scalar(v: f64, is_float: bool) -> Self {
+        ConstTensor { shape: vec![], data: vec![v], is_float }
+    }
+
     /// A 1-d integer tensor.
     pub fn ints(v: &[i64]) -> Self {
         ConstTensor { shape: vec![v.len()], data: v.iter().map(|&x| x as f64).collect(), is_float: false }
@@ -55,7 +82,7 @@ impl ConstTensor {
             .iter()
             .map(|&d| usize::try_from(d).map_err(|_| format!("tensor `{}` has negative dim {d}", t.name)))
             .collect::<Result<_, _>>()?;
-        let n: usize = shape.iter().product();
+        let n = numel(&shape)?;
         if t.data_location == Some(1) || !t.external_data.is_empty() {
             return Err(format!(
                 "tensor `{}` stores its data in an external file; save the model with its weights inside (onnx.save(..., save_as_external_data=False))",

@@ -1,0 +1,181 @@
+//! The coverage check, run on the whole graph before any node is converted, so that a model the
+//! importer cannot take gets one error listing everything in the way: every op type it does not
+//! know (or not at the model's opset), and every node of a known op in a form it does not have
+//! (a run-time value where the op needs a constant, an output it does not produce, an input
+//! missing or extra). It also predicts, from the ops' specs alone, which tensors are constants,
+//! parameters or run-time values; the conversion checks that it produces the same.
+
+use std::collections::HashMap;
+
+use tract_onnx::pb;
+
+use crate::context::Kind;
+use crate::error::{Coverage, ImportError, NodeIssue, Result, UnsupportedOp};
+use crate::model::OnnxModel;
+use crate::ops::spec::{Need, OpDef, OutputRule, Presence};
+
+/// What the conversion of one node needs from the check: its op and its output's predicted kind.
+#[derive(Clone, Copy, Debug)]
+pub struct Step {
+    /// The node's op.
+    pub def: &'static OpDef,
+    /// The kind of its (first) output.
+    pub kind: Kind,
+}
+
+fn is_default_domain(n: &pb::NodeProto) -> bool {
+    n.domain.is_empty() || n.domain == "ai.onnx"
+}
+
+/// The node's name for messages (its first output when it has none).
+pub fn node_name(n: &pb::NodeProto) -> String {
+    if n.name.is_empty() { n.output.first().cloned().unwrap_or_default() } else { n.name.clone() }
+}
+
+/// Looks a node's op up in the registry, at the model's opset.
+fn resolve(n: &pb::NodeProto, opset: i64) -> std::result::Result<&'static OpDef, (String, Option<String>)> {
+    let name = if is_default_domain(n) { n.op_type.clone() } else { format!("{}:{}", n.domain, n.op_type) };
+    match crate::ops::lookup(&n.op_type).filter(|_| is_default_domain(n)) {
+        None => Err((name, None)),
+        Some(d) if !d.spec.handles_opset(opset) => {
+            Err((name, Some(format!("at opset {opset} (supported at opsets {})", d.spec.opset_range()))))
+        }
+        Some(d) => Ok(d),
+    }
+}
+
+fn note_unsupported(found: &mut Vec<UnsupportedOp>, op_type: String, opset: Option<String>, node: String) {
+    match found.iter_mut().find(|u| u.op_type == op_type) {
+        Some(u) => {
+            u.count += 1;
+            if u.nodes.len() < 5 {
+                u.nodes.push(node);
+            }
+        }
+        None => found.push(UnsupportedOp { op_type, count: 1, nodes: vec![node], opset }),
+    }
+}
+
+/// Every op type of the model the importer does not support (or not at its opset); empty when
+/// all are supported. Node forms are checked by the import itself.
+pub fn unsupported_ops(model: &OnnxModel) -> Vec<UnsupportedOp> {
+    let mut found = Vec::new();
+    for n in &model.graph().node {
+        if let Err((op_type, opset)) = resolve(n, model.opset) {
+            note_unsupported(&mut found, op_type, opset, node_name(n));
+        }
+    }
+    found
+}
+
+/// The input and output arity issues of a node against its spec.
+fn arity_issues(n: &pb::NodeProto, def: &OpDef, opset: i64, issue: &mut impl FnMut(String)) {
+    let spec = &def.spec;
+    let present = |i: usize| n.input.get(i).is_some_and(|s| !s.is_empty());
+    for i in 0..n.input.len() {
+        if present(i) && spec.input(i, opset).is_none() {
+            let declared = spec.inputs.iter().filter(|s| s.exists_at(opset)).count();
+            issue(format!("input {i} is one too many: {} takes {declared} input(s) at opset {opset}", def.op_type));
+        }
+    }
+    for (position, s) in spec.inputs.iter().filter(|s| s.exists_at(opset)).enumerate() {
+        if s.presence != Presence::Optional && !present(position) {
+            issue(format!("input {position} ({}) is missing", s.name));
+        }
+    }
+    if n.output.first().is_none_or(|o| o.is_empty()) {
+        issue("the node has no output".into());
+    }
+    for (i, o) in n.output.iter().enumerate().skip(1).filter(|(_, o)| !o.is_empty()) {
+        match spec.outputs.get(i) {
+            None => issue(format!("output {i} is one too many: {} has {} output(s)", def.op_type, spec.outputs.len())),
+            Some(s) if !s.produced => issue(format!(
+                "output {i} ({}, `{o}`) is not supported; export the model without it (inference form)",
+                s.name
+            )),
+            Some(_) => {}
+        }
+    }
+}
+
+/// Checks every node of `model` against the registry, returning each node's step, or one error
+/// listing every unsupported op type and every node in a form the importer does not have.
+pub fn check(model: &OnnxModel) -> Result<Vec<Step>> {
+    let g = model.graph();
+    let opset = model.opset;
+    let mut kinds: HashMap<&str, Kind> = HashMap::new();
+    for v in &g.input {
+        kinds.insert(&v.name, Kind::RunTime);
+    }
+    for t in &g.initializer {
+        let k = if t.data_type == crate::tensor::elem::FLOAT { Kind::Param } else { Kind::Const };
+        kinds.insert(&t.name, k);
+    }
+    let mut cov = Coverage::default();
+    let mut steps = Vec::with_capacity(g.node.len());
+    for n in &g.node {
+        let def = match resolve(n, opset) {
+            Ok(d) => d,
+            Err((op_type, why)) => {
+                note_unsupported(&mut cov.ops, op_type, why, node_name(n));
+                if let Some(o) = n.output.first() {
+                    kinds.insert(o, Kind::RunTime);
+                }
+                continue;
+            }
+        };
+        let mut issue = |reason: String| {
+            cov.nodes.push(NodeIssue { node: node_name(n), op_type: n.op_type.clone(), reason });
+        };
+        arity_issues(n, def, opset, &mut issue);
+        let label = |i: usize| match def.spec.input(i, opset) {
+            Some(s) => format!("input {i} ({})", s.name),
+            None => format!("input {i}"),
+        };
+        // The present inputs with their kinds (`None` for names nothing produces: the conversion
+        // reports those with the tensor's name).
+        let inputs: Vec<(usize, Option<Kind>)> = n
+            .input
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.is_empty())
+            .map(|(i, s)| (i, kinds.get(s.as_str()).copied()))
+            .collect();
+        let all_const = inputs.iter().all(|(_, k)| *k == Some(Kind::Const));
+        let kind = if def.fold.is_some() && all_const {
+            Kind::Const
+        } else if def.import.is_none() {
+            for &(i, k) in &inputs {
+                if let Some(k) = k.filter(|&k| k != Kind::Const) {
+                    issue(format!(
+                        "{} is {}, but {} has only a constant form (it is folded at import, as in shape computations); it has no run-time form",
+                        label(i),
+                        k.describe(),
+                        def.op_type
+                    ));
+                }
+            }
+            Kind::RunTime
+        } else {
+            for &(i, k) in &inputs {
+                let known = def.spec.input(i, opset).is_some_and(|s| s.need == Need::Known);
+                if known && k == Some(Kind::RunTime) {
+                    issue(format!(
+                        "{} must be known at import time (a constant or an initializer, or computed from shapes); it is computed at run time",
+                        label(i)
+                    ));
+                }
+            }
+            match def.spec.output {
+                OutputRule::Computed => Kind::RunTime,
+                OutputRule::FromShape => Kind::Const,
+                OutputRule::PassThrough => inputs.first().and_then(|(_, k)| *k).unwrap_or(Kind::RunTime),
+            }
+        };
+        if let Some(o) = n.output.first() {
+            kinds.insert(o, kind);
+        }
+        steps.push(Step { def, kind });
+    }
+    if cov.is_empty() { Ok(steps) } else { Err(ImportError::Unsupported(cov)) }
+}

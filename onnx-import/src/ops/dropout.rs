@@ -1,0 +1,39 @@
+//! Dropout: the identity at inference; training graphs turn it into `x * mask`.
+//!
+//! Opset history: 1 and 6 (`is_test`, ignored) and 7 and 10 take `ratio` as an attribute (default
+//! 0.5); from 12 `ratio` and `training_mode` are optional inputs, needed as constants or
+//! initializers (`training_mode` is ignored: the trainer decides); 13 and 22 widen the types. The
+//! `mask` output is not produced.
+
+use distk_engine::{Dropout, Op};
+
+use crate::context::ImportCx;
+use crate::error::Result;
+use crate::ops::spec::{AttrSpec, InputSpec, OpDef, OpSpec, OutputSpec};
+
+/// Dropout.
+pub static OPS: &[OpDef] = &[OpDef {
+    op_type: "Dropout",
+    spec: OpSpec {
+        inputs: &[
+            InputSpec::value("data"),
+            InputSpec::known("ratio").optional().since(12),
+            InputSpec::known("training_mode").optional().since(12),
+        ],
+        outputs: &[OutputSpec::produced("output"), OutputSpec::not_produced("mask")],
+        attrs: &[AttrSpec::float("ratio", 0.5).opsets(1, Some(11))],
+        ..OpSpec::DEFAULT
+    },
+    import: Some(import),
+    fold: None,
+}];
+
+fn import(cx: &mut ImportCx<'_, '_>) -> Result<()> {
+    let rate = if cx.opset < 12 {
+        cx.float("ratio")?
+    } else {
+        cx.known(1)?.and_then(|c| c.data.first().copied()).map_or(0.5, |r| r as f32)
+    };
+    let x = cx.value(0)?;
+    cx.emit_out(Op::Dropout(Dropout { rate }), &[x])
+}

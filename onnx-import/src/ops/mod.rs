@@ -1,0 +1,112 @@
+//! The registry: every ONNX op the importer supports, each listed once. An op (or a tight family
+//! of ops) lives in its own file with its spec, its import and its constant fold; adding one is
+//! that file plus one line in [`REGISTRY`]. [`supported_ops`] and the coverage check read this list.
+
+pub mod spec;
+
+mod activation;
+mod batch_normalization;
+mod binary;
+mod cast;
+mod clip;
+mod concat;
+mod constant;
+mod constant_of_shape;
+mod conv;
+mod dropout;
+mod equal;
+mod flatten;
+mod gather;
+mod gemm;
+mod global_average_pool;
+mod hard_swish;
+mod identity;
+mod matmul;
+mod min_max;
+mod pool;
+mod range;
+mod reduce;
+mod reshape;
+mod shape;
+mod size;
+mod slice;
+mod softmax;
+mod squeeze;
+mod transpose;
+mod window;
+
+use spec::OpDef;
+
+/// Every supported op, by file (a family file defines several).
+pub static REGISTRY: &[&[OpDef]] = &[
+    activation::OPS,
+    batch_normalization::OPS,
+    binary::OPS,
+    cast::OPS,
+    clip::OPS,
+    concat::OPS,
+    constant::OPS,
+    constant_of_shape::OPS,
+    conv::OPS,
+    dropout::OPS,
+    equal::OPS,
+    flatten::OPS,
+    gather::OPS,
+    gemm::OPS,
+    global_average_pool::OPS,
+    hard_swish::OPS,
+    identity::OPS,
+    matmul::OPS,
+    min_max::OPS,
+    pool::OPS,
+    range::OPS,
+    reduce::OPS,
+    reshape::OPS,
+    shape::OPS,
+    size::OPS,
+    slice::OPS,
+    softmax::OPS,
+    squeeze::OPS,
+    transpose::OPS,
+];
+
+/// Every registered op definition.
+pub fn all() -> impl Iterator<Item = &'static OpDef> {
+    REGISTRY.iter().flat_map(|file| file.iter())
+}
+
+/// The definition of a default-domain op type.
+pub fn lookup(op_type: &str) -> Option<&'static OpDef> {
+    all().find(|d| d.op_type == op_type)
+}
+
+/// The op types the importer converts (default domain), in registry order.
+pub fn supported_ops() -> Vec<&'static str> {
+    all().map(|d| d.op_type).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spec::{OutputRule, Presence};
+    use super::*;
+
+    #[test]
+    fn every_op_is_registered_once_with_a_coherent_spec() {
+        let names = supported_ops();
+        for (i, n) in names.iter().enumerate() {
+            assert!(!names[..i].contains(n), "{n} is registered twice");
+        }
+        for d in all() {
+            let s = &d.spec;
+            assert!(d.import.is_some() || d.fold.is_some(), "{}: neither an import nor a fold", d.op_type);
+            assert!(s.until.is_none_or(|u| u >= s.since), "{}: empty opset range", d.op_type);
+            if let Some(v) = s.inputs.iter().position(|i| i.presence == Presence::Variadic) {
+                assert_eq!(v + 1, s.inputs.len(), "{}: a variadic input must come last", d.op_type);
+            }
+            assert!(s.outputs.first().is_some_and(|o| o.produced), "{}: the first output must be produced", d.op_type);
+            if d.import.is_none() {
+                assert_eq!(s.output, OutputRule::Computed, "{}: a constant-only op computes its output", d.op_type);
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The import pipeline, in phases: check coverage (every unsupported op, opset and node form, in
+//! one error); load the initializers and graph inputs; convert node by node (folding nodes whose
+//! inputs are all constants, importing the rest through their op's file); finish (graph outputs,
+//! parameter layout). A model reaches it already decoded ([`OnnxModel::from_bytes`]).
+
+use std::collections::HashMap;
+
+use tract_onnx::pb;
+
+use crate::context::{ImportCx, NodeCx, State, Val};
+use crate::coverage::{self, Step};
+use crate::error::{ImportError, Result};
+use crate::model::{OnnxModel, TensorSig};
+use crate::ops::spec::Consts;
+use crate::tensor::{ConstTensor, numel};
+
+/// A model imported for one batch size.
+#[derive(Clone, Debug)]
+pub struct ImportedGraph {
+    /// The engine graph.
+    pub graph: distk_engine::Graph,
+    /// ONNX names of the graph inputs, in order.
+    pub input_names: Vec<String>,
+    /// ONNX names of the graph outputs, in order.
+    pub output_names: Vec<String>,
+}
+
+/// Choices made at import.
+#[derive(Clone, Debug, Default)]
+pub struct ImportOptions {
+    /// Give every MatMul, Gemm and Conv without a bias a trainable zero bias (named by
+    /// [`crate::inspect::added_bias_name`]); [`crate::export::add_biases`] writes them into the file.
+    pub add_missing_biases: bool,
+}
+
+/// Imports `model` with its batch dims bound to `batch`.
+pub fn import(model: &OnnxModel, batch: usize) -> Result<ImportedGraph> {
+    import_with(model, batch, &ImportOptions::default())
+}
+
+/// [`import`] with options.
+pub fn import_with(model: &OnnxModel, batch: usize, options: &ImportOptions) -> Result<ImportedGraph> {
+    let steps = coverage::check(model)?;
+    let (mut st, inputs) = load(model, batch, options)?;
+    for (node, step) in model.graph().node.iter().zip(&steps) {
+        convert(&mut st, node, step, model.opset)?;
+    }
+    finish(st, inputs)
+}
+
+/// Phase 2: the initializers (float ones as parameters-to-be, the rest as constants) and the graph
+/// inputs (engine inputs with the batch bound).
+fn load<'m>(model: &'m OnnxModel, batch: usize, options: &ImportOptions) -> Result<(State<'m>, Vec<TensorSig>)> {
+    let missing_bias = if options.add_missing_biases {
+        crate::inspect::missing_biases(model).iter().filter_map(|n| n.output.first().cloned()).collect()
+    } else {
+        Default::default()
+    };
+    let mut st = State {
+        model,
+        b: distk_engine::GraphBuilder::new(),
+        env: HashMap::new(),
+        materialized: HashMap::new(),
+        missing_bias,
+    };
+    for (i, t) in model.graph().initializer.iter().enumerate() {
+        let v = if t.data_type == crate::tensor::elem::FLOAT {
+            Val::Init(i)
+        } else {
+            Val::Const(ConstTensor::from_proto(t).map_err(ImportError::Model)?)
+        };
+        st.env.insert(t.name.clone(), v);
+    }
+    let inputs = model.inputs()?;
+    for s in &inputs {
+        let id = st.b.input(&s.name, s.bind(batch));
+        st.env.insert(s.name.clone(), Val::Dyn(id));
+    }
+    Ok((st, inputs))
+}
+
+/// The node's inputs when every present one is a constant (absent optional ones are `None`).
+fn all_const(st: &State<'_>, n: &NodeCx<'_>) -> Result<Option<Consts>> {
+    let mut out = Vec::with_capacity(n.node.input.len());
+    for i in 0..n.node.input.len() {
+        let Some(name) = n.input_name(i) else {
+            out.push(None);
+            continue;
+        };
+        match st.env.get(name) {
+            Some(Val::Const(c)) => out.push(Some(c.clone())),
+            Some(_) => return Ok(None),
+            None => {
+                return Err(
+                    n.err(format!("{} `{name}` is produced by no node, initializer or graph input", n.input_label(i)))
+                );
+            }
+        }
+    }
+    Ok(Some(Consts(out)))
+}
+
+/// Phase 3, one node: its fold when every input is a constant and the op folds, its import
+/// otherwise; then the check that its output is of the kind the coverage check predicted.
+fn convert<'m>(st: &mut State<'m>, node: &'m pb::NodeProto, step: &Step, opset: i64) -> Result<()> {
+    let n = NodeCx { node, def: step.def, opset };
+    let folded = match step.def.fold {
+        Some(fold) => match all_const(st, &n)? {
+            Some(c) => Some(fold(&n, &c)?),
+            None => None,
+        },
+        None => None,
+    };
+    let out = node.output.first().filter(|o| !o.is_empty()).ok_or_else(|| n.err("the node has no output"))?;
+    if let Some(c) = folded {
+        if numel(&c.shape).ok() != Some(c.data.len()) {
+            return Err(n.err(format!(
+                "internal: a folded constant has {} values for shape {:?}",
+                c.data.len(),
+                c.shape
+            )));
+        }
+        st.env.insert(out.clone(), Val::Const(c));
+    } else {
+        let import = step.def.import.ok_or_else(|| {
+            n.err(format!("internal: {} has only a constant form, and its inputs are not all constants", node.op_type))
+        })?;
+        import(&mut ImportCx::new(st, NodeCx { node, def: step.def, opset }))?;
+    }
+    let got = st.env.get(out).map(Val::kind);
+    if got != Some(step.kind) {
+        return Err(n.err(format!(
+            "internal: the coverage check predicted an output {}, the import produced {}",
+            step.kind.describe(),
+            got.map_or("none", |k| k.describe())
+        )));
+    }
+    Ok(())
+}
+
+/// Phase 4: the graph outputs (constants among them become engine constants) and the parameter
+/// layout.
+fn finish(mut st: State<'_>, inputs: Vec<TensorSig>) -> Result<ImportedGraph> {
+    let outputs = st.model.outputs()?;
+    for o in &outputs {
+        let id = st
+            .materialize(&o.name, true)
+            .map_err(|reason| ImportError::Model(format!("graph output `{}`: {reason}", o.name)))?;
+        st.b.output(id);
+    }
+    Ok(ImportedGraph {
+        graph: st.b.finish(),
+        input_names: inputs.into_iter().map(|s| s.name).collect(),
+        output_names: outputs.into_iter().map(|s| s.name).collect(),
+    })
+}
