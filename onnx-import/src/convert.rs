@@ -366,8 +366,24 @@ impl<'a> Importer<'a> {
                 self.set(v)
             }
             "Constant" => {
-                let t = a.tensor("value").ok_or_else(|| self.err("only the `value` form of Constant is supported"))?;
-                let c = ConstTensor::from_proto(t).map_err(|e| self.err(e))?;
+                let c = if let Some(t) = a.tensor("value") {
+                    ConstTensor::from_proto(t).map_err(|e| self.err(e))?
+                } else if a.has("value_float") {
+                    ConstTensor { shape: vec![], data: vec![f64::from(a.float_or("value_float", 0.0))], is_float: true }
+                } else if let Some(v) = a.floats("value_floats") {
+                    ConstTensor {
+                        shape: vec![v.len()],
+                        data: v.iter().map(|&x| f64::from(x)).collect(),
+                        is_float: true,
+                    }
+                } else if let Some(v) = a.int("value_int") {
+                    ConstTensor { shape: vec![], data: vec![v as f64], is_float: false }
+                } else if let Some(v) = a.ints("value_ints") {
+                    ConstTensor::ints(&v)
+                } else {
+                    return Err(self
+                        .err("only the `value`, `value_float(s)` and `value_int(s)` forms of Constant are supported"));
+                };
                 self.set(Val::Const(c))
             }
             "Shape" => {

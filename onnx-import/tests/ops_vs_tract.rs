@@ -433,3 +433,23 @@ fn truncated_and_foreign_bytes_are_clear_errors() {
     let e = OnnxModel::from_bytes(b"PAR1 definitely not onnx".to_vec(), "x.parquet").unwrap_err();
     assert!(matches!(e, ImportError::NotOnnx { .. }), "{e}");
 }
+
+#[test]
+fn constant_value_float_and_int_forms() {
+    // Function bodies (GroupNormalization, MeanVarianceNormalization expanded) use these forms.
+    let floats = pb::AttributeProto {
+        name: "value_floats".into(),
+        r#type: 6,
+        floats: vec![0.5, -1.0, 2.0, 3.0],
+        ..Default::default()
+    };
+    let nodes = vec![
+        node("Constant", &[], "k", vec![attr_f("value_float", 2.5)]),
+        node("Constant", &[], "v", vec![floats]),
+        node("Constant", &[], "s", vec![attr_ints("value_ints", &[-1, 12])]),
+        node("Mul", &["x", "k"], "m", vec![]),
+        node("Add", &["m", "v"], "a", vec![]),
+        node("Reshape", &["a", "s"], "y", vec![]),
+    ];
+    check("Constant value_float(s)/value_ints", model(13, &[3, 4], nodes, vec![]), 2, &[3, 4]);
+}
