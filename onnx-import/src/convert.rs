@@ -659,6 +659,20 @@ impl<'a> Importer<'a> {
         if sb.len() == 1 {
             b = self.reshape(b, vec![sb[0], 1])?;
         }
+        // The engine broadcasts an operand's batch dims only when they are all ones; broadcast the
+        // others ([3, 1] x [1, 2]) explicitly.
+        let (ra, rb) = (self.b.shape(a).to_vec(), self.b.shape(b).to_vec());
+        let (ba, bb) = (&ra[..ra.len() - 2], &rb[..rb.len() - 2]);
+        if let Some(batch) = distk_engine::shape::broadcast_shapes(ba, bb) {
+            let n: usize = batch.iter().product();
+            for (v, own, mat) in [(&mut a, ba, &ra[ra.len() - 2..]), (&mut b, bb, &rb[rb.len() - 2..])] {
+                let m: usize = own.iter().product();
+                if m != n && m != 1 {
+                    let shape = [batch.as_slice(), mat].concat();
+                    *v = self.emit(Op::Broadcast { shape }, &[*v])?;
+                }
+            }
+        }
         let mut y = self.emit(Op::MatMul { trans_a: false, trans_b: false, alpha: 1.0 }, &[a, b])?;
         if sa.len() == 1 || sb.len() == 1 {
             let mut s = self.b.shape(y).to_vec();

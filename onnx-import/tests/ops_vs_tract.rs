@@ -453,3 +453,11 @@ fn constant_value_float_and_int_forms() {
     ];
     check("Constant value_float(s)/value_ints", model(13, &[3, 4], nodes, vec![]), 2, &[3, 4]);
 }
+
+#[test]
+fn matmul_with_partially_broadcast_batch_dims() {
+    // Batch dims [N, 1] x [3]: each operand is broadcast on a different dim.
+    let nodes = vec![node("MatMul", &["x", "w"], "y", vec![])];
+    let w = f32_tensor("w", &[3, 5, 6], &weights(90, 12));
+    check("MatMul [N, 1, 4, 5] x [3, 5, 6]", model(13, &[1, 4, 5], nodes, vec![w]), 2, &[1, 4, 5]);
+}
