@@ -481,6 +481,7 @@ impl<'a> Importer<'a> {
                 }
                 self.emit_out(Op::Concat { axis }, &ins)
             }
+            "Slice" => self.slice(),
             "ReduceMean" | "ReduceSum" => {
                 let s = self.input_shape(0)?;
                 let axes = self.axes(1)?;
@@ -541,26 +542,7 @@ impl<'a> Importer<'a> {
             }
             "Slice" => {
                 let x = first()?;
-                let (starts, ends, axes, steps) = if self.model.opset < 10 {
-                    (a.ints("starts").unwrap_or_default(), a.ints("ends").unwrap_or_default(), a.ints("axes"), None)
-                } else {
-                    let get = |i: usize| self.konst(i);
-                    (
-                        get(1)?.map(|t| t.as_i64()).unwrap_or_default(),
-                        get(2)?.map(|t| t.as_i64()).unwrap_or_default(),
-                        get(3)?.map(|t| t.as_i64()),
-                        get(4)?.map(|t| t.as_i64()),
-                    )
-                };
-                let axes: Vec<usize> = match axes {
-                    Some(v) => v
-                        .iter()
-                        .map(|&x2| norm_axis(x2, x.shape.len()))
-                        .collect::<std::result::Result<_, _>>()
-                        .map_err(e)?,
-                    None => (0..starts.len()).collect(),
-                };
-                let steps = steps.unwrap_or_else(|| vec![1; axes.len()]);
+                let (starts, ends, axes, steps) = self.slice_params(x.shape.len())?;
                 fold::slice(&x, &starts, &ends, &axes, &steps).map_err(|r| self.err(r))?
             }
             "Concat" => {
@@ -633,6 +615,63 @@ impl<'a> Importer<'a> {
             }
             _ => return Ok(None),
         }))
+    }
+
+    /// Starts, ends, axes and steps of a Slice (attributes below opset 10, constant inputs from 10 on),
+    /// one of each per sliced axis.
+    fn slice_params(&self, rank: usize) -> Result<(Vec<i64>, Vec<i64>, Vec<usize>, Vec<i64>)> {
+        let a = self.attrs();
+        let (starts, ends, axes, steps) = if self.model.opset < 10 {
+            (a.ints("starts").unwrap_or_default(), a.ints("ends").unwrap_or_default(), a.ints("axes"), None)
+        } else {
+            let get = |i: usize, what: &str| -> Result<Option<Vec<i64>>> {
+                if self.input_name(i).is_none() {
+                    return Ok(None);
+                }
+                Ok(Some(self.require_const(i, what)?.as_i64()))
+            };
+            (
+                get(1, "starts")?.unwrap_or_default(),
+                get(2, "ends")?.unwrap_or_default(),
+                get(3, "axes")?,
+                get(4, "steps")?,
+            )
+        };
+        let axes: Vec<usize> = match axes {
+            Some(v) => {
+                v.iter().map(|&x| norm_axis(x, rank)).collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))?
+            }
+            None => (0..starts.len()).collect(),
+        };
+        let steps = steps.unwrap_or_else(|| vec![1; axes.len()]);
+        if starts.len() != axes.len() || ends.len() != axes.len() || steps.len() != axes.len() {
+            return Err(self
+                .err(format!("starts {starts:?}, ends {ends:?}, axes {axes:?} and steps {steps:?} differ in length")));
+        }
+        Ok((starts, ends, axes, steps))
+    }
+
+    /// Slice of a run-time tensor: one engine slice per axis (step 1 only).
+    fn slice(&mut self) -> Result<()> {
+        let s = self.input_shape(0)?;
+        let (starts, ends, axes, steps) = self.slice_params(s.len())?;
+        let mut x = self.input(0)?;
+        for k in 0..axes.len() {
+            let (axis, d) = (axes[k], s[axes[k]] as i64);
+            if steps[k] != 1 {
+                return Err(self.err(format!("step {} on a run-time tensor is not supported (only 1)", steps[k])));
+            }
+            let norm = |v: i64| if v < 0 { v.saturating_add(d) } else { v }.clamp(0, d);
+            let (begin, end) = (norm(starts[k]), norm(ends[k]));
+            if end <= begin {
+                return Err(self.err(format!("the slice {}..{} of axis {axis} is empty", starts[k], ends[k])));
+            }
+            if (begin, end) != (0, d) {
+                let op = Op::Slice { axis, start: begin as usize, len: (end - begin) as usize };
+                x = self.emit(op, &[x])?;
+            }
+        }
+        self.set(Val::Dyn(x))
     }
 
     /// The zero bias of `len` values `--add-missing-biases` gives this node, when it gets one.

@@ -461,3 +461,20 @@ fn matmul_with_partially_broadcast_batch_dims() {
     let w = f32_tensor("w", &[3, 5, 6], &weights(90, 12));
     check("MatMul [N, 1, 4, 5] x [3, 5, 6]", model(13, &[1, 4, 5], nodes, vec![w]), 2, &[1, 4, 5]);
 }
+
+#[test]
+fn slice_of_run_time_tensors() {
+    // Input form (opset 13): negative and clamped bounds, two axes.
+    let nodes = vec![node("Slice", &["x", "s", "e", "a"], "y", vec![])];
+    let inits = vec![i64_tensor("s", &[1, -4]), i64_tensor("e", &[5, 100]), i64_tensor("a", &[1, -1])];
+    check("Slice input form", model(13, &[6, 5], nodes, inits), 2, &[6, 5]);
+    // Attribute form (opset 9), axes implied.
+    let attrs = vec![attr_ints("starts", &[0, 2]), attr_ints("ends", &[2, 6])];
+    check("Slice attribute form", model(9, &[6], vec![node("Slice", &["x"], "y", attrs)], vec![]), 3, &[6]);
+    // Steps other than 1 are refused with a clear error, not wrong values.
+    let nodes = vec![node("Slice", &["x", "s", "e", "a", "st"], "y", vec![])];
+    let inits = vec![i64_tensor("s", &[0]), i64_tensor("e", &[6]), i64_tensor("a", &[1]), i64_tensor("st", &[2])];
+    let m = OnnxModel::from_bytes(model(13, &[6], nodes, inits), "step 2").unwrap();
+    let e = import(&m, 1).unwrap_err().to_string();
+    assert!(e.contains("step 2 on a run-time tensor is not supported"), "{e}");
+}
