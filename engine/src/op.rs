@@ -485,14 +485,19 @@ impl Op {
                 }
                 let mut out = vec![x[0], x[1]];
                 for i in 0..nd {
-                    out.push(window_output(
+                    let mut o = window_output(
                         x[i + 2],
                         p.kernel[i],
                         p.strides[i],
                         p.dilations[i],
                         p.pads_begin[i] + p.pads_end[i],
                         p.ceil_mode,
-                    )?);
+                    )?;
+                    // As ONNX and PyTorch do, ceil_mode drops a last window that starts in the end padding.
+                    if p.ceil_mode && o > 1 && (o - 1) * p.strides[i] >= x[i + 2] + p.pads_begin[i] {
+                        o -= 1;
+                    }
+                    out.push(o);
                 }
                 Ok(out)
             }
@@ -747,6 +752,29 @@ mod tests {
         let d = MatMulDims::new(&[5, 4], &[6, 5], true, true).unwrap();
         assert_eq!((d.m, d.n, d.k, d.a_rs, d.a_cs, d.b_rs, d.b_cs), (4, 6, 5, 1, 4, 1, 5));
         assert!(MatMulDims::new(&[2, 1, 4, 5], &[1, 3, 5, 6], false, false).is_err());
+    }
+
+    #[test]
+    fn ceil_mode_drops_a_last_window_that_starts_in_the_end_padding() {
+        let pool = |kernel, stride, pad, ceil_mode| {
+            Op::Pool(PoolAttrs {
+                kind: PoolKind::Max,
+                kernel: vec![kernel],
+                strides: vec![stride],
+                dilations: vec![1],
+                pads_begin: vec![pad],
+                pads_end: vec![pad],
+                ceil_mode,
+            })
+        };
+        // ONNX's test_maxpool_2d_ceil_output_size_reduce_by_one and
+        // test_averagepool_2d_ceil_last_window_starts_on_pad, on one spatial dim.
+        assert_eq!(pool(1, 2, 0, true).output_shape(&[&[1, 1, 2]]), Ok(vec![1, 1, 1]));
+        assert_eq!(pool(3, 3, 1, true).output_shape(&[&[1, 3, 2]]), Ok(vec![1, 3, 1]));
+        // A last window that starts inside the input (or the begin padding) stays.
+        assert_eq!(pool(2, 2, 0, true).output_shape(&[&[1, 1, 5]]), Ok(vec![1, 1, 3]));
+        assert_eq!(pool(3, 2, 1, true).output_shape(&[&[1, 1, 6]]), Ok(vec![1, 1, 4]));
+        assert_eq!(pool(3, 2, 1, false).output_shape(&[&[1, 1, 6]]), Ok(vec![1, 1, 3]));
     }
 
     #[test]
