@@ -269,6 +269,19 @@ fn vjp(
                         out[1] = Some(unbroadcast(b, g, &sc, &gname)?);
                     }
                 }
+                BinaryOp::Min | BinaryOp::Max => {
+                    // dy goes to a where it is chosen (a > c for Max, a < c for Min), to c elsewhere.
+                    let diff = if *bop == BinaryOp::Max { [a, c] } else { [c, a] };
+                    let diff = b.node(&gname, Op::Binary(BinaryOp::Sub), &diff)?;
+                    let ga = b.node(&gname, Op::UnaryGrad(UnaryOp::Relu), &[diff, dy])?;
+                    if need(1) {
+                        let gc = b.node(&gname, Op::Binary(BinaryOp::Sub), &[dy, ga])?;
+                        out[1] = Some(unbroadcast(b, gc, &sc, &gname)?);
+                    }
+                    if need(0) {
+                        out[0] = Some(unbroadcast(b, ga, &sa, &gname)?);
+                    }
+                }
             }
             out
         }

@@ -190,6 +190,10 @@ pub enum BinaryOp {
     Div,
     /// a ^ b
     Pow,
+    /// The smaller of a and b.
+    Min,
+    /// The larger of a and b.
+    Max,
 }
 
 impl BinaryOp {
@@ -201,6 +205,8 @@ impl BinaryOp {
             BinaryOp::Mul => a * b,
             BinaryOp::Div => a / b,
             BinaryOp::Pow => a.powf(b),
+            BinaryOp::Min => a.min(b),
+            BinaryOp::Max => a.max(b),
         }
     }
 }

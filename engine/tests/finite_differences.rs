@@ -97,7 +97,8 @@ fn matmul_and_elementwise_rules() {
         1.0,
         3,
     );
-    for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Pow] {
+    for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Pow, BinaryOp::Min, BinaryOp::Max]
+    {
         check(&format!("{op:?}"), Op::Binary(op), &[vec![3, 4], vec![3, 4]], 0.5, 2.0, 4);
         check(&format!("{op:?} broadcast"), Op::Binary(op), &[vec![2, 3, 4], vec![3, 1]], 0.5, 2.0, 5);
     }

@@ -184,7 +184,7 @@ fn binary_ops_with_broadcasting() {
         (vec![2, 2, 2, 2, 2, 2, 2], vec![2, 1, 2, 1, 2, 1, 2]),
         (vec![2, 3, 2, 3, 2, 3, 2, 3], vec![2, 1, 2, 1, 2, 1, 2, 1]),
     ];
-    for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div] {
+    for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Min, BinaryOp::Max] {
         for (a, b) in shapes {
             let (g, x) = one_node(&mut rng, Op::Binary(op), &[a.clone(), b.clone()], &[false, false], 0.5, 2.0);
             check(&format!("{op:?} {a:?} {b:?}"), g, &x);

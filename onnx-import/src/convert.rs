@@ -482,6 +482,8 @@ impl<'a> Importer<'a> {
                 self.emit_out(Op::Concat { axis }, &ins)
             }
             "Slice" => self.slice(),
+            "Min" => self.min_max(BinaryOp::Min),
+            "Max" => self.min_max(BinaryOp::Max),
             "ReduceMean" | "ReduceSum" => {
                 let s = self.input_shape(0)?;
                 let axes = self.axes(1)?;
@@ -803,7 +805,7 @@ impl<'a> Importer<'a> {
                     let hi = self.konst(2)?;
                     if (self.input_name(1).is_some() && lo.is_none()) || (self.input_name(2).is_some() && hi.is_none())
                     {
-                        return Err(self.err("Clip bounds must be constants"));
+                        return self.clip_dynamic();
                     }
                     (
                         lo.and_then(|t| t.data.first().copied()).map_or(f32::NEG_INFINITY, |v| v as f32),
@@ -815,6 +817,30 @@ impl<'a> Importer<'a> {
         };
         let x = self.input(0)?;
         self.emit_out(Op::Unary(u), &[x])
+    }
+
+    /// Clip with bounds computed at run time: `min(max(x, lo), hi)` (all `hi` when `lo > hi`, as ONNX says).
+    fn clip_dynamic(&mut self) -> Result<()> {
+        let mut y = self.input(0)?;
+        for (i, bop) in [(1, BinaryOp::Max), (2, BinaryOp::Min)] {
+            if self.input_name(i).is_some() {
+                let bound = self.input(i)?;
+                y = self.emit(Op::Binary(bop), &[y, bound])?;
+            }
+        }
+        self.set(Val::Dyn(y))
+    }
+
+    /// Variadic Min or Max of run-time tensors, folded left with broadcasting.
+    fn min_max(&mut self, bop: BinaryOp) -> Result<()> {
+        let mut y = self.input(0)?;
+        for i in 1..self.node.input.len() {
+            if self.input_name(i).is_some() {
+                let x = self.input(i)?;
+                y = self.emit(Op::Binary(bop), &[y, x])?;
+            }
+        }
+        self.set(Val::Dyn(y))
     }
 
     fn softmax(&mut self, log: bool) -> Result<()> {

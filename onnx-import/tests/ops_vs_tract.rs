@@ -478,3 +478,25 @@ fn slice_of_run_time_tensors() {
     let e = import(&m, 1).unwrap_err().to_string();
     assert!(e.contains("step 2 on a run-time tensor is not supported"), "{e}");
 }
+
+#[test]
+fn min_max_and_clip_of_run_time_tensors() {
+    let nodes = vec![
+        node("Neg", &["x"], "n", vec![]),
+        node("Max", &["x", "n", "w"], "m", vec![]),
+        node("Min", &["m", "v"], "y", vec![]),
+    ];
+    let inits = vec![f32_tensor("w", &[4], &[0.5, -1.0, 1.5, 0.0]), f32_tensor("v", &[3, 1], &[1.0, 0.25, 2.0])];
+    check("variadic Max, Min", model(13, &[3, 4], nodes, inits), 2, &[3, 4]);
+    check("Min of one input", model(13, &[5], vec![node("Min", &["x"], "y", vec![])], vec![]), 2, &[5]);
+    // Bounds computed at run time: the mean of x and the mean plus 0.5 (and max < min: all max).
+    for (lo, hi) in [("lo", "hi"), ("hi", "lo"), ("lo", ""), ("", "hi")] {
+        let nodes = vec![
+            node("ReduceMean", &["x"], "lo", vec![attr_i("keepdims", 0)]),
+            node("Add", &["lo", "half"], "hi", vec![]),
+            node("Clip", &["x", lo, hi], "y", vec![]),
+        ];
+        let half = f32_tensor("half", &[], &[0.5]);
+        check(&format!("Clip run-time bounds {lo} {hi}"), model(13, &[6], nodes, vec![half]), 1, &[6]);
+    }
+}

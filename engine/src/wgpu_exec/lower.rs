@@ -130,6 +130,8 @@ fn binary_expr(op: BinaryOp) -> &'static str {
         BinaryOp::Pow => {
             "select(select(1.0, -1.0, abs(b - 2.0 * floor(b / 2.0)) == 1.0) * pow(abs(a), b), pow(a, b), a >= 0.0 || b != floor(b))"
         }
+        BinaryOp::Min => "min(a, b)",
+        BinaryOp::Max => "max(a, b)",
     }
 }
 
