@@ -64,6 +64,9 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Max",
     "Equal",
     "ReduceProd",
+    "Reciprocal",
+    "Sum",
+    "Mean",
 ];
 
 /// A model imported for one batch size.
@@ -482,8 +485,24 @@ impl<'a> Importer<'a> {
                 self.emit_out(Op::Concat { axis }, &ins)
             }
             "Slice" => self.slice(),
-            "Min" => self.min_max(BinaryOp::Min),
-            "Max" => self.min_max(BinaryOp::Max),
+            "Reciprocal" => {
+                let x = self.input(0)?;
+                let one = self.b.constant(&format!("{}/one", self.name()), vec![], vec![1.0])?;
+                self.emit_out(Op::Binary(BinaryOp::Div), &[one, x])
+            }
+            "Sum" | "Mean" => {
+                let sum = self.variadic(BinaryOp::Add)?;
+                let n = self.node.input.iter().filter(|i| !i.is_empty()).count();
+                if op == "Sum" || n == 1 {
+                    return self.set(Val::Dyn(sum));
+                }
+                let k = self.b.constant(&format!("{}/count", self.name()), vec![], vec![n as f32])?;
+                self.emit_out(Op::Binary(BinaryOp::Div), &[sum, k])
+            }
+            "Min" | "Max" => {
+                let y = self.variadic(if op == "Min" { BinaryOp::Min } else { BinaryOp::Max })?;
+                self.set(Val::Dyn(y))
+            }
             "ReduceMean" | "ReduceSum" => {
                 let s = self.input_shape(0)?;
                 let axes = self.axes(1)?;
@@ -831,8 +850,8 @@ impl<'a> Importer<'a> {
         self.set(Val::Dyn(y))
     }
 
-    /// Variadic Min or Max of run-time tensors, folded left with broadcasting.
-    fn min_max(&mut self, bop: BinaryOp) -> Result<()> {
+    /// Variadic Min, Max or Sum of run-time tensors, folded left with broadcasting.
+    fn variadic(&mut self, bop: BinaryOp) -> Result<ValueId> {
         let mut y = self.input(0)?;
         for i in 1..self.node.input.len() {
             if self.input_name(i).is_some() {
@@ -840,7 +859,7 @@ impl<'a> Importer<'a> {
                 y = self.emit(Op::Binary(bop), &[y, x])?;
             }
         }
-        self.set(Val::Dyn(y))
+        Ok(y)
     }
 
     fn softmax(&mut self, log: bool) -> Result<()> {

@@ -500,3 +500,16 @@ fn min_max_and_clip_of_run_time_tensors() {
         check(&format!("Clip run-time bounds {lo} {hi}"), model(13, &[6], nodes, vec![half]), 1, &[6]);
     }
 }
+
+#[test]
+fn reciprocal_sum_and_mean() {
+    let nodes = vec![
+        node("Abs", &["x"], "a", vec![]),
+        node("Add", &["a", "one"], "p", vec![]),
+        node("Reciprocal", &["p"], "r", vec![]),
+        node("Sum", &["x", "r", "w"], "s", vec![]),
+        node("Mean", &["s", "x", "r"], "y", vec![]),
+    ];
+    let inits = vec![f32_tensor("one", &[], &[1.0]), f32_tensor("w", &[4], &[0.5, -1.0, 1.5, 0.0])];
+    check("Reciprocal, Sum, Mean", model(13, &[3, 4], nodes, inits), 2, &[3, 4]);
+}
