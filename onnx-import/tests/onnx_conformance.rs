@@ -328,7 +328,19 @@ fn needs_only_supported(case: &Case) -> bool {
     case.op_types.iter().all(|op| SUPPORTED_OPS.contains(&op.as_str()))
 }
 
-fn report(manifest: &Manifest, results: &BTreeMap<String, CaseResult>, adapter: &str, secs: f64) -> String {
+/// What the test saw, for the report.
+struct Run<'a> {
+    manifest: &'a Manifest,
+    results: &'a BTreeMap<String, CaseResult>,
+    known: &'a BTreeMap<String, String>,
+    /// Ineligible cases whose import panicked.
+    ineligible_panics: &'a [String],
+    adapter: &'a str,
+    secs: f64,
+}
+
+fn report(run: &Run) -> String {
+    let Run { manifest, results, known, ineligible_panics, adapter, secs } = *run;
     let eligible: Vec<&Case> = manifest.cases.iter().filter(|c| c.eligible).collect();
     let n = eligible.len();
     let pass =
@@ -421,6 +433,16 @@ fn report(manifest: &Manifest, results: &BTreeMap<String, CaseResult>, adapter: 
         let _ = writeln!(s, "| {op} | {e} | {a} | {b} |");
     }
 
+    let _ = writeln!(s, "\n## Known failures\n");
+    let _ = writeln!(
+        s,
+        "Cases that use only supported ops and float32 inputs and outputs, and fail (from the known-failures file).\n"
+    );
+    let _ = writeln!(s, "| case | why |\n|---|---|");
+    for (name, why) in known {
+        let _ = writeln!(s, "| {name} | {why} |");
+    }
+
     let _ = writeln!(s, "\n## Every failure\n");
     let _ = writeln!(s, "| case | op | reason |\n|---|---|---|");
     for c in &eligible {
@@ -429,7 +451,28 @@ fn report(manifest: &Manifest, results: &BTreeMap<String, CaseResult>, adapter: 
             let _ = writeln!(s, "| {} | {} | {} |", c.name, c.op, r.reason());
         }
     }
+    let _ = writeln!(
+        s,
+        "\nThe {} ineligible cases are imported too (batch 1), only to check that nothing panics: {} panicked.",
+        manifest.cases.len() - eligible.len(),
+        ineligible_panics.len()
+    );
+    for p in ineligible_panics {
+        let _ = writeln!(s, "- {p}");
+    }
     s
+}
+
+/// Imports an ineligible case (which cannot run) only to see that import does not panic.
+fn import_panics(dir: &Path) -> Option<String> {
+    let outcome = guarded(|| {
+        if let Ok(model) = OnnxModel::load(&dir.join("model.onnx"))
+            && unsupported_ops(&model).is_empty()
+        {
+            let _ = import(&model, 1);
+        }
+    });
+    outcome.err().map(|o| o.reason())
 }
 
 #[test]
@@ -475,10 +518,21 @@ fn onnx_node_cases_on_cpu_and_wgsl() {
         }
         results.insert(case.name.clone(), r);
     }
-    std::panic::set_hook(previous_hook);
     let secs = started.elapsed().as_secs_f64();
+    let ineligible_panics: Vec<String> = (manifest.cases.iter().filter(|c| !c.eligible))
+        .filter_map(|c| import_panics(&cases_dir.join(&c.name)).map(|p| format!("{}: {p}", c.name)))
+        .collect();
+    std::panic::set_hook(previous_hook);
 
-    let text = report(&manifest, &results, &adapter, secs);
+    let run = Run {
+        manifest: &manifest,
+        results: &results,
+        known: &known,
+        ineligible_panics: &ineligible_panics,
+        adapter: &adapter,
+        secs,
+    };
+    let text = report(&run);
     let passing: Vec<&String> = results.iter().filter(|(_, r)| r.passed()).map(|(n, _)| n).collect();
     let (cpu, wgsl) = (
         results.values().filter(|r| r.cpu == Outcome::Passed).count(),
@@ -511,7 +565,7 @@ fn onnx_node_cases_on_cpu_and_wgsl() {
         println!("report: {}", out.display());
     }
 
-    let mut problems = Vec::new();
+    let mut problems: Vec<String> = ineligible_panics.iter().map(|p| format!("import panicked: {p}")).collect();
     for (name, r) in &results {
         if r.panicked() {
             problems.push(format!("{name} panicked: {}", r.reason()));
