@@ -112,6 +112,14 @@ struct Window {
     pads_end: Vec<usize>,
 }
 
+/// A Slice's starts, ends, axes and steps, one of each per sliced axis.
+struct SliceParams {
+    starts: Vec<i64>,
+    ends: Vec<i64>,
+    axes: Vec<usize>,
+    steps: Vec<i64>,
+}
+
 #[derive(Clone)]
 enum Val {
     Const(ConstTensor),
@@ -563,8 +571,8 @@ impl<'a> Importer<'a> {
             }
             "Slice" => {
                 let x = first()?;
-                let (starts, ends, axes, steps) = self.slice_params(x.shape.len())?;
-                fold::slice(&x, &starts, &ends, &axes, &steps).map_err(|r| self.err(r))?
+                let p = self.slice_params(x.shape.len())?;
+                fold::slice(&x, &p.starts, &p.ends, &p.axes, &p.steps).map_err(|r| self.err(r))?
             }
             "Concat" => {
                 let r = c.first().map_or(1, |t| t.shape.len());
@@ -640,7 +648,7 @@ impl<'a> Importer<'a> {
 
     /// Starts, ends, axes and steps of a Slice (attributes below opset 10, constant inputs from 10 on),
     /// one of each per sliced axis.
-    fn slice_params(&self, rank: usize) -> Result<(Vec<i64>, Vec<i64>, Vec<usize>, Vec<i64>)> {
+    fn slice_params(&self, rank: usize) -> Result<SliceParams> {
         let a = self.attrs();
         let (starts, ends, axes, steps) = if self.model.opset < 10 {
             (a.ints("starts").unwrap_or_default(), a.ints("ends").unwrap_or_default(), a.ints("axes"), None)
@@ -669,13 +677,13 @@ impl<'a> Importer<'a> {
             return Err(self
                 .err(format!("starts {starts:?}, ends {ends:?}, axes {axes:?} and steps {steps:?} differ in length")));
         }
-        Ok((starts, ends, axes, steps))
+        Ok(SliceParams { starts, ends, axes, steps })
     }
 
     /// Slice of a run-time tensor: one engine slice per axis (step 1 only).
     fn slice(&mut self) -> Result<()> {
         let s = self.input_shape(0)?;
-        let (starts, ends, axes, steps) = self.slice_params(s.len())?;
+        let SliceParams { starts, ends, axes, steps } = self.slice_params(s.len())?;
         let mut x = self.input(0)?;
         for k in 0..axes.len() {
             let (axis, d) = (axes[k], s[axes[k]] as i64);

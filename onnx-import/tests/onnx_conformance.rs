@@ -234,8 +234,15 @@ fn compare(graph: &Graph, case: &Case, got: &[Vec<f32>], want: &[ConstTensor]) -
     Outcome::Passed
 }
 
+/// A case ready to run: the imported graph, its inputs and the expected outputs.
+struct Prepared {
+    graph: Graph,
+    inputs: Vec<Vec<f32>>,
+    want: Vec<ConstTensor>,
+}
+
 /// The graph and data of a case, or why it stops before running.
-fn prepare(dir: &Path, case: &Case) -> Result<(Graph, Vec<Vec<f32>>, Vec<ConstTensor>), Outcome> {
+fn prepare(dir: &Path, case: &Case) -> Result<Prepared, Outcome> {
     let model = OnnxModel::load(&dir.join("model.onnx")).map_err(|e| Outcome::Import(e.to_string()))?;
     let unsupported = unsupported_ops(&model);
     if !unsupported.is_empty() {
@@ -270,11 +277,11 @@ fn prepare(dir: &Path, case: &Case) -> Result<(Graph, Vec<Vec<f32>>, Vec<ConstTe
             )));
         }
     }
-    Ok((graph, inputs.iter().map(ConstTensor::as_f32).collect(), want))
+    Ok(Prepared { graph, inputs: inputs.iter().map(ConstTensor::as_f32).collect(), want })
 }
 
 fn run_case(dir: &Path, case: &Case, ctx: &Arc<GpuContext>, cache: &mut PipelineCache) -> CaseResult {
-    let (graph, inputs, want) = match guarded(|| prepare(dir, case)).and_then(|r| r) {
+    let Prepared { graph, inputs, want } = match guarded(|| prepare(dir, case)).and_then(|r| r) {
         Ok(p) => p,
         Err(o) => return CaseResult::both(o),
     };
