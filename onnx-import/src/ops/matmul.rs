@@ -1,8 +1,10 @@
 //! MatMul: numpy matrix product; a 1-d operand is promoted to a matrix and its dim dropped again.
-//! Opsets 1, 9 and 13 differ only in types. With `--add-missing-biases`, a MatMul that no bias
+//! Batch dims broadcast as numpy's do: the engine broadcasts an operand's batch dims only when they
+//! are all ones, so an operand whose batch dims are broadcast otherwise (`[3, 1]` against `[1, 2]`)
+//! is broadcast explicitly first. Opsets 1, 9 and 13 differ only in types. With `--add-missing-biases`, a MatMul that no bias
 //! follows gets a trainable zero bias added.
 
-use distk_engine::{BinaryOp, MatMul, Op};
+use distk_engine::{BinaryOp, Broadcast, MatMul, Op};
 
 use crate::context::ImportCx;
 use crate::error::Result;
@@ -27,6 +29,18 @@ fn import(cx: &mut ImportCx<'_, '_>) -> Result<()> {
     }
     if let [k] = sb[..] {
         b = cx.reshape(b, vec![k, 1])?;
+    }
+    let (ra, rb) = (cx.value_shape(a), cx.value_shape(b));
+    let (ba, bb) = (&ra[..ra.len() - 2], &rb[..rb.len() - 2]);
+    if let Some(batch) = distk_engine::shape::broadcast_shapes(ba, bb) {
+        let n: usize = batch.iter().product();
+        for (v, own, mat) in [(&mut a, ba, &ra[ra.len() - 2..]), (&mut b, bb, &rb[rb.len() - 2..])] {
+            let m: usize = own.iter().product();
+            if m != n && m != 1 {
+                let shape = [batch.as_slice(), mat].concat();
+                *v = cx.emit(Op::Broadcast(Broadcast { shape }), &[*v])?;
+            }
+        }
     }
     let mut y = cx.emit(Op::MatMul(MatMul { trans_a: false, trans_b: false, alpha: 1.0 }), &[a, b])?;
     if sa.len() == 1 || sb.len() == 1 {

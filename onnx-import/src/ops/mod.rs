@@ -25,6 +25,7 @@ mod matmul;
 mod min_max;
 mod pool;
 mod range;
+mod reciprocal;
 mod reduce;
 mod reshape;
 mod shape;
@@ -32,6 +33,7 @@ mod size;
 mod slice;
 mod softmax;
 mod squeeze;
+mod sum_mean;
 mod transpose;
 mod window;
 
@@ -60,6 +62,7 @@ pub static REGISTRY: &[&[OpDef]] = &[
     min_max::OPS,
     pool::OPS,
     range::OPS,
+    reciprocal::OPS,
     reduce::OPS,
     reshape::OPS,
     shape::OPS,
@@ -67,6 +70,7 @@ pub static REGISTRY: &[&[OpDef]] = &[
     slice::OPS,
     softmax::OPS,
     squeeze::OPS,
+    sum_mean::OPS,
     transpose::OPS,
 ];
 

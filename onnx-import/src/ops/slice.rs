@@ -1,11 +1,14 @@
 //! Slice: `starts[k]..ends[k]` by `steps[k]` along `axes[k]` (ends clamp; negative values count
-//! from the end). Constant form only (shape sub-graphs); on run-time data the importer has no form
-//! and says so for every such node at once.
+//! from the end). On constants (shape sub-graphs) a constant fold with any steps; on run-time data
+//! (or a parameter) one engine slice per sliced axis, with step 1 only (other steps are refused
+//! with an error naming the node). The starts, ends, axes and steps must be known at import.
 //!
 //! Opset history: 1 takes `starts`, `ends` and `axes` as attributes; from 10 they are inputs,
 //! with `steps`; 11 allows negative axes; 13 widens the types.
 
-use crate::context::NodeCx;
+use distk_engine::{Op, Slice};
+
+use crate::context::{ImportCx, NodeCx};
 use crate::error::Result;
 use crate::fold::{norm_axis, strides};
 use crate::ops::spec::{AttrSpec, Consts, InputSpec, OpDef, OpSpec};
@@ -16,7 +19,7 @@ pub static OPS: &[OpDef] = &[OpDef {
     op_type: "Slice",
     spec: OpSpec {
         inputs: &[
-            InputSpec::known("data"),
+            InputSpec::value("data"),
             InputSpec::known("starts").since(10),
             InputSpec::known("ends").since(10),
             InputSpec::known("axes").optional().since(10),
@@ -29,13 +32,21 @@ pub static OPS: &[OpDef] = &[OpDef {
         ],
         ..OpSpec::DEFAULT
     },
-    import: None,
+    import: Some(import),
     fold: Some(fold),
 }];
 
-fn fold(cx: &NodeCx<'_>, c: &Consts) -> Result<ConstTensor> {
-    let x = cx.arg(c, 0)?;
-    let ints = |i: usize| c.opt(i).map(ConstTensor::as_i64);
+/// A Slice's starts, ends, axes and steps, one of each per sliced axis.
+struct SliceParams {
+    starts: Vec<i64>,
+    ends: Vec<i64>,
+    axes: Vec<usize>,
+    steps: Vec<i64>,
+}
+
+/// The parameters of a Slice of a rank-`rank` tensor: attributes below opset 10, inputs 1 to 4
+/// (read by `input`, `None` when absent) from 10 on; checked for equal lengths and distinct axes.
+fn params(cx: &NodeCx<'_>, rank: usize, input: impl Fn(usize) -> Result<Option<Vec<i64>>>) -> Result<SliceParams> {
     let (starts, ends, axes, steps) = if cx.opset < 10 {
         (
             cx.ints_opt("starts")?.unwrap_or_default(),
@@ -44,15 +55,53 @@ fn fold(cx: &NodeCx<'_>, c: &Consts) -> Result<ConstTensor> {
             None,
         )
     } else {
-        (cx.arg(c, 1)?.as_i64(), cx.arg(c, 2)?.as_i64(), ints(3), ints(4))
+        let required = |i: usize| input(i)?.ok_or_else(|| cx.err(format!("{} is missing", cx.input_label(i))));
+        (required(1)?, required(2)?, input(3)?, input(4)?)
     };
     let axes: Vec<usize> = match axes {
-        Some(v) => v.iter().map(|&a| norm_axis(a, x.shape.len())).collect::<std::result::Result<_, _>>(),
+        Some(v) => v.iter().map(|&a| norm_axis(a, rank)).collect::<std::result::Result<_, _>>(),
         None => Ok((0..starts.len()).collect()),
     }
     .map_err(|e| cx.err(e))?;
     let steps = steps.unwrap_or_else(|| vec![1; axes.len()]);
-    slice(x, &starts, &ends, &axes, &steps).map_err(|e| cx.err(e))
+    if starts.len() != axes.len() || ends.len() != axes.len() || steps.len() != axes.len() {
+        return Err(
+            cx.err(format!("starts {starts:?}, ends {ends:?}, axes {axes:?} and steps {steps:?} differ in length"))
+        );
+    }
+    if axes.iter().enumerate().any(|(k, a)| axes[..k].contains(a)) {
+        return Err(cx.err(format!("axes {axes:?} repeat")));
+    }
+    Ok(SliceParams { starts, ends, axes, steps })
+}
+
+fn fold(cx: &NodeCx<'_>, c: &Consts) -> Result<ConstTensor> {
+    let x = cx.arg(c, 0)?;
+    let p = params(cx, x.shape.len(), |i| Ok(c.opt(i).map(ConstTensor::as_i64)))?;
+    slice(x, &p.starts, &p.ends, &p.axes, &p.steps).map_err(|e| cx.err(e))
+}
+
+/// Slice of a run-time tensor: one engine slice per sliced axis that it shortens (step 1 only).
+fn import(cx: &mut ImportCx<'_, '_>) -> Result<()> {
+    let s = cx.shape(0)?;
+    let p = params(cx, s.len(), |i| Ok(cx.known(i)?.map(|t| t.as_i64())))?;
+    let mut x = cx.value(0)?;
+    for k in 0..p.axes.len() {
+        let (axis, d) = (p.axes[k], s[p.axes[k]] as i64);
+        if p.steps[k] != 1 {
+            return Err(cx.err(format!("step {} on a run-time tensor is not supported (only 1)", p.steps[k])));
+        }
+        let norm = |v: i64| if v < 0 { v.saturating_add(d) } else { v }.clamp(0, d);
+        let (begin, end) = (norm(p.starts[k]), norm(p.ends[k]));
+        if end <= begin {
+            return Err(cx.err(format!("the slice {}..{} of axis {axis} is empty", p.starts[k], p.ends[k])));
+        }
+        if (begin, end) != (0, d) {
+            let op = Op::Slice(Slice { axis, start: begin as usize, len: (end - begin) as usize });
+            x = cx.emit(op, &[x])?;
+        }
+    }
+    cx.set(x)
 }
 
 /// ONNX Slice of `x`; `axes` are valid axes of `x`.
