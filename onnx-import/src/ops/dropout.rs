@@ -1,13 +1,15 @@
 //! Dropout: the identity at inference; training graphs turn it into `x * mask`.
 //!
 //! Opset history: 1 and 6 (`is_test`, ignored) and 7 and 10 take `ratio` as an attribute (default
-//! 0.5); from 12 `ratio` and `training_mode` are optional inputs, needed as constants or
-//! initializers (`training_mode` is ignored: the trainer decides); 13 and 22 widen the types. The
-//! `mask` output is not produced.
+//! 0.5); from 12 `ratio` and `training_mode` are optional inputs (`training_mode` is ignored: the
+//! trainer decides). A `ratio` known at import is the training rate; one computed at run time
+//! cannot be (the engine's rate is fixed), and as the inference form does not read it the import
+//! takes ONNX's default, 0.5, for training. 13 and 22 widen the types. The `mask` output is not
+//! produced.
 
 use distk_engine::{Dropout, Op};
 
-use crate::context::ImportCx;
+use crate::context::{ImportCx, Kind};
 use crate::error::Result;
 use crate::ops::spec::{AttrSpec, InputSpec, OpDef, OpSpec, OutputSpec};
 
@@ -17,8 +19,8 @@ pub static OPS: &[OpDef] = &[OpDef {
     spec: OpSpec {
         inputs: &[
             InputSpec::value("data"),
-            InputSpec::known("ratio").optional().since(12),
-            InputSpec::known("training_mode").optional().since(12),
+            InputSpec::value("ratio").optional().since(12),
+            InputSpec::value("training_mode").optional().since(12),
         ],
         outputs: &[OutputSpec::produced("output"), OutputSpec::not_produced("mask")],
         attrs: &[AttrSpec::float("ratio", 0.5).opsets(1, Some(11))],
@@ -31,6 +33,8 @@ pub static OPS: &[OpDef] = &[OpDef {
 fn import(cx: &mut ImportCx<'_, '_>) -> Result<()> {
     let rate = if cx.opset < 12 {
         cx.float("ratio")?
+    } else if cx.kind(1)? == Some(Kind::RunTime) {
+        0.5
     } else {
         cx.known(1)?.and_then(|c| c.data.first().copied()).map_or(0.5, |r| r as f32)
     };
