@@ -144,6 +144,22 @@ fn too_few_rows_for_the_workers_is_a_clear_error() {
         "single",
     ]);
     assert!(stderr(&o).contains("single trainer trains one replica"), "{}", stderr(&o));
+    // No workers is refused, not trained on one device.
+    let o = distk(&[
+        "run",
+        model("keras_mlp.onnx").to_str().unwrap(),
+        "--data",
+        data("digits_test.parquet").to_str().unwrap(),
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--workers 0 would train nothing"), "{}", stderr(&o));
+    assert!(!out.exists());
 }
 
 struct Ps {
