@@ -11,7 +11,7 @@ use crate::error::{NetError, Result};
 use crate::tls::{Identity, Trust};
 
 /// The ALPN protocol name of the parameter server.
-pub const ALPN: &[u8] = b"distk-ps/2";
+pub const ALPN: &[u8] = b"distk-ps/3";
 /// A connection with no packet for this long is dead.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Keep-alive interval (both ends).
