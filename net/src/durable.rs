@@ -14,7 +14,7 @@ use crate::error::{NetError, Result};
 use crate::journal::Op;
 use crate::snapshot::{self, StateSnapshot};
 use crate::state::{Effect, PsState};
-use crate::wal::{self, TornTail, Wal};
+use crate::wal::{self, TornTail, Wal, WalOptions};
 
 /// The snapshot's file name in the checkpoint directory.
 pub const SNAPSHOT_FILE: &str = "state.bin";
@@ -81,29 +81,32 @@ impl CheckpointPolicy {
 
 /// Starts a new run in `dir`: an earlier run's snapshot and log there are removed, the initial
 /// state is snapshotted, and (with `wal`) an empty log is opened.
-pub fn start(dir: &Path, state: &PsState, label: &str, wal: bool) -> Result<Option<Wal>> {
+pub fn start(dir: &Path, state: &PsState, label: &str, wal: Option<WalOptions>) -> Result<Option<Wal>> {
     std::fs::create_dir_all(dir).map_err(|e| NetError::Storage(format!("cannot create {}: {e}", dir.display())))?;
     let wdir = wal_dir(dir);
     for (_, seg) in wal::segments(&wdir)? {
         std::fs::remove_file(&seg).map_err(|e| NetError::Storage(format!("cannot remove {}: {e}", seg.display())))?;
     }
     snapshot::write(&snapshot_path(dir), &state.snapshot(label, 0))?;
-    if !wal {
-        return Ok(None);
-    }
-    let (w, _) = Wal::open(&wdir, 0, |_, _| Ok(()))?;
+    let Some(options) = wal else { return Ok(None) };
+    let (w, _) = Wal::open(&wdir, 0, options, |_, _| Ok(()))?;
     Ok(Some(w))
 }
 
 /// Recovers `state` from `dir`: its snapshot, then every log record after it, replayed through
 /// [`PsState::apply`]. With `wal`, the log stays open for appending; without, a snapshot holding
 /// the replayed records is written and the log removed.
-pub fn recover(dir: &Path, state: &mut PsState, label: &str, wal: bool) -> Result<(Option<Wal>, Recovery)> {
+pub fn recover(
+    dir: &Path,
+    state: &mut PsState,
+    label: &str,
+    wal: Option<WalOptions>,
+) -> Result<(Option<Wal>, Recovery)> {
     let started = Instant::now();
     let snap: StateSnapshot = snapshot::read(&snapshot_path(dir))?;
     state.restore(&snap, label)?;
     let mut r = Recovery { snapshot_clock: snap.clock, snapshot_lsn: snap.lsn, ..Default::default() };
-    let (log, replayed) = Wal::open(&wal_dir(dir), snap.lsn, |lsn, body| {
+    let (log, replayed) = Wal::open(&wal_dir(dir), snap.lsn, wal.unwrap_or_default(), |lsn, body| {
         let op = Op::decode(body)?;
         if matches!(op, Op::Commit { .. } | Op::Submit { .. }) {
             r.replayed_commits += 1;
@@ -121,7 +124,7 @@ pub fn recover(dir: &Path, state: &mut PsState, label: &str, wal: bool) -> Resul
     r.torn = replayed.torn;
     r.clock = state.core.clock();
     r.seconds = started.elapsed().as_secs_f64();
-    if wal {
+    if wal.is_some() {
         return Ok((Some(log), r));
     }
     let last = log.rotate()?;
@@ -168,7 +171,7 @@ mod tests {
     fn recovery_is_the_snapshot_plus_the_log_after_it() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = fresh();
-        let w = start(dir.path(), &s, "adag", true).unwrap().unwrap();
+        let w = start(dir.path(), &s, "adag", Some(WalOptions { preallocate: 4096 })).unwrap().unwrap();
         for worker in 0..2 {
             log(&w, &mut s, Op::Join { worker, incarnation: 9 + worker as u64, identity: "x" });
             log(&w, &mut s, Op::Pull { worker });
@@ -190,7 +193,8 @@ mod tests {
         drop(w); // a crash: nothing more is written
 
         let mut r = fresh();
-        let (w, rec) = recover(dir.path(), &mut r, "adag", true).unwrap();
+        let on = Some(WalOptions::default());
+        let (w, rec) = recover(dir.path(), &mut r, "adag", on).unwrap();
         assert_eq!(rec.snapshot_clock, 3);
         assert_eq!(rec.replayed_commits, 2);
         assert_eq!(rec.replayed_records, 6);
@@ -200,17 +204,17 @@ mod tests {
         assert_eq!(r.core.records(), s.core.records(), "pulled centres, clocks and sequences");
         assert_eq!(r.members.records(), s.members.records());
         assert_eq!(rec.epoch_centres, vec![(0, 5, centre.clone())]);
-        assert!(recover(dir.path(), &mut fresh(), "dynsgd", true).is_err(), "another trainer's snapshot");
+        assert!(recover(dir.path(), &mut fresh(), "dynsgd", on).is_err(), "another trainer's snapshot");
         drop(w);
 
         // Without the log: the replayed state becomes the snapshot and the log goes.
         let mut r2 = fresh();
-        let (none, rec2) = recover(dir.path(), &mut r2, "adag", false).unwrap();
+        let (none, rec2) = recover(dir.path(), &mut r2, "adag", None).unwrap();
         assert!(none.is_none());
         assert_eq!(rec2.clock, 5);
         assert!(wal::segments(&wal_dir(dir.path())).unwrap().is_empty());
         let mut r3 = fresh();
-        let (_, rec3) = recover(dir.path(), &mut r3, "adag", true).unwrap();
+        let (_, rec3) = recover(dir.path(), &mut r3, "adag", on).unwrap();
         assert_eq!((rec3.snapshot_clock, rec3.replayed_records), (5, 0));
         assert_eq!(r3.core.centre(), &centre[..]);
     }

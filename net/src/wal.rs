@@ -16,14 +16,24 @@
 //! (the caller refuses its request); a failed `fdatasync` leaves the log in an unknown state, so it
 //! refuses every later record and every wait (the server has to be restarted and recover).
 //!
-//! Replay ([`Wal::open`]) reads the segments in order and stops cleanly at the first record that is
-//! torn (cut short), fails its checksum or is out of sequence, provided that happens in the last
-//! segment (a crash while writing); the bad tail is cut off before new records are appended. A bad
-//! record in an earlier segment (which was synced whole before the next one began) is corruption
-//! and an error.
+//! Preallocation: appending to a file makes the file system allocate blocks and journal the new
+//! size at every `fdatasync`, which costs several times more than overwriting blocks a file already
+//! has (measured on the dev VM's ext4: 4 MB written and synced in 32 ms appended, 4 ms overwritten).
+//! So a new log's first segment, and one spare, are filled with zeros up front
+//! ([`WalOptions::preallocate`]), records overwrite them, and a segment a snapshot made obsolete
+//! becomes the next spare instead of being deleted. Every record is followed by a zero header, so
+//! the log ends at the first all-zero header whatever the segment held before.
+//!
+//! Replay ([`Wal::open`]) reads the segments in order and stops cleanly at a zero header; it stops
+//! early at the first record that is torn (cut short), fails its checksum or is out of sequence,
+//! provided that happens in the last segment (a crash while writing). The last segment is cut to
+//! its last good record before new records are appended (nothing stale can follow a new record). A
+//! bad record in an earlier segment (which was synced whole before the next one began) is
+//! corruption and an error.
 
 use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -39,6 +49,23 @@ pub const RECORD_MAGIC: u32 = 0x4C41_5744;
 pub const RECORD_HEADER: usize = 24;
 /// The largest record body replay accepts (a corrupt length must not allocate terabytes).
 pub const MAX_BODY: u64 = 16 << 30;
+/// The file a segment is kept in between its use and its reuse.
+pub const SPARE: &str = "spare.free";
+
+/// How the log lays out its files.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalOptions {
+    /// Bytes of zeros a new log's first segment and its spare are filled with (0: none).
+    pub preallocate: u64,
+}
+
+impl WalOptions {
+    /// Preallocation for records of up to `record_bytes` and segments of about `segment_bytes`:
+    /// 64 records' worth, at most a segment and two records.
+    pub fn for_records(record_bytes: u64, segment_bytes: u64) -> Self {
+        WalOptions { preallocate: (64 * record_bytes).min(segment_bytes + 2 * record_bytes) }
+    }
+}
 
 /// How far the log is on disk.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -200,6 +227,10 @@ fn scan_segment(
         }
         let mut head = [0u8; RECORD_HEADER];
         let n = read_full(&mut r, &mut head).map_err(|e| io("cannot read", path, e))?;
+        if head.iter().all(|&b| b == 0) {
+            // The zero header after the last record (or preallocated space): the end.
+            return Ok((Scan::Clean, offset));
+        }
         if n < RECORD_HEADER || offset + RECORD_HEADER as u64 > size {
             let n = n.min((size - offset) as usize);
             return Ok((Scan::Bad(offset, format!("a record header cut short after {n} bytes")), offset));
@@ -251,7 +282,12 @@ impl Wal {
     /// Opens the log in `dir` (created if missing), hands every record after LSN `after` (what the
     /// snapshot already holds) to `visit` in order, cuts off a torn tail, and opens the log for
     /// appending after its last record.
-    pub fn open(dir: &Path, after: u64, mut visit: impl FnMut(u64, &[u8]) -> Result<()>) -> Result<(Wal, Replayed)> {
+    pub fn open(
+        dir: &Path,
+        after: u64,
+        options: WalOptions,
+        mut visit: impl FnMut(u64, &[u8]) -> Result<()>,
+    ) -> Result<(Wal, Replayed)> {
         std::fs::create_dir_all(dir).map_err(|e| io("cannot create", dir, e))?;
         let segs = segments(dir)?;
         let mut replayed = Replayed { last_lsn: after, ..Default::default() };
@@ -289,18 +325,24 @@ impl Wal {
         }
         let next_lsn = replayed.last_lsn + 1;
         let (segment, file, segment_len) = match tail {
-            // Appends continue in the last segment, after its last good record.
+            // Appends continue in the last segment, after its last good record; whatever follows
+            // it (a torn record, or records written but not synced before a crash) is cut off.
             Some((path, good)) => {
-                let f = OpenOptions::new().append(true).open(&path).map_err(|e| io("cannot open", &path, e))?;
-                if replayed.torn.is_some() {
-                    f.set_len(good).map_err(|e| io("cannot cut the torn tail of", &path, e))?;
+                let f =
+                    OpenOptions::new().read(true).write(true).open(&path).map_err(|e| io("cannot open", &path, e))?;
+                let len = f.metadata().map_err(|e| io("cannot stat", &path, e))?.len();
+                if len > good {
+                    f.set_len(good).map_err(|e| io("cannot cut the tail of", &path, e))?;
                     f.sync_all().map_err(|e| io("cannot sync", &path, e))?;
                 }
                 (path, f, good)
             }
             None => {
                 let path = dir.join(segment_name(next_lsn));
-                let f = create_segment(dir, &path)?;
+                let f = create_segment(dir, &path, options.preallocate)?;
+                if options.preallocate > 0 && !dir.join(SPARE).exists() {
+                    drop(create_segment(dir, &dir.join(SPARE), options.preallocate)?);
+                }
                 (path, f, 0)
             }
         };
@@ -351,43 +393,31 @@ impl Wal {
         head[8..16].copy_from_slice(&lsn.to_le_bytes());
         head[16..24].copy_from_slice(&len.to_le_bytes());
         let file = g.file.clone();
-        let mut f: &File = &file;
-        let mut written = 0u64;
+        let start = g.segment_len;
+        let mut offset = start;
         let mut result = Ok(());
-        for part in std::iter::once(&head[..]).chain(parts.iter().copied()) {
-            let mut rest = part;
-            while !rest.is_empty() {
-                match f.write(rest) {
-                    Ok(0) => {
-                        result = Err(std::io::Error::new(ErrorKind::WriteZero, "the disk accepted no bytes"));
-                        break;
-                    }
-                    Ok(n) => {
-                        written += n as u64;
-                        rest = &rest[n..];
-                    }
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        result = Err(e);
-                        break;
-                    }
-                }
-            }
-            if result.is_err() {
+        // The record, then a zero header that marks the end of the log after it.
+        for part in std::iter::once(&head[..]).chain(parts.iter().copied()).chain([&[0u8; RECORD_HEADER][..]]) {
+            if let Err(e) = file.write_all_at(part, offset) {
+                result = Err(e);
                 break;
             }
+            offset += part.len() as u64;
         }
         if let Err(e) = result {
             let msg = format!("cannot write to the write-ahead log {}: {e}", g.segment.display());
-            if written > 0 {
-                // Cut the partial record off, so the next record follows the last whole one.
-                if let Err(t) = file.set_len(g.segment_len) {
-                    g.failed = Some(format!("{msg}; and cannot cut the partial record off: {t}"));
-                    self.shared.publish(&g);
-                }
+            // Cut the partial record off (a zero header where it began), so the next record follows
+            // the last whole one; failing that, shorten the file.
+            if offset > start
+                && file.write_all_at(&[0u8; RECORD_HEADER], start).is_err()
+                && let Err(t) = file.set_len(start)
+            {
+                g.failed = Some(format!("{msg}; and cannot cut the partial record off: {t}"));
+                self.shared.publish(&g);
             }
             return Err(NetError::Storage(msg));
         }
+        let written = offset - start - RECORD_HEADER as u64;
         g.segment_len += written;
         g.bytes_since_rotation += written;
         g.next_lsn += 1;
@@ -443,7 +473,7 @@ impl Wal {
         self.shared.publish(&g);
         if g.segment_len > 0 {
             let path = self.dir.join(segment_name(last + 1));
-            let f = create_segment(&self.dir, &path)?;
+            let f = reuse_spare(&self.dir, &path)?;
             g.file = Arc::new(f);
             g.segment = path;
             g.segment_len = 0;
@@ -462,7 +492,13 @@ impl Wal {
             if *path == current || *next_first > lsn + 1 {
                 break;
             }
-            std::fs::remove_file(path).map_err(|e| io("cannot remove", path, e))?;
+            // The first one freed becomes the spare (its blocks are allocated and written).
+            let spare = self.dir.join(SPARE);
+            if spare.exists() {
+                std::fs::remove_file(path).map_err(|e| io("cannot remove", path, e))?;
+            } else {
+                std::fs::rename(path, &spare).map_err(|e| io("cannot keep as the spare", path, e))?;
+            }
             removed += 1;
         }
         if removed > 0 {
@@ -479,8 +515,40 @@ fn check_durable(d: &Durable, lsn: u64) -> Result<()> {
     }
 }
 
-fn create_segment(dir: &Path, path: &Path) -> Result<File> {
-    let f = OpenOptions::new().create(true).append(true).open(path).map_err(|e| io("cannot create", path, e))?;
+/// A new segment file, filled with `zeros` bytes of zeros (written and synced) when not 0.
+fn create_segment(dir: &Path, path: &Path, zeros: u64) -> Result<File> {
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| io("cannot create", path, e))?;
+    if zeros > 0 {
+        let chunk = vec![0u8; 1 << 20];
+        let mut at = 0u64;
+        while at < zeros {
+            let n = chunk.len().min((zeros - at) as usize);
+            f.write_all_at(&chunk[..n], at).map_err(|e| io("cannot preallocate", path, e))?;
+            at += n as u64;
+        }
+        f.sync_all().map_err(|e| io("cannot sync", path, e))?;
+    }
+    sync_dir(dir)?;
+    Ok(f)
+}
+
+/// The segment at `path`, made from the spare when there is one (its old records are hidden by a
+/// zero header at its start), or a new file.
+fn reuse_spare(dir: &Path, path: &Path) -> Result<File> {
+    let spare = dir.join(SPARE);
+    if !spare.exists() {
+        return create_segment(dir, path, 0);
+    }
+    let f = OpenOptions::new().read(true).write(true).open(&spare).map_err(|e| io("cannot open", &spare, e))?;
+    f.write_all_at(&[0u8; RECORD_HEADER], 0).map_err(|e| io("cannot reset", &spare, e))?;
+    f.sync_data().map_err(|e| io("cannot sync", &spare, e))?;
+    std::fs::rename(&spare, path).map_err(|e| io("cannot rename the spare to", path, e))?;
     sync_dir(dir)?;
     Ok(f)
 }
@@ -530,7 +598,7 @@ mod tests {
 
     fn collect(dir: &Path, after: u64) -> (Wal, Replayed, Vec<(u64, Vec<u8>)>) {
         let mut got = Vec::new();
-        let (w, r) = Wal::open(dir, after, |lsn, body| {
+        let (w, r) = Wal::open(dir, after, WalOptions::default(), |lsn, body| {
             got.push((lsn, body.to_vec()));
             Ok(())
         })
@@ -584,7 +652,7 @@ mod tests {
         assert_eq!(got.len(), 2, "the two whole records replay");
         let torn = r.torn.clone().unwrap();
         assert_eq!(torn.offset, 2 * (RECORD_HEADER as u64 + 1000));
-        assert_eq!(torn.dropped_bytes, RECORD_HEADER as u64 + 700);
+        assert_eq!(torn.dropped_bytes, full - 300 - torn.offset);
         assert!(torn.reason.contains("runs past the end"), "{}", torn.reason);
         assert_eq!(w.append(&[b"after the tear"]).unwrap(), 3, "record 3 is written again");
         w.durable_blocking(3).unwrap();
@@ -594,8 +662,10 @@ mod tests {
         assert_eq!(got.len(), 3);
         assert_eq!(got[2].1, b"after the tear");
         // A header cut short is a torn tail too.
-        let f = OpenOptions::new().append(true).open(&seg).unwrap();
-        (&f).write_all(&RECORD_MAGIC.to_le_bytes()).unwrap();
+        let end = 3 * (RECORD_HEADER as u64 + 1000) - 1000 + 14;
+        let f = OpenOptions::new().write(true).open(&seg).unwrap();
+        f.set_len(end).unwrap();
+        f.write_all_at(&RECORD_MAGIC.to_le_bytes(), end).unwrap();
         drop(f);
         let (_, r, got) = collect(dir.path(), 0);
         assert_eq!(got.len(), 3);
@@ -621,7 +691,7 @@ mod tests {
         assert_eq!(got.len(), 1, "only the record before the corrupt one");
         let torn = r.torn.unwrap();
         assert!(torn.reason.contains("record 2 fails its checksum"), "{}", torn.reason);
-        assert_eq!(torn.dropped_bytes, 3 * (RECORD_HEADER as u64 + 64));
+        assert_eq!(torn.dropped_bytes, 3 * (RECORD_HEADER as u64 + 64) + RECORD_HEADER as u64, "and the end mark");
         assert_eq!(w.append(&[b"x"]).unwrap(), 2);
     }
 
@@ -664,7 +734,7 @@ mod tests {
         w.durable_blocking(4).unwrap();
         drop(w);
         std::fs::remove_file(dir.path().join(segment_name(1))).unwrap();
-        let r = Wal::open(dir.path(), 1, |_, _| Ok(()));
+        let r = Wal::open(dir.path(), 1, WalOptions::default(), |_, _| Ok(()));
         assert!(matches!(r, Err(NetError::Storage(m)) if m.contains("records are missing")));
     }
 
@@ -676,7 +746,7 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink("/dev/full", dir.path().join(segment_name(1))).unwrap();
-        let (w, r) = Wal::open(dir.path(), 0, |_, _| Ok(())).unwrap();
+        let (w, r) = Wal::open(dir.path(), 0, WalOptions::default(), |_, _| Ok(())).unwrap();
         assert_eq!(r.records, 0);
         let e = w.append(&[b"a commit"]).unwrap_err();
         assert!(matches!(&e, NetError::Storage(m) if m.contains("No space left")), "{e}");
@@ -709,5 +779,34 @@ mod tests {
         let (_, r, got) = collect(dir.path(), 0);
         assert_eq!((r.records, got.len()), (200, 200));
         assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), (1..=200).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn preallocated_segments_are_overwritten_and_recycled_without_their_old_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = WalOptions { preallocate: 64 << 10 };
+        let (w, _) = Wal::open(dir.path(), 0, opts, |_, _| Ok(())).unwrap();
+        let first = dir.path().join(segment_name(1));
+        assert_eq!(std::fs::metadata(&first).unwrap().len(), 64 << 10, "filled with zeros up front");
+        assert_eq!(std::fs::metadata(dir.path().join(SPARE)).unwrap().len(), 64 << 10);
+        for i in 1..=3u8 {
+            w.append(&[&body(i, 5000)]).unwrap();
+        }
+        assert_eq!(std::fs::metadata(&first).unwrap().len(), 64 << 10, "records overwrite the zeros");
+        // The next segment is the spare; the first becomes the spare once a snapshot holds it.
+        assert_eq!(w.rotate().unwrap(), 3);
+        assert!(!dir.path().join(SPARE).exists());
+        assert_eq!(std::fs::metadata(dir.path().join(segment_name(4))).unwrap().len(), 64 << 10);
+        w.append(&[&body(4, 10)]).unwrap();
+        assert_eq!(w.remove_through(3).unwrap(), 1);
+        assert!(!first.exists() && dir.path().join(SPARE).exists());
+        // The recycled file still holds records 1..=3 behind a zero header: they never come back.
+        assert_eq!(w.rotate().unwrap(), 4);
+        w.append(&[&body(5, 7)]).unwrap();
+        w.durable_blocking(5).unwrap();
+        drop(w);
+        let (_, r, got) = collect(dir.path(), 3);
+        assert!(r.torn.is_none(), "zeros after the last record are its end, not a tear");
+        assert_eq!(got.iter().map(|g| (g.0, g.1.len())).collect::<Vec<_>>(), vec![(4, 10), (5, 7)]);
     }
 }

@@ -313,7 +313,7 @@ async fn start_logged(dir: &std::path::Path, len: usize, known: &[(u32, u64)]) -
     for &(worker, incarnation) in known {
         state.members.set_owner(worker, "alice", incarnation);
     }
-    let (wal, _) = distk_net::wal::Wal::open(dir, 0, |_, _| Ok(())).unwrap();
+    let (wal, _) = distk_net::wal::Wal::open(dir, 0, Default::default(), |_, _| Ok(())).unwrap();
     let config = HostConfig {
         max_frame: MAX,
         job: Arc::new(Vec::new()),
@@ -389,13 +389,14 @@ async fn what_was_acknowledged_is_in_the_log() {
     // only what was written, which is everything acknowledged).
     let mut state = PsState::new(ServerCore::new(vec![0.0; 3], Box::new(Add)), Membership::new(2), None);
     let mut n = 0;
-    let (_copy, replayed) = distk_net::wal::Wal::open(&dir.path().join("copy"), 0, |_, _| Ok(())).unwrap();
+    let (_copy, replayed) =
+        distk_net::wal::Wal::open(&dir.path().join("copy"), 0, Default::default(), |_, _| Ok(())).unwrap();
     assert_eq!(replayed.records, 0);
     for (_, seg) in distk_net::wal::segments(dir.path()).unwrap() {
         std::fs::copy(&seg, dir.path().join("copy").join(seg.file_name().unwrap())).unwrap();
     }
     drop(_copy);
-    let (_w, _) = distk_net::wal::Wal::open(&dir.path().join("copy"), 0, |_, body| {
+    let (_w, _) = distk_net::wal::Wal::open(&dir.path().join("copy"), 0, Default::default(), |_, body| {
         n += 1;
         state.apply(&distk_net::journal::Op::decode(body)?).map(|_| ())
     })

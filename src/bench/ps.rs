@@ -23,7 +23,7 @@ use distk_net::rules::Add;
 use distk_net::server::ServerCore;
 use distk_net::state::PsState;
 use distk_net::tls::{Identity, Trust};
-use distk_net::wal::Wal;
+use distk_net::wal::{Wal, WalOptions};
 use distk_net::wire::ANY_WORKER;
 use serde::Serialize;
 
@@ -152,15 +152,21 @@ async fn commit_point(
         round_timeout: Duration::from_secs(60),
         hello_timeout: Duration::from_secs(10),
     };
+    let policy = CheckpointPolicy::new(500, params);
     let wal = match wal_dir {
-        Some(dir) => durable::start(dir, &state, "bench", true)?,
+        Some(dir) => durable::start(
+            dir,
+            &state,
+            "bench",
+            Some(WalOptions::for_records(params as u64 * 4 + 64, policy.log_bytes)),
+        )?,
         None => None,
     };
     let (host, _events) = Host::new(state, config, wal);
     let stop = Arc::new(AtomicBool::new(false));
     let ckpt = wal_dir.map(|dir| {
         let (host, dir, stop) = (host.clone(), dir.to_path_buf(), stop.clone());
-        std::thread::spawn(move || checkpointer(host, dir, CheckpointPolicy::new(500, params), stop))
+        std::thread::spawn(move || checkpointer(host, dir, policy, stop))
     });
     let secrets = Secrets(vec![SecretEntry { secret: SECRET.into(), identity: "bench".into() }]);
     tokio::spawn(serve(endpoint.clone(), host, Arc::new(secrets)));
@@ -212,9 +218,10 @@ async fn commit_point(
 fn recovery_point(params: usize, dir: &Path) -> Result<RecoveryResult> {
     let fresh = || PsState::new(ServerCore::new(vec![0.0; params], Box::new(Add)), Membership::new(1), None);
     let state = fresh();
-    drop(durable::start(dir, &state, "bench", false)?);
-    let (wal, _) = Wal::open(&durable::wal_dir(dir), 0, |_, _| Ok(()))?;
+    drop(durable::start(dir, &state, "bench", None)?);
     let policy = CheckpointPolicy::new(u64::MAX, params);
+    let options = WalOptions::for_records(params as u64 * 4 + 64, policy.log_bytes);
+    let (wal, _) = Wal::open(&durable::wal_dir(dir), 0, options, |_, _| Ok(()))?;
     let delta = vec![1e-6f32; params];
     let mut seq = 0u64;
     while wal.bytes_since_rotation() < policy.log_bytes {
@@ -227,7 +234,7 @@ fn recovery_point(params: usize, dir: &Path) -> Result<RecoveryResult> {
     drop(wal);
     let mut state = fresh();
     let t = Instant::now();
-    let (_, r) = durable::recover(dir, &mut state, "bench", true)?;
+    let (_, r) = durable::recover(dir, &mut state, "bench", Some(options))?;
     let seconds = t.elapsed().as_secs_f64();
     if state.core.clock() != seq {
         anyhow::bail!("recovery replayed to clock {}, expected {seq}", state.core.clock());

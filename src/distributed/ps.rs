@@ -22,6 +22,7 @@ use distk_net::server::ServerCore;
 use distk_net::snapshot::StateSnapshot;
 use distk_net::state::PsState;
 use distk_net::tls::{Identity, hex};
+use distk_net::wal::WalOptions;
 use distk_onnx::OnnxModel;
 use serde::{Deserialize, Serialize};
 
@@ -306,6 +307,11 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
         Membership::new(setup.workers),
         (kind == TrainerKind::Averaging).then(|| RoundBarrier::new(init.len())),
     );
+    let policy = CheckpointPolicy::new(
+        setup.checkpoint_every,
+        init.len() * (1 + if kind == TrainerKind::Adag { setup.workers as usize } else { 0 }),
+    );
+    let log = setup.wal.then(|| WalOptions::for_records(init.len() as u64 * 4 + 64, policy.log_bytes));
     let mut recoveries: Vec<RecoveryRecord> = Vec::new();
     let mut epochs: Vec<CentreEpoch> = Vec::new();
     let mut replayed_epochs = Vec::new();
@@ -313,7 +319,7 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
         (None, true) => bail!("--resume needs --checkpoint-dir"),
         (None, false) => None,
         (Some(dir), false) => {
-            let w = durable::start(dir, &state, label, setup.wal)
+            let w = durable::start(dir, &state, label, log)
                 .with_context(|| format!("cannot start the checkpoint directory {}", dir.display()))?;
             for name in [RECOVERIES, EPOCHS] {
                 let _ = std::fs::remove_file(dir.join(name));
@@ -329,7 +335,7 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
                     durable::snapshot_path(dir).display()
                 );
             }
-            let (w, r) = durable::recover(dir, &mut state, label, setup.wal)
+            let (w, r) = durable::recover(dir, &mut state, label, log)
                 .with_context(|| format!("cannot recover the parameter server from {}", dir.display()))?;
             eprintln!(
                 "resumed from {} at clock {} (snapshot) + {} log records ({} commits, {:.1} MB) replayed: clock {} in {:.3} s{}",
@@ -362,10 +368,6 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
         round_timeout: setup.round_timeout,
         hello_timeout: Duration::from_secs(10),
     };
-    let policy = CheckpointPolicy::new(
-        setup.checkpoint_every,
-        init.len() * (1 + if kind == TrainerKind::Adag { setup.workers as usize } else { 0 }),
-    );
     let (host, mut events) = Host::new(state, config, wal);
     let endpoint = {
         let _guard = net.enter();
