@@ -103,15 +103,20 @@ impl PsClient {
     /// Connects, authenticates and is admitted (`rejoin`: this process was admitted before and
     /// reconnects).
     pub async fn connect(opts: ConnectOptions, rejoin: bool) -> Result<Self> {
+        let handshake = opts.request_timeout;
+        Self::connect_within(opts, rejoin, handshake).await
+    }
+
+    /// [`PsClient::connect`] giving the QUIC handshake at most `handshake` (a retry loop starts a
+    /// fresh handshake rather than wait on one sent while the server was down).
+    pub async fn connect_within(opts: ConnectOptions, rejoin: bool, handshake: Duration) -> Result<Self> {
         let endpoint = client_endpoint(opts.addr, &opts.trust)?;
         let connecting = endpoint
             .connect(opts.addr, &opts.server_name)
             .map_err(|e| NetError::Connection(format!("connecting to {}: {e}", opts.addr)))?;
-        let conn = tokio::time::timeout(opts.request_timeout, connecting)
+        let conn = tokio::time::timeout(handshake, connecting)
             .await
-            .map_err(|_| {
-                NetError::Connection(format!("no answer from {} within {:?}", opts.addr, opts.request_timeout))
-            })?
+            .map_err(|_| NetError::Connection(format!("no answer from {} within {handshake:?}", opts.addr)))?
             .map_err(|e| match e {
                 quinn::ConnectionError::TransportError(t) if t.to_string().contains("certificate") => {
                     NetError::Tls(format!("the server at {} is not the one we trust: {t}", opts.addr))
@@ -247,16 +252,24 @@ impl PsClient {
 /// process died, the server notices within its idle timeout and frees the id).
 pub const IN_USE_WAIT: Duration = Duration::from_secs(15);
 
+/// The handshake timeout of the `attempt`-th try (from 0) of a retry loop: 1 s doubling up to
+/// `max`, so a server that is back is reached soon and a slow one gets longer each time.
+pub fn attempt_timeout(attempt: u32, max: Duration) -> Duration {
+    Duration::from_secs(1u64 << attempt.min(6)).min(max)
+}
+
 /// Makes a worker process's first connection: retries a connection that fails or times out (a
 /// server still starting, or too busy to answer every handshake in time) with exponential backoff
-/// (0.1 s doubling to 2 s, with jitter) until `deadline` has passed, and an id in use for at most
-/// [`IN_USE_WAIT`]; a refusal is not retried.
+/// (0.1 s doubling to 2 s, with jitter, and handshakes given 1 s doubling to the request timeout)
+/// until `deadline` has passed, and an id in use for at most [`IN_USE_WAIT`]; a refusal is not
+/// retried.
 pub async fn join(opts: ConnectOptions, deadline: Duration) -> Result<PsClient> {
     let started = Instant::now();
     let mut backoff = Duration::from_millis(100);
     let mut attempt = 0u32;
     loop {
-        let e = match PsClient::connect(opts.clone(), false).await {
+        let handshake = attempt_timeout(attempt, opts.request_timeout);
+        let e = match PsClient::connect_within(opts.clone(), false, handshake).await {
             Ok(c) => return Ok(c),
             Err(e) => e,
         };

@@ -91,6 +91,14 @@ impl Identity {
         Ok(Identity { sha256: sha256(leaf), chain, key })
     }
 
+    /// A secret derived from the private key (so the same for every process presenting this
+    /// identity, and unknown to anyone without the key): the key of QUIC stateless resets.
+    pub fn reset_secret(&self) -> [u8; 32] {
+        let mut material = b"distk-ps stateless reset v1".to_vec();
+        material.extend_from_slice(self.key.secret_der());
+        sha256(&material)
+    }
+
     /// The certificate chain and key as PEM text (to keep a self-signed identity across restarts).
     pub fn to_pem(&self) -> (String, String) {
         let cert = self.chain.iter().map(|c| pem("CERTIFICATE", c.as_ref())).collect();

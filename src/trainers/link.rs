@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
 use distk_net::NetError;
-use distk_net::client::{ConnectOptions, PsClient};
+use distk_net::client::{ConnectOptions, PsClient, attempt_timeout};
 use distk_net::server::ServerCore;
 
 /// What a link observed so far.
@@ -161,9 +161,14 @@ impl Reconnecting {
 
     async fn run(&mut self, req: &Request, reconnects: &mut u64) -> Result<Response, NetError> {
         let mut first_failure: Option<Instant> = None;
+        let mut attempt = 0u32;
         loop {
             if self.client.is_none() {
-                match PsClient::connect(self.opts.clone(), true).await {
+                // A server that went away is usually back within seconds: short handshakes first,
+                // so one sent while it was down is not waited on; longer ones if it stays slow.
+                let handshake = attempt_timeout(attempt.saturating_sub(10), self.opts.request_timeout);
+                attempt += 1;
+                match PsClient::connect_within(self.opts.clone(), true, handshake).await {
                     Ok(c) => {
                         self.client = Some(c);
                         *reconnects += 1;
