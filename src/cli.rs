@@ -85,7 +85,8 @@ pub struct RunArgs {
     /// Stop after the first epoch whose accuracy (validation accuracy when given) is at least this.
     #[arg(long)]
     pub target_accuracy: Option<f64>,
-    /// Keep the latest training state here (with --workers: the parameter server's snapshots).
+    /// Keep the latest training state here (with --workers: the parameter server's snapshots and
+    /// write-ahead log).
     #[arg(long)]
     pub checkpoint_dir: Option<PathBuf>,
     /// Steps between checkpoints (with --workers: updates of the centre between snapshots).
@@ -94,6 +95,10 @@ pub struct RunArgs {
     /// Continue from the checkpoint in --checkpoint-dir.
     #[arg(long)]
     pub resume: bool,
+    /// With --workers and --checkpoint-dir: snapshots only, no write-ahead log (faster commits, but
+    /// a crash of the server loses what it acknowledged since the last snapshot).
+    #[arg(long)]
+    pub no_wal: bool,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -328,15 +333,20 @@ pub struct PsArgs {
     /// Write the run's history as JSON here.
     #[arg(long)]
     pub history: Option<PathBuf>,
-    /// Snapshot the centre and its clocks here.
+    /// Keep the server's state durable here: snapshots and a write-ahead log of every change (what
+    /// `--resume` recovers from).
     #[arg(long)]
     pub checkpoint_dir: Option<PathBuf>,
     /// Updates between snapshots.
     #[arg(long, default_value_t = 500)]
     pub checkpoint_every: u64,
-    /// Continue from the snapshot in --checkpoint-dir (workers reconnect on their own).
+    /// Continue from the snapshot and log in --checkpoint-dir (workers reconnect on their own).
     #[arg(long)]
     pub resume: bool,
+    /// Snapshots only, no write-ahead log (faster commits, but a crash loses what the server
+    /// acknowledged since the last snapshot).
+    #[arg(long)]
+    pub no_wal: bool,
     /// Seconds to wait for every worker to join.
     #[arg(long, default_value_t = 300)]
     pub join_timeout: u64,
@@ -372,9 +382,14 @@ pub struct WorkerArgs {
     /// Ask for this worker id (default: the server assigns one).
     #[arg(long)]
     pub worker_id: Option<u32>,
-    /// Seconds to keep reconnecting to a server that went away (e.g. while `ps --resume` restarts).
+    /// Seconds to keep trying to reach the server: the first connection (with backoff) and
+    /// reconnections after it went away (e.g. while `ps --resume` restarts).
     #[arg(long, default_value_t = 120)]
     pub reconnect_timeout: u64,
+    /// Append a line per acknowledged commit to this file (`unix_ms worker seq clock`), so
+    /// acknowledgements can be counted even if the worker is killed.
+    #[arg(long)]
+    pub ack_log: Option<PathBuf>,
     /// Where the model runs.
     #[command(flatten)]
     pub device: DeviceArgs,
@@ -485,4 +500,11 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// `ps`: seconds per throughput point.
+    #[arg(long, default_value_t = 1.0)]
+    pub seconds: f64,
+    /// `ps`: where the write-ahead log is written (a temporary folder inside; it should be on the
+    /// disk a parameter server would use, not tmpfs).
+    #[arg(long, default_value = ".")]
+    pub wal_dir: PathBuf,
 }

@@ -144,6 +144,22 @@ fn too_few_rows_for_the_workers_is_a_clear_error() {
         "single",
     ]);
     assert!(stderr(&o).contains("single trainer trains one replica"), "{}", stderr(&o));
+    // No workers is refused, not trained on one device.
+    let o = distk(&[
+        "run",
+        model("keras_mlp.onnx").to_str().unwrap(),
+        "--data",
+        data("digits_test.parquet").to_str().unwrap(),
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--workers 0 would train nothing"), "{}", stderr(&o));
+    assert!(!out.exists());
 }
 
 struct Ps {
@@ -299,14 +315,17 @@ fn a_worker_killed_mid_run_is_named_and_the_others_finish() {
 }
 
 /// The parameter server is killed with SIGKILL and restarted with --resume on the same address: it
-/// continues from its snapshot with the same certificate, the workers reconnect on their own, and
-/// the run completes.
+/// recovers from its snapshot and write-ahead log with the same certificate, the workers reconnect
+/// on their own, and the run completes without losing a commit it acknowledged: every worker's
+/// count of acknowledgements equals what the server applied from it, and the history records the
+/// recovery. Snapshots are rare here (only the initial one), so everything comes back from the log.
 #[test]
-fn a_resumed_parameter_server_is_rejoined_by_its_workers() {
+fn a_resumed_parameter_server_is_rejoined_by_its_workers_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (secrets_file, secret) = secrets(dir.path());
     let ck = dir.path().join("ck");
     let out = dir.path().join("centre.onnx");
+    let hist = dir.path().join("run.json");
     let common = |listen: &str| -> Vec<String> {
         [
             model("keras_mlp.onnx").to_str().unwrap(),
@@ -317,7 +336,7 @@ fn a_resumed_parameter_server_is_rejoined_by_its_workers() {
             "--secrets",
             secrets_file.to_str().unwrap(),
             "--trainer",
-            "agn",
+            "adag",
             "--epochs",
             "400",
             "--device",
@@ -325,9 +344,11 @@ fn a_resumed_parameter_server_is_rejoined_by_its_workers() {
             "--checkpoint-dir",
             ck.to_str().unwrap(),
             "--checkpoint-every",
-            "10",
+            "1000000",
             "--out",
             out.to_str().unwrap(),
+            "--history",
+            hist.to_str().unwrap(),
         ]
         .iter()
         .map(|s| s.to_string())
@@ -335,8 +356,17 @@ fn a_resumed_parameter_server_is_rejoined_by_its_workers() {
     };
     let args: Vec<String> = common("127.0.0.1:0");
     let first = start_ps(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let mut workers: Vec<Child> =
-        (0..2).map(|i| start_worker(&first, &secret, i, &["--reconnect-timeout", "60"])).collect();
+    let acks: Vec<_> = (0..2).map(|i| dir.path().join(format!("acks{i}.log"))).collect();
+    let mut workers: Vec<Child> = (0..2)
+        .map(|i| {
+            start_worker(
+                &first,
+                &secret,
+                i,
+                &["--reconnect-timeout", "60", "--ack-log", acks[i as usize].to_str().unwrap()],
+            )
+        })
+        .collect();
     wait_for_epoch(&secret, 0, 20);
     let mut killed = first.child;
     Command::new("kill").args(["-KILL", &killed.id().to_string()]).status().unwrap();
@@ -345,8 +375,7 @@ fn a_resumed_parameter_server_is_rejoined_by_its_workers() {
         assert!(w.try_wait().unwrap().is_none(), "the workers are still training when the server dies");
     }
     let snap = read_json(&ck.join("ps.json"));
-    let snap_clock = snap["clock"].as_u64().unwrap();
-    assert!(snap_clock > 0, "a snapshot was written before the kill");
+    assert_eq!(snap["clock"], 0, "only the initial snapshot was written before the kill");
     let mut args = common(&first.addr);
     args.push("--resume".into());
     let second = start_ps(&args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -359,8 +388,87 @@ fn a_resumed_parameter_server_is_rejoined_by_its_workers() {
     let o = wait_with_timeout(second.child, Duration::from_secs(60));
     let err = std::fs::read_to_string(&log).unwrap();
     assert!(o.status.success(), "{err}");
-    assert!(err.contains(&format!("resumed from {} at clock {snap_clock}", ck.display())), "{err}");
+    assert!(err.contains(&format!("resumed from {} at clock 0 (snapshot)", ck.display())), "{err}");
     assert!(out.exists());
+    let h = read_json(&hist);
+    assert_eq!(h["stopped"], "completed");
+    let recoveries = h["recoveries"].as_array().unwrap();
+    assert_eq!(recoveries.len(), 1, "the history records the recovery");
+    let replayed = recoveries[0]["replayed_commits"].as_u64().unwrap();
+    assert!(replayed > 0, "the commits since the snapshot came back from the log");
+    assert_eq!(recoveries[0]["snapshot_clock"], 0);
+    assert_eq!(recoveries[0]["clock"].as_u64().unwrap(), replayed);
+    let mut applied = 0;
+    for (i, r) in h["worker_reports"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(r["status"], "done");
+        let acked = r["history"]["commits_acknowledged"].as_u64().unwrap();
+        assert_eq!(r["commits_applied"].as_u64().unwrap(), acked, "worker {i}: no acknowledged commit was lost");
+        assert_eq!(r["last_seq"].as_u64().unwrap(), acked, "worker {i}: sequence numbers without gaps");
+        // The worker's own log of acknowledgements agrees.
+        let lines = std::fs::read_to_string(&acks[i]).unwrap();
+        let seqs: Vec<u64> = lines.lines().map(|l| l.split(' ').nth(2).unwrap().parse().unwrap()).collect();
+        assert_eq!(seqs, (1..=acked).collect::<Vec<_>>(), "worker {i}");
+        applied += acked;
+    }
+    assert_eq!(applied, h["clock"].as_u64().unwrap());
+}
+
+/// A second worker process started with the id of a live one is refused with a clear message;
+/// the first goes on, and every commit acknowledged to it was applied.
+#[test]
+fn a_second_worker_with_a_live_id_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (secrets_file, secret) = secrets(dir.path());
+    let hist = dir.path().join("run.json");
+    let ps = start_ps(&[
+        model("keras_mlp.onnx").to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--secrets",
+        secrets_file.to_str().unwrap(),
+        "--trainer",
+        "dynsgd",
+        "--epochs",
+        "400",
+        "--device",
+        "cpu",
+        "--checkpoint-dir",
+        dir.path().join("ck").to_str().unwrap(),
+        "--out",
+        dir.path().join("centre.onnx").to_str().unwrap(),
+        "--history",
+        hist.to_str().unwrap(),
+    ]);
+    let acks = dir.path().join("acks.log");
+    let mut first = start_worker(&ps, &secret, 0, &["--ack-log", acks.to_str().unwrap()]);
+    wait_for_epoch(&secret, 0, 3);
+    // The same secret under another file name, so the second worker logs to its own file.
+    let secret2 = dir.path().join("alice-again.secret");
+    std::fs::copy(&secret, &secret2).unwrap();
+    let o = wait_with_timeout(start_worker(&ps, &secret2, 0, &["--reconnect-timeout", "3"]), Duration::from_secs(60));
+    let log = worker_log(&secret2, 0);
+    assert_eq!(o.status.code(), Some(1), "{log}");
+    assert!(log.contains("worker id 0 is in use by another worker process"), "{log}");
+    assert!(first.try_wait().unwrap().is_none(), "the first worker is still training");
+    // End the run early: the first worker dies; what it was acknowledged was applied.
+    Command::new("kill").args(["-KILL", &first.id().to_string()]).status().unwrap();
+    let _ = first.wait();
+    let ps_log = ps.log.clone();
+    let o = wait_with_timeout(ps.child, Duration::from_secs(60));
+    assert_eq!(o.status.code(), Some(3), "{}", std::fs::read_to_string(&ps_log).unwrap());
+    let h = read_json(&hist);
+    let r = &h["worker_reports"][0];
+    let last = r["last_seq"].as_u64().unwrap();
+    assert_eq!(r["commits_applied"].as_u64().unwrap(), last, "one process numbered the commits of id 0");
+    let acked: Vec<u64> = std::fs::read_to_string(&acks)
+        .unwrap()
+        .lines()
+        .map(|l| l.split(' ').nth(2).unwrap().parse().unwrap())
+        .collect();
+    assert!(!acked.is_empty());
+    assert!(acked.iter().all(|&s| s <= last), "every acknowledged commit was applied (last {last})");
 }
 
 #[test]

@@ -5,7 +5,22 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use rkyv::{Archive, Deserialize, Serialize};
+
 use crate::error::{NetError, Result};
+
+/// The barrier as a snapshot keeps it.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct BarrierRecord {
+    /// The round being collected.
+    pub round: u64,
+    /// The sum of the weights submitted to it.
+    pub sum: Vec<f64>,
+    /// Who submitted to it.
+    pub committed: Vec<u32>,
+    /// Weights each worker committed, over all rounds.
+    pub commits: Vec<(u32, u64)>,
+}
 
 /// The state of the current round.
 #[derive(Clone, Debug, Default)]
@@ -65,19 +80,57 @@ impl RoundBarrier {
         Ok(true)
     }
 
-    /// Closes the round when every worker in `live` has committed (and at least one has): writes the
-    /// mean into `centre` and returns the closed round.
-    pub fn complete_if_ready(&mut self, live: &BTreeSet<u32>, centre: &mut [f32]) -> Option<u64> {
-        if self.committed.is_empty() || !live.iter().all(|w| self.committed.contains(w)) {
-            return None;
-        }
-        let n = self.committed.len() as f64;
+    /// Whether `worker` already submitted to the open round.
+    pub fn submitted(&self, worker: u32) -> bool {
+        self.committed.contains(&worker)
+    }
+
+    /// Whether the round can close: every worker in `live` has committed (and at least one has).
+    pub fn ready(&self, live: &BTreeSet<u32>) -> bool {
+        !self.committed.is_empty() && live.iter().all(|w| self.committed.contains(w))
+    }
+
+    /// Closes the open round (whoever committed): writes the mean into `centre`; returns the round.
+    pub fn close(&mut self, centre: &mut [f32]) -> u64 {
+        let n = self.committed.len().max(1) as f64;
         for (c, s) in centre.iter_mut().zip(&self.sum) {
             *c = (*s / n) as f32;
         }
         let closed = self.round;
         self.set_round(closed + 1);
-        Some(closed)
+        closed
+    }
+
+    /// Closes the round when every worker in `live` has committed (and at least one has): writes the
+    /// mean into `centre` and returns the closed round.
+    pub fn complete_if_ready(&mut self, live: &BTreeSet<u32>, centre: &mut [f32]) -> Option<u64> {
+        self.ready(live).then(|| self.close(centre))
+    }
+
+    /// The barrier as a snapshot keeps it.
+    pub fn record(&self) -> BarrierRecord {
+        BarrierRecord {
+            round: self.round,
+            sum: self.sum.clone(),
+            committed: self.committed.iter().copied().collect(),
+            commits: self.commits.iter().map(|(&w, &n)| (w, n)).collect(),
+        }
+    }
+
+    /// Restores a barrier from a snapshot.
+    pub fn restore(&mut self, r: &BarrierRecord) -> Result<()> {
+        if r.sum.len() != self.sum.len() {
+            return Err(NetError::Protocol(format!(
+                "a snapshot's averaging sum of {} values for a centre of {}",
+                r.sum.len(),
+                self.sum.len()
+            )));
+        }
+        self.round = r.round;
+        self.sum.copy_from_slice(&r.sum);
+        self.committed = r.committed.iter().copied().collect();
+        self.commits = r.commits.iter().copied().collect();
+        Ok(())
     }
 }
 

@@ -1,10 +1,12 @@
 //! A worker's connection to the parameter server: TLS 1.3 trusting the server by pin or CA, the
 //! secret in the first frame, then one bidirectional stream per request. Every request has a
 //! timeout; a lost connection is a [`NetError::Connection`] (retry after reconnecting), a refusal a
-//! [`NetError::Refused`] (do not retry).
+//! [`NetError::Refused`] (do not retry), a request the server could not log a
+//! [`NetError::Rejected`]. [`join`] makes the first connection, retrying with backoff within a
+//! deadline.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rkyv::util::AlignedVec;
 
@@ -36,6 +38,18 @@ pub struct ConnectOptions {
     pub request_timeout: Duration,
     /// How long a pull may wait (averaging rounds wait for the slowest worker).
     pub pull_timeout: Duration,
+    /// This worker process's random incarnation number (the same for all its connections).
+    pub incarnation: u64,
+}
+
+/// A random incarnation number for a worker process.
+pub fn new_incarnation() -> Result<u64> {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 8];
+    ring::rand::SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| NetError::Protocol("the operating system's random source failed".into()))?;
+    Ok(u64::from_le_bytes(b).max(1))
 }
 
 /// What the server says of an applied commit.
@@ -53,6 +67,9 @@ pub struct PsClient {
     endpoint: quinn::Endpoint,
     /// The worker id the server admitted.
     pub worker: u32,
+    /// The sequence number of the last commit the server applied under this id when it admitted
+    /// us (a new process numbers its commits after it).
+    pub last_seq: u64,
     opts: ConnectOptions,
 }
 
@@ -62,6 +79,15 @@ fn lost(what: &str, conn: &quinn::Connection, e: impl std::fmt::Display) -> NetE
             if c.error_code == close::BAD_SECRET.into() || c.error_code == close::REFUSED.into() =>
         {
             NetError::Refused(format!("the parameter server refused us: {}", String::from_utf8_lossy(&c.reason)))
+        }
+        Some(quinn::ConnectionError::ApplicationClosed(c)) if c.error_code == close::IN_USE.into() => {
+            NetError::InUse(format!("the parameter server refused us: {}", String::from_utf8_lossy(&c.reason)))
+        }
+        Some(quinn::ConnectionError::ApplicationClosed(c)) if c.error_code == close::SUPERSEDED.into() => {
+            NetError::Refused(format!(
+                "the parameter server closed this connection: {}",
+                String::from_utf8_lossy(&c.reason)
+            ))
         }
         Some(quinn::ConnectionError::ApplicationClosed(c)) if c.error_code == close::BAD_FRAME.into() => {
             NetError::Protocol(format!(
@@ -74,31 +100,49 @@ fn lost(what: &str, conn: &quinn::Connection, e: impl std::fmt::Display) -> NetE
 }
 
 impl PsClient {
-    /// Connects, authenticates and is admitted.
-    pub async fn connect(opts: ConnectOptions) -> Result<Self> {
+    /// Connects, authenticates and is admitted (`rejoin`: this process was admitted before and
+    /// reconnects).
+    pub async fn connect(opts: ConnectOptions, rejoin: bool) -> Result<Self> {
+        let handshake = opts.request_timeout;
+        Self::connect_within(opts, rejoin, handshake).await
+    }
+
+    /// [`PsClient::connect`] giving the QUIC handshake at most `handshake` (a retry loop starts a
+    /// fresh handshake rather than wait on one sent while the server was down).
+    pub async fn connect_within(opts: ConnectOptions, rejoin: bool, handshake: Duration) -> Result<Self> {
         let endpoint = client_endpoint(opts.addr, &opts.trust)?;
         let connecting = endpoint
             .connect(opts.addr, &opts.server_name)
             .map_err(|e| NetError::Connection(format!("connecting to {}: {e}", opts.addr)))?;
-        let conn = tokio::time::timeout(opts.request_timeout, connecting)
+        let conn = tokio::time::timeout(handshake, connecting)
             .await
-            .map_err(|_| {
-                NetError::Connection(format!("no answer from {} within {:?}", opts.addr, opts.request_timeout))
-            })?
+            .map_err(|_| NetError::Connection(format!("no answer from {} within {handshake:?}", opts.addr)))?
             .map_err(|e| match e {
                 quinn::ConnectionError::TransportError(t) if t.to_string().contains("certificate") => {
                     NetError::Tls(format!("the server at {} is not the one we trust: {t}", opts.addr))
                 }
                 e => NetError::Connection(format!("connecting to {}: {e}", opts.addr)),
             })?;
-        let mut c = PsClient { conn, endpoint, worker: opts.worker, opts };
-        let hello = wire::encode_bytes(&Header::new(Kind::Hello, c.opts.worker), c.opts.secret.as_bytes())?;
+        let mut c = PsClient { conn, endpoint, worker: opts.worker, last_seq: 0, opts };
+        let h = Header {
+            incarnation: c.opts.incarnation,
+            round: if rejoin { wire::REJOIN } else { 0 },
+            ..Header::new(Kind::Hello, c.opts.worker)
+        };
+        let hello = wire::encode_bytes(&h, c.opts.secret.as_bytes())?;
         let buf = c.request(hello, c.opts.request_timeout).await?;
         let f = wire::decode(&buf, c.opts.max_frame)?;
+        if f.header.kind == Kind::Error {
+            return Err(NetError::Rejected(format!(
+                "the parameter server could not admit us: {}",
+                String::from_utf8_lossy(f.payload)
+            )));
+        }
         if f.header.kind != Kind::Welcome {
             return Err(NetError::Protocol(format!("expected Welcome, got {:?}", f.header.kind)));
         }
         c.worker = f.header.worker;
+        c.last_seq = f.header.seq;
         Ok(c)
     }
 
@@ -129,7 +173,14 @@ impl PsClient {
     async fn expect(&self, header: Header, payload: &[u8], kind: Kind, timeout: Duration) -> Result<AlignedVec<ALIGN>> {
         let head = wire::encode_head(&header, payload.len())?;
         let buf = self.request_parts(&head, payload, timeout).await?;
-        let got = wire::decode(&buf, self.opts.max_frame)?.header.kind;
+        let f = wire::decode(&buf, self.opts.max_frame)?;
+        let got = f.header.kind;
+        if got == Kind::Error {
+            return Err(NetError::Rejected(format!(
+                "the parameter server refused the request: {}",
+                String::from_utf8_lossy(f.payload)
+            )));
+        }
         if got != kind {
             return Err(NetError::Protocol(format!("expected {kind:?}, got {got:?}")));
         }
@@ -194,5 +245,53 @@ impl PsClient {
     /// Sends raw bytes as one request (tests of malformed input).
     pub async fn send_raw(&self, bytes: Vec<u8>) -> Result<AlignedVec<ALIGN>> {
         self.request(bytes, self.opts.request_timeout).await
+    }
+}
+
+/// How long a first connection keeps asking for an id held by another connected process (if that
+/// process died, the server notices within its idle timeout and frees the id).
+pub const IN_USE_WAIT: Duration = Duration::from_secs(15);
+
+/// The handshake timeout of the `attempt`-th try (from 0) of a retry loop: 1 s doubling up to
+/// `max`, so a server that is back is reached soon and a slow one gets longer each time.
+pub fn attempt_timeout(attempt: u32, max: Duration) -> Duration {
+    Duration::from_secs(1u64 << attempt.min(6)).min(max)
+}
+
+/// Makes a worker process's first connection: retries a connection that fails or times out (a
+/// server still starting, or too busy to answer every handshake in time) with exponential backoff
+/// (0.1 s doubling to 2 s, with jitter, and handshakes given 1 s doubling to the request timeout)
+/// until `deadline` has passed, and an id in use for at most [`IN_USE_WAIT`]; a refusal is not
+/// retried.
+pub async fn join(opts: ConnectOptions, deadline: Duration) -> Result<PsClient> {
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(100);
+    let mut attempt = 0u32;
+    loop {
+        let handshake = attempt_timeout(attempt, opts.request_timeout);
+        let e = match PsClient::connect_within(opts.clone(), false, handshake).await {
+            Ok(c) => return Ok(c),
+            Err(e) => e,
+        };
+        let limit = match e {
+            NetError::InUse(_) => IN_USE_WAIT.min(deadline),
+            _ if e.is_retryable() => deadline,
+            _ => return Err(e),
+        };
+        // Jitter from the incarnation number, so many workers started together spread out.
+        let jitter = (opts.incarnation.rotate_left(attempt * 7) % 1000) as f64 / 1000.0;
+        let wait = backoff.mul_f64(0.5 + jitter / 2.0);
+        if started.elapsed() + wait > limit {
+            return Err(match e {
+                NetError::InUse(m) => NetError::InUse(format!("{m} (asked for {:?})", started.elapsed())),
+                NetError::Connection(m) => {
+                    NetError::Connection(format!("{m} (after {} attempts in {:?})", attempt + 1, started.elapsed()))
+                }
+                e => e,
+            });
+        }
+        tokio::time::sleep(wait).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+        attempt += 1;
     }
 }

@@ -10,3 +10,7 @@ pub const BAD_FRAME: u32 = 2;
 pub const REFUSED: u32 = 3;
 /// The server is shutting down.
 pub const SHUTDOWN: u32 = 4;
+/// The worker id is in use by another connected worker process.
+pub const IN_USE: u32 = 5;
+/// This connection was superseded by a newer one of the same worker.
+pub const SUPERSEDED: u32 = 6;

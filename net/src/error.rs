@@ -22,6 +22,17 @@ pub enum NetError {
     /// The peer refused us (wrong secret, worker id taken): retrying will not help.
     #[error("{0}")]
     Refused(String),
+    /// The worker id asked for is held by another worker process that is still connected (if that
+    /// process died, its connection times out within seconds and the id becomes free).
+    #[error("{0}")]
+    InUse(String),
+    /// The server could not carry out a request (its write-ahead log could not be written): the
+    /// request was not applied and not acknowledged.
+    #[error("{0}")]
+    Rejected(String),
+    /// The write-ahead log or a snapshot could not be written or read.
+    #[error("{0}")]
+    Storage(String),
     /// The connection failed or was lost, or a reply did not come in time: a retry may help.
     #[error("{0}")]
     Connection(String),

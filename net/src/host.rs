@@ -1,9 +1,14 @@
 //! The parameter server's QUIC shell: authenticates each connection (secret on the first stream,
-//! constant-time), admits the worker ([`Membership`]), then answers one bidirectional stream per
-//! request, in order, from the plain state machines ([`ServerCore`], [`RoundBarrier`]). A commit is
-//! acknowledged only after it is applied; a malformed or oversized frame closes that connection and
-//! the server keeps serving the others; a connection that ends before its worker is done marks the
-//! worker lost (reported as an [`Event`]).
+//! constant-time), admits the worker ([`crate::membership::Membership`]), then answers one
+//! bidirectional stream per request, in order, from the state ([`PsState`]).
+//!
+//! Every request that changes the state becomes an [`Op`]: checked, written to the write-ahead log
+//! (when there is one), applied, and answered only once the log is on disk up to it (group commit),
+//! so nothing is acknowledged that a crash could take back, and nothing is acknowledged that was not
+//! applied. A request the log cannot take (a full disk) is refused with an `Error` frame the worker
+//! sees, and not applied. A malformed or oversized frame closes that connection and the server keeps
+//! serving the others; a connection that ends before its worker is done marks the worker lost
+//! (reported as an [`Event`]); a connection superseded by a newer one of the same worker is refused.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -12,22 +17,14 @@ use rkyv::util::AlignedVec;
 use tokio::sync::{mpsc, watch};
 
 use crate::auth::Secrets;
-use crate::averaging::RoundBarrier;
 use crate::close;
 use crate::error::{NetError, Result};
-use crate::membership::Membership;
-use crate::server::ServerCore;
+use crate::journal::Op;
+use crate::server::CommitCheck;
+use crate::snapshot::StateSnapshot;
+use crate::state::{Effect, PsState};
+use crate::wal::Wal;
 use crate::wire::{self, ALIGN, Header, Kind};
-
-/// What the parameter server holds.
-pub struct PsState {
-    /// Centre, clock, per-worker pull clocks and sequence numbers.
-    pub core: ServerCore,
-    /// The workers and what became of them.
-    pub members: Membership,
-    /// The round barrier of synchronous averaging (None: asynchronous trainers).
-    pub barrier: Option<RoundBarrier>,
-}
 
 /// What happened, for the launcher (logs, snapshots, validation, the end of the run).
 #[derive(Clone, Debug, PartialEq)]
@@ -77,6 +74,11 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// The write-ahead log refused an op that no request waited for (a round closed by a loss).
+    LogFailed {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Settings of the server shell.
@@ -92,21 +94,24 @@ pub struct HostConfig {
     pub hello_timeout: Duration,
 }
 
-/// The shared server: state behind one lock, the event channel, the count of closed rounds.
+/// The shared server: state behind one lock, the write-ahead log, the event channel, the count of
+/// closed rounds.
 pub struct Host {
     state: Mutex<PsState>,
+    wal: Option<Wal>,
     events: mpsc::UnboundedSender<Event>,
     rounds: watch::Sender<u64>,
     config: HostConfig,
 }
 
 impl Host {
-    /// A server over `state`; events go to the returned receiver.
-    pub fn new(state: PsState, config: HostConfig) -> (Arc<Self>, mpsc::UnboundedReceiver<Event>) {
+    /// A server over `state`, writing ahead to `wal` (None: no log); events go to the returned
+    /// receiver.
+    pub fn new(state: PsState, config: HostConfig, wal: Option<Wal>) -> (Arc<Self>, mpsc::UnboundedReceiver<Event>) {
         let (events, rx) = mpsc::unbounded_channel();
         let closed = state.barrier.as_ref().map_or(0, |b| b.round());
         let (rounds, _) = watch::channel(closed);
-        (Arc::new(Host { state: Mutex::new(state), events, rounds, config }), rx)
+        (Arc::new(Host { state: Mutex::new(state), wal, events, rounds, config }), rx)
     }
 
     /// Locks the state (a poisoned lock is taken over: every update is applied whole under it).
@@ -114,27 +119,112 @@ impl Host {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The write-ahead log, when there is one.
+    pub fn wal(&self) -> Option<&Wal> {
+        self.wal.as_ref()
+    }
+
+    /// Locks the state for a request on connection `generation` of `worker`, refusing a connection
+    /// a newer one of the same worker superseded.
+    fn lock_current(&self, worker: u32, generation: u64) -> Result<MutexGuard<'_, PsState>> {
+        let st = self.lock();
+        if !st.members.is_current(worker, generation) {
+            return Err(NetError::Refused(format!(
+                "this connection of worker {worker} was superseded by a newer one of the same worker"
+            )));
+        }
+        Ok(st)
+    }
+
     fn emit(&self, e: Event) {
         let _ = self.events.send(e);
     }
 
-    /// Closes the averaging round if every live worker has committed.
-    fn close_round_if_ready(&self, st: &mut PsState) {
-        let live = st.members.live();
-        let PsState { core, barrier, .. } = st;
-        if let Some(b) = barrier.as_mut() {
-            let mut closed = None;
-            let clock = core.update_centre_if(|centre| {
-                closed = b.complete_if_ready(&live, centre);
-                closed.is_some()
-            });
-            if let Some(round) = closed {
-                self.rounds.send_replace(round + 1);
-                if let Some(clock) = clock {
-                    self.emit(Event::Updated { clock });
-                }
-            }
+    /// The LSN of the last record logged (0 without a log).
+    fn appended(&self) -> u64 {
+        self.wal.as_ref().map_or(0, |w| w.appended())
+    }
+
+    /// Waits until the log is on disk up to `lsn`.
+    async fn durable(&self, lsn: u64) -> Result<()> {
+        match &self.wal {
+            Some(w) => w.durable(lsn).await,
+            None => Ok(()),
         }
+    }
+
+    fn append(&self, op: &Op<'_>) -> Result<u64> {
+        match &self.wal {
+            Some(w) => {
+                let (head, payload) = op.encode();
+                w.append(&[&head, payload])
+            }
+            None => Ok(0),
+        }
+    }
+
+    /// Emits what an applied op did (under the state lock, so events come in the state's order).
+    fn announce(&self, st: &PsState, effect: Effect) {
+        match effect {
+            Effect::Committed(o) if o.applied => self.emit(Event::Updated { clock: o.clock }),
+            Effect::RoundClosed { round, clock } => {
+                self.rounds.send_replace(round + 1);
+                self.emit(Event::Updated { clock });
+            }
+            Effect::EpochComplete { epoch, clock } => {
+                self.emit(Event::EpochCentre { epoch, clock, centre: st.core.centre().to_vec() })
+            }
+            _ => {}
+        }
+    }
+
+    /// Logs and applies the ops the state made due; returns the LSN of the last.
+    fn follow_up(&self, st: &mut PsState) -> Result<u64> {
+        let mut last = self.appended();
+        while let Some(op) = st.follow_up() {
+            last = self.append(&op)?;
+            let effect = st.apply(&op)?;
+            self.announce(st, effect);
+        }
+        Ok(last)
+    }
+
+    /// Checks `op`, logs it, applies it and what it made due; returns the LSN to wait for before
+    /// answering, and what the op did.
+    fn record(&self, st: &mut PsState, op: &Op<'_>) -> Result<(u64, Effect)> {
+        st.check(op)?;
+        let lsn = self.append(op)?;
+        let effect = st.apply(op)?;
+        self.announce(st, effect);
+        let last = self.follow_up(st)?;
+        Ok((lsn.max(last), effect))
+    }
+
+    /// Gives up on workers still away after a restart of the server (they did not reconnect in
+    /// time): they are lost, and what waited for them (an averaging round, an epoch) goes on.
+    pub fn give_up_away(&self, reason: &str) -> Vec<u32> {
+        let mut st = self.lock();
+        let gone = st.members.give_up_away(reason);
+        for &worker in &gone {
+            self.emit(Event::Lost { worker, reason: reason.to_string() });
+        }
+        if let Err(e) = self.follow_up(&mut st) {
+            self.emit(Event::LogFailed { reason: e.to_string() });
+        }
+        gone
+    }
+
+    /// Takes a snapshot of the whole state labelled `label`, holding every op logged so far (the
+    /// log moves on to a new segment). `under_lock` runs while the state is locked, so what it
+    /// collects (pending events) matches the snapshot exactly.
+    pub fn capture(&self, label: &str, under_lock: impl FnOnce()) -> Result<StateSnapshot> {
+        let st = self.lock();
+        under_lock();
+        let lsn = match &self.wal {
+            Some(w) => w.rotate()?,
+            None => 0,
+        };
+        Ok(st.snapshot(label, lsn))
     }
 }
 
@@ -174,6 +264,13 @@ async fn write_frame(send: &mut quinn::SendStream, frame: &[u8]) -> Result<()> {
     Ok(())
 }
 
+fn close_code(e: &NetError) -> u32 {
+    match e {
+        NetError::InUse(_) => close::IN_USE,
+        _ => close::REFUSED,
+    }
+}
+
 /// Authenticates and admits the peer; returns its worker id and connection generation.
 async fn admit(conn: &quinn::Connection, host: &Host, secrets: &Secrets) -> Result<(u32, u64)> {
     let (mut send, mut recv) = tokio::time::timeout(host.config.hello_timeout, conn.accept_bi())
@@ -189,16 +286,53 @@ async fn admit(conn: &quinn::Connection, host: &Host, secrets: &Secrets) -> Resu
         conn.close(close::BAD_SECRET.into(), b"the secret was not accepted");
         return Err(NetError::Refused("a peer gave a secret that is not in the secrets file".into()));
     };
-    let joined = host.lock().members.join(f.header.worker, identity);
-    let (worker, generation) = match joined {
-        Ok(j) => j,
-        Err(e) => {
-            conn.close(close::REFUSED.into(), e.to_string().as_bytes());
-            return Err(e);
+    let (incarnation, rejoin) = (f.header.incarnation, f.header.round == wire::REJOIN);
+    let refuse = |e: NetError| {
+        if matches!(e, NetError::InUse(_) | NetError::Refused(_)) {
+            conn.close(close_code(&e).into(), e.to_string().as_bytes());
+        }
+        e
+    };
+    // A new owner of the id is logged (and on disk) before the worker is connected under it.
+    let logged = {
+        let mut st = host.lock();
+        let a = st.members.admit(f.header.worker, identity, incarnation, rejoin).map_err(refuse)?;
+        if a.new_owner {
+            host.record(&mut st, &Op::Join { worker: a.worker, incarnation, identity }).map(|(lsn, _)| (a.worker, lsn))
+        } else {
+            Ok((a.worker, host.appended()))
         }
     };
+    let logged = match logged {
+        Ok((worker, lsn)) => host.durable(lsn).await.map(|_| worker),
+        Err(e) => Err(e),
+    };
+    let worker = match logged {
+        Ok(w) => w,
+        // The log cannot take the join: the worker hears why.
+        Err(NetError::Storage(m)) => {
+            let frame = wire::encode_bytes(&Header::new(Kind::Error, f.header.worker), m.as_bytes())?;
+            if write_frame(&mut send, &frame).await.is_ok() {
+                // Until the peer has the answer: the connection closes when this returns.
+                let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
+            }
+            return Err(NetError::Storage(m));
+        }
+        Err(e) => return Err(e),
+    };
+    let (generation, last_seq) = {
+        let mut st = host.lock();
+        st.members.admit(worker, identity, incarnation, true).map_err(refuse)?;
+        (st.members.connect(worker)?, st.core.last_seq(worker).unwrap_or(0))
+    };
     host.emit(Event::Joined { worker, identity: identity.to_string() });
-    write_frame(&mut send, &wire::encode(&Header::new(Kind::Welcome, worker), &[])?).await?;
+    // The worker's next commit follows the last one applied under its id (a process taking the id
+    // over numbers its commits after its predecessor's).
+    let welcome = Header { seq: last_seq, ..Header::new(Kind::Welcome, worker) };
+    if let Err(e) = write_frame(&mut send, &wire::encode(&welcome, &[])?).await {
+        host.lock().members.connection_ended(worker, generation, &e.to_string());
+        return Err(e);
+    }
     Ok((worker, generation))
 }
 
@@ -216,26 +350,39 @@ async fn handle(conn: quinn::Connection, host: Arc<Host>, secrets: Arc<Secrets>)
             Err(e) => break e.to_string(),
         };
         let reply = match read_frame(&mut recv, host.config.max_frame).await {
-            Ok(buf) => respond(&host, worker, &buf).await,
+            Ok(buf) => respond(&host, worker, generation, &buf).await,
             Err(e) => Err(e),
         };
-        match reply {
-            Ok(frame) => {
-                if let Err(e) = write_frame(&mut send, &frame).await {
-                    break e.to_string();
+        let frame = match reply {
+            Ok(frame) => frame,
+            // Not applied and not acknowledged: the worker hears why and the connection stays.
+            Err(NetError::Storage(m) | NetError::Rejected(m)) => {
+                match wire::encode_bytes(&Header::new(Kind::Error, worker), m.as_bytes()) {
+                    Ok(f) => f,
+                    Err(e) => break e.to_string(),
                 }
             }
             Err(NetError::Connection(e)) => break e,
+            Err(e @ NetError::Refused(_)) => {
+                conn.close(close::SUPERSEDED.into(), e.to_string().as_bytes());
+                break e.to_string();
+            }
             Err(e) => {
                 conn.close(close::BAD_FRAME.into(), e.to_string().as_bytes());
                 break format!("closed for a bad frame: {e}");
             }
+        };
+        if let Err(e) = write_frame(&mut send, &frame).await {
+            break e.to_string();
         }
     };
     let mut st = host.lock();
     if st.members.connection_ended(worker, generation, &reason) {
         host.emit(Event::Lost { worker, reason });
-        host.close_round_if_ready(&mut st);
+        // The round may close, and epochs complete, without it.
+        if let Err(e) = host.follow_up(&mut st) {
+            host.emit(Event::LogFailed { reason: e.to_string() });
+        }
     }
 }
 
@@ -243,76 +390,95 @@ fn ack(worker: u32, seq: u64, clock: u64, staleness: u64) -> Result<Vec<u8>> {
     wire::encode(&Header { seq, clock, staleness, ..Header::new(Kind::Ack, worker) }, &[])
 }
 
-async fn respond(host: &Host, worker: u32, buf: &AlignedVec<ALIGN>) -> Result<Vec<u8>> {
+async fn respond(host: &Host, worker: u32, generation: u64, buf: &AlignedVec<ALIGN>) -> Result<Vec<u8>> {
     let f = wire::decode(buf, host.config.max_frame)?;
     if f.header.worker != worker {
         return Err(NetError::Protocol(format!("worker {worker} sent a frame as worker {}", f.header.worker)));
     }
+    let (seq, round) = (f.header.seq, f.header.round);
     match f.header.kind {
         Kind::Commit => {
             let payload = f.floats()?;
-            let mut st = host.lock();
-            if let Some(barrier) = st.barrier.as_mut() {
-                // A repeat of a round's commit (a retry) is acknowledged without counting it again.
-                barrier.submit(worker, f.header.round, payload)?;
-                let clock = st.core.clock();
-                host.close_round_if_ready(&mut st);
-                ack(worker, f.header.seq, clock, 0)
-            } else {
-                // Applied here, straight from the received bytes, before the acknowledgement exists.
-                let o = st.core.commit(worker, f.header.seq, payload)?;
-                drop(st);
-                if o.applied {
-                    host.emit(Event::Updated { clock: o.clock });
+            // The guard lives in this block only: the wait for the disk happens without the lock.
+            let (lsn, clock, staleness) = {
+                let mut st = host.lock_current(worker, generation)?;
+                let repeat =
+                    st.barrier.as_ref().map(|b| round < b.round() || round == b.round() && b.submitted(worker));
+                match repeat {
+                    // A retry of a submission already counted: acknowledged again once it is on disk.
+                    Some(true) => (host.appended(), st.core.clock(), 0),
+                    Some(false) => {
+                        let (lsn, _) = host.record(&mut st, &Op::Submit { worker, round, weights: payload })?;
+                        (lsn, st.core.clock(), 0)
+                    }
+                    None => match st.core.check_commit(worker, seq, payload.len())? {
+                        CommitCheck::Retry(o) => (host.appended(), o.clock, o.staleness),
+                        CommitCheck::Fresh => {
+                            // Logged, then applied straight from the received bytes; acknowledged
+                            // once the log holds it.
+                            let (lsn, effect) = host.record(&mut st, &Op::Commit { worker, seq, payload })?;
+                            match effect {
+                                Effect::Committed(o) => (lsn, o.clock, o.staleness),
+                                _ => (lsn, st.core.clock(), 0),
+                            }
+                        }
+                    },
                 }
-                ack(worker, f.header.seq, o.clock, o.staleness)
-            }
+            };
+            host.durable(lsn).await?;
+            ack(worker, seq, clock, staleness)
         }
         Kind::Pull => {
-            if host.lock().barrier.is_some() && f.header.round != wire::NOW {
-                let want = f.header.round;
+            if host.lock().barrier.is_some() && round != wire::NOW {
                 let mut rx = host.rounds.subscribe();
-                match tokio::time::timeout(host.config.round_timeout, rx.wait_for(|closed| *closed > want)).await {
+                match tokio::time::timeout(host.config.round_timeout, rx.wait_for(|closed| *closed > round)).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(_)) => return Err(NetError::Connection("the server is shutting down".into())),
                     Err(_) => {
                         return Err(NetError::Connection(format!(
-                            "averaging round {want} did not close within {:?}",
+                            "averaging round {round} did not close within {:?}",
                             host.config.round_timeout
                         )));
                     }
                 }
             }
-            let mut st = host.lock();
-            let (clock, centre) = st.core.pull(worker);
-            wire::encode(&Header { clock, ..Header::new(Kind::Centre, worker) }, centre)
+            let (lsn, frame) = {
+                let mut st = host.lock_current(worker, generation)?;
+                let (lsn, _) = host.record(&mut st, &Op::Pull { worker })?;
+                let h = Header { clock: st.core.clock(), ..Header::new(Kind::Centre, worker) };
+                (lsn, wire::encode(&h, st.core.centre()))
+            };
+            host.durable(lsn).await?;
+            frame
         }
         Kind::FetchJob => wire::encode_bytes(&Header::new(Kind::Job, worker), &host.config.job),
         Kind::Epoch => {
-            let mut st = host.lock();
-            let before = st.members.epochs_done_by_all();
-            st.members.epoch_done(worker, f.header.round);
-            let after = st.members.epochs_done_by_all();
-            let centre = (after > before).then(|| (st.core.clock(), st.core.centre().to_vec()));
-            drop(st);
-            host.emit(Event::Epoch { worker, epoch: f.header.round });
-            if let Some((clock, centre)) = centre {
-                host.emit(Event::EpochCentre { epoch: after - 1, clock, centre });
-            }
+            let lsn = {
+                let mut st = host.lock_current(worker, generation)?;
+                let (lsn, _) = host.record(&mut st, &Op::Epoch { worker, epoch: round })?;
+                host.emit(Event::Epoch { worker, epoch: round });
+                lsn
+            };
+            host.durable(lsn).await?;
             ack(worker, 0, 0, 0)
         }
         Kind::Report => {
-            host.lock().members.report_chunk(worker, f.header.round, f.payload)?;
+            let lsn = {
+                let mut st = host.lock_current(worker, generation)?;
+                host.record(&mut st, &Op::Report { worker, index: round, bytes: f.payload })?.0
+            };
+            host.durable(lsn).await?;
             ack(worker, 0, 0, 0)
         }
         Kind::Done => {
             let weights = f.floats()?;
-            let mut st = host.lock();
-            st.members.done(worker, (!weights.is_empty()).then(|| weights.to_vec()));
-            host.close_round_if_ready(&mut st);
-            let clock = st.core.clock();
-            drop(st);
-            host.emit(Event::Done { worker });
+            let (lsn, clock) = {
+                let mut st = host.lock_current(worker, generation)?;
+                let (lsn, _) = host.record(&mut st, &Op::Done { worker, weights })?;
+                host.emit(Event::Done { worker });
+                (lsn, st.core.clock())
+            };
+            host.durable(lsn).await?;
             ack(worker, 0, clock, 0)
         }
         other => Err(NetError::Protocol(format!("unexpected {other:?} frame from a worker"))),

@@ -2,12 +2,17 @@
 //! worker the clock of its last pull, its last applied commit sequence number, and (for ADAG) the
 //! centre it pulled. No sockets: the QUIC layer feeds it messages and sends what it returns.
 //!
-//! Guarantees it gives the transport: a commit is applied at most once (a retry with a sequence
-//! number already applied is acknowledged without applying it again); a commit is applied before the
-//! same worker's next pull is answered (the transport serves one worker's messages in order and
-//! acknowledges a commit only after `commit` returned).
+//! Guarantees it gives the transport: a commit is applied exactly once and never acknowledged
+//! without having been applied. A worker numbers its commits 1, 2, 3... and sends the next only once
+//! the last is acknowledged, so the only repeat it can send is a retry of its last commit (whose
+//! acknowledgement was lost): that is acknowledged again without applying it twice. An older number
+//! is refused, not acknowledged. A commit is applied before the same worker's next pull is answered
+//! (the transport serves one worker's messages in order and acknowledges a commit only after
+//! `commit` returned).
 
 use std::collections::BTreeMap;
+
+use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::error::{NetError, Result};
 use crate::rules::{CommitMeta, UpdateRule};
@@ -20,6 +25,30 @@ struct WorkerState {
     commits: u64,
 }
 
+/// One worker's state as a snapshot keeps it.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct WorkerRecord {
+    /// The worker id.
+    pub id: u32,
+    /// The clock at its last pull.
+    pub pulled_at: u64,
+    /// The sequence number of its last applied commit.
+    pub last_seq: Option<u64>,
+    /// The centre it last pulled (ADAG).
+    pub pulled: Option<Vec<f32>>,
+    /// Commits applied from it.
+    pub commits: u64,
+}
+
+/// What to do with a commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitCheck {
+    /// Not applied yet: apply it.
+    Fresh,
+    /// The retry of the last applied commit: acknowledge it again (it was applied once).
+    Retry(CommitOutcome),
+}
+
 /// What a commit did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CommitOutcome {
@@ -29,17 +58,6 @@ pub struct CommitOutcome {
     pub clock: u64,
     /// Commits by others between this worker's pull and this commit.
     pub staleness: u64,
-}
-
-/// The state a checkpoint holds.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Snapshot {
-    /// The centre.
-    pub centre: Vec<f32>,
-    /// The global clock.
-    pub clock: u64,
-    /// Per worker: last-pull clock and last applied sequence number.
-    pub workers: Vec<(u32, u64, Option<u64>)>,
 }
 
 /// The parameter server's state.
@@ -96,20 +114,43 @@ impl ServerCore {
         (self.clock, &self.centre)
     }
 
-    /// Applies a commit with sequence number `seq` (increasing per worker) straight from `payload`.
-    pub fn commit(&mut self, worker: u32, seq: u64, payload: &[f32]) -> Result<CommitOutcome> {
-        if payload.len() != self.centre.len() {
+    /// The sequence number of `worker`'s last applied commit.
+    pub fn last_seq(&self, worker: u32) -> Option<u64> {
+        self.workers.get(&worker).and_then(|w| w.last_seq)
+    }
+
+    /// Decides on commit `seq` of `worker` with `len` values: fresh, the retry of the last applied
+    /// commit, or an error (a wrong length, or a number older than the last applied one).
+    pub fn check_commit(&self, worker: u32, seq: u64, len: usize) -> Result<CommitCheck> {
+        if len != self.centre.len() {
             return Err(NetError::Protocol(format!(
-                "worker {worker} committed {} values; the centre has {}",
-                payload.len(),
+                "worker {worker} committed {len} values; the centre has {}",
                 self.centre.len()
             )));
         }
+        let Some(w) = self.workers.get(&worker) else { return Ok(CommitCheck::Fresh) };
+        match w.last_seq {
+            Some(last) if seq == last => Ok(CommitCheck::Retry(CommitOutcome {
+                applied: false,
+                clock: self.clock,
+                staleness: self.clock - w.pulled_at.min(self.clock),
+            })),
+            Some(last) if seq < last => Err(NetError::Protocol(format!(
+                "worker {worker} sent commit {seq} after commit {last} was applied: \
+                 it is not acknowledged (is another process using this worker id?)"
+            ))),
+            _ => Ok(CommitCheck::Fresh),
+        }
+    }
+
+    /// Applies a commit with sequence number `seq` (increasing per worker) straight from `payload`;
+    /// a retry of the last applied one is acknowledged without applying it again.
+    pub fn commit(&mut self, worker: u32, seq: u64, payload: &[f32]) -> Result<CommitOutcome> {
+        if let CommitCheck::Retry(o) = self.check_commit(worker, seq, payload.len())? {
+            return Ok(o);
+        }
         let w = self.workers.entry(worker).or_default();
         let staleness = self.clock - w.pulled_at.min(self.clock);
-        if w.last_seq.is_some_and(|last| seq <= last) {
-            return Ok(CommitOutcome { applied: false, clock: self.clock, staleness });
-        }
         let meta = CommitMeta { worker, staleness, pulled_centre: w.pulled.as_deref() };
         self.rule.apply(&mut self.centre, payload, &meta);
         w.last_seq = Some(seq);
@@ -118,31 +159,48 @@ impl ServerCore {
         Ok(CommitOutcome { applied: true, clock: self.clock, staleness })
     }
 
-    /// The state to checkpoint.
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            centre: self.centre.clone(),
-            clock: self.clock,
-            workers: self.workers.iter().map(|(&id, w)| (id, w.pulled_at, w.last_seq)).collect(),
-        }
+    /// The per-worker state a snapshot keeps (with the pulled centres).
+    pub fn records(&self) -> Vec<WorkerRecord> {
+        self.workers
+            .iter()
+            .map(|(&id, w)| WorkerRecord {
+                id,
+                pulled_at: w.pulled_at,
+                last_seq: w.last_seq,
+                pulled: w.pulled.clone(),
+                commits: w.commits,
+            })
+            .collect()
     }
 
-    /// Restores a checkpoint (pulled centres are not kept: ADAG treats the next commit of each
-    /// worker as unscaled until it pulls again).
-    pub fn restore(&mut self, s: &Snapshot) -> Result<()> {
-        if s.centre.len() != self.centre.len() {
+    /// Restores the centre, the clock and every worker's state from a snapshot.
+    pub fn restore(&mut self, centre: &[f32], clock: u64, workers: &[WorkerRecord]) -> Result<()> {
+        if centre.len() != self.centre.len() {
             return Err(NetError::Protocol(format!(
                 "snapshot of {} values for a centre of {}",
-                s.centre.len(),
+                centre.len(),
                 self.centre.len()
             )));
         }
-        self.centre.copy_from_slice(&s.centre);
-        self.clock = s.clock;
-        self.workers = s
-            .workers
+        if let Some(w) = workers.iter().find(|w| w.pulled.as_ref().is_some_and(|p| p.len() != centre.len())) {
+            return Err(NetError::Protocol(format!(
+                "the snapshot's pulled centre of worker {} has another size",
+                w.id
+            )));
+        }
+        self.centre.copy_from_slice(centre);
+        self.clock = clock;
+        self.workers = workers
             .iter()
-            .map(|&(id, pulled_at, last_seq)| (id, WorkerState { pulled_at, last_seq, pulled: None, commits: 0 }))
+            .map(|w| {
+                let state = WorkerState {
+                    pulled_at: w.pulled_at,
+                    last_seq: w.last_seq,
+                    pulled: w.pulled.clone(),
+                    commits: w.commits,
+                };
+                (w.id, state)
+            })
             .collect();
         Ok(())
     }
@@ -171,7 +229,7 @@ mod tests {
     }
 
     #[test]
-    fn a_retried_commit_is_applied_once() {
+    fn a_retried_commit_is_applied_once_and_an_older_one_is_refused() {
         let mut s = ServerCore::new(vec![0.0], Box::new(Add));
         s.pull(4);
         assert!(s.commit(4, 1, &[1.0]).unwrap().applied);
@@ -179,7 +237,14 @@ mod tests {
         assert!(!retry.applied);
         assert_eq!((s.centre(), s.clock(), s.commits_of(4)), (&[1.0][..], 1, 1));
         assert!(s.commit(4, 2, &[1.0]).unwrap().applied);
-        assert_eq!(s.centre(), &[2.0]);
+        assert!(s.commit(4, 3, &[1.0]).unwrap().applied);
+        assert_eq!(s.centre(), &[3.0]);
+        // A second process numbering from 1 under the same id is never acknowledged.
+        for seq in [1, 2] {
+            assert!(matches!(s.commit(4, seq, &[1.0]), Err(NetError::Protocol(_))));
+            assert!(matches!(s.check_commit(4, seq, 1), Err(NetError::Protocol(_))));
+        }
+        assert_eq!((s.centre(), s.clock(), s.commits_of(4)), (&[3.0][..], 3, 3));
     }
 
     #[test]
@@ -200,14 +265,20 @@ mod tests {
     }
 
     #[test]
-    fn snapshots_restore_centre_clock_and_sequences() {
-        let mut s = ServerCore::new(vec![0.0; 2], Box::new(Add));
+    fn snapshots_restore_centre_clock_sequences_and_pulled_centres() {
+        let mut s = ServerCore::new(vec![0.0; 2], Box::new(Adag { gamma: 1.0 }));
         s.pull(0);
         s.commit(0, 5, &[1.0, 2.0]).unwrap();
-        let snap = s.snapshot();
-        let mut t = ServerCore::new(vec![0.0; 2], Box::new(Add));
-        t.restore(&snap).unwrap();
-        assert_eq!((t.centre(), t.clock()), (&[1.0, 2.0][..], 1));
-        assert!(!t.commit(0, 5, &[1.0, 2.0]).unwrap().applied, "sequence numbers survive a restart");
+        s.pull(1);
+        s.commit(0, 6, &[1.0, 1.0]).unwrap();
+        let mut t = ServerCore::new(vec![0.0; 2], Box::new(Adag { gamma: 1.0 }));
+        t.restore(s.centre(), s.clock(), &s.records()).unwrap();
+        assert_eq!((t.centre(), t.clock(), t.commits_of(0)), (s.centre(), 2, 2));
+        assert!(!t.commit(0, 6, &[1.0, 2.0]).unwrap().applied, "sequence numbers survive a restart");
+        // Worker 1's commit is scaled by its distance from the centre it pulled, on both.
+        let a = s.commit(1, 1, &[1.0, 1.0]).unwrap();
+        let b = t.commit(1, 1, &[1.0, 1.0]).unwrap();
+        assert_eq!((a.staleness, a.clock), (b.staleness, b.clock));
+        assert_eq!(s.centre(), t.centre(), "the pulled centre survived the restart");
     }
 }

@@ -91,6 +91,14 @@ impl Identity {
         Ok(Identity { sha256: sha256(leaf), chain, key })
     }
 
+    /// A secret derived from the private key (so the same for every process presenting this
+    /// identity, and unknown to anyone without the key): the key of QUIC stateless resets.
+    pub fn reset_secret(&self) -> [u8; 32] {
+        let mut material = b"distk-ps stateless reset v1".to_vec();
+        material.extend_from_slice(self.key.secret_der());
+        sha256(&material)
+    }
+
     /// The certificate chain and key as PEM text (to keep a self-signed identity across restarts).
     pub fn to_pem(&self) -> (String, String) {
         let cert = self.chain.iter().map(|c| pem("CERTIFICATE", c.as_ref())).collect();
@@ -209,10 +217,10 @@ impl Pinned {
         *self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A TLS 1.3/1.2 client configuration using this verifier, offering `alpn`.
+    /// A TLS 1.3 client configuration using this verifier, offering `alpn`.
     pub fn client_config(self: &Arc<Self>, alpn: &[&[u8]]) -> Result<rustls::ClientConfig> {
         let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| NetError::Tls(e.to_string()))?
             .dangerous()
             .with_custom_certificate_verifier(self.clone())
@@ -244,11 +252,12 @@ impl ServerCertVerifier for Pinned {
     }
     fn verify_tls12_signature(
         &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
+        _m: &[u8],
+        _c: &CertificateDer<'_>,
+        _d: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.provider.signature_verification_algorithms)
+        // Every configuration here offers TLS 1.3 only, so a TLS 1.2 handshake never gets this far.
+        Err(rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls12NotOfferedOrEnabled))
     }
     fn verify_tls13_signature(
         &self,
@@ -279,5 +288,49 @@ mod tests {
         let back = Identity::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
         assert_eq!(back.sha256, id.sha256);
         assert!(back.server_config(&[b"x"]).is_ok(), "the key round-trips too");
+    }
+
+    /// A ClientHello offering TLS 1.2 only (no supported_versions extension), as an old client
+    /// sends it: ECDHE-ECDSA/RSA AES-128-GCM, x25519, two signature schemes.
+    fn tls12_client_hello() -> Vec<u8> {
+        let mut body = vec![0x03, 0x03];
+        body.extend_from_slice(&[7u8; 32]);
+        body.push(0); // no session id
+        body.extend_from_slice(&[0x00, 0x04, 0xc0, 0x2b, 0xc0, 0x2f]);
+        body.extend_from_slice(&[0x01, 0x00]);
+        let ext: &[u8] = &[
+            0x00, 0x0a, 0x00, 0x04, 0x00, 0x02, 0x00, 0x1d, // supported_groups: x25519
+            0x00, 0x0b, 0x00, 0x02, 0x01, 0x00, // ec_point_formats: uncompressed
+            0x00, 0x0d, 0x00, 0x06, 0x00, 0x04, 0x04, 0x03, 0x08, 0x04, // signature_algorithms
+        ];
+        body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+        body.extend_from_slice(ext);
+        let mut hs = vec![0x01, 0, (body.len() >> 8) as u8, body.len() as u8];
+        hs.extend_from_slice(&body);
+        let mut record = vec![0x16, 0x03, 0x01, (hs.len() >> 8) as u8, hs.len() as u8];
+        record.extend_from_slice(&hs);
+        record
+    }
+
+    #[test]
+    fn a_tls12_only_client_is_refused() {
+        let id = Identity::self_signed(&[]).unwrap();
+        let cfg = Arc::new(id.server_config(&[b"http/1.1"]).unwrap());
+        let mut conn = rustls::ServerConnection::new(cfg).unwrap();
+        let hello = tls12_client_hello();
+        conn.read_tls(&mut hello.as_slice()).unwrap();
+        let err = conn.process_new_packets().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                rustls::Error::PeerIncompatible(rustls::PeerIncompatible::SupportedVersionsExtensionRequired)
+            ),
+            "{err:?}"
+        );
+        // The server answers with a fatal protocol_version alert (level 2, description 70).
+        let mut out = Vec::new();
+        conn.write_tls(&mut out).unwrap();
+        assert_eq!(out.first(), Some(&0x15), "an alert record: {out:?}");
+        assert_eq!(&out[out.len() - 2..], &[2, 70]);
     }
 }

@@ -12,7 +12,7 @@ use crate::error::{NetError, Result};
 /// First bytes of every frame ("DSTK").
 pub const MAGIC: u32 = 0x4B54_5344;
 /// Version of the header layout.
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 /// Alignment of the header's end (the payload's start).
 pub const ALIGN: usize = 16;
 
@@ -21,9 +21,11 @@ pub const ALIGN: usize = 16;
 #[rkyv(derive(Debug))]
 pub enum Kind {
     /// Worker → server, first frame of a connection: the secret (payload); `worker` is the id asked
-    /// for ([`ANY_WORKER`] lets the server choose).
+    /// for ([`ANY_WORKER`] lets the server choose); `incarnation` the worker process's random number;
+    /// `round` is [`REJOIN`] when the process was admitted before (it reconnects), 0 otherwise.
     Hello,
-    /// Server → worker: the secret was accepted; `worker` is the worker's id.
+    /// Server → worker: the secret was accepted; `worker` is the worker's id, `seq` the sequence
+    /// number of the last commit applied under that id (a new process numbers its commits after it).
     Welcome,
     /// Worker → server: send the job (no payload). Reply: `Job` with the job description.
     FetchJob,
@@ -43,7 +45,13 @@ pub enum Kind {
     Report,
     /// Worker → server: the worker is done (f32 payload: its final weights, or empty). Reply: `Ack`.
     Done,
+    /// Server → worker: the request was refused and not applied (UTF-8 payload: why), e.g. because
+    /// the write-ahead log could not take it.
+    Error,
 }
+
+/// The `round` of a `Hello` from a worker process that was admitted before (a reconnect).
+pub const REJOIN: u64 = 1;
 
 /// The round of a pull that wants the centre as it is now (no averaging barrier to wait for).
 pub const NOW: u64 = u64::MAX;
@@ -69,6 +77,8 @@ pub struct Header {
     pub round: u64,
     /// Ack of a commit: commits by anyone between this worker's pull and this commit.
     pub staleness: u64,
+    /// `Hello`: the worker process's random incarnation number (0 elsewhere).
+    pub incarnation: u64,
     /// Bytes of payload.
     pub payload_len: u64,
 }
@@ -76,7 +86,17 @@ pub struct Header {
 impl Header {
     /// A header of `kind` for `worker` with every other field zero.
     pub fn new(kind: Kind, worker: u32) -> Self {
-        Header { version: VERSION, kind, worker, seq: 0, clock: 0, round: 0, staleness: 0, payload_len: 0 }
+        Header {
+            version: VERSION,
+            kind,
+            worker,
+            seq: 0,
+            clock: 0,
+            round: 0,
+            staleness: 0,
+            incarnation: 0,
+            payload_len: 0,
+        }
     }
 }
 

@@ -9,10 +9,11 @@ use distk_net::auth::Secrets;
 use distk_net::averaging::RoundBarrier;
 use distk_net::client::{ConnectOptions, PsClient};
 use distk_net::endpoint::server_endpoint;
-use distk_net::host::{Event, Host, HostConfig, PsState, serve};
+use distk_net::host::{Event, Host, HostConfig, serve};
 use distk_net::membership::Membership;
 use distk_net::rules::Add;
 use distk_net::server::ServerCore;
+use distk_net::state::PsState;
 use distk_net::tls::{Identity, Trust};
 use distk_net::wire::{ANY_WORKER, Header, Kind};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -30,18 +31,18 @@ async fn start(len: usize, workers: u32, averaging: bool) -> Server {
     let id = Identity::self_signed(&[]).unwrap();
     let endpoint = server_endpoint("127.0.0.1:0".parse().unwrap(), &id).unwrap();
     let addr = endpoint.local_addr().unwrap();
-    let state = PsState {
-        core: ServerCore::new(vec![0.0; len], Box::new(Add)),
-        members: Membership::new(workers),
-        barrier: averaging.then(|| RoundBarrier::new(len)),
-    };
+    let state = PsState::new(
+        ServerCore::new(vec![0.0; len], Box::new(Add)),
+        Membership::new(workers),
+        averaging.then(|| RoundBarrier::new(len)),
+    );
     let config = HostConfig {
         max_frame: MAX,
         job: Arc::new(b"the job".to_vec()),
         round_timeout: Duration::from_secs(20),
         hello_timeout: Duration::from_secs(5),
     };
-    let (host, events) = Host::new(state, config);
+    let (host, events) = Host::new(state, config, None);
     let secrets = Arc::new(Secrets::from_json(&format!(r#"[{{"secret": "{SECRET}", "identity": "alice"}}]"#)).unwrap());
     tokio::spawn(serve(endpoint, host.clone(), secrets));
     let opts = ConnectOptions {
@@ -53,6 +54,7 @@ async fn start(len: usize, workers: u32, averaging: bool) -> Server {
         max_frame: MAX,
         request_timeout: Duration::from_secs(10),
         pull_timeout: Duration::from_secs(20),
+        incarnation: 1,
     };
     Server { opts, host, events }
 }
@@ -64,7 +66,7 @@ async fn workers_commit_and_pull_over_quic() {
     for _ in 0..4 {
         let opts = s.opts.clone();
         handles.push(tokio::spawn(async move {
-            let c = PsClient::connect(opts).await.unwrap();
+            let c = PsClient::connect(opts, false).await.unwrap();
             assert_eq!(c.fetch_job().await.unwrap(), b"the job");
             let mut centre = Vec::new();
             c.pull(0, &mut centre).await.unwrap();
@@ -95,7 +97,7 @@ async fn workers_commit_and_pull_over_quic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_secrets_and_pins_are_refused() {
     let s = start(10, 2, false).await;
-    let e = PsClient::connect(ConnectOptions { secret: "a-guess-of-some-length".into(), ..s.opts.clone() })
+    let e = PsClient::connect(ConnectOptions { secret: "a-guess-of-some-length".into(), ..s.opts.clone() }, false)
         .await
         .err()
         .unwrap();
@@ -106,26 +108,27 @@ async fn wrong_secrets_and_pins_are_refused() {
         _ => unreachable!(),
     };
     other[0] ^= 1;
-    let e = PsClient::connect(ConnectOptions { trust: Trust::Pinned(other), ..s.opts.clone() }).await.err().unwrap();
+    let e =
+        PsClient::connect(ConnectOptions { trust: Trust::Pinned(other), ..s.opts.clone() }, false).await.err().unwrap();
     assert!(e.to_string().contains("not the one we trust"), "{e}");
-    let e = PsClient::connect(ConnectOptions { worker: 7, ..s.opts.clone() }).await.err().unwrap();
+    let e = PsClient::connect(ConnectOptions { worker: 7, ..s.opts.clone() }, false).await.err().unwrap();
     assert!(e.to_string().contains("outside this run's 2 workers"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_frames_close_only_their_connection() {
     let s = start(10, 5, false).await;
-    let good = PsClient::connect(s.opts.clone()).await.unwrap();
-    let bad = PsClient::connect(s.opts.clone()).await.unwrap();
+    let good = PsClient::connect(s.opts.clone(), false).await.unwrap();
+    let bad = PsClient::connect(s.opts.clone(), false).await.unwrap();
     assert!(bad.send_raw(b"not a frame at all".to_vec()).await.is_err());
-    let huge = PsClient::connect(s.opts.clone()).await.unwrap();
+    let huge = PsClient::connect(s.opts.clone(), false).await.unwrap();
     assert!(huge.send_raw(vec![0u8; MAX + 10]).await.is_err());
     // A commit claiming another worker's id is refused too.
-    let liar = PsClient::connect(s.opts.clone()).await.unwrap();
+    let liar = PsClient::connect(s.opts.clone(), false).await.unwrap();
     let h = Header { seq: 9, ..Header::new(Kind::Commit, good.worker) };
     assert!(liar.send_raw(distk_net::wire::encode(&h, &[1.0; 10]).unwrap()).await.is_err());
     // A commit of the wrong length.
-    let short = PsClient::connect(s.opts.clone()).await.unwrap();
+    let short = PsClient::connect(s.opts.clone(), false).await.unwrap();
     assert!(short.commit(1, 0, &[1.0; 3]).await.is_err());
     good.commit(1, 0, &[2.0; 10]).await.unwrap();
     let mut c = Vec::new();
@@ -137,7 +140,7 @@ async fn bad_frames_close_only_their_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vanished_worker_is_reported_lost_within_seconds() {
     let mut s = start(4, 2, false).await;
-    let a = PsClient::connect(s.opts.clone()).await.unwrap();
+    let a = PsClient::connect(s.opts.clone(), false).await.unwrap();
     a.commit(1, 0, &[1.0; 4]).await.unwrap();
     // Worker b lives on its own runtime; shutting that down stops its endpoint without a close frame,
     // as a killed process would: the server hears nothing more and times the worker out.
@@ -145,7 +148,7 @@ async fn a_vanished_worker_is_reported_lost_within_seconds() {
     let lost_id = std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let id = rt.block_on(async {
-            let b = PsClient::connect(opts).await.unwrap();
+            let b = PsClient::connect(opts, false).await.unwrap();
             b.commit(1, 0, &[1.0; 4]).await.unwrap();
             let id = b.worker;
             std::mem::forget(b);
@@ -179,8 +182,8 @@ async fn a_vanished_worker_is_reported_lost_within_seconds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn averaging_rounds_wait_for_every_live_worker() {
     let s = start(2, 2, true).await;
-    let a = PsClient::connect(s.opts.clone()).await.unwrap();
-    let b = PsClient::connect(s.opts.clone()).await.unwrap();
+    let a = PsClient::connect(s.opts.clone(), false).await.unwrap();
+    let b = PsClient::connect(s.opts.clone(), false).await.unwrap();
     a.commit(1, 0, &[1.0, 2.0]).await.unwrap();
     let pull_a = tokio::spawn(async move {
         let mut c = Vec::new();
@@ -223,15 +226,14 @@ async fn workers_trust_a_ca_file() {
 
     let endpoint = server_endpoint("127.0.0.1:0".parse().unwrap(), &id).unwrap();
     let addr = endpoint.local_addr().unwrap();
-    let state =
-        PsState { core: ServerCore::new(vec![0.0; 4], Box::new(Add)), members: Membership::new(2), barrier: None };
+    let state = PsState::new(ServerCore::new(vec![0.0; 4], Box::new(Add)), Membership::new(2), None);
     let config = HostConfig {
         max_frame: MAX,
         job: Arc::new(Vec::new()),
         round_timeout: Duration::from_secs(5),
         hello_timeout: Duration::from_secs(5),
     };
-    let (host, _events) = Host::new(state, config);
+    let (host, _events) = Host::new(state, config, None);
     let secrets = Arc::new(Secrets::from_json(&format!(r#"[{{"secret": "{SECRET}", "identity": "alice"}}]"#)).unwrap());
     tokio::spawn(serve(endpoint, host, secrets));
     let opts = ConnectOptions {
@@ -243,9 +245,164 @@ async fn workers_trust_a_ca_file() {
         max_frame: MAX,
         request_timeout: Duration::from_secs(10),
         pull_timeout: Duration::from_secs(10),
+        incarnation: 1,
     };
-    let c = PsClient::connect(opts.clone()).await.unwrap();
+    let c = PsClient::connect(opts.clone(), false).await.unwrap();
     c.commit(1, 0, &[1.0; 4]).await.unwrap();
-    let e = PsClient::connect(ConnectOptions { server_name: "other.example".into(), ..opts }).await.err().unwrap();
+    let e =
+        PsClient::connect(ConnectOptions { server_name: "other.example".into(), ..opts }, false).await.err().unwrap();
     assert!(e.to_string().contains("not the one we trust"), "{e}");
+}
+
+/// Two worker processes asking for the same id: the second is refused while the first is
+/// connected, the first's reconnect supersedes its old connection (whose requests are then
+/// refused), and a new process taking the id over after the first left numbers its commits after
+/// the last one applied; an older number is never acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_belongs_to_one_process_at_a_time() {
+    let s = start(4, 1, false).await;
+    let first = ConnectOptions { worker: 0, incarnation: 11, ..s.opts.clone() };
+    let a = PsClient::connect(first.clone(), false).await.unwrap();
+    for seq in 1..=3 {
+        a.commit(seq, 0, &[1.0; 4]).await.unwrap();
+    }
+    let second = ConnectOptions { worker: 0, incarnation: 22, ..s.opts.clone() };
+    let e = PsClient::connect(second.clone(), false).await.err().unwrap();
+    assert!(matches!(&e, distk_net::NetError::InUse(m) if m.contains("in use by another worker process")), "{e}");
+    // The first process reconnects while its old connection is still open: the old one is fenced.
+    let a2 = PsClient::connect(first.clone(), true).await.unwrap();
+    assert_eq!(a2.last_seq, 3);
+    let e = a.commit(4, 0, &[1.0; 4]).await.err().unwrap();
+    assert!(e.to_string().contains("superseded"), "{e}");
+    a2.commit(4, 0, &[1.0; 4]).await.unwrap();
+    assert_eq!(s.host.lock().core.clock(), 4);
+    // The first process goes away; a new one takes the id over and numbers after commit 4.
+    drop(a);
+    drop(a2);
+    let b = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match PsClient::connect(second.clone(), false).await {
+                Ok(b) => return b,
+                Err(distk_net::NetError::InUse(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await
+    .expect("the id became free once the first process's connections closed");
+    assert_eq!(b.last_seq, 4, "the new process continues after the last applied commit");
+    let e = b.commit(2, 0, &[1.0; 4]).await.err().unwrap();
+    assert!(e.to_string().contains("not acknowledged"), "{e}");
+    let b = PsClient::connect(second.clone(), true).await.unwrap();
+    b.commit(5, 0, &[1.0; 4]).await.unwrap();
+    // The first process may not come back under the id it lost.
+    let e = PsClient::connect(first, true).await.err().unwrap();
+    assert!(matches!(e, distk_net::NetError::InUse(_)), "{e}");
+    let st = s.host.lock();
+    assert_eq!((st.core.clock(), st.core.commits_of(0), st.core.last_seq(0)), (5, 5, Some(5)));
+    assert!(st.core.centre().iter().all(|&v| v == 5.0), "every acknowledged commit applied once");
+}
+
+/// A server writing ahead to a log in `dir`; `known` (id, incarnation) pairs are members already
+/// (as after a restart), so their processes rejoin without a log record.
+async fn start_logged(dir: &std::path::Path, len: usize, known: &[(u32, u64)]) -> (ConnectOptions, Arc<Host>) {
+    let id = Identity::self_signed(&[]).unwrap();
+    let endpoint = server_endpoint("127.0.0.1:0".parse().unwrap(), &id).unwrap();
+    let addr = endpoint.local_addr().unwrap();
+    let mut state = PsState::new(ServerCore::new(vec![0.0; len], Box::new(Add)), Membership::new(2), None);
+    for &(worker, incarnation) in known {
+        state.members.set_owner(worker, "alice", incarnation);
+    }
+    let (wal, _) = distk_net::wal::Wal::open(dir, 0, Default::default(), |_, _| Ok(())).unwrap();
+    let config = HostConfig {
+        max_frame: MAX,
+        job: Arc::new(Vec::new()),
+        round_timeout: Duration::from_secs(5),
+        hello_timeout: Duration::from_secs(5),
+    };
+    let (host, _events) = Host::new(state, config, Some(wal));
+    let secrets = Arc::new(Secrets::from_json(&format!(r#"[{{"secret": "{SECRET}", "identity": "alice"}}]"#)).unwrap());
+    tokio::spawn(serve(endpoint, host.clone(), secrets));
+    let opts = ConnectOptions {
+        addr,
+        server_name: "localhost".into(),
+        trust: Trust::Pinned(id.sha256),
+        secret: SECRET.into(),
+        worker: 0,
+        max_frame: MAX,
+        request_timeout: Duration::from_secs(10),
+        pull_timeout: Duration::from_secs(10),
+        incarnation: 5,
+    };
+    (opts, host)
+}
+
+/// A log that cannot be written (a full disk: /dev/full fails every write with ENOSPC) refuses
+/// the join of a new worker and every commit and pull with an error the worker sees; nothing is
+/// applied or acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_requests_instead_of_acknowledging_them() {
+    if !std::path::Path::new("/dev/full").exists() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/dev/full", dir.path().join("00000000000000000001.wal")).unwrap();
+    // Worker 0's process is known from before a restart: it rejoins without a log record.
+    let (opts, host) = start_logged(dir.path(), 4, &[(0, 5)]).await;
+    let e = PsClient::connect(ConnectOptions { worker: 1, ..opts.clone() }, false).await.err().unwrap();
+    assert!(e.to_string().contains("No space left on device"), "{e}");
+    assert!(!e.is_retryable());
+    let c = PsClient::connect(opts, true).await.unwrap();
+    for attempt in 0..2 {
+        let e = c.commit(1, 0, &[1.0; 4]).await.err().unwrap();
+        assert!(
+            matches!(&e, distk_net::NetError::Rejected(m) if m.contains("No space left on device")),
+            "attempt {attempt}: {e}"
+        );
+    }
+    let mut centre = Vec::new();
+    assert!(matches!(c.pull(0, &mut centre).await, Err(distk_net::NetError::Rejected(_))));
+    let st = host.lock();
+    assert_eq!((st.core.clock(), st.core.last_seq(0)), (0, None), "nothing was applied");
+    assert!(st.core.centre().iter().all(|&v| v == 0.0));
+    assert!(!st.members.members().contains_key(&1), "the refused join was not applied either");
+}
+
+/// Every request that changed the state was on disk before its answer: a server that stops at any
+/// point after the answers (nothing written at shutdown) recovers exactly what it acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_was_acknowledged_is_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (opts, host) = start_logged(dir.path(), 3, &[]).await;
+    let c = PsClient::connect(opts, false).await.unwrap();
+    let mut centre = Vec::new();
+    for seq in 1..=20u64 {
+        c.pull(0, &mut centre).await.unwrap();
+        c.commit(seq, 0, &[seq as f32, 1.0, -1.0]).await.unwrap();
+    }
+    c.epoch_done(0).await.unwrap();
+    let (want, clock) = {
+        let st = host.lock();
+        (st.core.records(), st.core.clock())
+    };
+    // Replay the log as a crash recovery would (the live server keeps its log open: replay reads
+    // only what was written, which is everything acknowledged).
+    let mut state = PsState::new(ServerCore::new(vec![0.0; 3], Box::new(Add)), Membership::new(2), None);
+    let mut n = 0;
+    let (_copy, replayed) =
+        distk_net::wal::Wal::open(&dir.path().join("copy"), 0, Default::default(), |_, _| Ok(())).unwrap();
+    assert_eq!(replayed.records, 0);
+    for (_, seg) in distk_net::wal::segments(dir.path()).unwrap() {
+        std::fs::copy(&seg, dir.path().join("copy").join(seg.file_name().unwrap())).unwrap();
+    }
+    drop(_copy);
+    let (_w, _) = distk_net::wal::Wal::open(&dir.path().join("copy"), 0, Default::default(), |_, body| {
+        n += 1;
+        state.apply(&distk_net::journal::Op::decode(body)?).map(|_| ())
+    })
+    .unwrap();
+    assert_eq!(n, 1 + 20 + 20 + 1, "join, 20 pulls, 20 commits, the epoch");
+    assert_eq!(state.core.clock(), clock);
+    assert_eq!(state.core.records(), want);
+    assert_eq!(state.members.members()[&0].epochs_done, 1);
 }

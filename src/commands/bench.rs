@@ -17,7 +17,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         bail!("--batch-size must be at least 1");
     }
     if args.suite == "ps" {
-        let r = crate::bench::ps::ps_bench(1.0, args.repeats, !args.json)?;
+        let r = crate::bench::ps::ps_bench(args.seconds, args.repeats, !args.json, &args.wal_dir)?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&r)?);
         } else {
@@ -33,6 +33,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 "commit path (10M, 1 client) / raw quinn streams ({:.3} GB/s): {:.2}",
                 r.raw_quinn_gb_per_s, r.commit_vs_raw_quinn
             );
+            println!("\nwrite-ahead log in {}:", r.wal_dir);
+            println!("| parameters | clients | commits/s without | commits/s with | with/without | snapshots |");
+            println!("|---|---|---|---|---|---|");
+            for w in &r.wal {
+                println!(
+                    "| {} | {} | {:.1} | {:.1} | {:.2} | {} |",
+                    w.params, w.clients, w.no_wal_commits_per_s, w.wal_commits_per_s, w.ratio, w.snapshots
+                );
+            }
+            println!("\n| parameters | commits replayed | MB of log | recovery s |\n|---|---|---|---|");
+            for v in &r.recovery {
+                println!("| {} | {} | {:.0} | {:.3} |", v.params, v.replayed_commits, v.log_mb, v.seconds);
+            }
         }
         return Ok(());
     }

@@ -67,6 +67,7 @@ pub fn run(args: PsArgs) -> Result<()> {
         adapter: args.device.adapter,
         checkpoint_dir: args.checkpoint_dir.clone(),
         checkpoint_every: args.checkpoint_every,
+        wal: !args.no_wal,
         resume: args.resume,
         join_timeout: Duration::from_secs(args.join_timeout),
         round_timeout: Duration::from_secs(24 * 3600),

@@ -78,6 +78,9 @@ pub fn trained_model_bytes(
 
 /// Runs training.
 pub fn run(args: RunArgs) -> Result<()> {
+    if args.workers == 0 {
+        bail!("--workers 0 would train nothing: give at least 1 (1 trains one replica on this device)");
+    }
     let kind = args.trainer.trainer.unwrap_or(if args.workers > 1 { TrainerKind::Adag } else { TrainerKind::Single });
     if kind.uses_server() || args.workers > 1 {
         return crate::distributed::launch::run_local(args, kind);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use distk_net::auth::read_secret_file;
-use distk_net::client::ConnectOptions;
+use distk_net::client::{ConnectOptions, new_incarnation};
 use distk_net::tls::{Trust, parse_sha256};
 use distk_net::wire::ANY_WORKER;
 
@@ -63,8 +63,10 @@ pub fn run(args: WorkerArgs) -> Result<()> {
             max_frame: usize::MAX / 2,
             request_timeout: Duration::from_secs(60),
             pull_timeout: Duration::from_secs(24 * 3600),
+            incarnation: new_incarnation()?,
         },
         reconnect_timeout: Duration::from_secs(args.reconnect_timeout),
+        ack_log: args.ack_log.clone(),
         data: WorkerData::File(args.data.clone(), shard),
         device: args.device.device,
         adapter: args.device.adapter,

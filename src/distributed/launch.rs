@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use distk_net::auth::{SecretEntry, Secrets, random_secret};
-use distk_net::client::ConnectOptions;
+use distk_net::client::{ConnectOptions, new_incarnation};
 use distk_net::tls::{Identity, Trust};
 use distk_onnx::OnnxModel;
 
@@ -45,6 +45,8 @@ pub struct LocalRun {
     pub checkpoint_dir: Option<PathBuf>,
     /// Updates between snapshots.
     pub checkpoint_every: u64,
+    /// Write every change of the server ahead to a log in the checkpoint directory.
+    pub wal: bool,
     /// Continue from the snapshot.
     pub resume: bool,
     /// Where the models run.
@@ -89,6 +91,7 @@ pub fn run_local(args: RunArgs, kind: TrainerKind) -> Result<()> {
         history: args.history,
         checkpoint_dir: args.checkpoint_dir,
         checkpoint_every: args.checkpoint_every,
+        wal: !args.no_wal,
         resume: args.resume,
         device: args.device.device,
         adapter: args.device.adapter,
@@ -143,6 +146,7 @@ pub fn train_local(args: LocalRun) -> Result<()> {
         adapter: args.adapter,
         checkpoint_dir: args.checkpoint_dir.clone(),
         checkpoint_every: args.checkpoint_every,
+        wal: args.wal,
         resume: args.resume,
         join_timeout: Duration::from_secs(120),
         round_timeout: Duration::from_secs(24 * 3600),
@@ -154,6 +158,13 @@ pub fn train_local(args: LocalRun) -> Result<()> {
     let handle = net.handle().clone();
     let outcome = run_ps(setup, net.handle(), |started| {
         for (i, range) in shards.iter().enumerate() {
+            let incarnation = match new_incarnation() {
+                Ok(n) => n,
+                Err(e) => {
+                    threads.push(Err(anyhow::anyhow!("cannot start worker {i}: {e}")));
+                    continue;
+                }
+            };
             let run = WorkerRun {
                 connect: ConnectOptions {
                     addr: started.addr,
@@ -164,8 +175,10 @@ pub fn train_local(args: LocalRun) -> Result<()> {
                     max_frame: usize::MAX / 2,
                     request_timeout: Duration::from_secs(60),
                     pull_timeout: Duration::from_secs(24 * 3600),
+                    incarnation,
                 },
                 reconnect_timeout: Duration::from_secs(30),
+                ack_log: None,
                 data: WorkerData::Loaded(data.clone(), range.clone()),
                 device: args.device,
                 adapter: args.adapter,

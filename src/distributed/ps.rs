@@ -1,7 +1,9 @@
 //! The parameter server of a run: serves the centre over QUIC, follows the workers (joined, lost,
-//! done), snapshots the centre and its clocks every `checkpoint_every` updates, evaluates the centre
-//! on validation rows whenever every worker finished another epoch, and ends when every worker is
-//! done or lost.
+//! done), keeps its state durable in the checkpoint directory (a write-ahead log of every change,
+//! group-committed before the acknowledgements it covers, and snapshots that cut the log: see
+//! `distk_net::durable`), recovers from it with `--resume` (snapshot + replay, recorded in the
+//! history), evaluates the centre on validation rows whenever every worker finished another epoch,
+//! and ends when every worker is done or lost.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,11 +14,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use distk_net::auth::Secrets;
 use distk_net::averaging::RoundBarrier;
+use distk_net::durable::{self, CheckpointPolicy, Recovery};
 use distk_net::endpoint::server_endpoint;
-use distk_net::host::{Event, Host, HostConfig, PsState, serve};
+use distk_net::host::{Event, Host, HostConfig, serve};
 use distk_net::membership::{Membership, Presence};
-use distk_net::server::{ServerCore, Snapshot};
+use distk_net::server::ServerCore;
+use distk_net::snapshot::StateSnapshot;
+use distk_net::state::PsState;
 use distk_net::tls::{Identity, hex};
+use distk_net::wal::WalOptions;
 use distk_onnx::OnnxModel;
 use serde::{Deserialize, Serialize};
 
@@ -49,10 +55,13 @@ pub struct PsSetup {
     pub device: DeviceChoice,
     /// Adapter index.
     pub adapter: Option<usize>,
-    /// Where snapshots go.
+    /// Where the snapshots and the write-ahead log go.
     pub checkpoint_dir: Option<PathBuf>,
     /// Updates between snapshots.
     pub checkpoint_every: u64,
+    /// Write every change ahead to a log in `checkpoint_dir` (false: snapshots only, so a crash
+    /// loses what was acknowledged since the last one).
+    pub wal: bool,
     /// Continue from the snapshot in `checkpoint_dir`.
     pub resume: bool,
     /// How long to wait for every worker to join.
@@ -94,6 +103,9 @@ pub struct WorkerOutcome {
     pub reason: Option<String>,
     /// Commits the server applied from it.
     pub commits_applied: u64,
+    /// The sequence number of its last applied commit (asynchronous trainers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seq: Option<u64>,
     /// Its own history, when it reported one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<WorkerHistory>,
@@ -111,6 +123,48 @@ pub struct CentreEpoch {
     /// Loss and accuracy of the centre.
     #[serde(flatten)]
     pub eval: Evaluation,
+}
+
+/// A recovery of the parameter server from its checkpoint directory (`--resume`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RecoveryRecord {
+    /// When it happened (seconds since the Unix epoch).
+    pub at_unix: f64,
+    /// The clock of the snapshot it started from.
+    pub snapshot_clock: u64,
+    /// Log records replayed after the snapshot.
+    pub replayed_records: u64,
+    /// Of which commits.
+    pub replayed_commits: u64,
+    /// Bytes of log replayed.
+    pub replayed_bytes: u64,
+    /// The clock after the replay.
+    pub clock: u64,
+    /// Seconds the recovery took (snapshot read and replay).
+    pub seconds: f64,
+    /// A torn or corrupt tail of the log that was cut off (a crash in the middle of a write).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub torn_tail: Option<String>,
+}
+
+impl RecoveryRecord {
+    fn new(r: &Recovery) -> Self {
+        RecoveryRecord {
+            at_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            snapshot_clock: r.snapshot_clock,
+            replayed_records: r.replayed_records,
+            replayed_commits: r.replayed_commits,
+            replayed_bytes: r.replayed_bytes,
+            clock: r.clock,
+            seconds: r.seconds,
+            torn_tail: r
+                .torn
+                .as_ref()
+                .map(|t| format!("{} bytes at {} of {}: {}", t.dropped_bytes, t.offset, t.segment.display(), t.reason)),
+        }
+    }
 }
 
 /// The end of a run as the server saw it.
@@ -133,6 +187,8 @@ pub struct PsOutcome {
     pub stopped: String,
     /// Seconds from start to end.
     pub seconds: f64,
+    /// Every recovery of the server from its checkpoint directory during the run.
+    pub recoveries: Vec<RecoveryRecord>,
 }
 
 impl PsOutcome {
@@ -162,14 +218,15 @@ pub struct PsStarted {
     pub sha256: [u8; 32],
 }
 
+/// A readable summary of the last snapshot (`ps.json`; the state itself is in `state.bin`).
 #[derive(Serialize, Deserialize)]
-struct SnapshotMeta {
+struct SnapshotSummary {
     trainer: String,
     param_len: usize,
     clock: u64,
-    round: u64,
-    workers: Vec<(u32, u64, Option<u64>)>,
-    done: Vec<(u32, String)>,
+    lsn: u64,
+    round: Option<u64>,
+    workers_done: Vec<u32>,
 }
 
 /// The identity of a server that keeps its self-signed certificate in `dir` (made on first use),
@@ -187,56 +244,40 @@ pub fn persistent_identity(dir: &Path) -> Result<Identity> {
     Ok(id)
 }
 
-fn write_snapshot(dir: &Path, host: &Host, trainer: TrainerKind) -> Result<()> {
-    let (snap, round, done): (Snapshot, u64, Vec<(u32, String)>) = {
-        let st = host.lock();
-        let done = st
-            .members
-            .members()
-            .iter()
-            .filter(|(_, m)| m.presence == Presence::Done)
-            .map(|(&id, m)| (id, m.identity.clone()))
-            .collect();
-        (st.core.snapshot(), st.barrier.as_ref().map_or(0, |b| b.round()), done)
-    };
-    let bytes: Vec<u8> = snap.centre.iter().flat_map(|v| v.to_le_bytes()).collect();
-    write_atomically(&dir.join("centre.f32"), |f| Ok(std::io::Write::write_all(f, &bytes)?))?;
-    let meta = SnapshotMeta {
-        trainer: trainer.name().into(),
-        param_len: snap.centre.len(),
-        clock: snap.clock,
-        round,
-        workers: snap.workers,
-        done,
-    };
-    write_atomically(&dir.join("ps.json"), |f| Ok(serde_json::to_writer_pretty(f, &meta)?))
+/// Writes `snap` as the checkpoint of `dir` (snapshot, log cut, summary).
+fn write_checkpoint(dir: &Path, host: &Host, snap: &StateSnapshot) -> Result<()> {
+    durable::write_checkpoint(dir, host.wal(), snap)?;
+    write_summary(dir, snap)
 }
 
-/// A snapshot read back: the core's state, the averaging round, and the workers already done.
-type Restored = (Snapshot, u64, Vec<(u32, String)>);
+/// Writes the readable summary of `snap` (`ps.json`).
+fn write_summary(dir: &Path, snap: &StateSnapshot) -> Result<()> {
+    let summary = SnapshotSummary {
+        trainer: snap.label.clone(),
+        param_len: snap.centre.len(),
+        clock: snap.clock,
+        lsn: snap.lsn,
+        round: snap.barrier.as_ref().map(|b| b.round),
+        workers_done: snap.members.iter().filter(|m| m.done).map(|m| m.id).collect(),
+    };
+    write_atomically(&dir.join("ps.json"), |f| Ok(serde_json::to_writer_pretty(f, &summary)?))
+}
 
-fn read_snapshot(dir: &Path, trainer: TrainerKind, len: usize) -> Result<Restored> {
-    let meta_path = dir.join("ps.json");
-    let meta: SnapshotMeta = serde_json::from_slice(
-        &std::fs::read(&meta_path)
-            .with_context(|| format!("no snapshot to resume: cannot read {}", meta_path.display()))?,
-    )
-    .with_context(|| format!("{} does not parse", meta_path.display()))?;
-    if meta.trainer != trainer.name() || meta.param_len != len {
-        bail!(
-            "the snapshot in {} is of trainer {} with {} parameters; this run is {} with {len}",
-            dir.display(),
-            meta.trainer,
-            meta.param_len,
-            trainer.name()
-        );
+const RECOVERIES: &str = "recoveries.json";
+const EPOCHS: &str = "epochs.json";
+
+/// A JSON list kept in the checkpoint directory (empty when the file is missing).
+fn read_list<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Result<Vec<T>> {
+    let path = dir.join(name);
+    match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b).with_context(|| format!("{} does not parse", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
-    let bytes = std::fs::read(dir.join("centre.f32")).context("cannot read the snapshot's centre.f32")?;
-    if bytes.len() != len * 4 {
-        bail!("centre.f32 in {} holds {} bytes, expected {}", dir.display(), bytes.len(), len * 4);
-    }
-    let centre = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-    Ok((Snapshot { centre, clock: meta.clock, workers: meta.workers }, meta.round, meta.done))
+}
+
+fn write_list<T: Serialize>(dir: &Path, name: &str, items: &[T]) -> Result<()> {
+    write_atomically(&dir.join(name), |f| Ok(serde_json::to_writer_pretty(f, items)?))
 }
 
 /// The flat layout and initial parameters of `model` as the workers will train it.
@@ -260,23 +301,65 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
     let (_, classes) = crate::commands::evaluate::model_widths(&setup.model)?;
     let (layout, init) = initial_centre(&setup.model, &setup.spec, classes)?;
     let kind = setup.spec.trainer.kind;
-    let mut core = ServerCore::new(init.clone(), setup.spec.trainer.server_rule());
-    let mut members = Membership::new(setup.workers);
-    let mut barrier = (kind == TrainerKind::Averaging).then(|| RoundBarrier::new(init.len()));
-    if setup.resume {
-        let dir = setup.checkpoint_dir.as_ref().context("--resume needs --checkpoint-dir")?;
-        let (snap, round, done) = read_snapshot(dir, kind, init.len())?;
-        core.restore(&snap)?;
-        if let Some(b) = barrier.as_mut() {
-            b.set_round(round);
+    let label = kind.name();
+    let mut state = PsState::new(
+        ServerCore::new(init.clone(), setup.spec.trainer.server_rule()),
+        Membership::new(setup.workers),
+        (kind == TrainerKind::Averaging).then(|| RoundBarrier::new(init.len())),
+    );
+    let policy = CheckpointPolicy::new(
+        setup.checkpoint_every,
+        init.len() * (1 + if kind == TrainerKind::Adag { setup.workers as usize } else { 0 }),
+    );
+    let log = setup.wal.then(|| WalOptions::for_records(init.len() as u64 * 4 + 64, policy.log_bytes));
+    let mut recoveries: Vec<RecoveryRecord> = Vec::new();
+    let mut epochs: Vec<CentreEpoch> = Vec::new();
+    let mut replayed_epochs = Vec::new();
+    let wal = match (&setup.checkpoint_dir, setup.resume) {
+        (None, true) => bail!("--resume needs --checkpoint-dir"),
+        (None, false) => None,
+        (Some(dir), false) => {
+            let w = durable::start(dir, &state, label, log)
+                .with_context(|| format!("cannot start the checkpoint directory {}", dir.display()))?;
+            for name in [RECOVERIES, EPOCHS] {
+                let _ = std::fs::remove_file(dir.join(name));
+            }
+            write_summary(dir, &state.snapshot(label, 0))?;
+            w
         }
-        for (id, identity) in done {
-            members.restore_done(id, &identity);
+        (Some(dir), true) => {
+            if !durable::snapshot_path(dir).exists() {
+                bail!(
+                    "no snapshot to resume in {}: {} is missing (was the run started with this --checkpoint-dir?)",
+                    dir.display(),
+                    durable::snapshot_path(dir).display()
+                );
+            }
+            let (w, r) = durable::recover(dir, &mut state, label, log)
+                .with_context(|| format!("cannot recover the parameter server from {}", dir.display()))?;
+            eprintln!(
+                "resumed from {} at clock {} (snapshot) + {} log records ({} commits, {:.1} MB) replayed: clock {} in {:.3} s{}",
+                dir.display(),
+                r.snapshot_clock,
+                r.replayed_records,
+                r.replayed_commits,
+                r.replayed_bytes as f64 / 1e6,
+                r.clock,
+                r.seconds,
+                r.torn.as_ref().map_or(String::new(), |t| format!(
+                    "; cut a torn tail of {} bytes ({})",
+                    t.dropped_bytes, t.reason
+                ))
+            );
+            recoveries = read_list(dir, RECOVERIES)?;
+            recoveries.push(RecoveryRecord::new(&r));
+            write_list(dir, RECOVERIES, &recoveries)?;
+            epochs = read_list(dir, EPOCHS)?;
+            replayed_epochs = r.epoch_centres;
+            w
         }
-        if setup.verbose {
-            eprintln!("resumed from {} at clock {}", dir.display(), snap.clock);
-        }
-    }
+    };
+    let resumed = setup.resume;
     let job = job::encode(&setup.spec, &setup.model)?;
     let max_frame = job.len().max(init.len() * 4) + (1 << 20);
     let config = HostConfig {
@@ -285,7 +368,7 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
         round_timeout: setup.round_timeout,
         hello_timeout: Duration::from_secs(10),
     };
-    let (host, mut events) = Host::new(PsState { core, members, barrier }, config);
+    let (host, mut events) = Host::new(state, config, wal);
     let endpoint = {
         let _guard = net.enter();
         server_endpoint(setup.listen, &setup.identity)?
@@ -323,11 +406,46 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
 
     let started = Instant::now();
     let join_deadline = started + setup.join_timeout;
-    let mut epochs = Vec::new();
-    let mut last_snapshot = 0u64;
     let mut stopped = "completed".to_string();
     let mut stop_seen: Option<Instant> = None;
-    let mut handle_event = |ev: Event, epochs: &mut Vec<CentreEpoch>, last_snapshot: &mut u64| -> Result<()> {
+    let mut given_up = false;
+    let mut last_snapshot_clock = host.lock().core.clock();
+    // Validates the centre of `epoch` (unless a run before a restart did) and keeps the result in
+    // the checkpoint directory, so it survives a crash.
+    let mut validate = |epoch: u64, clock: u64, centre: &[f32], epochs: &mut Vec<CentreEpoch>| -> Result<()> {
+        if let Some(p) = &setup.progress {
+            let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
+            p.epochs_done = p.epochs_done.max(epoch + 1);
+            p.clock = p.clock.max(clock);
+        }
+        if epochs.iter().any(|e| e.epoch == epoch) {
+            return Ok(());
+        }
+        if let Some(eval) = evaluate(centre)? {
+            if setup.verbose {
+                eprintln!(
+                    "epoch {}: centre val_loss {:.4} val_accuracy {:.4} (clock {clock})",
+                    epoch + 1,
+                    eval.loss,
+                    eval.accuracy
+                );
+            }
+            if let Some(p) = &setup.progress {
+                p.lock().unwrap_or_else(|e| e.into_inner()).val_accuracy = Some(eval.accuracy);
+            }
+            epochs.push(CentreEpoch { epoch, clock, time: started.elapsed().as_secs_f64(), eval });
+            epochs.sort_by_key(|e| e.epoch);
+            if let Some(dir) = &setup.checkpoint_dir {
+                write_list(dir, EPOCHS, epochs)?;
+            }
+        }
+        Ok(())
+    };
+    // Epochs the replay found complete, whose validation a crash may have cut short.
+    for (epoch, clock, centre) in std::mem::take(&mut replayed_epochs) {
+        validate(epoch, clock, &centre, &mut epochs)?;
+    }
+    let mut handle_event = |ev: Event, epochs: &mut Vec<CentreEpoch>| -> Result<()> {
         match ev {
             Event::Joined { worker, identity } => {
                 if let Some(p) = &setup.progress {
@@ -339,60 +457,76 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
             }
             Event::Lost { worker, reason } => eprintln!("worker {worker} lost: {reason}"),
             Event::Refused { reason } => eprintln!("refused a connection: {reason}"),
+            Event::LogFailed { reason } => eprintln!("the write-ahead log failed: {reason}"),
             Event::Done { worker } => {
                 if setup.verbose {
                     eprintln!("worker {worker} done");
                 }
             }
             Event::Epoch { .. } => {}
-            Event::EpochCentre { epoch, clock, centre } => {
-                if let Some(p) = &setup.progress {
-                    let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
-                    p.epochs_done = epoch + 1;
-                    p.clock = p.clock.max(clock);
-                }
-                if let Some(eval) = evaluate(&centre)? {
-                    if setup.verbose {
-                        eprintln!(
-                            "epoch {}: centre val_loss {:.4} val_accuracy {:.4} (clock {clock})",
-                            epoch + 1,
-                            eval.loss,
-                            eval.accuracy
-                        );
-                    }
-                    if let Some(p) = &setup.progress {
-                        p.lock().unwrap_or_else(|e| e.into_inner()).val_accuracy = Some(eval.accuracy);
-                    }
-                    epochs.push(CentreEpoch { epoch, clock, time: started.elapsed().as_secs_f64(), eval });
-                }
-            }
+            Event::EpochCentre { epoch, clock, centre } => validate(epoch, clock, &centre, epochs)?,
             Event::Updated { clock } => {
                 if let Some(p) = &setup.progress {
                     let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
                     p.clock = p.clock.max(clock);
                 }
-                if let Some(dir) = &setup.checkpoint_dir
-                    && clock >= *last_snapshot + setup.checkpoint_every.max(1)
-                {
-                    write_snapshot(dir, &host, kind)?;
-                    *last_snapshot = clock;
-                }
             }
         }
         Ok(())
     };
+    // A checkpoint: the state captured under the lock together with the events emitted before it,
+    // which are handled (epochs validated and kept) before the snapshot that holds them is written.
+    let checkpoint = |events: &mut tokio::sync::mpsc::UnboundedReceiver<Event>,
+                      epochs: &mut Vec<CentreEpoch>,
+                      handle: &mut dyn FnMut(Event, &mut Vec<CentreEpoch>) -> Result<()>|
+     -> Result<u64> {
+        let Some(dir) = &setup.checkpoint_dir else { return Ok(0) };
+        let mut pending = Vec::new();
+        let snap = host.capture(label, || {
+            while let Ok(ev) = events.try_recv() {
+                pending.push(ev);
+            }
+        })?;
+        for ev in pending {
+            handle(ev, epochs)?;
+        }
+        write_checkpoint(dir, &host, &snap)?;
+        Ok(snap.clock)
+    };
     loop {
         match net.block_on(async { tokio::time::timeout(Duration::from_millis(200), events.recv()).await }) {
-            Ok(Some(ev)) => handle_event(ev, &mut epochs, &mut last_snapshot)?,
+            Ok(Some(ev)) => handle_event(ev, &mut epochs)?,
             Ok(None) => break,
             Err(_) => {}
+        }
+        if setup.checkpoint_dir.is_some() {
+            let clock = host.lock().core.clock();
+            let log_bytes = host.wal().map_or(0, |w| w.bytes_since_rotation());
+            if policy.due(clock.saturating_sub(last_snapshot_clock), log_bytes) {
+                match checkpoint(&mut events, &mut epochs, &mut handle_event) {
+                    Ok(c) => last_snapshot_clock = c,
+                    // The log still holds everything: the run goes on and tries again later.
+                    Err(e) => {
+                        eprintln!("cannot write a snapshot: {e:#}");
+                        last_snapshot_clock = clock;
+                    }
+                }
+            }
+        }
+        let past_deadline = Instant::now() >= join_deadline;
+        if resumed && past_deadline && !given_up {
+            given_up = true;
+            let gone = host.give_up_away("did not reconnect after the parameter server restarted");
+            if !gone.is_empty() {
+                eprintln!("workers {gone:?} did not reconnect within {:?} of the restart", setup.join_timeout);
+            }
         }
         let (finished, never) = {
             let st = host.lock();
             let never = st.members.never_joined();
             // Past the join deadline, workers that never came are given up: the run ends when
             // nobody is connected any more.
-            let finished = if never.is_empty() || Instant::now() < join_deadline {
+            let finished = if never.is_empty() || !past_deadline {
                 st.members.all_finished()
             } else {
                 st.members.live().is_empty()
@@ -402,7 +536,7 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
         if finished {
             // What the last workers said before they left.
             while let Ok(ev) = events.try_recv() {
-                handle_event(ev, &mut epochs, &mut last_snapshot)?;
+                handle_event(ev, &mut epochs)?;
             }
             if !never.is_empty() {
                 eprintln!("workers {never:?} never joined within {:?}", setup.join_timeout);
@@ -425,8 +559,11 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
         let _ = tokio::time::timeout(Duration::from_secs(3), endpoint.wait_idle()).await;
     });
     endpoint.close(distk_net::close::SHUTDOWN.into(), b"the run is over");
-    if let Some(dir) = &setup.checkpoint_dir {
-        write_snapshot(dir, &host, kind)?;
+    while let Ok(ev) = events.try_recv() {
+        handle_event(ev, &mut epochs)?;
+    }
+    if setup.checkpoint_dir.is_some() {
+        checkpoint(&mut events, &mut epochs, &mut handle_event)?;
     }
     let st = host.lock();
     let centre = st.core.centre().to_vec();
@@ -442,6 +579,7 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
                 status: "never joined".into(),
                 reason: None,
                 commits_applied,
+                last_seq: None,
                 history: None,
             });
             continue;
@@ -451,6 +589,7 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
             Presence::Done => ("done", None),
             Presence::Lost(r) => ("lost", Some(r.clone())),
             Presence::Connected => ("still connected", None),
+            Presence::Away => ("lost", Some("did not reconnect after the parameter server restarted".to_string())),
         };
         if let Some(f) = &m.final_weights {
             finals.push((id, f.clone()));
@@ -461,8 +600,21 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
             status: status.into(),
             reason,
             commits_applied,
+            last_seq: st.core.last_seq(id),
             history,
         });
+    }
+    if setup.verbose {
+        for w in &workers {
+            eprintln!(
+                "worker {} {}: {} commits applied, last sequence number {}",
+                w.worker,
+                w.status,
+                w.commits_applied,
+                w.last_seq.unwrap_or(0)
+            );
+        }
+        eprintln!("parameter server: clock {} after {} recoveries", st.core.clock(), recoveries.len());
     }
     Ok(PsOutcome {
         centre,
@@ -474,5 +626,6 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
         finals,
         stopped,
         seconds: started.elapsed().as_secs_f64(),
+        recoveries,
     })
 }

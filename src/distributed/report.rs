@@ -12,7 +12,7 @@ use crate::data::atomic::write_atomically;
 use crate::data::dataset::Dataset;
 use crate::distributed::PartialRun;
 use crate::distributed::job::JobSpec;
-use crate::distributed::ps::{CentreEpoch, PsOutcome, WorkerOutcome};
+use crate::distributed::ps::{CentreEpoch, PsOutcome, RecoveryRecord, WorkerOutcome};
 use crate::predictor::Predictor;
 use crate::runtime::{DeviceChoice, Runtime};
 use crate::trainers::{TrainerKind, TrainerParams};
@@ -44,6 +44,8 @@ pub struct RunReport<'a> {
     pub stopped: &'a str,
     /// Workers that did not finish, named.
     pub failures: Vec<String>,
+    /// Every recovery of the parameter server from its checkpoint directory (after a crash).
+    pub recoveries: &'a [RecoveryRecord],
     /// The centre after each epoch of every worker.
     pub epochs: &'a [CentreEpoch],
     /// The final centre on the validation rows.
@@ -158,6 +160,7 @@ pub fn finish_run(
             seconds: outcome.seconds,
             stopped: &outcome.stopped,
             failures: failures.clone(),
+            recoveries: &outcome.recoveries,
             epochs: &outcome.epochs,
             final_validation: outcome.final_validation,
             ensemble_validation,

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use distk_net::client::{ConnectOptions, PsClient};
+use distk_net::client::{ConnectOptions, join};
 use serde::{Deserialize, Serialize};
 
 use crate::commands::evaluate::model_widths;
@@ -80,8 +80,11 @@ pub enum WorkerData {
 pub struct WorkerRun {
     /// Where the server is and how to trust it.
     pub connect: ConnectOptions,
-    /// How long to keep reconnecting to a server that went away.
+    /// How long to keep trying to reach the server: the first connection (retried with backoff)
+    /// and reconnections to a server that went away.
     pub reconnect_timeout: Duration,
+    /// Where to append a line per acknowledged commit.
+    pub ack_log: Option<PathBuf>,
     /// The rows.
     pub data: WorkerData,
     /// Where the model runs.
@@ -98,7 +101,7 @@ pub struct WorkerRun {
 pub fn run_worker(run: WorkerRun, net: &tokio::runtime::Handle) -> Result<WorkerHistory> {
     let opts = run.connect.clone();
     let client = net
-        .block_on(PsClient::connect(opts.clone()))
+        .block_on(join(opts.clone(), run.reconnect_timeout))
         .with_context(|| format!("cannot join the parameter server at {}", opts.addr))?;
     let worker = client.worker;
     let job_bytes = net.block_on(client.fetch_job())?;
@@ -131,7 +134,11 @@ pub fn run_worker(run: WorkerRun, net: &tokio::runtime::Handle) -> Result<Worker
         );
     }
     let mut replica = SessionReplica { session, rows: 0, x: Vec::new(), y: Vec::new() };
-    let mut link = QuicLink::start(net, Reconnecting::new(client, opts, run.reconnect_timeout));
+    let mut conn = Reconnecting::new(client, opts, run.reconnect_timeout);
+    if let Some(p) = &run.ack_log {
+        conn = conn.with_ack_log(p)?;
+    }
+    let mut link = QuicLink::start(net, conn);
     let mut policy = WorkerPolicy::new(spec.trainer, replica.session.layout().trainable_len());
     policy.start(&mut replica, &mut link)?;
     let mut h = WorkerHistory { worker, rows: range.len(), stopped: "completed".into(), ..Default::default() };

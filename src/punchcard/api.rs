@@ -435,6 +435,7 @@ async fn receive(
         history: Some(dir.join("history.json")),
         checkpoint_dir: None,
         checkpoint_every: 500,
+        wal: false,
         resume: false,
         device: api.device,
         adapter: None,

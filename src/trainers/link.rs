@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
 use distk_net::NetError;
-use distk_net::client::{ConnectOptions, PsClient};
+use distk_net::client::{ConnectOptions, PsClient, attempt_timeout};
 use distk_net::server::ServerCore;
 
 /// What a link observed so far.
@@ -115,19 +115,43 @@ enum Response {
     Failed(String),
 }
 
-/// A connection that reconnects (same worker id) while the server is unreachable, for up to
-/// `reconnect_timeout`, then retries the request.
+/// A connection that reconnects (same worker id, same process) while the server is unreachable,
+/// for up to `reconnect_timeout`, then retries the request.
 pub struct Reconnecting {
     opts: ConnectOptions,
     client: Option<PsClient>,
     reconnect_timeout: Duration,
+    first_seq: u64,
+    ack_log: Option<std::fs::File>,
 }
 
 impl Reconnecting {
-    /// Wraps a connected client.
+    /// Wraps a connected client; its commits are numbered after the last one the server applied
+    /// under its id.
     pub fn new(client: PsClient, mut opts: ConnectOptions, reconnect_timeout: Duration) -> Self {
         opts.worker = client.worker;
-        Reconnecting { opts, client: Some(client), reconnect_timeout }
+        let first_seq = client.last_seq;
+        Reconnecting { opts, client: Some(client), reconnect_timeout, first_seq, ack_log: None }
+    }
+
+    /// Appends a line per acknowledged commit (`unix_ms worker seq clock`) to `path`.
+    pub fn with_ack_log(mut self, path: &std::path::Path) -> Result<Self> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| anyhow!("cannot open the acknowledgement log {}: {e}", path.display()))?;
+        self.ack_log = Some(f);
+        Ok(self)
+    }
+
+    fn log_ack(&mut self, seq: u64, clock: u64) {
+        if let Some(f) = &mut self.ack_log {
+            use std::io::Write;
+            let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+            // One write per line: a worker killed right after it leaves whole lines behind.
+            let _ = f.write_all(format!("{ms} {} {seq} {clock}\n", self.opts.worker).as_bytes());
+        }
     }
 
     /// The worker id.
@@ -137,9 +161,14 @@ impl Reconnecting {
 
     async fn run(&mut self, req: &Request, reconnects: &mut u64) -> Result<Response, NetError> {
         let mut first_failure: Option<Instant> = None;
+        let mut attempt = 0u32;
         loop {
             if self.client.is_none() {
-                match PsClient::connect(self.opts.clone()).await {
+                // A server that went away is usually back within seconds: short handshakes first,
+                // so one sent while it was down is not waited on; longer ones if it stays slow.
+                let handshake = attempt_timeout(attempt.saturating_sub(10), self.opts.request_timeout);
+                attempt += 1;
+                match PsClient::connect_within(self.opts.clone(), true, handshake).await {
                     Ok(c) => {
                         self.client = Some(c);
                         *reconnects += 1;
@@ -176,7 +205,12 @@ impl Reconnecting {
                 Request::Done(w) => c.done(w).await.map(|_| Response::Ok),
             };
             match r {
-                Ok(resp) => return Ok(resp),
+                Ok(resp) => {
+                    if let (Request::Commit { seq, .. }, Response::Acked { clock, .. }) = (req, &resp) {
+                        self.log_ack(*seq, *clock);
+                    }
+                    return Ok(resp);
+                }
                 // A retried `Done` whose first try was applied (its acknowledgement was lost).
                 Err(NetError::Refused(m)) if matches!(req, Request::Done(_)) && m.contains("already finished") => {
                     return Ok(Response::Ok);
@@ -210,6 +244,7 @@ impl QuicLink {
     pub fn start(runtime: &tokio::runtime::Handle, mut conn: Reconnecting) -> Self {
         let (tx, mut req_rx) = tokio::sync::mpsc::unbounded_channel::<Request>();
         let (resp_tx, rx) = std::sync::mpsc::channel();
+        let seq = conn.first_seq;
         runtime.spawn(async move {
             let mut reconnects = 0u64;
             while let Some(req) = req_rx.recv().await {
@@ -231,7 +266,7 @@ impl QuicLink {
                 }
             }
         });
-        QuicLink { tx, rx, outstanding: 0, pulls: VecDeque::new(), stats: LinkStats::default(), seq: 0 }
+        QuicLink { tx, rx, outstanding: 0, pulls: VecDeque::new(), stats: LinkStats::default(), seq }
     }
 
     fn send(&mut self, r: Request) -> Result<()> {
