@@ -247,6 +247,13 @@ fn shape_cases() -> Vec<Case> {
     cases.push(case("ReduceMean input axes", model(18, &[3, 4], nodes, vec![i64_tensor("ax", &[-1])]), 2, &[3, 4]));
     let nodes = vec![node("Dropout", &["x"], "d", vec![]), node("Identity", &["d"], "y", vec![])];
     cases.push(case("Dropout and Identity", model(13, &[3], nodes, vec![]), 2, &[3]));
+    // A ratio computed at run time (the inference form does not read it).
+    let nodes = vec![
+        node("ReduceMean", &["x"], "m", vec![attr_i("keepdims", 0)]),
+        node("Sigmoid", &["m"], "r", vec![]),
+        node("Dropout", &["x", "r"], "y", vec![]),
+    ];
+    cases.push(case("Dropout with a run-time ratio", model(13, &[3], nodes, vec![]), 1, &[3]));
     // Slice of run-time tensors, input form (opset 13): negative and clamped bounds, two axes.
     let nodes = vec![node("Slice", &["x", "s", "e", "a"], "y", vec![])];
     let inits = vec![i64_tensor("s", &[1, -4]), i64_tensor("e", &[5, 100]), i64_tensor("a", &[1, -1])];
