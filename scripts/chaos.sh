@@ -9,7 +9,7 @@
 #
 # Usage: scripts/chaos.sh [TRIALS]   (default 5)
 # Environment: DISTK_BIN (default target/release/distk-gpu), CHAOS_SEED (default: the time),
-# CHAOS_WORKERS (3), CHAOS_EPOCHS (100), CHAOS_KILLS (kills per trial, 3), CHAOS_TRIAL_LIMIT
+# CHAOS_WORKERS (3), CHAOS_EPOCHS (250), CHAOS_KILLS (kills per trial, 3), CHAOS_TRIAL_LIMIT
 # (seconds before a trial counts as hung, 120), CHAOS_KEEP=1 keeps the trial folders.
 # Prints one line per trial and the totals: trials, hangs, acknowledged commits, applied commits,
 # clock, lost commits, time to resume (kill of the server to the first acknowledgement after its
@@ -20,7 +20,7 @@ TRIALS="${1:-5}"
 BIN="${DISTK_BIN:-target/release/distk-gpu}"
 SEED="${CHAOS_SEED:-$(date +%s)}"
 WORKERS="${CHAOS_WORKERS:-3}"
-EPOCHS="${CHAOS_EPOCHS:-100}"
+EPOCHS="${CHAOS_EPOCHS:-250}"
 KILLS="${CHAOS_KILLS:-3}"
 LIMIT="${CHAOS_TRIAL_LIMIT:-120}"
 MODEL=examples/models/keras_mlp.onnx
@@ -34,6 +34,7 @@ cleanup() {
     [ "${CHAOS_KEEP:-0}" = 1 ] || rm -rf "$ROOT"
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 now_ms() { date +%s%3N; }
 alive() { kill -0 "$1" 2>/dev/null; }
 # A random number of milliseconds in [lo, hi).
@@ -81,7 +82,7 @@ for trial in $(seq 1 "$TRIALS"); do
     kills=0 server_kills=0 worker_kills=0
     : > "$T/restarts"
     while [ "$kills" -lt "$KILLS" ] && alive "$PS"; do
-        sleep_ms "$(rand_ms 300 2500)"
+        sleep_ms "$(rand_ms 200 1500)"
         alive "$PS" || break
         if [ $((RANDOM % 2)) = 0 ]; then
             kill -9 "$PS" 2>/dev/null || true

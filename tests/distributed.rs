@@ -277,6 +277,8 @@ fn a_worker_killed_mid_run_is_named_and_the_others_finish() {
         "400",
         "--device",
         "cpu",
+        "--validation-data",
+        data("digits_test.parquet").to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
         "--history",
@@ -312,6 +314,9 @@ fn a_worker_killed_mid_run_is_named_and_the_others_finish() {
     }
     assert!(reports[1]["commits_applied"].as_u64().unwrap() > 0, "worker 1 committed before it died");
     assert_eq!(applied, h["clock"].as_u64().unwrap(), "every applied commit is counted once");
+    // The epochs the others finished while worker 1's death went unnoticed were validated too.
+    let epochs: Vec<u64> = h["epochs"].as_array().unwrap().iter().map(|e| e["epoch"].as_u64().unwrap()).collect();
+    assert_eq!(epochs, (0..400).collect::<Vec<_>>(), "every epoch is validated once");
 }
 
 /// The parameter server is killed with SIGKILL and restarted with --resume on the same address: it
@@ -338,7 +343,7 @@ fn a_resumed_parameter_server_is_rejoined_by_its_workers_and_loses_nothing() {
             "--trainer",
             "adag",
             "--epochs",
-            "400",
+            "150",
             "--device",
             "cpu",
             "--checkpoint-dir",

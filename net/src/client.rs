@@ -206,6 +206,20 @@ impl PsClient {
         Ok(Ack { clock: f.header.clock, staleness: f.header.staleness })
     }
 
+    /// Commits `payload` with sequence number `seq` and pulls the centre after it into `out`, in one
+    /// request (asynchronous trainers).
+    pub async fn commit_pull(&self, seq: u64, payload: &[f32], out: &mut Vec<f32>) -> Result<Ack> {
+        let h = Header { seq, ..Header::new(Kind::CommitPull, self.worker) };
+        let buf = self.expect(h, bytemuck::cast_slice(payload), Kind::Centre, self.opts.pull_timeout).await?;
+        let f = wire::decode(&buf, self.opts.max_frame)?;
+        if f.header.seq != seq {
+            return Err(NetError::Protocol(format!("commit {seq} acknowledged as {}", f.header.seq)));
+        }
+        out.clear();
+        out.extend_from_slice(f.floats()?);
+        Ok(Ack { clock: f.header.clock, staleness: f.header.staleness })
+    }
+
     /// Pulls the centre into `out` (averaging: once `round` closed); returns the server clock.
     pub async fn pull(&self, round: u64, out: &mut Vec<f32>) -> Result<u64> {
         let h = Header { round, ..Header::new(Kind::Pull, self.worker) };

@@ -451,6 +451,28 @@ async fn respond(host: &Host, worker: u32, generation: u64, buf: &AlignedVec<ALI
             host.durable(lsn).await?;
             frame
         }
+        Kind::CommitPull => {
+            let payload = f.floats()?;
+            let (lsn, frame) = {
+                let mut st = host.lock_current(worker, generation)?;
+                if st.barrier.is_some() {
+                    return Err(NetError::Protocol("an averaging round takes commits and pulls apart".into()));
+                }
+                let staleness = match st.core.check_commit(worker, seq, payload.len())? {
+                    CommitCheck::Retry(o) => o.staleness,
+                    CommitCheck::Fresh => match host.record(&mut st, &Op::Commit { worker, seq, payload })?.1 {
+                        Effect::Committed(o) => o.staleness,
+                        _ => 0,
+                    },
+                };
+                // The pull is logged after the commit: one sync covers both.
+                let (lsn, _) = host.record(&mut st, &Op::Pull { worker })?;
+                let h = Header { seq, staleness, clock: st.core.clock(), ..Header::new(Kind::Centre, worker) };
+                (lsn, wire::encode(&h, st.core.centre()))
+            };
+            host.durable(lsn).await?;
+            frame
+        }
         Kind::FetchJob => wire::encode_bytes(&Header::new(Kind::Job, worker), &host.config.job),
         Kind::Epoch => {
             let lsn = {

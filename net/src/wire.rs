@@ -48,6 +48,10 @@ pub enum Kind {
     /// Server → worker: the request was refused and not applied (UTF-8 payload: why), e.g. because
     /// the write-ahead log could not take it.
     Error,
+    /// Worker → server (asynchronous trainers): a commit (`seq`, f32 payload) and a pull of the
+    /// centre after it, in one request and one log sync. Reply: `Centre`, whose `seq` and
+    /// `staleness` acknowledge the commit.
+    CommitPull,
 }
 
 /// The `round` of a `Hello` from a worker process that was admitted before (a reconnect).

@@ -406,3 +406,21 @@ async fn what_was_acknowledged_is_in_the_log() {
     assert_eq!(state.core.records(), want);
     assert_eq!(state.members.members()[&0].epochs_done, 1);
 }
+
+/// A commit and the pull after it in one request: applied once (a retry is acknowledged again
+/// without applying it), answered with the centre after it; refused for averaging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_and_its_pull_travel_together() {
+    let s = start(2, 1, false).await;
+    let c = PsClient::connect(s.opts.clone(), false).await.unwrap();
+    let mut centre = Vec::new();
+    let a = c.commit_pull(1, &[1.0, 2.0], &mut centre).await.unwrap();
+    assert_eq!((a.clock, centre.clone()), (1, vec![1.0, 2.0]));
+    let a = c.commit_pull(1, &[1.0, 2.0], &mut centre).await.unwrap();
+    assert_eq!((a.clock, centre.clone()), (1, vec![1.0, 2.0]), "a retry is not applied twice");
+    c.commit_pull(2, &[1.0, 1.0], &mut centre).await.unwrap();
+    assert_eq!(centre, vec![2.0, 3.0]);
+    let avg = start(2, 1, true).await;
+    let c = PsClient::connect(avg.opts.clone(), false).await.unwrap();
+    assert!(c.commit_pull(1, &[1.0, 2.0], &mut centre).await.is_err());
+}

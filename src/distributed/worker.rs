@@ -138,7 +138,7 @@ pub fn run_worker(run: WorkerRun, net: &tokio::runtime::Handle) -> Result<Worker
     if let Some(p) = &run.ack_log {
         conn = conn.with_ack_log(p)?;
     }
-    let mut link = QuicLink::start(net, conn);
+    let mut link = QuicLink::start(net, conn, spec.trainer.kind != TrainerKind::Averaging);
     let mut policy = WorkerPolicy::new(spec.trainer, replica.session.layout().trainable_len());
     policy.start(&mut replica, &mut link)?;
     let mut h = WorkerHistory { worker, rows: range.len(), stopped: "completed".into(), ..Default::default() };

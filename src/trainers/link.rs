@@ -39,6 +39,11 @@ pub trait Link {
     fn commit(&mut self, payload: Vec<f32>, round: u64) -> Result<()>;
     /// Queues a pull (for averaging: the mean of `round`, once it closed).
     fn request_pull(&mut self, round: u64) -> Result<()>;
+    /// Queues a commit and a pull of the centre after it.
+    fn commit_and_pull(&mut self, payload: Vec<f32>, round: u64) -> Result<()> {
+        self.commit(payload, round)?;
+        self.request_pull(round)
+    }
     /// The centre of the oldest queued pull; `None` when it has not arrived and `wait` is false.
     fn take_pull(&mut self, wait: bool) -> Result<Option<Vec<f32>>>;
     /// Waits until every queued request is answered.
@@ -101,6 +106,7 @@ impl Link for MemoryLink {
 
 enum Request {
     Commit { seq: u64, round: u64, payload: Vec<f32> },
+    CommitPull { seq: u64, payload: Vec<f32> },
     Pull { round: u64 },
     Epoch(u64),
     Report(Vec<u8>),
@@ -110,6 +116,7 @@ enum Request {
 enum Response {
     Acked { clock: u64, staleness: u64 },
     Pulled { clock: u64, centre: Vec<f32> },
+    AckedPulled { clock: u64, staleness: u64, centre: Vec<f32> },
     Ok,
     Reconnected,
     Failed(String),
@@ -196,6 +203,14 @@ impl Reconnecting {
                     .commit(*seq, *round, payload)
                     .await
                     .map(|a| Response::Acked { clock: a.clock, staleness: a.staleness }),
+                Request::CommitPull { seq, payload } => {
+                    let mut centre = Vec::new();
+                    c.commit_pull(*seq, payload, &mut centre).await.map(|a| Response::AckedPulled {
+                        clock: a.clock,
+                        staleness: a.staleness,
+                        centre,
+                    })
+                }
                 Request::Pull { round } => {
                     let mut centre = Vec::new();
                     c.pull(*round, &mut centre).await.map(|clock| Response::Pulled { clock, centre })
@@ -206,8 +221,12 @@ impl Reconnecting {
             };
             match r {
                 Ok(resp) => {
-                    if let (Request::Commit { seq, .. }, Response::Acked { clock, .. }) = (req, &resp) {
-                        self.log_ack(*seq, *clock);
+                    match (req, &resp) {
+                        (Request::Commit { seq, .. }, Response::Acked { clock, .. })
+                        | (Request::CommitPull { seq, .. }, Response::AckedPulled { clock, .. }) => {
+                            self.log_ack(*seq, *clock)
+                        }
+                        _ => {}
                     }
                     return Ok(resp);
                 }
@@ -229,7 +248,9 @@ impl Reconnecting {
     }
 }
 
-/// A link over QUIC: requests run in order on a tokio task while the engine thread goes on.
+/// A link over QUIC: requests run in order on a tokio task while the engine thread goes on. With
+/// `merge` (asynchronous trainers), [`Link::commit_and_pull`] travels as one request (one round
+/// trip, one sync of the server's log).
 pub struct QuicLink {
     tx: tokio::sync::mpsc::UnboundedSender<Request>,
     rx: std::sync::mpsc::Receiver<Response>,
@@ -237,11 +258,13 @@ pub struct QuicLink {
     pulls: VecDeque<Vec<f32>>,
     stats: LinkStats,
     seq: u64,
+    merge: bool,
 }
 
 impl QuicLink {
-    /// Starts the network task for `conn` on `runtime`.
-    pub fn start(runtime: &tokio::runtime::Handle, mut conn: Reconnecting) -> Self {
+    /// Starts the network task for `conn` on `runtime`; `merge` lets a commit and the pull after
+    /// it travel together (not for averaging, whose pulls wait for a round).
+    pub fn start(runtime: &tokio::runtime::Handle, mut conn: Reconnecting, merge: bool) -> Self {
         let (tx, mut req_rx) = tokio::sync::mpsc::unbounded_channel::<Request>();
         let (resp_tx, rx) = std::sync::mpsc::channel();
         let seq = conn.first_seq;
@@ -266,7 +289,7 @@ impl QuicLink {
                 }
             }
         });
-        QuicLink { tx, rx, outstanding: 0, pulls: VecDeque::new(), stats: LinkStats::default(), seq }
+        QuicLink { tx, rx, outstanding: 0, pulls: VecDeque::new(), stats: LinkStats::default(), seq, merge }
     }
 
     fn send(&mut self, r: Request) -> Result<()> {
@@ -288,6 +311,13 @@ impl QuicLink {
             }
             Response::Pulled { clock, centre } => {
                 self.stats.clock = clock;
+                self.stats.pulls += 1;
+                self.pulls.push_back(centre);
+            }
+            Response::AckedPulled { clock, staleness, centre } => {
+                self.stats.clock = clock;
+                self.stats.staleness = staleness;
+                self.stats.commits += 1;
                 self.stats.pulls += 1;
                 self.pulls.push_back(centre);
             }
@@ -330,6 +360,16 @@ impl Link for QuicLink {
         self.seq += 1;
         let seq = self.seq;
         self.send(Request::Commit { seq, round, payload })?;
+        self.pump(false)
+    }
+    fn commit_and_pull(&mut self, payload: Vec<f32>, round: u64) -> Result<()> {
+        if !self.merge {
+            self.commit(payload, round)?;
+            return self.request_pull(round);
+        }
+        self.seq += 1;
+        let seq = self.seq;
+        self.send(Request::CommitPull { seq, payload })?;
         self.pump(false)
     }
     fn request_pull(&mut self, round: u64) -> Result<()> {

@@ -156,8 +156,7 @@ impl WorkerPolicy {
                 .enumerate()
                 .map(|(i, (a, b))| if normalize && i < t { (a - b) / k } else { a - b })
                 .collect();
-            link.commit(delta, 0)?;
-            link.request_pull(0)?;
+            link.commit_and_pull(delta, 0)?;
             self.sent = w;
             self.pending = Pending::Reset;
         } else if elastic(self.p.kind) {
