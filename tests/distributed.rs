@@ -112,6 +112,39 @@ fn every_trainer_learns_digits_with_four_workers() {
     }
 }
 
+/// 512 local workers of one row per step: every connection attempt that times out under the load
+/// is retried with backoff within the join deadline, so all of them join, train and finish.
+#[test]
+fn five_hundred_and_twelve_workers_all_join() {
+    let dir = tempfile::tempdir().unwrap();
+    let hist = dir.path().join("run.json");
+    let o = distk(&[
+        "run",
+        model("keras_mlp.onnx").to_str().unwrap(),
+        "--data",
+        data("digits_train.parquet").to_str().unwrap(),
+        "--validation-data",
+        data("digits_test.parquet").to_str().unwrap(),
+        "--workers",
+        "512",
+        "--batch-size",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        dir.path().join("m.onnx").to_str().unwrap(),
+        "--history",
+        hist.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let h = read_json(&hist);
+    assert_eq!(h["failures"].as_array().unwrap().len(), 0, "{}", h["failures"]);
+    let done = h["worker_reports"].as_array().unwrap().iter().filter(|w| w["status"] == "done").count();
+    assert_eq!(done, 512);
+    assert_eq!(h["epochs"].as_array().unwrap().len(), 1);
+}
+
 #[test]
 fn too_few_rows_for_the_workers_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

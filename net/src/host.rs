@@ -235,6 +235,9 @@ pub async fn serve(endpoint: quinn::Endpoint, host: Arc<Host>, secrets: Arc<Secr
         tokio::spawn(async move {
             match incoming.await {
                 Ok(conn) => handle(conn, host, secrets).await,
+                // A worker gave up on this attempt (it retries with a longer one): not a refusal.
+                Err(quinn::ConnectionError::ConnectionClosed(c))
+                    if c.error_code == quinn::TransportErrorCode::APPLICATION_ERROR => {}
                 Err(e) => host.emit(Event::Refused { reason: format!("handshake failed: {e}") }),
             }
         });

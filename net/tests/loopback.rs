@@ -424,3 +424,43 @@ async fn a_commit_and_its_pull_travel_together() {
     let c = PsClient::connect(avg.opts.clone(), false).await.unwrap();
     assert!(c.commit_pull(1, &[1.0, 2.0], &mut centre).await.is_err());
 }
+
+/// A worker started before its server: `join` retries with backoff and gets in once the server
+/// listens; with nobody listening it gives up at its deadline with a retryable error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joining_retries_until_the_server_listens() {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let id = Identity::self_signed(&[]).unwrap();
+    let opts = ConnectOptions {
+        addr,
+        server_name: "localhost".into(),
+        trust: Trust::Pinned(id.sha256),
+        secret: SECRET.into(),
+        worker: ANY_WORKER,
+        max_frame: MAX,
+        request_timeout: Duration::from_secs(10),
+        pull_timeout: Duration::from_secs(10),
+        incarnation: 3,
+    };
+    let started = std::time::Instant::now();
+    let e = distk_net::client::join(opts.clone(), Duration::from_millis(1500)).await.err().unwrap();
+    assert!(e.is_retryable(), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(5), "gave up at its deadline: {:?}", started.elapsed());
+    let joining = tokio::spawn(distk_net::client::join(opts, Duration::from_secs(30)));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!joining.is_finished(), "nobody listens yet");
+    let endpoint = server_endpoint(addr, &id).unwrap();
+    let state = PsState::new(ServerCore::new(vec![0.0; 2], Box::new(Add)), Membership::new(1), None);
+    let config = HostConfig {
+        max_frame: MAX,
+        job: Arc::new(Vec::new()),
+        round_timeout: Duration::from_secs(5),
+        hello_timeout: Duration::from_secs(5),
+    };
+    let (host, _events) = Host::new(state, config, None);
+    let secrets = Arc::new(Secrets::from_json(&format!(r#"[{{"secret": "{SECRET}", "identity": "alice"}}]"#)).unwrap());
+    tokio::spawn(serve(endpoint, host, secrets));
+    let c = tokio::time::timeout(Duration::from_secs(20), joining).await.expect("joined in time").unwrap().unwrap();
+    c.commit(1, 0, &[1.0, 1.0]).await.unwrap();
+}

@@ -177,7 +177,8 @@ pub fn train_local(args: LocalRun) -> Result<()> {
                     pull_timeout: Duration::from_secs(24 * 3600),
                     incarnation,
                 },
-                reconnect_timeout: Duration::from_secs(30),
+                // The join deadline of the server: connection attempts are retried within it.
+                reconnect_timeout: Duration::from_secs(120),
                 ack_log: None,
                 data: WorkerData::Loaded(data.clone(), range.clone()),
                 device: args.device,
