@@ -359,7 +359,6 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
             w
         }
     };
-    let resumed = setup.resume;
     let job = job::encode(&setup.spec, &setup.model)?;
     let max_frame = job.len().max(init.len() * 4) + (1 << 20);
     let config = HostConfig {
@@ -514,7 +513,9 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
             }
         }
         let past_deadline = Instant::now() >= join_deadline;
-        if resumed && past_deadline && !given_up {
+        // Workers known from before a restart (or whose join the log could not take) that are
+        // not back by the deadline are lost, so nothing waits for them any longer.
+        if past_deadline && !given_up {
             given_up = true;
             let gone = host.give_up_away("did not reconnect after the parameter server restarted");
             if !gone.is_empty() {
