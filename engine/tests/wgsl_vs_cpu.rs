@@ -7,6 +7,7 @@
 use std::sync::{Arc, Mutex, OnceLock};
 
 use distk_engine::cpu::CpuExecutor;
+use distk_engine::ops::matmul::operand_shapes;
 use distk_engine::ops::{CaseData, CaseRng, OpCase};
 use distk_engine::wgpu_exec::matmul::ALL_TILES;
 use distk_engine::wgpu_exec::{ExecOptions, GpuContext, PipelineCache, WgpuExecutor, device};
@@ -112,10 +113,7 @@ fn matmul_every_tile_shape_on_odd_and_tile_straddling_sizes() {
     }
     for (ba, bb, m, k, n) in cases {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-            let mut sa = ba.clone();
-            sa.extend(if ta { [k, m] } else { [m, k] });
-            let mut sb = bb.clone();
-            sb.extend(if tb { [n, k] } else { [k, n] });
+            let (sa, sb) = operand_shapes((&ba, &bb), (m, k, n), (ta, tb));
             let alpha = if ta { 0.5 } else { 1.0 };
             let case =
                 OpCase::uniform(MatMul { trans_a: ta, trans_b: tb, alpha }, &[sa.clone(), sb.clone()], -1.0, 1.0)

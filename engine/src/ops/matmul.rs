@@ -91,6 +91,20 @@ impl MatMulDims {
     }
 }
 
+/// The operand shapes of an `m x k` by `k x n` product with leading batch dims `batch_a`/`batch_b`,
+/// each operand stored transposed when its flag is set.
+pub fn operand_shapes(
+    (batch_a, batch_b): (&[usize], &[usize]),
+    (m, k, n): (usize, usize, usize),
+    (trans_a, trans_b): (bool, bool),
+) -> (Vec<usize>, Vec<usize>) {
+    let mut sa = batch_a.to_vec();
+    sa.extend(if trans_a { [k, m] } else { [m, k] });
+    let mut sb = batch_b.to_vec();
+    sb.extend(if trans_b { [n, k] } else { [k, n] });
+    (sa, sb)
+}
+
 impl OpDef for MatMul {
     fn name(&self) -> &'static str {
         "MatMul"
@@ -188,10 +202,7 @@ impl OpDef for MatMul {
         let mut out = Vec::new();
         for (ba, bb, m, k, n) in dims {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-                let mut sa = ba.clone();
-                sa.extend(if ta { [k, m] } else { [m, k] });
-                let mut sb = bb.clone();
-                sb.extend(if tb { [n, k] } else { [k, n] });
+                let (sa, sb) = operand_shapes((&ba, &bb), (m, k, n), (ta, tb));
                 let alpha = if ta { 0.5 } else { 1.0 };
                 out.push(
                     OpCase::uniform(MatMul { trans_a: ta, trans_b: tb, alpha }, &[sa, sb], -1.0, 1.0)
