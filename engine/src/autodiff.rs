@@ -31,7 +31,7 @@ pub const WEIGHT_INPUT: &str = "distk:row_weight";
 /// probabilities. `loss` is a Keras loss name.
 pub fn fuse_output(graph: &Graph, loss: &str, sparse: bool) -> Result<(ValueId, LossKind)> {
     let out = *graph.outputs.first().ok_or_else(|| EngineError::BadInput("the model has no output".into()))?;
-    let producer = graph.nodes.iter().find(|n| n.output == out);
+    let producer = graph.nodes.iter().find(|n| n.output() == out);
     let softmax_in = producer.and_then(|n| match n.op {
         Op::Softmax(Softmax { axis, log: false }) if axis + 1 == graph.shape(out).len() => Some(n.inputs[0]),
         _ => None,
@@ -89,19 +89,22 @@ pub fn build_training_graph(graph: Graph, spec: &TrainingSpec) -> Result<Graph> 
     for idx in 0..forward_nodes {
         let n = &b.nodes()[idx];
         if n.inputs.iter().any(|&i| needs[i]) {
-            let o = n.output;
-            needs[o] = true;
+            for &o in &n.outputs {
+                needs[o] = b.dtype(o).is_float();
+            }
         }
     }
     let mut grads: Vec<Option<ValueId>> = vec![None; nvals];
     grads[spec.prediction] = Some(seed);
     for idx in (0..forward_nodes).rev() {
         let node = b.nodes()[idx].clone();
-        let Some(dy) = grads[node.output] else { continue };
+        // Gradients flow from the first output: the other outputs of the registered multi-output
+        // ops are integers (TopK's indices).
+        let Some(dy) = grads[node.output()] else { continue };
         if !node.inputs.iter().any(|&i| needs[i]) {
             continue;
         }
-        let input_grads = node.op.vjp(&mut VjpCtx::new(&mut b, &node.name, &node.inputs, node.output, dy, &needs))?;
+        let input_grads = node.op.vjp(&mut VjpCtx::new(&mut b, &node.name, &node.inputs, &node.outputs, dy, &needs))?;
         for (&inp, g) in node.inputs.iter().zip(input_grads) {
             let Some(g) = g else { continue };
             if !needs[inp] {
@@ -121,7 +124,7 @@ pub fn build_training_graph(graph: Graph, spec: &TrainingSpec) -> Result<Graph> 
         if let Some(g) = *grad {
             // The gradient is pinned into the gradient buffer: it must be a value of its own.
             let own = matches!(b.kind(g), ValueKind::Activation)
-                && !b.nodes().iter().any(|n| n.output == g && matches!(n.op, Op::Reshape(_)))
+                && !b.nodes().iter().any(|n| n.output() == g && matches!(n.op, Op::Reshape(_)))
                 && !b.param_grad_values().contains(&g);
             let g = if own { g } else { b.node("param/grad", Op::Unary(UnaryOp::Identity), &[g])? };
             b.set_param_grad(slot, g);

@@ -1,13 +1,35 @@
 //! The contract every executor keeps: a graph compiled once for one batch size, then run many times.
 
+use crate::dtype::TensorRef;
 use crate::error::Result;
 use crate::graph::Graph;
 
 /// A compiled graph on some device.
 pub trait Executor {
-    /// Runs the graph on one set of inputs (each contiguous f32 in the input's shape) and returns
-    /// the graph outputs.
+    /// Runs the graph on one set of inputs (each contiguous in the input's shape, as the f32 the
+    /// executors store every type in: an integer input takes whole numbers) and returns the graph
+    /// outputs.
     fn run(&mut self, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>>;
+    /// Runs the graph on typed inputs ([`TensorRef`]): each is checked against its input's element
+    /// type and converted to the executors' f32 storage ([`crate::dtype`]).
+    fn run_typed(&mut self, inputs: &[TensorRef<'_>]) -> Result<Vec<Vec<f32>>> {
+        let graph = self.graph();
+        if inputs.len() != graph.inputs.len() {
+            return Err(crate::EngineError::BadInput(format!(
+                "the graph takes {} inputs, {} given",
+                graph.inputs.len(),
+                inputs.len()
+            )));
+        }
+        let stored = graph
+            .inputs
+            .iter()
+            .zip(inputs)
+            .map(|(&v, t)| t.to_storage(&graph.values[v].name, graph.values[v].dtype))
+            .collect::<Result<Vec<_>>>()?;
+        let refs: Vec<&[f32]> = stored.iter().map(|c| c.as_ref()).collect();
+        self.run(&refs)
+    }
     /// Copies the flat parameter buffer into `out` (length [`crate::ParamLayout::total_len`]).
     fn read_params(&mut self, out: &mut [f32]) -> Result<()>;
     /// Replaces the flat parameter buffer.
@@ -60,6 +82,8 @@ pub fn check_inputs(graph: &Graph, inputs: &[&[f32]]) -> Result<()> {
                 data.len()
             )));
         }
+        let info = &graph.values[v];
+        crate::dtype::check_values(&format!("input `{}`", info.name), info.dtype, data)?;
     }
     Ok(())
 }

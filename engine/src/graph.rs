@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::dtype::DType;
 use crate::error::{EngineError, Result};
 use crate::layout::ParamLayout;
 use crate::ops::Op;
@@ -32,11 +33,13 @@ pub struct ValueInfo {
     pub name: String,
     /// Its static shape.
     pub shape: Vec<usize>,
+    /// Its element type (stored as f32 whatever it is: [`crate::dtype`]).
+    pub dtype: DType,
     /// Its kind.
     pub kind: ValueKind,
 }
 
-/// One operation, computing `output` from `inputs`.
+/// One operation, computing `outputs` from `inputs`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node {
     /// A name for messages (the ONNX node name where there is one).
@@ -45,8 +48,15 @@ pub struct Node {
     pub op: Op,
     /// Its operands.
     pub inputs: Vec<ValueId>,
-    /// The value it computes.
-    pub output: ValueId,
+    /// The values it computes: most ops one, multi-output ops (TopK's values and indices) more.
+    pub outputs: Vec<ValueId>,
+}
+
+impl Node {
+    /// The node's first (for most ops, only) output.
+    pub fn output(&self) -> ValueId {
+        self.outputs[0]
+    }
 }
 
 /// A static graph for one batch size: values, nodes in execution order, inputs, outputs, and the
@@ -79,6 +89,11 @@ impl Graph {
     /// The shape of a value.
     pub fn shape(&self, v: ValueId) -> &[usize] {
         &self.values[v].shape
+    }
+
+    /// The element type of a value.
+    pub fn dtype(&self, v: ValueId) -> DType {
+        self.values[v].dtype
     }
 
     /// For each value, the index of the last node that reads it (or `usize::MAX` for graph
@@ -162,14 +177,19 @@ impl GraphBuilder {
         self.graph.optimizer = Some(optimizer);
     }
 
-    fn push_value(&mut self, name: &str, shape: Vec<usize>, kind: ValueKind) -> ValueId {
-        self.graph.values.push(ValueInfo { name: name.to_string(), shape, kind });
+    fn push_value(&mut self, name: &str, shape: Vec<usize>, dtype: DType, kind: ValueKind) -> ValueId {
+        self.graph.values.push(ValueInfo { name: name.to_string(), shape, dtype, kind });
         self.graph.values.len() - 1
     }
 
-    /// Adds a graph input.
+    /// Adds a float32 graph input.
     pub fn input(&mut self, name: &str, shape: Vec<usize>) -> ValueId {
-        let v = self.push_value(name, shape, ValueKind::Input);
+        self.typed_input(name, shape, DType::F32)
+    }
+
+    /// Adds a graph input of element type `dtype`.
+    pub fn typed_input(&mut self, name: &str, shape: Vec<usize>, dtype: DType) -> ValueId {
+        let v = self.push_value(name, shape, dtype, ValueKind::Input);
         self.graph.inputs.push(v);
         v
     }
@@ -184,15 +204,22 @@ impl GraphBuilder {
         }
         let slot = self.graph.layout.push(name, shape.clone(), trainable);
         self.param_data.push(data);
-        Ok(self.push_value(name, shape, ValueKind::Param { slot }))
+        Ok(self.push_value(name, shape, DType::F32, ValueKind::Param { slot }))
     }
 
-    /// Adds a constant.
+    /// Adds a float32 constant.
     pub fn constant(&mut self, name: &str, shape: Vec<usize>, data: Vec<f32>) -> Result<ValueId> {
+        self.typed_constant(name, shape, data, DType::F32)
+    }
+
+    /// Adds a constant of element type `dtype` (its values checked to be of that type and exact
+    /// in the f32 storage).
+    pub fn typed_constant(&mut self, name: &str, shape: Vec<usize>, data: Vec<f32>, dtype: DType) -> Result<ValueId> {
         if data.len() != crate::shape::numel(&shape) {
             return Err(EngineError::BadInput(format!("constant `{name}`: {} values for shape {shape:?}", data.len())));
         }
-        Ok(self.push_value(name, shape, ValueKind::Constant(Arc::new(data))))
+        crate::dtype::check_values(&format!("constant `{name}`"), dtype, &data)?;
+        Ok(self.push_value(name, shape, dtype, ValueKind::Constant(Arc::new(data))))
     }
 
     /// The shape of a value added so far.
@@ -200,22 +227,35 @@ impl GraphBuilder {
         &self.graph.values[v].shape
     }
 
+    /// The element type of a value added so far.
+    pub fn dtype(&self, v: ValueId) -> DType {
+        self.graph.values[v].dtype
+    }
+
     /// The kind of a value added so far.
     pub fn kind(&self, v: ValueId) -> &ValueKind {
         &self.graph.values[v].kind
     }
 
-    /// Adds a node computing `op` of `inputs`; returns its output value.
+    /// Adds a node computing `op` of `inputs`; returns its (first) output value.
     pub fn node(&mut self, name: &str, op: Op, inputs: &[ValueId]) -> Result<ValueId> {
+        Ok(self.node_outputs(name, op, inputs)?[0])
+    }
+
+    /// Adds a node computing `op` of `inputs`; returns every output value (multi-output ops).
+    pub fn node_outputs(&mut self, name: &str, op: Op, inputs: &[ValueId]) -> Result<Vec<ValueId>> {
         let shapes: Vec<&[usize]> = inputs.iter().map(|&v| self.graph.values[v].shape.as_slice()).collect();
-        let shape = op.output_shape(&shapes).map_err(|reason| EngineError::Shape {
-            node: name.to_string(),
-            op: op.name().to_string(),
-            reason,
-        })?;
-        let output = self.push_value(name, shape, ValueKind::Activation);
-        self.graph.nodes.push(Node { name: name.to_string(), op, inputs: inputs.to_vec(), output });
-        Ok(output)
+        let err = |reason| EngineError::Shape { node: name.to_string(), op: op.name().to_string(), reason };
+        let shape = op.output_shape(&shapes).map_err(err)?;
+        let extra = op.extra_outputs(&shapes).map_err(err)?;
+        let dtypes: Vec<DType> = inputs.iter().map(|&v| self.graph.values[v].dtype).collect();
+        let dtype = op.output_dtype(&dtypes);
+        let mut outputs = vec![self.push_value(name, shape, dtype, ValueKind::Activation)];
+        for (k, (shape, dtype)) in extra.into_iter().enumerate() {
+            outputs.push(self.push_value(&format!("{name}:{}", k + 1), shape, dtype, ValueKind::Activation));
+        }
+        self.graph.nodes.push(Node { name: name.to_string(), op, inputs: inputs.to_vec(), outputs: outputs.clone() });
+        Ok(outputs)
     }
 
     /// Marks a value as a graph output.

@@ -6,6 +6,7 @@
 
 pub mod autodiff;
 pub mod cpu;
+pub mod dtype;
 pub mod error;
 pub mod executor;
 pub mod graph;
@@ -18,12 +19,14 @@ pub mod training_rewrite;
 pub mod wgpu_exec;
 pub mod window;
 
+pub use dtype::{DType, TensorRef};
 pub use error::{EngineError, Result};
 pub use executor::{Executor, OptimizerState};
 pub use graph::{Graph, GraphBuilder, Node, ValueId, ValueInfo, ValueKind};
 pub use layout::{PARAM_ALIGN_BYTES, ParamLayout, ParamSlot};
 pub use ops::{
-    Accuracy, BatchNorm, BinaryOp, Broadcast, Concat, ConvAttrs, ConvGradInput, ConvGradWeight, Dropout, DropoutMask,
-    Loss, LossGrad, LossKind, MatMul, Op, OpDef, PoolAttrs, PoolGrad, PoolKind, Reduce, ReduceOp, Reshape, Slice,
-    Softmax, SoftmaxGrad, Transpose, UnaryGrad, UnaryOp,
+    Accuracy, ArgReduce, BatchNorm, BinaryOp, Broadcast, Cast, Concat, ConvAttrs, ConvGradInput, ConvGradWeight,
+    Dropout, DropoutMask, Gather, GatherElements, GatherGrad, GatherNd, Loss, LossGrad, LossKind, MatMul, OneHot, Op,
+    OpDef, PoolAttrs, PoolGrad, PoolKind, Reduce, ReduceOp, Reduction, Reshape, ScatterElements, ScatterNd, Slice,
+    Softmax, SoftmaxGrad, TopK, Transpose, UnaryGrad, UnaryOp, Where,
 };

@@ -126,7 +126,7 @@ pub fn plan_memory(
     let mut root: Vec<usize> = (0..nv).collect();
     for n in &graph.nodes {
         if matches!(n.op, Op::Reshape(_)) {
-            root[n.output] = root[n.inputs[0]];
+            root[n.output()] = root[n.inputs[0]];
         }
     }
     // The last node index at which each root's storage is needed.
@@ -159,17 +159,18 @@ pub fn plan_memory(
     let mut scratch = vec![None; graph.nodes.len()];
     let mut frees: Vec<Vec<Location>> = vec![Vec::new(); graph.nodes.len()];
     for (i, n) in graph.nodes.iter().enumerate() {
-        let o = n.output;
-        if root[o] != o {
-            locations[o] = locations[root[o]];
-        } else if pinned[o] {
-            // A parameter gradient: it lives in the gradient buffer.
-        } else {
-            locations[o] = arena.alloc(numel(graph.shape(o)), &name(o))?;
-            match root_last[o] {
-                Some(l) if l != usize::MAX => frees[l].push(locations[o]),
-                Some(_) => {}
-                None => frees[i].push(locations[o]),
+        for &o in &n.outputs {
+            if root[o] != o {
+                locations[o] = locations[root[o]];
+            } else if pinned[o] {
+                // A parameter gradient: it lives in the gradient buffer.
+            } else {
+                locations[o] = arena.alloc(numel(graph.shape(o)), &name(o))?;
+                match root_last[o] {
+                    Some(l) if l != usize::MAX => frees[l].push(locations[o]),
+                    Some(_) => {}
+                    None => frees[i].push(locations[o]),
+                }
             }
         }
         let s = scratch_len(i);

@@ -63,12 +63,18 @@ pub fn rewrite_for_training(graph: Graph, options: &TrainingOptions) -> Result<G
                 batch_norm_train(&mut b, &node.name, &ins, w, *epsilon, momentum.unwrap_or(options.bn_momentum))?
             }
             Op::Dropout(Dropout { rate }) => dropout(&mut b, &node.name, ins[0], seed, *rate)?,
-            op => b.node(&node.name, op.clone(), &ins)?,
+            op => {
+                let outs = b.node_outputs(&node.name, op.clone(), &ins)?;
+                for (&o, &n) in node.outputs.iter().zip(&outs).skip(1) {
+                    map[o] = n;
+                }
+                outs[0]
+            }
         };
         if let Some((_, rate)) = options.dropout_after.iter().find(|(n, _)| n == &node.name) {
             out = dropout(&mut b, &format!("{}/dropout", node.name), out, seed, *rate)?;
         }
-        map[node.output] = out;
+        map[node.output()] = out;
     }
     b.set_outputs(outputs.iter().map(|&o| map[o]).collect());
     Ok(b.finish())

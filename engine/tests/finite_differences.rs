@@ -28,7 +28,12 @@ fn graphs(case: &OpCase, rng: &mut CaseRng) -> (Graph, Result<Graph, String>, us
                 CaseData::Uniform(lo, hi) => (0..n).map(|_| rng.uniform(*lo, *hi)).collect(),
                 CaseData::Values(v) => v.clone(),
             };
-            b.param(&format!("p{i}"), input.shape.clone(), data, true).unwrap()
+            if input.dtype.is_float() {
+                b.param(&format!("p{i}"), input.shape.clone(), data, true).unwrap()
+            } else {
+                // Indices and masks are not perturbed: constants of their type.
+                b.typed_constant(&format!("c{i}"), input.shape.clone(), data, input.dtype).unwrap()
+            }
         })
         .collect();
     let y = b.node("op", case.op.clone(), &ids).unwrap();

@@ -40,6 +40,7 @@ fn check_with(what: &str, graph: Graph, inputs: &[Vec<f32>], options: ExecOption
     let mut exec =
         WgpuExecutor::with_options(ctx, graph, &mut cache.lock().unwrap_or_else(|e| e.into_inner()), options).unwrap();
     let got = exec.run(&refs).unwrap();
+    assert_eq!(got.len(), want.len(), "{what}: output count");
     for (g, w) in got.iter().zip(&want) {
         let e = rel_err(g, w);
         assert!(e <= TOLERANCE, "{what}: relative error {e:e}");
@@ -60,12 +61,14 @@ fn case_graph(case: &OpCase, rng: &mut CaseRng) -> (Graph, Vec<Vec<f32>>) {
         if input.param {
             ids.push(b.param(&format!("p{i}"), input.shape.clone(), data, true).unwrap());
         } else {
-            ids.push(b.input(&format!("x{i}"), input.shape.clone()));
+            ids.push(b.typed_input(&format!("x{i}"), input.shape.clone(), input.dtype));
             feeds.push(data);
         }
     }
-    let y = b.node("op", case.op.clone(), &ids).unwrap_or_else(|e| panic!("{:?}: {e}", case.op));
-    b.output(y);
+    let ys = b.node_outputs("op", case.op.clone(), &ids).unwrap_or_else(|e| panic!("{:?}: {e}", case.op));
+    for y in ys {
+        b.output(y);
+    }
     (b.finish(), feeds)
 }
 

@@ -77,13 +77,31 @@ impl<T: Real> CpuExecutor<T> {
                     data.len()
                 )));
             }
+            if !self.graph.values[v].dtype.is_float() {
+                let as_f32: Vec<f32> =
+                    data.iter().map(|x| num_traits::ToPrimitive::to_f32(x).unwrap_or(f32::NAN)).collect();
+                crate::dtype::check_values(
+                    &format!("input `{}`", self.graph.values[v].name),
+                    self.graph.values[v].dtype,
+                    &as_f32,
+                )?;
+            }
             self.values[v].copy_from_slice(data);
         }
         for i in 0..self.graph.nodes.len() {
-            let o = self.graph.nodes[i].output;
-            let mut out = std::mem::take(&mut self.values[o]);
-            self.eval(i, &mut out);
-            self.values[o] = out;
+            let n = &self.graph.nodes[i];
+            if let [o] = n.outputs[..] {
+                let mut out = std::mem::take(&mut self.values[o]);
+                self.eval(i, &mut out);
+                self.values[o] = out;
+            } else {
+                let outs: Vec<usize> = n.outputs.clone();
+                let mut bufs: Vec<Vec<T>> = outs.iter().map(|&o| std::mem::take(&mut self.values[o])).collect();
+                self.eval_outputs(i, &mut bufs);
+                for (&o, b) in outs.iter().zip(bufs) {
+                    self.values[o] = b;
+                }
+            }
         }
         for &(slot, v) in &self.graph.state_updates {
             let s = &self.graph.layout.slots[slot];
@@ -125,8 +143,17 @@ impl<T: Real> CpuExecutor<T> {
         let n = &self.graph.nodes[node];
         let inputs: Vec<&[T]> = n.inputs.iter().map(|&v| self.data(v)).collect();
         let shapes: Vec<&[usize]> = n.inputs.iter().map(|&v| self.graph.shape(v)).collect();
-        let args = CpuArgs { inputs: &inputs, shapes: &shapes, out_shape: self.graph.shape(n.output) };
+        let args = CpuArgs { inputs: &inputs, shapes: &shapes, out_shape: self.graph.shape(n.output()) };
         n.op.eval(&args, out);
+    }
+
+    fn eval_outputs(&self, node: usize, bufs: &mut [Vec<T>]) {
+        let n = &self.graph.nodes[node];
+        let inputs: Vec<&[T]> = n.inputs.iter().map(|&v| self.data(v)).collect();
+        let shapes: Vec<&[usize]> = n.inputs.iter().map(|&v| self.graph.shape(v)).collect();
+        let args = CpuArgs { inputs: &inputs, shapes: &shapes, out_shape: self.graph.shape(n.output()) };
+        let mut outs: Vec<&mut [T]> = bufs.iter_mut().map(Vec::as_mut_slice).collect();
+        n.op.eval_outputs(&args, &mut outs);
     }
 }
 

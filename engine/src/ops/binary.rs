@@ -2,6 +2,7 @@
 
 use crate::cpu::kernels::for_each_index;
 use crate::cpu::real::Real;
+use crate::dtype::DType;
 use crate::error::Result;
 use crate::graph::ValueId;
 use crate::ops::{CaseInput, CaseRng, CpuArgs, OpCase, OpDef, UnaryGrad, UnaryOp, VjpCtx, arity};
@@ -28,6 +29,22 @@ pub enum BinaryOp {
     Min,
     /// The larger of a and b.
     Max,
+    /// a < b (boolean).
+    Less,
+    /// a <= b (boolean).
+    LessOrEqual,
+    /// a > b (boolean).
+    Greater,
+    /// a >= b (boolean).
+    GreaterOrEqual,
+    /// a == b (boolean).
+    Equal,
+    /// a and b, each true where nonzero (boolean).
+    And,
+    /// a or b (boolean).
+    Or,
+    /// a xor b (boolean).
+    Xor,
 }
 
 impl BinaryOp {
@@ -41,8 +58,36 @@ impl BinaryOp {
             BinaryOp::Pow => a.powf(b),
             BinaryOp::Min => a.min(b),
             BinaryOp::Max => a.max(b),
+            BinaryOp::Less => truth(a < b),
+            BinaryOp::LessOrEqual => truth(a <= b),
+            BinaryOp::Greater => truth(a > b),
+            BinaryOp::GreaterOrEqual => truth(a >= b),
+            BinaryOp::Equal => truth(a == b),
+            BinaryOp::And => truth(a != T::zero() && b != T::zero()),
+            BinaryOp::Or => truth(a != T::zero() || b != T::zero()),
+            BinaryOp::Xor => truth((a != T::zero()) != (b != T::zero())),
         }
     }
+
+    /// Whether the result is a boolean (a comparison or a logical op): no gradient flows through it.
+    pub fn is_boolean(self) -> bool {
+        matches!(
+            self,
+            BinaryOp::Less
+                | BinaryOp::LessOrEqual
+                | BinaryOp::Greater
+                | BinaryOp::GreaterOrEqual
+                | BinaryOp::Equal
+                | BinaryOp::And
+                | BinaryOp::Or
+                | BinaryOp::Xor
+        )
+    }
+}
+
+/// A boolean as the engine stores it (1 or 0).
+fn truth<T: Real>(b: bool) -> T {
+    if b { T::one() } else { T::zero() }
 }
 
 /// The WGSL expression of `a (op) b`.
@@ -58,6 +103,14 @@ fn binary_expr(op: BinaryOp) -> &'static str {
         }
         BinaryOp::Min => "min(a, b)",
         BinaryOp::Max => "max(a, b)",
+        BinaryOp::Less => "select(0.0, 1.0, a < b)",
+        BinaryOp::LessOrEqual => "select(0.0, 1.0, a <= b)",
+        BinaryOp::Greater => "select(0.0, 1.0, a > b)",
+        BinaryOp::GreaterOrEqual => "select(0.0, 1.0, a >= b)",
+        BinaryOp::Equal => "select(0.0, 1.0, a == b)",
+        BinaryOp::And => "select(0.0, 1.0, a != 0.0 && b != 0.0)",
+        BinaryOp::Or => "select(0.0, 1.0, a != 0.0 || b != 0.0)",
+        BinaryOp::Xor => "select(0.0, 1.0, (a != 0.0) != (b != 0.0))",
     }
 }
 
@@ -119,6 +172,10 @@ impl OpDef for BinaryOp {
             .ok_or_else(|| format!("shapes {:?} and {:?} do not broadcast", inputs[0], inputs[1]))
     }
 
+    fn output_dtype(&self, inputs: &[DType]) -> DType {
+        if self.is_boolean() { DType::Bool } else { inputs.first().copied().unwrap_or_default() }
+    }
+
     fn eval<T: Real>(&self, args: &CpuArgs<'_, T>, out: &mut [T]) {
         let (a, b) = (args.x(0), args.x(1));
         let (a_shape, b_shape, out_shape) = (args.s(0), args.s(1), args.out_shape);
@@ -139,6 +196,9 @@ impl OpDef for BinaryOp {
         let (a, c, dy, y) = (cx.inputs[0], cx.inputs[1], cx.dy, cx.output);
         let (sa, sc) = (cx.shape(a), cx.shape(c));
         let mut out = vec![None, None];
+        if self.is_boolean() {
+            return Ok(out);
+        }
         match self {
             BinaryOp::Add | BinaryOp::Sub => {
                 if cx.need(0) {
@@ -187,6 +247,14 @@ impl OpDef for BinaryOp {
                     out[1] = Some(cx.unbroadcast(g, &sc)?);
                 }
             }
+            BinaryOp::Less
+            | BinaryOp::LessOrEqual
+            | BinaryOp::Greater
+            | BinaryOp::GreaterOrEqual
+            | BinaryOp::Equal
+            | BinaryOp::And
+            | BinaryOp::Or
+            | BinaryOp::Xor => {}
             BinaryOp::Min | BinaryOp::Max => {
                 // dy goes to a where it is chosen (a > c for Max, a < c for Min), to c elsewhere.
                 let diff = if *self == BinaryOp::Max { [a, c] } else { [c, a] };
@@ -233,6 +301,25 @@ impl OpDef for BinaryOp {
             }
         }
         out.push(OpCase::uniform(BinaryOp::Pow, &[vec![5, 9], vec![9]], 0.1, 3.0));
+        // Comparisons and logic on values with ties and zeros, broadcast.
+        let a: Vec<f32> = (0..12).map(|i| ((i * 7) % 5) as f32 - 2.0).collect();
+        let b: Vec<f32> = (0..4).map(|i| i as f32 - 1.0).collect();
+        for op in [
+            BinaryOp::Less,
+            BinaryOp::LessOrEqual,
+            BinaryOp::Greater,
+            BinaryOp::GreaterOrEqual,
+            BinaryOp::Equal,
+            BinaryOp::And,
+            BinaryOp::Or,
+            BinaryOp::Xor,
+        ] {
+            out.push(OpCase::new(
+                op,
+                vec![CaseInput::values(vec![3, 4], a.clone()), CaseInput::values(vec![4], b.clone())],
+            ));
+            out.push(OpCase::uniform(op, &[vec![rng.size(1, 9), 1], vec![1, 5]], -1.0, 1.0));
+        }
         // Negative bases with integral exponents follow IEEE pow.
         out.push(OpCase::new(
             BinaryOp::Pow,

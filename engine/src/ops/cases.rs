@@ -2,6 +2,7 @@
 //! tile multiples) and value ranges the registry-driven tests run (WGSL against the CPU
 //! reference; f64 finite differences of the gradient).
 
+use crate::dtype::DType;
 use crate::ops::Op;
 
 /// How one input of a case is filled.
@@ -22,17 +23,30 @@ pub struct CaseInput {
     pub data: CaseData,
     /// Whether it is a parameter (read from the parameter buffer) rather than a graph input.
     pub param: bool,
+    /// Its element type: integer and boolean inputs are fed as typed graph inputs (constants in
+    /// the gradient checks, which perturb only floats).
+    pub dtype: DType,
 }
 
 impl CaseInput {
     /// A graph input with uniform random values in `[lo, hi)`.
     pub fn uniform(shape: Vec<usize>, lo: f32, hi: f32) -> Self {
-        CaseInput { shape, data: CaseData::Uniform(lo, hi), param: false }
+        CaseInput { shape, data: CaseData::Uniform(lo, hi), param: false, dtype: DType::F32 }
     }
 
     /// A graph input with these values.
     pub fn values(shape: Vec<usize>, values: Vec<f32>) -> Self {
-        CaseInput { shape, data: CaseData::Values(values), param: false }
+        CaseInput { shape, data: CaseData::Values(values), param: false, dtype: DType::F32 }
+    }
+
+    /// An int64 graph input with these values (indices).
+    pub fn indices(shape: Vec<usize>, values: Vec<f32>) -> Self {
+        CaseInput { dtype: DType::I64, ..CaseInput::values(shape, values) }
+    }
+
+    /// A boolean graph input with these values (0 or 1).
+    pub fn mask(shape: Vec<usize>, values: Vec<f32>) -> Self {
+        CaseInput { dtype: DType::Bool, ..CaseInput::values(shape, values) }
     }
 
     /// The same input held as a parameter.
@@ -75,10 +89,10 @@ impl OpCase {
         self
     }
 
-    /// Makes the inputs flagged `true` parameters.
+    /// Makes the inputs flagged `true` parameters (only float inputs can be).
     pub fn with_params(mut self, params: &[bool]) -> Self {
         for (input, &p) in self.inputs.iter_mut().zip(params) {
-            input.param = p;
+            input.param = p && input.dtype.is_float();
         }
         self
     }

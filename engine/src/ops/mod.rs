@@ -8,49 +8,72 @@
 //! Adding an op: a file here with its type and `impl OpDef`, its shader under `shaders/` when it
 //! needs one, and one line in `register_ops!` (`docs/adding-an-op.md`).
 
+pub mod arg_reduce;
 pub mod batch_norm;
 pub mod binary;
 pub mod broadcast;
 pub mod cases;
+pub mod cast;
 pub mod concat;
 pub mod conv;
 pub mod conv_grad;
 pub mod dropout;
+pub mod gather;
+pub mod gather_elements;
+pub mod gather_nd;
+pub mod index;
 pub mod loss;
 pub mod loss_reference;
 pub mod matmul;
+pub mod one_hot;
 pub mod pool;
 pub mod reduce;
 pub mod reshape;
+pub mod scatter_elements;
+pub mod scatter_nd;
 pub mod slice;
 pub mod softmax;
+pub mod top_k;
 pub mod transpose;
 pub mod unary;
 pub mod vjp;
+pub mod where_op;
 
 use crate::cpu::real::Real;
+use crate::dtype::DType;
 use crate::error::Result;
 use crate::graph::ValueId;
 use crate::wgpu_exec::lower::{Dispatch, LowerCtx};
 
+pub use arg_reduce::ArgReduce;
 pub use batch_norm::BatchNorm;
 pub use binary::BinaryOp;
 pub use broadcast::Broadcast;
 pub use cases::{CaseData, CaseInput, CaseRng, OpCase};
+pub use cast::Cast;
 pub use concat::Concat;
 pub use conv::ConvAttrs;
 pub use conv_grad::{ConvGradInput, ConvGradWeight};
 pub use dropout::{Dropout, DropoutMask, dropout_keep};
+pub use gather::{Gather, GatherGrad};
+pub use gather_elements::GatherElements;
+pub use gather_nd::GatherNd;
+pub use index::Reduction;
 pub use loss::{Accuracy, Loss, LossGrad, LossKind};
 pub use matmul::{MatMul, MatMulDims};
+pub use one_hot::OneHot;
 pub use pool::{PoolAttrs, PoolGrad, PoolKind, window_output};
 pub use reduce::{Reduce, ReduceOp};
 pub use reshape::Reshape;
+pub use scatter_elements::ScatterElements;
+pub use scatter_nd::ScatterNd;
 pub use slice::Slice;
 pub use softmax::{Softmax, SoftmaxGrad};
+pub use top_k::TopK;
 pub use transpose::Transpose;
 pub use unary::{UnaryGrad, UnaryOp, sigmoid, softplus};
 pub use vjp::VjpCtx;
+pub use where_op::Where;
 
 /// The inputs of one node as the CPU executor hands them to [`OpDef::eval`].
 pub struct CpuArgs<'a, T> {
@@ -84,9 +107,25 @@ pub trait OpDef: Clone + std::fmt::Debug + PartialEq + Into<Op> {
     /// The output shape for the given input shapes, or why they do not fit (arity included).
     fn output_shape(&self, inputs: &[&[usize]]) -> std::result::Result<Vec<usize>, String>;
 
+    /// The element type of the (first) output given the inputs' (default: the first input's;
+    /// float32 for an op without inputs).
+    fn output_dtype(&self, inputs: &[DType]) -> DType {
+        inputs.first().copied().unwrap_or_default()
+    }
+
+    /// The shapes and element types of the outputs after the first (multi-output ops only).
+    fn extra_outputs(&self, _inputs: &[&[usize]]) -> std::result::Result<Vec<(Vec<usize>, DType)>, String> {
+        Ok(Vec::new())
+    }
+
     /// The CPU reference: computes `out` (the output's length) from the inputs. Shapes were
     /// validated by [`OpDef::output_shape`] when the node was built.
     fn eval<T: Real>(&self, args: &CpuArgs<'_, T>, out: &mut [T]);
+
+    /// The CPU reference of every output (`outs[k]` output `k`); multi-output ops override it.
+    fn eval_outputs<T: Real>(&self, args: &CpuArgs<'_, T>, outs: &mut [&mut [T]]) {
+        self.eval(args, &mut *outs[0])
+    }
 
     /// The gradient of each input given the gradient of the output (`None`: no gradient flows
     /// there). Ops that are themselves gradients return an error naming themselves.
@@ -107,7 +146,8 @@ pub trait OpDef: Clone + std::fmt::Debug + PartialEq + Into<Op> {
 
 macro_rules! register_ops {
     ($($(#[$doc:meta])* $variant:ident($ty:ty),)*) => {
-        /// An operation of the IR. Inputs are listed on the node; every op has one output.
+        /// An operation of the IR. Inputs and outputs are listed on the node; most ops have one
+        /// output, multi-output ops declare the others in [`OpDef::extra_outputs`].
         #[derive(Clone, Debug, PartialEq)]
         pub enum Op {
             $($(#[$doc])* $variant($ty),)*
@@ -138,9 +178,24 @@ macro_rules! register_ops {
                 match self { $(Op::$variant(op) => op.output_shape(inputs),)* }
             }
 
-            /// The CPU reference evaluation.
+            /// The element type of the first output.
+            pub fn output_dtype(&self, inputs: &[DType]) -> DType {
+                match self { $(Op::$variant(op) => op.output_dtype(inputs),)* }
+            }
+
+            /// The outputs after the first.
+            pub fn extra_outputs(&self, inputs: &[&[usize]]) -> std::result::Result<Vec<(Vec<usize>, DType)>, String> {
+                match self { $(Op::$variant(op) => op.extra_outputs(inputs),)* }
+            }
+
+            /// The CPU reference evaluation of the first output.
             pub fn eval<T: Real>(&self, args: &CpuArgs<'_, T>, out: &mut [T]) {
                 match self { $(Op::$variant(op) => op.eval(args, out),)* }
+            }
+
+            /// The CPU reference evaluation of every output.
+            pub fn eval_outputs<T: Real>(&self, args: &CpuArgs<'_, T>, outs: &mut [&mut [T]]) {
+                match self { $(Op::$variant(op) => op.eval_outputs(args, outs),)* }
             }
 
             /// The gradients of the inputs.
@@ -215,6 +270,28 @@ register_ops! {
     LossGrad(LossGrad),
     /// Weighted accuracy, shape [1].
     Accuracy(Accuracy),
+    /// Conversion to another element type; input x.
+    Cast(Cast),
+    /// `c ? x : y`, broadcast; inputs c, x, y.
+    Where(Where),
+    /// Entries along an axis at run-time indices; inputs data, indices.
+    Gather(Gather),
+    /// Gradient of Gather (a scatter-add); inputs indices, dy.
+    GatherGrad(GatherGrad),
+    /// Elementwise gather along an axis; inputs data, indices.
+    GatherElements(GatherElements),
+    /// Elementwise scatter along an axis; inputs data, indices, updates.
+    ScatterElements(ScatterElements),
+    /// Slices at index tuples; inputs data, indices.
+    GatherNd(GatherNd),
+    /// Slices at index tuples replaced or combined; inputs data, indices, updates.
+    ScatterNd(ScatterNd),
+    /// One-hot expansion; inputs indices, values [off, on].
+    OneHot(OneHot),
+    /// ArgMax or ArgMin along an axis; input x.
+    ArgReduce(ArgReduce),
+    /// The k largest or smallest entries and their positions (two outputs); input x.
+    TopK(TopK),
 }
 
 /// Checks that an op got between `lo` and `hi` inputs.

@@ -250,6 +250,14 @@ crate::uniforms! {
     pub struct UnaryParams { n: u32, x: u32, out: u32 }
 }
 
+/// The dispatch of `out[i] = expr(x[i])` over the node's input 0 and output (shaders/unary.wgsl;
+/// `expr` reads `x`).
+pub fn unary_dispatch(cx: &LowerCtx<'_>, expr: String) -> Dispatch {
+    let (x, o, n) = (cx.in_loc(0), cx.out_loc(), cx.out_len());
+    let params = UnaryParams { n: n as u32, x: x.offset as u32, out: o.offset as u32 };
+    Dispatch::new(UNARY, &[], params, &[("X", x.region), ("O", o.region)], &[("EXPR", expr)], cx.grid(n))
+}
+
 crate::uniforms! {
     /// shaders/unary_grad.wgsl.
     pub struct UnaryGradParams { n: u32, x: u32, dy: u32, out: u32 }
@@ -289,16 +297,7 @@ impl OpDef for UnaryOp {
     }
 
     fn lower(&self, cx: &LowerCtx<'_>) -> Result<Vec<Dispatch>> {
-        let (x, o, n) = (cx.in_loc(0), cx.out_loc(), cx.out_len());
-        let params = UnaryParams { n: n as u32, x: x.offset as u32, out: o.offset as u32 };
-        Ok(vec![Dispatch::new(
-            UNARY,
-            &[],
-            params,
-            &[("X", x.region), ("O", o.region)],
-            &[("EXPR", unary_expr(*self))],
-            cx.grid(n),
-        )])
+        Ok(vec![unary_dispatch(cx, unary_expr(*self))])
     }
 
     fn cases(rng: &mut CaseRng) -> Vec<OpCase> {

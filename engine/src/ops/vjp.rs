@@ -11,8 +11,10 @@ pub struct VjpCtx<'a> {
     pub b: &'a mut GraphBuilder,
     /// The node's inputs.
     pub inputs: &'a [ValueId],
-    /// The node's output.
+    /// The node's (first) output.
     pub output: ValueId,
+    /// Every output of the node (multi-output ops).
+    pub outputs: &'a [ValueId],
     /// The gradient of the output.
     pub dy: ValueId,
     /// The node's name (backward nodes are named after it).
@@ -22,17 +24,17 @@ pub struct VjpCtx<'a> {
 }
 
 impl<'a> VjpCtx<'a> {
-    /// A context for the node `name` computing `output` from `inputs`; `needs[v]` says whether
+    /// A context for the node `name` computing `outputs` from `inputs`; `needs[v]` says whether
     /// value `v` needs a gradient.
     pub fn new(
         b: &'a mut GraphBuilder,
         name: &'a str,
         inputs: &'a [ValueId],
-        output: ValueId,
+        outputs: &'a [ValueId],
         dy: ValueId,
         needs: &'a [bool],
     ) -> Self {
-        VjpCtx { b, inputs, output, dy, name, needs, grad_name: format!("{name}/grad") }
+        VjpCtx { b, inputs, output: outputs[0], outputs, dy, name, needs, grad_name: format!("{name}/grad") }
     }
 
     /// Whether input `i` needs a gradient.

@@ -92,14 +92,19 @@ impl LowerCtx<'_> {
         self.graph.shape(self.input(i))
     }
 
-    /// The output's location.
+    /// The (first) output's location.
     pub fn out_loc(&self) -> Location {
-        self.plan.locations[self.node().output]
+        self.plan.locations[self.node().output()]
     }
 
-    /// The output's shape.
+    /// The (first) output's shape.
     pub fn out_shape(&self) -> &[usize] {
-        self.graph.shape(self.node().output)
+        self.graph.shape(self.node().output())
+    }
+
+    /// Output `k`'s location (multi-output ops).
+    pub fn out_loc_of(&self, k: usize) -> Location {
+        self.plan.locations[self.node().outputs[k]]
     }
 
     /// The output's element count.
@@ -165,7 +170,7 @@ pub fn lower_node(graph: &Graph, plan: &MemoryPlan, i: usize, target: Target) ->
 pub fn scratch_len(graph: &Graph, i: usize) -> usize {
     let n = &graph.nodes[i];
     let shapes: Vec<&[usize]> = n.inputs.iter().map(|&v| graph.shape(v)).collect();
-    n.op.scratch_len(&shapes, graph.shape(n.output))
+    n.op.scratch_len(&shapes, graph.shape(n.output()))
 }
 
 crate::uniforms! {
