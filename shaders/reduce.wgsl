@@ -1,4 +1,4 @@
-// Sum over the reduced dims, in chunks: invocation i handles output o = i / chunks and the reduced
+// A reduction (INIT, then acc = COMBINE(acc, v)) over the reduced dims, in chunks: invocation i handles output o = i / chunks and the reduced
 // indices [c * chunk_len, min(count, (c + 1) * chunk_len)) with c = i % chunks, writing
 // out[o * chunks + c] = scale * partial sum. With chunks = 1 this is the whole reduction. Chunking
 // keeps every invocation's loop short: lavapipe cuts loops past 65,535 iterations per invocation.
@@ -19,7 +19,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     let start = c * chunk_len;
     let end = min(u_count(), start + chunk_len);
-    var acc = 0.0;
+    var acc = {{INIT}};
     for (var r = start; r < end; r = r + 1u) {
         var rr = r;
         var off = base;
@@ -28,7 +28,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             off = off + (rr % u_red_dims(du)) * u_red_strides(du);
             rr = rr / u_red_dims(du);
         }
-        acc = acc + {{X}}[off];
+        let v = {{X}}[off];
+        acc = {{COMBINE}};
     }
     {{O}}[u_out() + i] = acc * u_scale();
 }

@@ -27,6 +27,6 @@ pub use layout::{PARAM_ALIGN_BYTES, ParamLayout, ParamSlot};
 pub use ops::{
     Accuracy, ArgReduce, BatchNorm, BinaryOp, Broadcast, Cast, Concat, ConvAttrs, ConvGradInput, ConvGradWeight,
     Dropout, DropoutMask, Gather, GatherElements, GatherGrad, GatherNd, Loss, LossGrad, LossKind, MatMul, OneHot, Op,
-    OpDef, PoolAttrs, PoolGrad, PoolKind, Reduce, ReduceOp, Reduction, Reshape, ScatterElements, ScatterNd, Slice,
-    Softmax, SoftmaxGrad, TopK, Transpose, UnaryGrad, UnaryOp, Where,
+    OpDef, PoolArgMax, PoolAttrs, PoolGrad, PoolKind, Reduce, ReduceOp, Reduction, Reshape, ScatterElements, ScatterNd,
+    Slice, Softmax, SoftmaxGrad, TopK, Transpose, UnaryGrad, UnaryOp, Where,
 };

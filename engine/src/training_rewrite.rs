@@ -10,9 +10,11 @@
 //! (Keras' 0.99, since tf2onnx writes none).
 
 use crate::autodiff::WEIGHT_INPUT;
+use crate::dtype::DType;
 use crate::error::{EngineError, Result};
 use crate::graph::{Graph, GraphBuilder, ValueId, ValueKind};
-use crate::ops::{BatchNorm, BinaryOp, Dropout, DropoutMask, Op, Reduce, ReduceOp, Reshape, UnaryOp};
+use crate::ops::{BatchNorm, BinaryOp, Cast, Dropout, DropoutMask, Op, Reduce, ReduceOp, Reshape, UnaryOp};
+use crate::shape::numel;
 
 /// Name of the per-step seed input of graphs with dropout.
 pub const SEED_INPUT: &str = "distk:seed";
@@ -62,7 +64,13 @@ pub fn rewrite_for_training(graph: Graph, options: &TrainingOptions) -> Result<G
                 let w = weight.ok_or_else(|| EngineError::BadInput("internal: no row weights".into()))?;
                 batch_norm_train(&mut b, &node.name, &ins, w, *epsilon, momentum.unwrap_or(options.bn_momentum))?
             }
-            Op::Dropout(Dropout { rate }) => dropout(&mut b, &node.name, ins[0], seed, *rate)?,
+            Op::Dropout(Dropout { rate, mask }) => {
+                let (y, keep) = dropout_with_mask(&mut b, &node.name, ins[0], seed, *rate)?;
+                if *mask {
+                    map[node.outputs[1]] = keep;
+                }
+                y
+            }
             op => {
                 let outs = b.node_outputs(&node.name, op.clone(), &ins)?;
                 for (&o, &n) in node.outputs.iter().zip(&outs).skip(1) {
@@ -88,6 +96,25 @@ fn dropout(b: &mut GraphBuilder, name: &str, x: ValueId, seed: Option<ValueId>, 
     let mask =
         b.node(&format!("{name}/mask"), Op::DropoutMask(DropoutMask { shape: b.shape(x).to_vec(), rate }), &[seed])?;
     b.node(name, Op::Binary(BinaryOp::Mul), &[x, mask])
+}
+
+/// [`dropout`] and its boolean keep-mask (ONNX Dropout's second output).
+fn dropout_with_mask(
+    b: &mut GraphBuilder,
+    name: &str,
+    x: ValueId,
+    seed: Option<ValueId>,
+    rate: f32,
+) -> Result<(ValueId, ValueId)> {
+    let shape = b.shape(x).to_vec();
+    if rate == 0.0 {
+        let ones = b.typed_constant(&format!("{name}/keep"), shape.clone(), vec![1.0; numel(&shape)], DType::Bool)?;
+        return Ok((x, ones));
+    }
+    let seed = seed.ok_or_else(|| EngineError::BadInput("internal: no seed input".into()))?;
+    let mask = b.node(&format!("{name}/mask"), Op::DropoutMask(DropoutMask { shape, rate }), &[seed])?;
+    let keep = b.node(&format!("{name}/keep"), Op::Cast(Cast { to: DType::Bool }), &[mask])?;
+    Ok((b.node(name, Op::Binary(BinaryOp::Mul), &[x, mask])?, keep))
 }
 
 fn batch_norm_train(

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Deref;
 
-use distk_engine::{GraphBuilder, Op, Reshape, ValueId};
+use distk_engine::{DType, GraphBuilder, Op, Reshape, ValueId};
 use tract_onnx::pb;
 
 use crate::error::{ImportError, Result};
@@ -88,7 +88,10 @@ impl State<'_> {
         let id = match self.env.get(name).cloned() {
             None => return Err(format!("input `{name}` is produced by no node, initializer or graph input")),
             Some(Val::Dyn(id)) => return Ok(id),
-            Some(Val::Const(c)) => self.b.constant(name, c.shape.clone(), c.as_f32()).map_err(|e| e.to_string())?,
+            Some(Val::Const(c)) => {
+                let dtype = if c.is_float { DType::F32 } else { DType::I64 };
+                self.b.typed_constant(name, c.shape.clone(), c.as_f32(), dtype).map_err(|e| e.to_string())?
+            }
             Some(Val::Init(k)) => {
                 let c = self.init(k)?;
                 self.b.param(name, c.shape.clone(), c.as_f32(), trainable).map_err(|e| e.to_string())?
@@ -350,6 +353,40 @@ impl<'a, 'm> ImportCx<'a, 'm> {
         self.st.b.shape(v).to_vec()
     }
 
+    /// The element type of an engine value.
+    pub fn value_dtype(&self, v: ValueId) -> DType {
+        self.st.b.dtype(v)
+    }
+
+    /// The element type of input `i` (a constant known at import: float32 or int64 as it is float).
+    pub fn dtype(&self, i: usize) -> Result<DType> {
+        match self.val(i)? {
+            None => Err(self.err(format!("{} is missing", self.input_label(i)))),
+            Some(Val::Const(c)) => Ok(if c.is_float { DType::F32 } else { DType::I64 }),
+            Some(Val::Init(_)) => Ok(DType::F32),
+            Some(Val::Dyn(id)) => Ok(self.st.b.dtype(*id)),
+        }
+    }
+
+    /// Adds a multi-output engine node named after this node; returns every output.
+    pub fn emit_outputs(&mut self, op: Op, inputs: &[ValueId]) -> Result<Vec<ValueId>> {
+        let name = self.name();
+        Ok(self.st.b.node_outputs(&name, op, inputs)?)
+    }
+
+    /// Sets the node's output `k` (when the node names it) to a run-time value.
+    pub fn set_output(&mut self, k: usize, v: ValueId) -> Result<()> {
+        if let Some(out) = self.node.output.get(k).filter(|o| !o.is_empty()) {
+            self.st.env.insert(out.clone(), Val::Dyn(v));
+        }
+        Ok(())
+    }
+
+    /// Whether the node names its output `k`.
+    pub fn has_output(&self, k: usize) -> bool {
+        self.node.output.get(k).is_some_and(|o| !o.is_empty())
+    }
+
     /// Adds an engine node named after this node.
     pub fn emit(&mut self, op: Op, inputs: &[ValueId]) -> Result<ValueId> {
         let name = self.name();
@@ -368,6 +405,12 @@ impl<'a, 'm> ImportCx<'a, 'm> {
     pub fn constant(&mut self, suffix: &str, shape: Vec<usize>, data: Vec<f32>) -> Result<ValueId> {
         let name = format!("{}/{suffix}", self.name());
         Ok(self.st.b.constant(&name, shape, data)?)
+    }
+
+    /// An engine constant of element type `dtype` named `<node>/<suffix>`.
+    pub fn typed_constant(&mut self, suffix: &str, shape: Vec<usize>, data: Vec<f32>, dtype: DType) -> Result<ValueId> {
+        let name = format!("{}/{suffix}", self.name());
+        Ok(self.st.b.typed_constant(&name, shape, data, dtype)?)
     }
 
     /// The zero bias of `len` values `--add-missing-biases` gives this node, when it gets one.

@@ -87,7 +87,7 @@ fn arity_issues(n: &pb::NodeProto, def: &OpDef, opset: i64, issue: &mut impl FnM
         issue("the node has no output".into());
     }
     for (i, o) in n.output.iter().enumerate().skip(1).filter(|(_, o)| !o.is_empty()) {
-        match spec.outputs.get(i) {
+        match spec.outputs.get(i).or_else(|| spec.outputs.last().filter(|s| s.variadic)) {
             None => issue(format!("output {i} is one too many: {} has {} output(s)", def.op_type, spec.outputs.len())),
             Some(s) if !s.produced => issue(format!(
                 "output {i} ({}, `{o}`) is not supported; export the model without it (inference form)",
@@ -101,11 +101,16 @@ fn arity_issues(n: &pb::NodeProto, def: &OpDef, opset: i64, issue: &mut impl FnM
 /// Checks every node of `model` against the registry, returning each node's step, or one error
 /// listing every unsupported op type and every node in a form the importer does not have.
 pub fn check(model: &OnnxModel) -> Result<Vec<Step>> {
+    check_with(model, &[])
+}
+
+/// [`check`] with the graph inputs named in `bound` given values at import (constants).
+pub fn check_with(model: &OnnxModel, bound: &[&str]) -> Result<Vec<Step>> {
     let g = model.graph();
     let opset = model.opset;
     let mut kinds: HashMap<&str, Kind> = HashMap::new();
     for v in &g.input {
-        kinds.insert(&v.name, Kind::RunTime);
+        kinds.insert(&v.name, if bound.contains(&v.name.as_str()) { Kind::Const } else { Kind::RunTime });
     }
     for t in &g.initializer {
         let k = if t.data_type == crate::tensor::elem::FLOAT { Kind::Param } else { Kind::Const };
@@ -175,7 +180,32 @@ pub fn check(model: &OnnxModel) -> Result<Vec<Step>> {
         if let Some(o) = n.output.first() {
             kinds.insert(o, kind);
         }
+        // The other outputs a node produces (TopK's indices, Split's parts) are run-time values.
+        for o in n.output.iter().skip(1).filter(|o| !o.is_empty()) {
+            kinds.insert(o, Kind::RunTime);
+        }
         steps.push(Step { def, kind });
     }
     if cov.is_empty() { Ok(steps) } else { Err(ImportError::Unsupported(cov)) }
+}
+
+/// The graph inputs that must be known at import: those a node reads where its op needs a value
+/// at import (axes, a target shape, a depth, `K`), or that feed an op with only a constant form.
+/// A model that computes them at run time cannot have static shapes; bind them with
+/// [`crate::ImportOptions::bound_inputs`].
+pub fn inputs_needed_at_import(model: &OnnxModel) -> Vec<String> {
+    let g = model.graph();
+    let graph_inputs: Vec<&str> =
+        g.input.iter().map(|v| v.name.as_str()).filter(|n| !g.initializer.iter().any(|t| t.name == *n)).collect();
+    let mut out: Vec<String> = Vec::new();
+    for n in &g.node {
+        let Ok(def) = resolve(n, model.opset) else { continue };
+        for (i, name) in n.input.iter().enumerate() {
+            let known = def.import.is_none() || def.spec.input(i, model.opset).is_some_and(|s| s.need == Need::Known);
+            if known && graph_inputs.contains(&name.as_str()) && !out.contains(name) {
+                out.push(name.clone());
+            }
+        }
+    }
+    out
 }

@@ -15,7 +15,7 @@ pub mod ops;
 pub mod pipeline;
 pub mod tensor;
 
-pub use coverage::unsupported_ops;
+pub use coverage::{inputs_needed_at_import, unsupported_ops};
 pub use error::{Coverage, ImportError, NodeIssue, Result, UnsupportedOp};
 pub use inspect::{ModelReport, inspect};
 pub use model::{Dim, OnnxModel, TensorSig};

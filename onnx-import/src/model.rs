@@ -23,6 +23,8 @@ pub struct TensorSig {
     pub name: String,
     /// Its declared dims.
     pub dims: Vec<Dim>,
+    /// Its element type (float32 for an output that declares none).
+    pub dtype: distk_engine::DType,
 }
 
 impl TensorSig {
@@ -103,15 +105,19 @@ fn sig(v: &pb::ValueInfoProto, is_output: bool) -> Result<TensorSig> {
     use pb::type_proto::Value as TV;
     let tensor = match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
         Some(TV::TensorType(t)) => t,
-        None if is_output => return Ok(TensorSig { name: v.name.clone(), dims: Vec::new() }),
+        None if is_output => {
+            return Ok(TensorSig { name: v.name.clone(), dims: Vec::new(), dtype: distk_engine::DType::F32 });
+        }
         _ => return Err(ImportError::Model(format!("graph input/output `{}` is not a tensor", v.name))),
     };
-    if tensor.elem_type != crate::tensor::elem::FLOAT {
-        return Err(ImportError::Model(format!(
-            "graph input/output `{}` has element type {}; only float32 tensors are supported",
-            v.name, tensor.elem_type
-        )));
-    }
+    let dtype = engine_dtype(tensor.elem_type).ok_or_else(|| {
+        ImportError::Model(format!(
+            "graph input/output `{}` has element type {} ({}); the engine takes float32, int64, int32 (and narrower integers) and bool: export the model with one of those",
+            v.name,
+            tensor.elem_type,
+            crate::tensor::elem::name(tensor.elem_type)
+        ))
+    })?;
     let dims = match tensor.shape.as_ref() {
         Some(s) => s
             .dim
@@ -125,5 +131,19 @@ fn sig(v: &pb::ValueInfoProto, is_output: bool) -> Result<TensorSig> {
         None if is_output => Vec::new(),
         None => return Err(ImportError::Model(format!("graph input `{}` declares no shape", v.name))),
     };
-    Ok(TensorSig { name: v.name.clone(), dims })
+    Ok(TensorSig { name: v.name.clone(), dims, dtype })
+}
+
+/// The engine type of an ONNX element type, when the engine holds it (integers narrower than
+/// 32 bits as int32: every value of theirs is exact in the engine's storage).
+pub fn engine_dtype(elem_type: i32) -> Option<distk_engine::DType> {
+    use crate::tensor::elem;
+    use distk_engine::DType;
+    match elem_type {
+        elem::FLOAT => Some(DType::F32),
+        elem::INT64 => Some(DType::I64),
+        elem::INT32 | elem::INT8 | elem::UINT8 | elem::INT16 | elem::UINT16 => Some(DType::I32),
+        elem::BOOL => Some(DType::Bool),
+        _ => None,
+    }
 }

@@ -31,6 +31,10 @@ pub struct ImportOptions {
     /// Give every MatMul, Gemm and Conv without a bias a trainable zero bias (named by
     /// [`crate::inspect::added_bias_name`]); [`crate::export::add_biases`] writes them into the file.
     pub add_missing_biases: bool,
+    /// Graph inputs given a value at import: they become constants, as an exporter writes them
+    /// (inputs that set shapes, such as axes, a target shape or a depth, which the engine's static
+    /// shapes need at import: [`crate::coverage::inputs_needed_at_import`] lists them).
+    pub bound_inputs: Vec<(String, ConstTensor)>,
 }
 
 /// Imports `model` with its batch dims bound to `batch`.
@@ -40,7 +44,8 @@ pub fn import(model: &OnnxModel, batch: usize) -> Result<ImportedGraph> {
 
 /// [`import`] with options.
 pub fn import_with(model: &OnnxModel, batch: usize, options: &ImportOptions) -> Result<ImportedGraph> {
-    let steps = coverage::check(model)?;
+    let bound: Vec<&str> = options.bound_inputs.iter().map(|(n, _)| n.as_str()).collect();
+    let steps = coverage::check_with(model, &bound)?;
     let (mut st, inputs) = load(model, batch, options)?;
     for (node, step) in model.graph().node.iter().zip(&steps) {
         convert(&mut st, node, step, model.opset)?;
@@ -71,9 +76,23 @@ fn load<'m>(model: &'m OnnxModel, batch: usize, options: &ImportOptions) -> Resu
         };
         st.env.insert(t.name.clone(), v);
     }
-    let inputs = model.inputs()?;
+    let mut inputs = model.inputs()?;
+    for (name, value) in &options.bound_inputs {
+        let s = inputs.iter().find(|s| &s.name == name).ok_or_else(|| {
+            ImportError::Model(format!("`{name}` is given a value at import but is not a graph input"))
+        })?;
+        if s.dims.len() != value.shape.len() {
+            return Err(ImportError::Model(format!(
+                "graph input `{name}` has rank {}, the value bound to it {:?}",
+                s.dims.len(),
+                value.shape
+            )));
+        }
+        st.env.insert(name.clone(), Val::Const(value.clone()));
+    }
+    inputs.retain(|s| !options.bound_inputs.iter().any(|(n, _)| n == &s.name));
     for s in &inputs {
-        let id = st.b.input(&s.name, s.bind(batch));
+        let id = st.b.typed_input(&s.name, s.bind(batch), s.dtype);
         st.env.insert(s.name.clone(), Val::Dyn(id));
     }
     Ok((st, inputs))
@@ -126,6 +145,11 @@ fn convert<'m>(st: &mut State<'m>, node: &'m pb::NodeProto, step: &Step, opset: 
             n.err(format!("internal: {} has only a constant form, and its inputs are not all constants", node.op_type))
         })?;
         import(&mut ImportCx::new(st, NodeCx { node, def: step.def, opset }))?;
+    }
+    for (i, o) in node.output.iter().enumerate().skip(1).filter(|(_, o)| !o.is_empty()) {
+        if !matches!(st.env.get(o), Some(Val::Dyn(_))) {
+            return Err(n.err(format!("internal: output {i} (`{o}`) was not produced as a run-time value")));
+        }
     }
     let got = st.env.get(out).map(Val::kind);
     if got != Some(step.kind) {

@@ -11,6 +11,10 @@ pub mod elem {
     pub const UINT8: i32 = 2;
     /// int8
     pub const INT8: i32 = 3;
+    /// uint16
+    pub const UINT16: i32 = 4;
+    /// int16
+    pub const INT16: i32 = 5;
     /// int32
     pub const INT32: i32 = 6;
     /// int64
@@ -19,6 +23,37 @@ pub mod elem {
     pub const BOOL: i32 = 9;
     /// float64
     pub const DOUBLE: i32 = 11;
+
+    /// The ONNX name of an element type, for messages.
+    pub fn name(t: i32) -> &'static str {
+        const NAMES: [&str; 24] = [
+            "undefined",
+            "float",
+            "uint8",
+            "int8",
+            "uint16",
+            "int16",
+            "int32",
+            "int64",
+            "string",
+            "bool",
+            "float16",
+            "double",
+            "uint32",
+            "uint64",
+            "complex64",
+            "complex128",
+            "bfloat16",
+            "float8e4m3fn",
+            "float8e4m3fnuz",
+            "float8e5m2",
+            "float8e5m2fnuz",
+            "uint4",
+            "int4",
+            "float4e2m1",
+        ];
+        usize::try_from(t).ok().and_then(|i| NAMES.get(i)).copied().unwrap_or("unknown")
+    }
 }
 
 /// The most elements a constant the importer creates (folds, fills, ranges, added biases) may have:

@@ -55,7 +55,7 @@ fn exercise(bytes: Vec<u8>) -> Result<Outcome, String> {
     catch_unwind(AssertUnwindSafe(|| {
         let Ok(m) = OnnxModel::from_bytes(bytes, "mutated.onnx") else { return Outcome::NotOnnx };
         let _ = inspect(&m);
-        let _ = import_with(&m, 2, &ImportOptions { add_missing_biases: true });
+        let _ = import_with(&m, 2, &ImportOptions { add_missing_biases: true, ..Default::default() });
         let mut imported = true;
         for batch in [1, 3] {
             imported &= import_with(&m, batch, &ImportOptions::default()).is_ok();

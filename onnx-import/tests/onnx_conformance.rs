@@ -18,9 +18,11 @@ use std::time::Instant;
 
 use distk_engine::cpu::CpuExecutor;
 use distk_engine::wgpu_exec::{GpuContext, PipelineCache, WgpuExecutor, device};
-use distk_engine::{Executor, Graph};
+use distk_engine::{DType, Executor, Graph, TensorRef};
 use distk_onnx::tensor::ConstTensor;
-use distk_onnx::{Dim, ImportError, OnnxModel, import, supported_ops, unsupported_ops};
+use distk_onnx::{
+    Dim, ImportError, ImportOptions, OnnxModel, import_with, inputs_needed_at_import, supported_ops, unsupported_ops,
+};
 use prost::Message;
 use serde::Deserialize;
 use tract_onnx::pb;
@@ -57,8 +59,18 @@ struct Value {
 }
 
 impl Value {
-    fn is_f32(&self) -> bool {
-        self.kind == "tensor" && self.dtype.as_deref() == Some("float32") && self.file.is_some()
+    /// The engine type the value is fed or returned as, when the engine holds its type.
+    fn engine_dtype(&self) -> Option<DType> {
+        if self.kind != "tensor" || self.file.is_none() {
+            return None;
+        }
+        match self.dtype.as_deref()? {
+            "float32" => Some(DType::F32),
+            "int64" => Some(DType::I64),
+            "int32" | "int16" | "int8" | "uint16" | "uint8" => Some(DType::I32),
+            "bool" => Some(DType::Bool),
+            _ => None,
+        }
     }
 
     fn describe(&self) -> String {
@@ -73,7 +85,8 @@ impl Value {
 #[derive(Clone, Debug, PartialEq)]
 enum Outcome {
     Passed,
-    /// A non-float32 input or output, which `Executor::run(&[&[f32]])` cannot feed or return.
+    /// An input or output of a type the engine does not hold (float64, float16, strings,
+    /// sequences, optionals).
     Typed(String),
     Unsupported(Vec<String>),
     Import(String),
@@ -86,7 +99,7 @@ impl Outcome {
     fn category(&self) -> &'static str {
         match self {
             Outcome::Passed => "passed",
-            Outcome::Typed(_) => "needs typed inputs or outputs",
+            Outcome::Typed(_) => "a type the engine does not hold",
             Outcome::Unsupported(_) => "unsupported op",
             Outcome::Import(_) => "import error",
             Outcome::Run(_) => "failed at run",
@@ -99,7 +112,7 @@ impl Outcome {
     fn reason(&self) -> String {
         let r = match self {
             Outcome::Passed => "passed".to_string(),
-            Outcome::Typed(s) => format!("needs typed inputs or outputs: {s}"),
+            Outcome::Typed(s) => format!("a type the engine does not hold: {s}"),
             Outcome::Unsupported(ops) => format!("unsupported op: {}", ops.join(", ")),
             Outcome::Import(s) => format!("import error: {s}"),
             Outcome::Run(s) => format!("failed at run: {s}"),
@@ -227,6 +240,14 @@ fn compare(graph: &Graph, case: &Case, got: &[Vec<f32>], want: &[ConstTensor]) -
         if shape != w.shape.as_slice() {
             return Outcome::Wrong(format!("output `{name}` has shape {shape:?}, expected {:?}", w.shape));
         }
+        let (got_type, want_type) = (graph.dtype(graph.outputs[k]), case.outputs[k].engine_dtype());
+        if Some(got_type) != want_type {
+            return Outcome::Wrong(format!(
+                "output `{name}` is {}, expected {}",
+                got_type.name(),
+                case.outputs[k].describe()
+            ));
+        }
         if let Err(e) = allclose(g, &w.as_f32()) {
             return Outcome::Wrong(format!("output `{name}`: {e}"));
         }
@@ -237,8 +258,36 @@ fn compare(graph: &Graph, case: &Case, got: &[Vec<f32>], want: &[ConstTensor]) -
 /// A case ready to run: the imported graph, its inputs and the expected outputs.
 struct Prepared {
     graph: Graph,
-    inputs: Vec<Vec<f32>>,
+    inputs: Vec<Fed>,
     want: Vec<ConstTensor>,
+}
+
+/// One input as the case feeds it, in its own type.
+enum Fed {
+    F32(Vec<f32>),
+    I64(Vec<i64>),
+    I32(Vec<i32>),
+    Bool(Vec<bool>),
+}
+
+impl Fed {
+    fn new(t: &ConstTensor, dtype: DType) -> Fed {
+        match dtype {
+            DType::F32 => Fed::F32(t.as_f32()),
+            DType::I64 => Fed::I64(t.as_i64()),
+            DType::I32 => Fed::I32(t.data.iter().map(|&x| x as i32).collect()),
+            DType::Bool => Fed::Bool(t.data.iter().map(|&x| x != 0.0).collect()),
+        }
+    }
+
+    fn as_ref(&self) -> TensorRef<'_> {
+        match self {
+            Fed::F32(v) => TensorRef::F32(v),
+            Fed::I64(v) => TensorRef::I64(v),
+            Fed::I32(v) => TensorRef::I32(v),
+            Fed::Bool(v) => TensorRef::Bool(v),
+        }
+    }
 }
 
 /// The graph and data of a case, or why it stops before running.
@@ -250,7 +299,7 @@ fn prepare(dir: &Path, case: &Case) -> Result<Prepared, Outcome> {
     }
     let typed: Vec<String> = (case.inputs.iter().map(|v| ("input", v)))
         .chain(case.outputs.iter().map(|v| ("output", v)))
-        .filter(|(_, v)| !v.is_f32())
+        .filter(|(_, v)| v.engine_dtype().is_none())
         .map(|(what, v)| format!("{what} `{}` is {}", v.name, v.describe()))
         .collect();
     if !typed.is_empty() {
@@ -260,7 +309,20 @@ fn prepare(dir: &Path, case: &Case) -> Result<Prepared, Outcome> {
     let inputs: Vec<ConstTensor> = case.inputs.iter().map(|v| read_tensor(&file(v))).collect();
     let want: Vec<ConstTensor> = case.outputs.iter().map(|v| read_tensor(&file(v))).collect();
     let batch = batch_of(&model, &inputs).map_err(Outcome::Import)?;
-    let graph = match import(&model, batch) {
+    // Inputs that set shapes (axes, a target shape, a depth) are bound at import, as an exporter
+    // writes them: the engine's shapes are static.
+    let needed = inputs_needed_at_import(&model);
+    let bound: Vec<(String, ConstTensor)> = case
+        .inputs
+        .iter()
+        .zip(&inputs)
+        .filter(|(v, _)| needed.contains(&v.name))
+        .map(|(v, t)| (v.name.clone(), t.clone()))
+        .collect();
+    let (inputs, fed_values): (Vec<ConstTensor>, Vec<&Value>) =
+        inputs.into_iter().zip(&case.inputs).filter(|(_, v)| !needed.contains(&v.name)).unzip();
+    let options = ImportOptions { bound_inputs: bound, ..Default::default() };
+    let graph = match import_with(&model, batch, &options) {
         Ok(g) => g.graph,
         Err(ImportError::Unsupported(cov)) if !cov.ops.is_empty() => {
             return Err(Outcome::Unsupported(cov.ops.into_iter().map(|u| u.op_type).collect()));
@@ -271,13 +333,14 @@ fn prepare(dir: &Path, case: &Case) -> Result<Prepared, Outcome> {
         if graph.shape(v) != t.shape.as_slice() {
             return Err(Outcome::Import(format!(
                 "input {k} `{}` imported with shape {:?}, the case feeds {:?}",
-                case.inputs[k].name,
+                fed_values[k].name,
                 graph.shape(v),
                 t.shape
             )));
         }
     }
-    Ok(Prepared { graph, inputs: inputs.iter().map(ConstTensor::as_f32).collect(), want })
+    let fed = inputs.iter().zip(&fed_values).map(|(t, v)| Fed::new(t, v.engine_dtype().unwrap_or_default())).collect();
+    Ok(Prepared { graph, inputs: fed, want })
 }
 
 fn run_case(dir: &Path, case: &Case, ctx: &Arc<GpuContext>, cache: &mut PipelineCache) -> CaseResult {
@@ -285,15 +348,15 @@ fn run_case(dir: &Path, case: &Case, ctx: &Arc<GpuContext>, cache: &mut Pipeline
         Ok(p) => p,
         Err(o) => return CaseResult::both(o),
     };
-    let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
-    let cpu = guarded(|| match CpuExecutor::new(graph.clone()).run(&refs) {
+    let refs: Vec<TensorRef<'_>> = inputs.iter().map(Fed::as_ref).collect();
+    let cpu = guarded(|| match CpuExecutor::new(graph.clone()).run_typed(&refs) {
         Ok(out) => compare(&graph, case, &out, &want),
         Err(e) => Outcome::Run(e.to_string()),
     })
     .unwrap_or_else(|o| o);
     let wgsl = guarded(|| match WgpuExecutor::new(ctx.clone(), graph.clone(), cache) {
         Err(e) => Outcome::Run(format!("compiling: {e}")),
-        Ok(mut exec) => match exec.run(&refs) {
+        Ok(mut exec) => match exec.run_typed(&refs) {
             Ok(out) => compare(&graph, case, &out, &want),
             Err(e) => Outcome::Run(e.to_string()),
         },
@@ -406,13 +469,13 @@ fn report(run: &Run) -> String {
     let _ = writeln!(
         s,
         "Eligible cases whose model uses the op; `alone`: those where it is the only unsupported op and every \
-         input and output is float32 (what supporting the op would bring to the executors).\n"
+         input and output is of a type the engine holds (what supporting the op would bring to the executors).\n"
     );
     let _ = writeln!(s, "| op | cases | alone |\n|---|---|---|");
     let mut ops: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for c in &eligible {
         if let Outcome::Unsupported(list) = &results[&c.name].cpu {
-            let f32_only = c.inputs.iter().chain(&c.outputs).all(Value::is_f32);
+            let f32_only = c.inputs.iter().chain(&c.outputs).all(|v| v.engine_dtype().is_some());
             for op in list {
                 let e = ops.entry(op.as_str()).or_default();
                 e.0 += 1;
@@ -477,7 +540,7 @@ fn import_panics(dir: &Path) -> Option<String> {
         if let Ok(model) = OnnxModel::load(&dir.join("model.onnx"))
             && unsupported_ops(&model).is_empty()
         {
-            let _ = import(&model, 1);
+            let _ = import_with(&model, 1, &ImportOptions::default());
         }
     });
     outcome.err().map(|o| o.reason())

@@ -116,7 +116,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         loss: loss.clone(),
         sparse_labels: train.sparse(),
         training: TrainingOptions { bn_momentum: args.job.bn_momentum, dropout_after },
-        import: ImportOptions { add_missing_biases: args.job.add_missing_biases },
+        import: ImportOptions { add_missing_biases: args.job.add_missing_biases, ..Default::default() },
         seed: args.job.seed,
         ..SessionConfig::new(optimizer)
     };

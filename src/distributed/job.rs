@@ -53,7 +53,7 @@ impl JobSpec {
             loss: loss.to_string(),
             sparse_labels: sparse,
             training: TrainingOptions { bn_momentum: self.bn_momentum, dropout_after: self.dropout.clone() },
-            import: ImportOptions { add_missing_biases: self.add_missing_biases },
+            import: ImportOptions { add_missing_biases: self.add_missing_biases, ..Default::default() },
             seed: self.seed,
             ..SessionConfig::new(optimizer)
         })

@@ -2,6 +2,7 @@
 //! `(hash(seed, i) >= rate) / (1 - rate)` the same on every executor.
 
 use crate::cpu::real::Real;
+use crate::dtype::DType;
 use crate::error::Result;
 use crate::graph::ValueId;
 use crate::ops::{CaseInput, CaseRng, CpuArgs, OpCase, OpDef, UnaryOp, VjpCtx, arity};
@@ -10,10 +11,14 @@ use crate::wgpu_exec::lower::{Dispatch, LowerCtx};
 const DROPOUT_MASK: &str = include_str!("../../../shaders/dropout_mask.wgsl");
 
 /// Dropout: identity in inference; in training graphs it becomes `x * DropoutMask`. Input: x.
+/// With `mask`, a second output: the boolean keep-mask (all true in inference; in training the
+/// mask drawn for the step).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Dropout {
     /// Fraction of elements zeroed in training.
     pub rate: f32,
+    /// Whether the node also outputs its mask (ONNX Dropout's second output).
+    pub mask: bool,
 }
 
 /// A dropout mask: `(hash(seed, i) >= rate) / (1 - rate)` per element, the same on every executor.
@@ -57,8 +62,19 @@ impl OpDef for Dropout {
         Ok(inputs[0].to_vec())
     }
 
+    fn extra_outputs(&self, inputs: &[&[usize]]) -> std::result::Result<Vec<(Vec<usize>, DType)>, String> {
+        Ok(if self.mask { vec![(self.output_shape(inputs)?, DType::Bool)] } else { Vec::new() })
+    }
+
     fn eval<T: Real>(&self, args: &CpuArgs<'_, T>, out: &mut [T]) {
         out.copy_from_slice(args.x(0));
+    }
+
+    fn eval_outputs<T: Real>(&self, args: &CpuArgs<'_, T>, outs: &mut [&mut [T]]) {
+        self.eval(args, &mut *outs[0]);
+        if let Some(mask) = outs.get_mut(1) {
+            mask.fill(T::one());
+        }
     }
 
     fn vjp(&self, cx: &mut VjpCtx<'_>) -> Result<Vec<Option<ValueId>>> {
@@ -66,13 +82,18 @@ impl OpDef for Dropout {
     }
 
     fn lower(&self, cx: &LowerCtx<'_>) -> Result<Vec<Dispatch>> {
-        UnaryOp::Identity.lower(cx)
+        let mut out = UnaryOp::Identity.lower(cx)?;
+        if self.mask {
+            out.push(crate::ops::unary::unary_dispatch_to(cx, cx.out_loc_of(1), "1.0".into()));
+        }
+        Ok(out)
     }
 
     fn cases(rng: &mut CaseRng) -> Vec<OpCase> {
         vec![
-            OpCase::uniform(Dropout { rate: 0.3 }, &[vec![rng.size(1, 99), 3]], -1.0, 1.0),
-            OpCase::uniform(Dropout { rate: 0.3 }, &[vec![2, 3]], -1.0, 1.0).with_gradient(),
+            OpCase::uniform(Dropout { rate: 0.3, mask: false }, &[vec![rng.size(1, 99), 3]], -1.0, 1.0),
+            OpCase::uniform(Dropout { rate: 0.3, mask: true }, &[vec![rng.size(1, 99), 3]], -1.0, 1.0),
+            OpCase::uniform(Dropout { rate: 0.3, mask: false }, &[vec![2, 3]], -1.0, 1.0).with_gradient(),
         ]
     }
 }

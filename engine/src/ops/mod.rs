@@ -27,6 +27,7 @@ pub mod loss_reference;
 pub mod matmul;
 pub mod one_hot;
 pub mod pool;
+pub mod pool_argmax;
 pub mod reduce;
 pub mod reshape;
 pub mod scatter_elements;
@@ -63,6 +64,7 @@ pub use loss::{Accuracy, Loss, LossGrad, LossKind};
 pub use matmul::{MatMul, MatMulDims};
 pub use one_hot::OneHot;
 pub use pool::{PoolAttrs, PoolGrad, PoolKind, window_output};
+pub use pool_argmax::PoolArgMax;
 pub use reduce::{Reduce, ReduceOp};
 pub use reshape::Reshape;
 pub use scatter_elements::ScatterElements;
@@ -292,6 +294,8 @@ register_ops! {
     ArgReduce(ArgReduce),
     /// The k largest or smallest entries and their positions (two outputs); input x.
     TopK(TopK),
+    /// The positions of max pooling's maxima; input x.
+    PoolArgMax(PoolArgMax),
 }
 
 /// Checks that an op got between `lo` and `hi` inputs.

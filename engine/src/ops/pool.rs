@@ -234,7 +234,7 @@ fn window_words(w: &Window3) -> [u32; 21] {
 }
 
 /// The pooling cases: every kind in 1-3 spatial dims with padding and ceil mode.
-fn all_pools(nd: usize) -> Vec<PoolAttrs> {
+pub(crate) fn all_pools(nd: usize) -> Vec<PoolAttrs> {
     let mut out = Vec::new();
     for kind in
         [PoolKind::Max, PoolKind::Average { count_include_pad: false }, PoolKind::Average { count_include_pad: true }]

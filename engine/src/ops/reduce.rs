@@ -1,5 +1,5 @@
-//! Sum or mean over axes. On the GPU long reductions run in passes of at most
-//! [`REDUCE_CHUNK`] elements per invocation, the partial sums through scratch space.
+//! Sum, mean, max, min or product over axes. On the GPU long reductions run in passes of at most
+//! [`REDUCE_CHUNK`] elements per invocation, the partial results through scratch space.
 
 use crate::cpu::kernels::for_each_index;
 use crate::cpu::real::Real;
@@ -20,9 +20,60 @@ pub enum ReduceOp {
     Sum,
     /// Arithmetic mean of the elements.
     Mean,
+    /// The largest element (-inf over none).
+    Max,
+    /// The smallest element (+inf over none).
+    Min,
+    /// Product of the elements.
+    Prod,
 }
 
-/// Sum or mean over axes. Input: x.
+impl ReduceOp {
+    /// The value over no elements.
+    fn init<T: Real>(self) -> T {
+        match self {
+            ReduceOp::Sum | ReduceOp::Mean => T::zero(),
+            ReduceOp::Max => T::neg_infinity(),
+            ReduceOp::Min => T::infinity(),
+            ReduceOp::Prod => T::one(),
+        }
+    }
+
+    /// `acc` combined with one more element.
+    fn combine<T: Real>(self, acc: T, v: T) -> T {
+        match self {
+            ReduceOp::Sum | ReduceOp::Mean => acc + v,
+            // NaN wins, as in numpy and ONNX.
+            ReduceOp::Max => {
+                if v.is_nan() || v > acc {
+                    v
+                } else {
+                    acc
+                }
+            }
+            ReduceOp::Min => {
+                if v.is_nan() || v < acc {
+                    v
+                } else {
+                    acc
+                }
+            }
+            ReduceOp::Prod => acc * v,
+        }
+    }
+
+    /// The WGSL of [`ReduceOp::init`] and [`ReduceOp::combine`] (`acc`, `v`).
+    fn wgsl(self) -> (&'static str, &'static str) {
+        match self {
+            ReduceOp::Sum | ReduceOp::Mean => ("0.0", "acc + v"),
+            ReduceOp::Max => ("bitcast<f32>(0xff800000u)", "select(acc, v, v != v || v > acc)"),
+            ReduceOp::Min => ("bitcast<f32>(0x7f800000u)", "select(acc, v, v != v || v < acc)"),
+            ReduceOp::Prod => ("1.0", "acc * v"),
+        }
+    }
+}
+
+/// A reduction over axes. Input: x.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reduce {
     /// Sum or mean.
@@ -76,7 +127,7 @@ impl OpDef for Reduce {
     fn eval<T: Real>(&self, args: &CpuArgs<'_, T>, out: &mut [T]) {
         let (x, shape) = (args.x(0), args.s(0));
         let kept_axes: Vec<usize> = (0..shape.len()).filter(|i| !self.axes.contains(i)).collect();
-        if kept_axes.len() == 1 {
+        if kept_axes.len() == 1 && matches!(self.op, ReduceOp::Sum | ReduceOp::Mean) {
             // The common case (bias gradients, per-channel statistics): one kept axis, summed in
             // contiguous runs.
             let a = kept_axes[0];
@@ -99,8 +150,8 @@ impl OpDef for Reduce {
         let count = T::count(numel(&red_dims).max(1));
         let mut o = 0;
         for_each_index(&kept_dims, [&kept_strides], |[base]| {
-            let mut acc = T::zero();
-            for_each_index(&red_dims, [&red_strides], |[r]| acc = acc + x[base + r]);
+            let mut acc = self.op.init();
+            for_each_index(&red_dims, [&red_strides], |[r]| acc = self.op.combine(acc, x[base + r]));
             out[o] = if self.op == ReduceOp::Mean { acc / count } else { acc };
             o += 1;
         });
@@ -111,7 +162,22 @@ impl OpDef for Reduce {
         let kept: Vec<usize> = s.iter().enumerate().map(|(i, &d)| if self.axes.contains(&i) { 1 } else { d }).collect();
         let mut g = cx.dy;
         if !self.keepdims {
-            g = cx.node(Reshape { shape: kept }, &[g])?;
+            g = cx.node(Reshape { shape: kept.clone() }, &[g])?;
+        }
+        if let ReduceOp::Max | ReduceOp::Min = self.op {
+            // As TensorFlow's (Keras's) rule: dy shared evenly among the entries equal to the result.
+            let x = cx.inputs[0];
+            let y = if self.keepdims { cx.output } else { cx.node(Reshape { shape: kept.clone() }, &[cx.output])? };
+            let hit = cx.node(BinaryOp::Equal, &[x, y])?;
+            let count = cx.node(Reduce { op: ReduceOp::Sum, axes: self.axes.clone(), keepdims: true }, &[hit])?;
+            let share = cx.node(BinaryOp::Div, &[g, count])?;
+            return Ok(vec![Some(cx.node(BinaryOp::Mul, &[hit, share])?)]);
+        }
+        if self.op == ReduceOp::Prod {
+            return Err(crate::EngineError::Unsupported(format!(
+                "node `{}`: the gradient of a product reduction is not implemented (its inputs are trainable)",
+                cx.name
+            )));
         }
         g = cx.node(Broadcast { shape: s.clone() }, &[g])?;
         if self.op == ReduceOp::Mean {
@@ -164,12 +230,13 @@ impl OpDef for Reduce {
                 chunks: chunks as u32,
                 chunk_len: REDUCE_CHUNK as u32,
             };
+            let (init, combine) = self.op.wgsl();
             passes.push(Dispatch::new(
                 REDUCE,
                 &[],
                 params,
                 &[("X", src.region), ("O", dst.region)],
-                &[],
+                &[("INIT", init.to_string()), ("COMBINE", combine.to_string())],
                 cx.grid(n_out * chunks),
             ));
             if last {
@@ -209,7 +276,7 @@ impl OpDef for Reduce {
             (vec![3, 1000], vec![1]),
             (vec![r, 3, r], vec![0, 2]),
         ] {
-            for op in [ReduceOp::Sum, ReduceOp::Mean] {
+            for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min, ReduceOp::Prod] {
                 for keepdims in [false, true] {
                     out.push(OpCase::uniform(
                         Reduce { op, axes: axes.clone(), keepdims },
@@ -227,7 +294,14 @@ impl OpDef for Reduce {
             Reduce { op: ReduceOp::Sum, axes: vec![0, 2, 3], keepdims: false },
             vec![CaseInput::values(big.clone(), vec![1.0; numel(&big)])],
         ));
-        for op in [ReduceOp::Sum, ReduceOp::Mean] {
+        // A long max: the passes combine partial maxima.
+        out.push(OpCase::uniform(
+            Reduce { op: ReduceOp::Max, axes: vec![1], keepdims: false },
+            &[vec![2, 2 * REDUCE_CHUNK + 5]],
+            -1.0,
+            1.0,
+        ));
+        for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min] {
             for keepdims in [false, true] {
                 out.push(
                     OpCase::uniform(Reduce { op, axes: vec![0, 2], keepdims }, &[vec![2, 3, 4]], -1.0, 1.0)
@@ -235,6 +309,14 @@ impl OpDef for Reduce {
                 );
             }
         }
+        // Ties share the gradient of a max.
+        out.push(
+            OpCase::new(
+                Reduce { op: ReduceOp::Max, axes: vec![1], keepdims: false },
+                vec![CaseInput::values(vec![2, 3], vec![0.5, 0.5, -1.0, 2.0, 1.0, 2.0])],
+            )
+            .with_gradient(),
+        );
         out
     }
 }

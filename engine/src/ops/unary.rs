@@ -5,6 +5,7 @@ use crate::cpu::real::Real;
 use crate::error::Result;
 use crate::graph::ValueId;
 use crate::ops::{CaseInput, CaseRng, CpuArgs, OpCase, OpDef, VjpCtx, arity, no_gradient};
+use crate::shape::numel;
 use crate::wgpu_exec::lower::{Dispatch, LowerCtx};
 use crate::wgpu_exec::template::f32_literal;
 
@@ -253,7 +254,12 @@ crate::uniforms! {
 /// The dispatch of `out[i] = expr(x[i])` over the node's input 0 and output (shaders/unary.wgsl;
 /// `expr` reads `x`).
 pub fn unary_dispatch(cx: &LowerCtx<'_>, expr: String) -> Dispatch {
-    let (x, o, n) = (cx.in_loc(0), cx.out_loc(), cx.out_len());
+    unary_dispatch_to(cx, cx.out_loc(), expr)
+}
+
+/// [`unary_dispatch`] writing to `o` (a node's other output, of the input's length).
+pub fn unary_dispatch_to(cx: &LowerCtx<'_>, o: crate::plan::Location, expr: String) -> Dispatch {
+    let (x, n) = (cx.in_loc(0), numel(cx.in_shape(0)));
     let params = UnaryParams { n: n as u32, x: x.offset as u32, out: o.offset as u32 };
     Dispatch::new(UNARY, &[], params, &[("X", x.region), ("O", o.region)], &[("EXPR", expr)], cx.grid(n))
 }

@@ -68,6 +68,13 @@ fn import(cx: &mut ImportCx<'_, '_>) -> Result<()> {
     if let Some(shape) = legacy_b_shape(cx, &sa, &sb)? {
         b = cx.reshape(b, shape)?;
     }
+    let integers = !cx.value_dtype(a).is_float() && !cx.value_dtype(b).is_float();
+    if op == BinaryOp::Div && integers {
+        // Integer division truncates toward zero, as ONNX's does.
+        let q = cx.emit(Op::Binary(op), &[a, b])?;
+        let to = cx.value_dtype(a);
+        return cx.emit_out(Op::Cast(distk_engine::Cast { to }), &[q]);
+    }
     cx.emit_out(Op::Binary(op), &[a, b])
 }
 

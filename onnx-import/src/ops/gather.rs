@@ -1,10 +1,13 @@
 //! Gather: entries of `data` along `axis` at integer `indices` (negative counted from the end).
-//! Constant form only (shape sub-graphs: picking dims out of a Shape); on run-time data the
-//! importer has no form and says so for every such node at once.
+//! On constants a fold (shape sub-graphs: picking dims out of a Shape); otherwise the engine's
+//! [`Gather`], whose data may be a trainable table (an Embedding) and whose indices may be
+//! computed at run time (token ids); its gradient is a scatter-add into the table.
 //!
 //! Opset history: 1; 11 allows negative indices (accepted at every opset); 13 widens the types.
 
-use crate::context::NodeCx;
+use distk_engine::{Gather, Op};
+
+use crate::context::{ImportCx, NodeCx};
 use crate::error::Result;
 use crate::ops::spec::{AttrSpec, Consts, InputSpec, OpDef, OpSpec, OutputSpec};
 use crate::tensor::{ConstTensor, created_numel, numel};
@@ -13,14 +16,24 @@ use crate::tensor::{ConstTensor, created_numel, numel};
 pub static OPS: &[OpDef] = &[OpDef {
     op_type: "Gather",
     spec: OpSpec {
-        inputs: &[InputSpec::known("data"), InputSpec::known("indices")],
+        inputs: &[InputSpec::value("data"), InputSpec::value("indices")],
         outputs: &[OutputSpec::produced("output")],
         attrs: &[AttrSpec::int("axis", 0)],
         ..OpSpec::DEFAULT
     },
-    import: None,
+    import: Some(import),
     fold: Some(fold),
 }];
+
+fn import(cx: &mut ImportCx<'_, '_>) -> Result<()> {
+    let rank = cx.shape(0)?.len();
+    let axis = cx.axis(cx.int("axis")?, rank)?;
+    if cx.dtype(1)?.is_float() {
+        return Err(cx.err("the indices are floats; ONNX Gather takes int32 or int64 indices"));
+    }
+    let (x, idx) = (cx.value(0)?, cx.value(1)?);
+    cx.emit_out(Op::Gather(Gather { axis }), &[x, idx])
+}
 
 fn fold(cx: &NodeCx<'_>, c: &Consts) -> Result<ConstTensor> {
     let (x, idx) = (cx.arg(c, 0)?, cx.arg(c, 1)?);

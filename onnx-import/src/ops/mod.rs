@@ -5,24 +5,30 @@
 pub mod spec;
 
 mod activation;
+mod arg_max;
 mod batch_normalization;
 mod binary;
 mod cast;
 mod clip;
+mod compare;
 mod concat;
 mod constant;
 mod constant_of_shape;
 mod conv;
 mod dropout;
-mod equal;
+mod expand;
 mod flatten;
 mod gather;
+mod gather_elements;
+mod gather_nd;
 mod gemm;
 mod global_average_pool;
 mod hard_swish;
 mod identity;
+mod logic;
 mod matmul;
 mod min_max;
+mod one_hot;
 mod pool;
 mod range;
 mod reciprocal;
@@ -32,9 +38,13 @@ mod shape;
 mod size;
 mod slice;
 mod softmax;
+mod split;
 mod squeeze;
 mod sum_mean;
+mod tile;
+mod top_k;
 mod transpose;
+mod where_op;
 mod window;
 
 use spec::OpDef;
@@ -42,24 +52,30 @@ use spec::OpDef;
 /// Every supported op, by file (a family file defines several).
 pub static REGISTRY: &[&[OpDef]] = &[
     activation::OPS,
+    arg_max::OPS,
     batch_normalization::OPS,
     binary::OPS,
     cast::OPS,
     clip::OPS,
+    compare::OPS,
     concat::OPS,
     constant::OPS,
     constant_of_shape::OPS,
     conv::OPS,
     dropout::OPS,
-    equal::OPS,
+    expand::OPS,
     flatten::OPS,
     gather::OPS,
+    gather_elements::OPS,
+    gather_nd::OPS,
     gemm::OPS,
     global_average_pool::OPS,
     hard_swish::OPS,
     identity::OPS,
+    logic::OPS,
     matmul::OPS,
     min_max::OPS,
+    one_hot::OPS,
     pool::OPS,
     range::OPS,
     reciprocal::OPS,
@@ -69,9 +85,13 @@ pub static REGISTRY: &[&[OpDef]] = &[
     size::OPS,
     slice::OPS,
     softmax::OPS,
+    split::OPS,
     squeeze::OPS,
     sum_mean::OPS,
+    tile::OPS,
+    top_k::OPS,
     transpose::OPS,
+    where_op::OPS,
 ];
 
 /// Every registered op definition.

@@ -1,11 +1,12 @@
 //! MaxPool and AveragePool (1, 2 or 3 spatial dims).
 //!
-//! Opset history: MaxPool 1; 8 adds the `Indices` output (not produced: a node that uses it is
-//! refused) and `storage_order` (which only concerns it); 10 adds `dilations` and `ceil_mode`;
+//! Opset history: MaxPool 1; 8 adds the `Indices` output (the engine's `PoolArgMax`: flat positions,
+//! row-major, or column-major within each plane with `storage_order=1`) and `storage_order`; 10 adds
+//! `dilations` and `ceil_mode`;
 //! 11, 12 and 22 widen types and clarify padding. AveragePool 1; 7 adds `count_include_pad`; 10
 //! adds `ceil_mode`; 19 adds `dilations`; 22 widens the types.
 
-use distk_engine::{Op, PoolAttrs, PoolKind};
+use distk_engine::{Op, PoolArgMax, PoolAttrs, PoolKind};
 
 use crate::context::ImportCx;
 use crate::error::Result;
@@ -17,7 +18,7 @@ pub static OPS: &[OpDef] = &[
     OpDef {
         op_type: "MaxPool",
         spec: OpSpec {
-            outputs: &[OutputSpec::produced("Y"), OutputSpec::not_produced("Indices")],
+            outputs: &[OutputSpec::produced("Y"), OutputSpec::produced("Indices")],
             attrs: &[
                 WINDOW_ATTRS[0],
                 WINDOW_ATTRS[1],
@@ -25,6 +26,7 @@ pub static OPS: &[OpDef] = &[
                 AttrSpec::required("kernel_shape"),
                 AttrSpec::absent("dilations").opsets(10, None),
                 AttrSpec::int("ceil_mode", 0).opsets(10, None),
+                AttrSpec::int("storage_order", 0).opsets(8, None),
             ],
             ..OpSpec::DEFAULT
         },
@@ -69,5 +71,11 @@ fn import(cx: &mut ImportCx<'_, '_>) -> Result<()> {
     let ceil_mode = int_since(cx, "ceil_mode", 0)? == 1;
     let Window { kernel, strides, dilations, pads_begin, pads_end } = window(cx, &s[2..], kernel)?;
     let x = cx.value(0)?;
-    cx.emit_out(Op::Pool(PoolAttrs { kind, kernel, strides, dilations, pads_begin, pads_end, ceil_mode }), &[x])
+    let attrs = PoolAttrs { kind, kernel, strides, dilations, pads_begin, pads_end, ceil_mode };
+    if cx.has_output(1) {
+        let column_major = int_since(cx, "storage_order", 0)? == 1;
+        let at = cx.emit(Op::PoolArgMax(PoolArgMax { attrs: attrs.clone(), column_major }), &[x])?;
+        cx.set_output(1, at)?;
+    }
+    cx.emit_out(Op::Pool(attrs), &[x])
 }

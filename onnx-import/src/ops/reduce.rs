@@ -1,8 +1,9 @@
-//! The reductions over axes: ReduceMean and ReduceSum (engine `Reduce`, run-time form), and
-//! ReduceProd (constant form only: products of shape dims, as Keras 3 exports compute `N * T`).
+//! The reductions over axes: ReduceMean, ReduceSum, ReduceMax, ReduceMin and ReduceProd, the engine's
+//! `Reduce` at run time (ReduceMax of a Keras GlobalMaxPooling), ReduceProd also folded on
+//! constants (products of shape dims, as Keras 3 exports compute `N * T`).
 //!
 //! Opset history: `keepdims` (default 1) at every opset; the axes are an attribute until the
-//! input form takes over (ReduceSum at 13, ReduceMean and ReduceProd at 18), which adds
+//! input form takes over (ReduceSum at 13, the others at 18), which adds
 //! `noop_with_empty_axes` (default 0: no axes reduce everything); the input must be a constant or
 //! an initializer. 11 allows negative axes; 13 and 18 otherwise widen the types.
 
@@ -26,7 +27,7 @@ const SUM_SPEC: OpSpec = OpSpec {
     ..OpSpec::DEFAULT
 };
 
-/// ReduceMean and ReduceProd: the axes become an input at 18.
+/// ReduceMean, ReduceMax, ReduceMin and ReduceProd: the axes become an input at 18.
 const MEAN_PROD_SPEC: OpSpec = OpSpec {
     inputs: &[InputSpec::value("data"), InputSpec::known("axes").optional().since(18)],
     outputs: &[OutputSpec::produced("reduced")],
@@ -42,7 +43,9 @@ const MEAN_PROD_SPEC: OpSpec = OpSpec {
 pub static OPS: &[OpDef] = &[
     OpDef { op_type: "ReduceMean", spec: MEAN_PROD_SPEC, import: Some(import), fold: None },
     OpDef { op_type: "ReduceSum", spec: SUM_SPEC, import: Some(import), fold: None },
-    OpDef { op_type: "ReduceProd", spec: MEAN_PROD_SPEC, import: None, fold: Some(fold_prod) },
+    OpDef { op_type: "ReduceProd", spec: MEAN_PROD_SPEC, import: Some(import), fold: Some(fold_prod) },
+    OpDef { op_type: "ReduceMax", spec: MEAN_PROD_SPEC, import: Some(import), fold: None },
+    OpDef { op_type: "ReduceMin", spec: MEAN_PROD_SPEC, import: Some(import), fold: None },
 ];
 
 /// The sorted, unique axes a node reduces over a tensor of `rank` dims (every one when none are
@@ -69,7 +72,13 @@ fn import(cx: &mut ImportCx<'_, '_>) -> Result<()> {
         let x = cx.value(0)?;
         return cx.set(x);
     };
-    let op = if cx.def.op_type == "ReduceMean" { ReduceOp::Mean } else { ReduceOp::Sum };
+    let op = match cx.def.op_type {
+        "ReduceMean" => ReduceOp::Mean,
+        "ReduceMax" => ReduceOp::Max,
+        "ReduceMin" => ReduceOp::Min,
+        "ReduceProd" => ReduceOp::Prod,
+        _ => ReduceOp::Sum,
+    };
     let keepdims = cx.int("keepdims")? == 1;
     let x = cx.value(0)?;
     cx.emit_out(Op::Reduce(Reduce { op, axes, keepdims }), &[x])

@@ -1,12 +1,12 @@
 //! Slice: `starts[k]..ends[k]` by `steps[k]` along `axes[k]` (ends clamp; negative values count
 //! from the end). On constants (shape sub-graphs) a constant fold with any steps; on run-time data
-//! (or a parameter) one engine slice per sliced axis, with step 1 only (other steps are refused
-//! with an error naming the node). The starts, ends, axes and steps must be known at import.
+//! (or a parameter) one engine slice per sliced axis with step 1, and a gather at the visited
+//! positions for any other step (negative ones reverse). The starts, ends, axes and steps must be known at import.
 //!
 //! Opset history: 1 takes `starts`, `ends` and `axes` as attributes; from 10 they are inputs,
 //! with `steps`; 11 allows negative axes; 13 widens the types.
 
-use distk_engine::{Op, Slice};
+use distk_engine::{DType, Gather, Op, Slice};
 
 use crate::context::{ImportCx, NodeCx};
 use crate::error::Result;
@@ -81,7 +81,7 @@ fn fold(cx: &NodeCx<'_>, c: &Consts) -> Result<ConstTensor> {
     slice(x, &p.starts, &p.ends, &p.axes, &p.steps).map_err(|e| cx.err(e))
 }
 
-/// Slice of a run-time tensor: one engine slice per sliced axis that it shortens (step 1 only).
+/// Slice of a run-time tensor: one engine slice (step 1) or gather (other steps) per sliced axis.
 fn import(cx: &mut ImportCx<'_, '_>) -> Result<()> {
     let s = cx.shape(0)?;
     let p = params(cx, s.len(), |i| Ok(cx.known(i)?.map(|t| t.as_i64())))?;
@@ -89,12 +89,32 @@ fn import(cx: &mut ImportCx<'_, '_>) -> Result<()> {
     for k in 0..p.axes.len() {
         let (axis, d) = (p.axes[k], s[p.axes[k]] as i64);
         if p.steps[k] != 1 {
-            return Err(cx.err(format!("step {} on a run-time tensor is not supported (only 1)", p.steps[k])));
+            // Any other step (negative ones too) is a gather at the positions it visits.
+            let at = slice(
+                &ConstTensor::ints(&(0..d).collect::<Vec<_>>()),
+                &[p.starts[k]],
+                &[p.ends[k]],
+                &[0],
+                &[p.steps[k]],
+            )
+            .map_err(|e| cx.err(e))?;
+            if at.data.is_empty() {
+                return Err(cx.err(format!(
+                    "the slice {}..{} by {} of axis {axis} is empty (the engine has no empty tensors)",
+                    p.starts[k], p.ends[k], p.steps[k]
+                )));
+            }
+            let idx = cx.typed_constant(&format!("slice{k}/indices"), at.shape.clone(), at.as_f32(), DType::I64)?;
+            x = cx.emit(Op::Gather(Gather { axis }), &[x, idx])?;
+            continue;
         }
         let norm = |v: i64| if v < 0 { v.saturating_add(d) } else { v }.clamp(0, d);
         let (begin, end) = (norm(p.starts[k]), norm(p.ends[k]));
         if end <= begin {
-            return Err(cx.err(format!("the slice {}..{} of axis {axis} is empty", p.starts[k], p.ends[k])));
+            return Err(cx.err(format!(
+                "the slice {}..{} of axis {axis} is empty (the engine has no empty tensors)",
+                p.starts[k], p.ends[k]
+            )));
         }
         if (begin, end) != (0, d) {
             let op = Op::Slice(Slice { axis, start: begin as usize, len: (end - begin) as usize });

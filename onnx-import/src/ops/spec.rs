@@ -155,17 +155,24 @@ pub struct OutputSpec {
     pub name: &'static str,
     /// Whether the importer produces it (an output it does not produce must be absent or unused).
     pub produced: bool,
+    /// Whether it repeats (Split's outputs): it may only come last.
+    pub variadic: bool,
 }
 
 impl OutputSpec {
     /// An output the importer produces.
     pub const fn produced(name: &'static str) -> Self {
-        OutputSpec { name, produced: true }
+        OutputSpec { name, produced: true, variadic: false }
+    }
+
+    /// The same output, repeated one or more times.
+    pub const fn variadic(self) -> Self {
+        OutputSpec { variadic: true, ..self }
     }
 
     /// An optional output the importer does not produce: the node must leave it out.
     pub const fn not_produced(name: &'static str) -> Self {
-        OutputSpec { name, produced: false }
+        OutputSpec { name, produced: false, variadic: false }
     }
 }
 
