@@ -13,6 +13,14 @@ fn tg(r: u32, c: u32) -> f32 {
     return {{T}}[u_target() + r * u_width() + c];
 }
 fn clip_p(x: f32) -> f32 { return clamp(x, EPS, 1.0 - EPS); }
+// Row r's sparse label as a class index, or -1 when it is not one (negative, fractional, too
+// large): that row's loss and gradient are NaN (engine/src/ops/loss_reference.rs).
+fn sparse_class(r: u32) -> i32 {
+    let t = tg(r, 0u);
+    if (t < 0.0 || t != floor(t) || t >= f32(u_width())) { return -1; }
+    return i32(t);
+}
+fn nan() -> f32 { return bitcast<f32>(0x7fc00000u); }
 fn sigm(x: f32) -> f32 { return select(exp(x) / (1.0 + exp(x)), 1.0 / (1.0 + exp(-x)), x >= 0.0); }
 fn row_max(r: u32) -> f32 {
     var m = pr(r, 0u);
@@ -45,8 +53,9 @@ fn row_loss(r: u32) -> f32 {
     let w = u_width();
     let k = f32(w);
     var l = 0.0;
-    if (KIND == 0u) { return row_lse(r) - pr(r, u32(tg(r, 0u))); }
-    if (KIND == 1u) { return -log(clip_p(pr(r, u32(tg(r, 0u))))); }
+    if (KIND <= 1u && sparse_class(r) < 0) { return nan(); }
+    if (KIND == 0u) { return row_lse(r) - pr(r, u32(sparse_class(r))); }
+    if (KIND == 1u) { return -log(clip_p(pr(r, u32(sparse_class(r))))); }
     if (KIND == 2u) {
         let lse = row_lse(r);
         for (var c = 0u; c < w; c = c + 1u) { l = l - tg(r, c) * (pr(r, c) - lse); }
@@ -79,7 +88,7 @@ fn softplus_neg_abs(z: f32) -> f32 {
 
 fn row_correct(r: u32) -> f32 {
     let w = u_width();
-    if (KIND <= 1u) { return select(0.0, 1.0, argmax_pred(r) == u32(tg(r, 0u))); }
+    if (KIND <= 1u) { return select(0.0, 1.0, i32(argmax_pred(r)) == sparse_class(r)); }
     if (w == 1u || KIND == 4u || KIND == 5u) {
         var thr = 0.5;
         if (KIND == 4u) { thr = 0.0; }
@@ -130,19 +139,23 @@ fn grad_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
         for (var c = 0u; c < w; c = c + 1u) { {{O}}[out + c] = 0.0; }
         return;
     }
+    if (KIND <= 1u && sparse_class(r) < 0) {
+        for (var c = 0u; c < w; c = c + 1u) { {{O}}[out + c] = nan(); }
+        return;
+    }
     if (KIND == 0u || KIND == 2u) {
         let lse = row_lse(r);
         var tot = 1.0;
         if (KIND == 2u) { tot = 0.0; for (var c = 0u; c < w; c = c + 1u) { tot = tot + tg(r, c); } }
         for (var c = 0u; c < w; c = c + 1u) {
             var t = 0.0;
-            if (KIND == 0u) { t = select(0.0, 1.0, c == u32(tg(r, 0u))); } else { t = tg(r, c); }
+            if (KIND == 0u) { t = select(0.0, 1.0, i32(c) == sparse_class(r)); } else { t = tg(r, c); }
             {{O}}[out + c] = (exp(pr(r, c) - lse) * tot - t) * scale;
         }
         return;
     }
     if (KIND == 1u) {
-        let y = u32(tg(r, 0u));
+        let y = u32(sparse_class(r));
         for (var c = 0u; c < w; c = c + 1u) {
             let v = pr(r, c);
             let q = clip_p(v);

@@ -109,6 +109,11 @@ impl OpDef for ConvGradInput {
 
     fn output_shape(&self, inputs: &[&[usize]]) -> std::result::Result<Vec<usize>, String> {
         arity(inputs, 2, 2)?;
+        // dy must be the convolution's output for this input and weight.
+        let y = self.attrs.output_shape(&[&self.input_shape, inputs[1]])?;
+        if y != inputs[0] {
+            return Err(format!("dy {:?} is not the output {y:?} of the convolution", inputs[0]));
+        }
         Ok(self.input_shape.clone())
     }
 
@@ -185,6 +190,11 @@ impl OpDef for ConvGradWeight {
 
     fn output_shape(&self, inputs: &[&[usize]]) -> std::result::Result<Vec<usize>, String> {
         arity(inputs, 2, 2)?;
+        // dy must be the convolution's output for this input and weight.
+        let y = self.attrs.output_shape(&[inputs[0], &self.weight_shape])?;
+        if y != inputs[1] {
+            return Err(format!("dy {:?} is not the output {y:?} of the convolution", inputs[1]));
+        }
         Ok(self.weight_shape.clone())
     }
 

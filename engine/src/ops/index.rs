@@ -8,7 +8,7 @@ pub const INDEX_WGSL: &str = include_str!("../../../shaders/index.wgsl");
 
 /// An index stored as a float, wrapped against `dim` (negative counts from the end); `None` when it
 /// is out of range. Out-of-range indices read 0 and write nowhere on both executors (a kernel
-/// cannot stop the step; the data pipeline checks token ids against the table it feeds).
+/// cannot stop the step), as TensorFlow's GPU kernels do.
 pub fn wrap_index<T: Real>(x: T, dim: usize) -> Option<usize> {
     let k = x.to_f64()? as i64;
     let k = if k < 0 { k + dim as i64 } else { k };

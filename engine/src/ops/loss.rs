@@ -167,6 +167,18 @@ fn loss_cases(rng: &mut CaseRng, op: impl Fn(LossKind) -> crate::ops::Op) -> Vec
             ));
         }
     }
+    // Sparse labels that are not class indices (too large, negative, fractional): NaN rows on both
+    // executors, never a read outside the row.
+    for kind in [LossKind::SparseCategoricalLogits, LossKind::SparseCategoricalProbs] {
+        out.push(OpCase::new(
+            op(kind),
+            vec![
+                CaseInput::uniform(vec![5, 3], 0.01, 0.99),
+                CaseInput::values(vec![5], vec![0.0, 3.0, -1.0, 1.5, 2.0]),
+                CaseInput::values(vec![5], vec![1.0; 5]),
+            ],
+        ));
+    }
     out
 }
 

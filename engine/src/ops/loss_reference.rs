@@ -30,8 +30,11 @@ fn argmax<T: Real>(v: &[T]) -> usize {
     best
 }
 
-fn class<T: Real>(t: T) -> usize {
-    t.to_usize().unwrap_or(0)
+/// A sparse label as a class index of `width` classes; `None` for anything else (negative,
+/// fractional, too large), whose row then has a NaN loss and gradient, as TensorFlow's GPU kernels
+/// give (an error cannot stop a step on the GPU; the NaN shows in the history).
+fn class<T: Real>(t: T, width: usize) -> Option<usize> {
+    (t.fract() == T::zero()).then(|| t.to_usize()).flatten().filter(|&c| c < width)
 }
 
 /// The loss of one row, and (when `grad` is given) its gradient with respect to the prediction.
@@ -39,8 +42,14 @@ fn row<T: Real>(kind: LossKind, p: &[T], t: &[T], grad: Option<&mut [T]>) -> T {
     let (zero, one, two) = (T::zero(), T::one(), T::of(2.0));
     let k = T::count(p.len());
     match kind {
+        LossKind::SparseCategoricalLogits | LossKind::SparseCategoricalProbs if class(t[0], p.len()).is_none() => {
+            if let Some(g) = grad {
+                g.iter_mut().for_each(|v| *v = T::nan());
+            }
+            T::nan()
+        }
         LossKind::SparseCategoricalLogits => {
-            let y = class(t[0]);
+            let y = class(t[0], p.len()).unwrap_or(0);
             let l = lse(p);
             if let Some(g) = grad {
                 for (c, gc) in g.iter_mut().enumerate() {
@@ -50,7 +59,7 @@ fn row<T: Real>(kind: LossKind, p: &[T], t: &[T], grad: Option<&mut [T]>) -> T {
             l - p[y]
         }
         LossKind::SparseCategoricalProbs => {
-            let y = class(t[0]);
+            let y = class(t[0], p.len()).unwrap_or(0);
             let (c, inside) = clip(p[y]);
             if let Some(g) = grad {
                 g.iter_mut().for_each(|v| *v = zero);
@@ -171,7 +180,7 @@ pub fn loss_grad<T: Real>(kind: LossKind, pred: &[T], target: &[T], weight: &[T]
 pub fn row_correct<T: Real>(kind: LossKind, p: &[T], t: &[T]) -> T {
     let (zero, one, half) = (T::zero(), T::one(), T::of(0.5));
     if kind.sparse_targets() {
-        return if argmax(p) == class(t[0]) { one } else { zero };
+        return if Some(argmax(p)) == class(t[0], p.len()) { one } else { zero };
     }
     if p.len() == 1 || matches!(kind, LossKind::BinaryLogits | LossKind::BinaryProbs) {
         let thr = if kind.on_logits() { zero } else { half };

@@ -334,6 +334,11 @@ impl OpDef for PoolGrad {
 
     fn output_shape(&self, inputs: &[&[usize]]) -> std::result::Result<Vec<usize>, String> {
         arity(inputs, 2, 2)?;
+        // dy must be the pooling's output for this input.
+        let y = self.0.output_shape(&inputs[..1])?;
+        if y != inputs[1] {
+            return Err(format!("dy {:?} is not the output {y:?} of the pooling", inputs[1]));
+        }
         Ok(inputs[0].to_vec())
     }
 

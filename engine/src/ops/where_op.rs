@@ -115,7 +115,8 @@ impl OpDef for Where {
         ];
         let mut out = Vec::new();
         for (c, x, y) in shapes {
-            let mask: Vec<f32> = (0..numel(&c)).map(|_| f32::from(u8::from(rng.next_u64().is_multiple_of(2)))).collect();
+            let mask: Vec<f32> =
+                (0..numel(&c)).map(|_| f32::from(u8::from(rng.next_u64().is_multiple_of(2)))).collect();
             out.push(OpCase::new(
                 Where,
                 vec![
