@@ -1,5 +1,18 @@
 // out[i] = a[ia] (op) b[ib] with broadcast strides over up to 8 dims.
 // Uniforms: BinaryParams (engine/src/ops/binary.rs).
+// C's fmod (WGSL's % truncates, but x % inf must be x).
+fn fmod_ieee(a: f32, b: f32) -> f32 {
+    let inf = bitcast<f32>(0x7f800000u);
+    if (abs(b) == inf && abs(a) != inf) { return a; }
+    return a % b;
+}
+// The remainder with the divisor's sign (Python's %).
+fn mod_floor(a: f32, b: f32) -> f32 {
+    let r = fmod_ieee(a, b);
+    if (r != 0.0 && (r < 0.0) != (b < 0.0)) { return r + b; }
+    return r;
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);

@@ -554,6 +554,40 @@ fn typed_cases() -> Vec<Case> {
     cases
 }
 
+/// The ops of issue 10's first batch: more elementwise functions, Mod, the composite reductions,
+/// LayerNormalization and Gelu (decomposed on import).
+fn composite_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for op in ["Erf", "Floor", "Ceil", "Round", "Sign", "Softsign", "Sin", "Cos"] {
+        cases.push(case(op, model(13, &[7], vec![node(op, &["x"], "y", vec![])], vec![]), 3, &[7]));
+    }
+    for fmod in [0, 1] {
+        let b = f32_tensor("b", &[4], &[0.75, -1.25, 2.0, -0.5]);
+        let nodes = vec![node("Mod", &["x", "b"], "y", vec![attr_i("fmod", fmod)])];
+        cases.push(case(format!("Mod fmod {fmod}"), model(13, &[3, 4], nodes, vec![b]), 2, &[3, 4]));
+    }
+    for op in ["ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSumExp"] {
+        for keepdims in [0, 1] {
+            let nodes = vec![node(op, &["x"], "y", vec![attr_ints("axes", &[1]), attr_i("keepdims", keepdims)])];
+            cases.push(case(format!("{op} keepdims {keepdims}"), model(13, &[3, 4], nodes, vec![]), 2, &[3, 4]));
+        }
+    }
+    let nodes = vec![
+        node("Abs", &["x"], "a", vec![]),
+        node("ReduceLogSum", &["a"], "y", vec![attr_ints("axes", &[2]), attr_i("keepdims", 0)]),
+    ];
+    cases.push(case("ReduceLogSum", model(13, &[3, 4], nodes, vec![]), 2, &[3, 4]));
+    let mut ln = node("LayerNormalization", &["x", "scale", "bias"], "y", vec![attr_i("axis", -1)]);
+    ln.attribute.push(attr_f("epsilon", 1e-3));
+    let inits = vec![f32_tensor("scale", &[4], &weights(4, 50)), f32_tensor("bias", &[4], &weights(4, 51))];
+    cases.push(case("LayerNormalization", model(17, &[3, 4], vec![ln], inits), 2, &[3, 4]));
+    for approximate in ["none", "tanh"] {
+        let nodes = vec![node("Gelu", &["x"], "y", vec![attr_s("approximate", approximate)])];
+        cases.push(case(format!("Gelu {approximate}"), model(20, &[7], nodes, vec![]), 3, &[7]));
+    }
+    cases
+}
+
 fn all_cases() -> Vec<Case> {
     [
         gemm_cases(),
@@ -563,6 +597,7 @@ fn all_cases() -> Vec<Case> {
         shape_cases(),
         constant_form_cases(),
         typed_cases(),
+        composite_cases(),
     ]
     .into_iter()
     .flatten()
@@ -607,6 +642,11 @@ fn integer_and_boolean_tensors_at_run_time() {
 }
 
 #[test]
+fn elementwise_functions_remainders_and_composite_reductions_and_norms() {
+    run(composite_cases());
+}
+
+#[test]
 fn constant_forms_and_shape_chains() {
     run(constant_form_cases());
 }
@@ -639,17 +679,17 @@ fn coverage_error(bytes: Vec<u8>) -> distk_onnx::Coverage {
 fn unsupported_ops_are_all_listed_in_one_error() {
     let nodes = vec![
         node("Relu", &["x"], "a", vec![]),
-        node("Erf", &["a"], "b", vec![]),
-        node("Erf", &["b"], "c", vec![]),
+        node("Hardmax", &["a"], "b", vec![]),
+        node("Hardmax", &["b"], "c", vec![]),
         node("LRN", &["c"], "d", vec![]),
         node("Relu", &["d"], "y", vec![]),
     ];
     let cov = coverage_error(model(13, &[4], nodes, vec![]));
     let summary: Vec<(String, usize)> = cov.ops.iter().map(|u| (u.op_type.clone(), u.count)).collect();
-    assert_eq!(summary, vec![("Erf".to_string(), 2), ("LRN".to_string(), 1)]);
+    assert_eq!(summary, vec![("Hardmax".to_string(), 2), ("LRN".to_string(), 1)]);
     assert!(cov.nodes.is_empty(), "{:?}", cov.nodes);
     let text = ImportError::Unsupported(cov).to_string();
-    assert!(text.contains("Erf x2 (nodes: Erf_b, Erf_c)") && text.contains("LRN x1"), "{text}");
+    assert!(text.contains("Hardmax x2 (nodes: Hardmax_b, Hardmax_c)") && text.contains("LRN x1"), "{text}");
 }
 
 #[test]
@@ -661,7 +701,7 @@ fn every_node_needing_a_run_time_form_is_named_in_one_error() {
         node("Gather", &["x", "i0"], "g", vec![attr_i("axis", 1)]),
         node("Slice", &["x", "b0", "e1", "ax1"], "sl", vec![]),
         node("Range", &["zero", "g", "one"], "rg", vec![]),
-        node("Erf", &["x"], "er", vec![]),
+        node("Hardmax", &["x"], "er", vec![]),
         node("Reshape", &["x", "sl"], "r", vec![]),
         node("Gather", &["w", "i0"], "gw", vec![attr_i("axis", 0)]),
         node("Add", &["r", "gw"], "y", vec![]),
@@ -676,13 +716,13 @@ fn every_node_needing_a_run_time_form_is_named_in_one_error() {
         f32_tensor("w", &[2, 4], &weights(8, 30)),
     ];
     let cov = coverage_error(model(13, &[4], nodes, inits));
-    assert_eq!(cov.ops.iter().map(|u| u.op_type.as_str()).collect::<Vec<_>>(), vec!["Erf"]);
+    assert_eq!(cov.ops.iter().map(|u| u.op_type.as_str()).collect::<Vec<_>>(), vec!["Hardmax"]);
     let named: Vec<&str> = cov.nodes.iter().map(|n| n.node.as_str()).collect();
     assert_eq!(named, vec!["Range_rg", "Reshape_r"], "{:?}", cov.nodes);
     assert!(cov.nodes[0].reason.contains("input 1 (limit) is computed at run time"), "{:?}", cov.nodes[0]);
     assert!(cov.nodes[1].reason.contains("input 1 (shape) must be known at import time"), "{:?}", cov.nodes[1]);
     let text = ImportError::Unsupported(cov).to_string();
-    assert!(text.contains("Erf x1") && text.contains("2 node(s) need a form"), "{text}");
+    assert!(text.contains("Hardmax x1") && text.contains("2 node(s) need a form"), "{text}");
 }
 
 #[test]

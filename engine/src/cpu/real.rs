@@ -13,6 +13,8 @@ pub trait Real: num_traits::Float + std::iter::Sum + Default + Send + Sync + std
     fn count(n: usize) -> Self;
     /// The bits of an f32 stored in this type (dropout seeds travel as f32 bit patterns).
     fn seed_bits(self) -> u32;
+    /// The error function (libm's).
+    fn erf(self) -> Self;
 }
 
 impl Real for f32 {
@@ -28,6 +30,9 @@ impl Real for f32 {
     fn seed_bits(self) -> u32 {
         self.to_bits()
     }
+    fn erf(self) -> f32 {
+        libm::erff(self)
+    }
 }
 
 impl Real for f64 {
@@ -42,5 +47,8 @@ impl Real for f64 {
     }
     fn seed_bits(self) -> u32 {
         (self as f32).to_bits()
+    }
+    fn erf(self) -> f64 {
+        libm::erf(self)
     }
 }

@@ -45,6 +45,10 @@ pub enum BinaryOp {
     Or,
     /// a xor b (boolean).
     Xor,
+    /// The remainder with the divisor's sign, `a - b * floor(a / b)` (ONNX Mod, Python's `%`).
+    Mod,
+    /// The remainder with the dividend's sign, C's `fmod` (ONNX Mod with `fmod=1`).
+    Fmod,
 }
 
 impl BinaryOp {
@@ -66,6 +70,11 @@ impl BinaryOp {
             BinaryOp::And => truth(a != T::zero() && b != T::zero()),
             BinaryOp::Or => truth(a != T::zero() || b != T::zero()),
             BinaryOp::Xor => truth((a != T::zero()) != (b != T::zero())),
+            BinaryOp::Mod => {
+                let r = a % b;
+                if r != T::zero() && (r < T::zero()) != (b < T::zero()) { r + b } else { r }
+            }
+            BinaryOp::Fmod => a % b,
         }
     }
 
@@ -111,6 +120,8 @@ fn binary_expr(op: BinaryOp) -> &'static str {
         BinaryOp::And => "select(0.0, 1.0, a != 0.0 && b != 0.0)",
         BinaryOp::Or => "select(0.0, 1.0, a != 0.0 || b != 0.0)",
         BinaryOp::Xor => "select(0.0, 1.0, (a != 0.0) != (b != 0.0))",
+        BinaryOp::Mod => "mod_floor(a, b)",
+        BinaryOp::Fmod => "fmod_ieee(a, b)",
     }
 }
 
@@ -255,6 +266,19 @@ impl OpDef for BinaryOp {
             | BinaryOp::And
             | BinaryOp::Or
             | BinaryOp::Xor => {}
+            BinaryOp::Mod | BinaryOp::Fmod => {
+                // y = a - b * q with q = (a - y) / b an integer: dy/da = 1, dy/db = -q.
+                if cx.need(0) {
+                    out[0] = Some(cx.unbroadcast(dy, &sa)?);
+                }
+                if cx.need(1) {
+                    let t = cx.node(BinaryOp::Sub, &[a, y])?;
+                    let q = cx.node(BinaryOp::Div, &[t, c])?;
+                    let g = cx.node(BinaryOp::Mul, &[dy, q])?;
+                    let g = cx.node(UnaryOp::Neg, &[g])?;
+                    out[1] = Some(cx.unbroadcast(g, &sc)?);
+                }
+            }
             BinaryOp::Min | BinaryOp::Max => {
                 // dy goes to a where it is chosen (a > c for Max, a < c for Min), to c elsewhere.
                 let diff = if *self == BinaryOp::Max { [a, c] } else { [c, a] };
@@ -328,6 +352,26 @@ impl OpDef for BinaryOp {
                 CaseInput::values(vec![6], vec![2.0, 3.0, 2.0, 3.0, 0.0, 1.0]),
             ],
         ));
+        // Remainders of mixed signs, and their gradients away from the jumps.
+        let a: Vec<f32> = vec![-7.5, -4.0, -1.25, 0.0, 1.25, 4.0, 7.5, 5.5];
+        let b: Vec<f32> = vec![2.0, -3.0, 2.0, -3.0, 0.75, 1.5, -2.25, 3.0];
+        for op in [BinaryOp::Mod, BinaryOp::Fmod] {
+            out.push(OpCase::new(
+                op,
+                vec![CaseInput::values(vec![8], a.clone()), CaseInput::values(vec![8], b.clone())],
+            ));
+            out.push(OpCase::uniform(op, &[vec![rng.size(1, 30), 4], vec![4]], -9.0, 9.0));
+            out.push(
+                OpCase::new(
+                    op,
+                    vec![
+                        CaseInput::values(vec![2, 3], vec![-7.3, -4.1, -1.2, 1.3, 4.2, 7.6]),
+                        CaseInput::values(vec![3], vec![2.1, -3.3, 1.7]),
+                    ],
+                )
+                .with_gradient(),
+            );
+        }
         for op in
             [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Pow, BinaryOp::Min, BinaryOp::Max]
         {

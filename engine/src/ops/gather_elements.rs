@@ -114,7 +114,7 @@ impl OpDef for GatherElements {
             (vec![3, 4], vec![3, 6], 1),
             (vec![5, 2], vec![2, 2], 0),
             (vec![1], vec![3], 0),
-            (vec![2, rng.size(1, 9), 4], vec![2, 3, 3], 2),
+            (vec![2, rng.size(3, 9), 4], vec![2, 3, 3], 2),
             (vec![4, 3, 2], vec![7, 2, 1], 0),
         ] {
             let idx = case_indices(rng, numel(&idx_shape), data[axis]);

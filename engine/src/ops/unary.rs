@@ -45,6 +45,22 @@ pub enum UnaryOp {
     Clip { min: f32, max: f32 },
     /// x (a copy)
     Identity,
+    /// The error function, erf(x)
+    Erf,
+    /// The largest integer <= x (gradient 0)
+    Floor,
+    /// The smallest integer >= x (gradient 0)
+    Ceil,
+    /// x rounded to the nearest integer, halves to even (gradient 0)
+    Round,
+    /// -1, 0 or 1 as x is negative, zero or positive (gradient 0)
+    Sign,
+    /// x / (1 + |x|)
+    Softsign,
+    /// sin(x)
+    Sin,
+    /// cos(x)
+    Cos,
 }
 
 impl UnaryOp {
@@ -85,6 +101,22 @@ impl UnaryOp {
             UnaryOp::Abs => x.abs(),
             UnaryOp::Clip { min, max } => x.max(T::of(min)).min(T::of(max)),
             UnaryOp::Identity => x,
+            UnaryOp::Erf => x.erf(),
+            UnaryOp::Floor => x.floor(),
+            UnaryOp::Ceil => x.ceil(),
+            UnaryOp::Round => round_half_even(x),
+            UnaryOp::Sign => {
+                if x > zero {
+                    one
+                } else if x < zero {
+                    -one
+                } else {
+                    x
+                }
+            }
+            UnaryOp::Softsign => x / (one + x.abs()),
+            UnaryOp::Sin => x.sin(),
+            UnaryOp::Cos => x.cos(),
         }
     }
 
@@ -154,8 +186,21 @@ impl UnaryOp {
                 }
             }
             UnaryOp::Identity => one,
+            UnaryOp::Erf => T::of(std::f32::consts::FRAC_2_SQRT_PI) * (-x * x).exp(),
+            UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Round | UnaryOp::Sign => zero,
+            UnaryOp::Softsign => one / ((one + x.abs()) * (one + x.abs())),
+            UnaryOp::Sin => x.cos(),
+            UnaryOp::Cos => -x.sin(),
         }
     }
+}
+
+/// Rounds to the nearest integer, halves to the even one (ONNX Round, numpy's `round`).
+pub fn round_half_even<T: Real>(x: T) -> T {
+    let f = x.floor();
+    let d = x - f;
+    let half = T::of(0.5);
+    if d > half || (d == half && (f / T::of(2.0)).fract() != T::zero()) { f + T::one() } else { f }
 }
 
 /// Numerically stable logistic function.
@@ -195,6 +240,15 @@ fn unary_expr(op: UnaryOp) -> String {
         UnaryOp::Abs => "abs(x)".into(),
         UnaryOp::Clip { min, max } => format!("min(max(x, {}), {})", f(min), f(max)),
         UnaryOp::Identity => "x".into(),
+        UnaryOp::Erf => "erf_approx(x)".into(),
+        UnaryOp::Floor => "floor(x)".into(),
+        UnaryOp::Ceil => "ceil(x)".into(),
+        // WGSL's round() rounds halves to even, as ONNX's Round.
+        UnaryOp::Round => "round(x)".into(),
+        UnaryOp::Sign => "sign(x)".into(),
+        UnaryOp::Softsign => "x / (1.0 + abs(x))".into(),
+        UnaryOp::Sin => "sin(x)".into(),
+        UnaryOp::Cos => "cos(x)".into(),
     }
 }
 
@@ -221,6 +275,11 @@ fn derivative_expr(op: UnaryOp) -> String {
         UnaryOp::Abs => "sign(x)".into(),
         UnaryOp::Clip { min, max } => format!("select(0.0, 1.0, x >= {} && x <= {})", f(min), f(max)),
         UnaryOp::Identity => "1.0".into(),
+        UnaryOp::Erf => "1.1283791671 * exp(-x * x)".into(),
+        UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Round | UnaryOp::Sign => "0.0".into(),
+        UnaryOp::Softsign => "1.0 / ((1.0 + abs(x)) * (1.0 + abs(x)))".into(),
+        UnaryOp::Sin => "cos(x)".into(),
+        UnaryOp::Cos => "-sin(x)".into(),
     }
 }
 
@@ -243,6 +302,14 @@ fn all_unary() -> Vec<(UnaryOp, f32, f32)> {
         (UnaryOp::Identity, -6.0, 6.0),
         (UnaryOp::Log, 0.01, 9.0),
         (UnaryOp::Sqrt, 0.01, 9.0),
+        (UnaryOp::Erf, -4.0, 4.0),
+        (UnaryOp::Floor, -6.0, 6.0),
+        (UnaryOp::Ceil, -6.0, 6.0),
+        (UnaryOp::Round, -6.0, 6.0),
+        (UnaryOp::Sign, -6.0, 6.0),
+        (UnaryOp::Softsign, -6.0, 6.0),
+        (UnaryOp::Sin, -6.0, 6.0),
+        (UnaryOp::Cos, -6.0, 6.0),
     ]
 }
 
@@ -308,6 +375,11 @@ impl OpDef for UnaryOp {
 
     fn cases(rng: &mut CaseRng) -> Vec<OpCase> {
         let mut out = Vec::new();
+        // Halves round to even; signs of zero.
+        let halves = vec![-2.5, -1.5, -0.5, 0.0, 0.5, 1.5, 2.5, 3.5, -0.0, 1.2];
+        for op in [UnaryOp::Round, UnaryOp::Sign, UnaryOp::Floor, UnaryOp::Ceil] {
+            out.push(OpCase::new(op, vec![CaseInput::values(vec![10], halves.clone())]));
+        }
         for (op, lo, hi) in all_unary() {
             for n in [1usize, 7, 256, 1000, 4099, rng.size(2, 3000)] {
                 out.push(OpCase::uniform(op, &[vec![n]], lo, hi));

@@ -1,9 +1,11 @@
 //! The elementwise functions of one tensor that map onto one engine [`UnaryOp`] each: Relu,
-//! LeakyRelu, Elu, Selu, Sigmoid, HardSigmoid, Tanh, Softplus, Exp, Log, Sqrt, Neg, Abs.
+//! LeakyRelu, Elu, Selu, Sigmoid, HardSigmoid, Tanh, Softplus, Exp, Log, Sqrt, Neg, Abs, Erf,
+//! Floor, Ceil, Round, Sign, Softsign, Sin, Cos.
 //!
-//! Opset history: every one exists from opset 1, whose `consumed_inputs` attribute (dropped at 6)
-//! is ignored; later versions (6, 13, 14, 16, 22) only widen the element types. The attribute
-//! defaults never changed. Neg also folds on constants (shape arithmetic negates indices).
+//! Opset history: most exist from opset 1, whose `consumed_inputs` attribute (dropped at 6) is
+//! ignored; Sin and Cos from 7, Erf and Sign from 9, Round from 11; later versions (6, 13, 14, 16,
+//! 22) only widen the element types. The attribute defaults never changed. Neg also folds on
+//! constants (shape arithmetic negates indices); Floor, Ceil and Round fold too.
 
 use distk_engine::{Op, UnaryOp};
 
@@ -31,6 +33,14 @@ pub static OPS: &[OpDef] = &[
     activation("Sqrt", &[], None),
     activation("Neg", &[], Some(fold_neg)),
     activation("Abs", &[], None),
+    activation("Erf", &[], None),
+    activation("Floor", &[], Some(fold_rounding)),
+    activation("Ceil", &[], Some(fold_rounding)),
+    activation("Round", &[], Some(fold_rounding)),
+    activation("Sign", &[], None),
+    activation("Softsign", &[], None),
+    activation("Sin", &[], None),
+    activation("Cos", &[], None),
 ];
 
 /// The engine function of the node.
@@ -49,6 +59,14 @@ fn unary(cx: &NodeCx<'_>) -> Result<UnaryOp> {
         "Sqrt" => UnaryOp::Sqrt,
         "Neg" => UnaryOp::Neg,
         "Abs" => UnaryOp::Abs,
+        "Erf" => UnaryOp::Erf,
+        "Floor" => UnaryOp::Floor,
+        "Ceil" => UnaryOp::Ceil,
+        "Round" => UnaryOp::Round,
+        "Sign" => UnaryOp::Sign,
+        "Softsign" => UnaryOp::Softsign,
+        "Sin" => UnaryOp::Sin,
+        "Cos" => UnaryOp::Cos,
         other => return Err(cx.err(format!("internal: {other} is not an activation"))),
     })
 }
@@ -62,5 +80,12 @@ fn import(cx: &mut ImportCx<'_, '_>) -> Result<()> {
 fn fold_neg(cx: &NodeCx<'_>, c: &Consts) -> Result<ConstTensor> {
     let mut x = cx.arg(c, 0)?.clone();
     x.data.iter_mut().for_each(|v| *v = -*v);
+    Ok(x)
+}
+
+fn fold_rounding(cx: &NodeCx<'_>, c: &Consts) -> Result<ConstTensor> {
+    let u = unary(cx)?;
+    let mut x = cx.arg(c, 0)?.clone();
+    x.data.iter_mut().for_each(|v| *v = u.apply(*v));
     Ok(x)
 }

@@ -21,10 +21,12 @@ mod flatten;
 mod gather;
 mod gather_elements;
 mod gather_nd;
+mod gelu;
 mod gemm;
 mod global_average_pool;
 mod hard_swish;
 mod identity;
+mod layer_normalization;
 mod logic;
 mod matmul;
 mod min_max;
@@ -33,6 +35,7 @@ mod pool;
 mod range;
 mod reciprocal;
 mod reduce;
+mod remainder;
 mod reshape;
 mod shape;
 mod size;
@@ -68,10 +71,12 @@ pub static REGISTRY: &[&[OpDef]] = &[
     gather::OPS,
     gather_elements::OPS,
     gather_nd::OPS,
+    gelu::OPS,
     gemm::OPS,
     global_average_pool::OPS,
     hard_swish::OPS,
     identity::OPS,
+    layer_normalization::OPS,
     logic::OPS,
     matmul::OPS,
     min_max::OPS,
@@ -80,6 +85,7 @@ pub static REGISTRY: &[&[OpDef]] = &[
     range::OPS,
     reciprocal::OPS,
     reduce::OPS,
+    remainder::OPS,
     reshape::OPS,
     shape::OPS,
     size::OPS,

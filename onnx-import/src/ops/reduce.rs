@@ -7,7 +7,7 @@
 //! `noop_with_empty_axes` (default 0: no axes reduce everything); the input must be a constant or
 //! an initializer. 11 allows negative axes; 13 and 18 otherwise widen the types.
 
-use distk_engine::{Op, Reduce, ReduceOp};
+use distk_engine::{BinaryOp, Op, Reduce, ReduceOp, UnaryOp};
 
 use crate::context::{ImportCx, NodeCx};
 use crate::error::Result;
@@ -46,6 +46,11 @@ pub static OPS: &[OpDef] = &[
     OpDef { op_type: "ReduceProd", spec: MEAN_PROD_SPEC, import: Some(import), fold: Some(fold_prod) },
     OpDef { op_type: "ReduceMax", spec: MEAN_PROD_SPEC, import: Some(import), fold: None },
     OpDef { op_type: "ReduceMin", spec: MEAN_PROD_SPEC, import: Some(import), fold: None },
+    OpDef { op_type: "ReduceL1", spec: MEAN_PROD_SPEC, import: Some(import_composite), fold: None },
+    OpDef { op_type: "ReduceL2", spec: MEAN_PROD_SPEC, import: Some(import_composite), fold: None },
+    OpDef { op_type: "ReduceSumSquare", spec: MEAN_PROD_SPEC, import: Some(import_composite), fold: None },
+    OpDef { op_type: "ReduceLogSum", spec: MEAN_PROD_SPEC, import: Some(import_composite), fold: None },
+    OpDef { op_type: "ReduceLogSumExp", spec: MEAN_PROD_SPEC, import: Some(import_composite), fold: None },
 ];
 
 /// The sorted, unique axes a node reduces over a tensor of `rank` dims (every one when none are
@@ -107,4 +112,49 @@ fn fold_prod(cx: &NodeCx<'_>, c: &Consts) -> Result<ConstTensor> {
         x.shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect()
     };
     Ok(ConstTensor { shape, data, is_float: x.is_float })
+}
+
+/// ReduceL1 (sum of |x|), ReduceL2 (square root of the sum of squares), ReduceSumSquare,
+/// ReduceLogSum (log of the sum) and ReduceLogSumExp (log of the sum of exp, shifted by the max for
+/// stability), from the engine's reductions and elementwise ops.
+fn import_composite(cx: &mut ImportCx<'_, '_>) -> Result<()> {
+    let s = cx.shape(0)?;
+    let axes_input = if cx.declares("axes") { None } else { cx.known(1)? };
+    let Some(axes) = reduced_axes(cx, s.len(), axes_input.as_ref())? else {
+        let x = cx.value(0)?;
+        return cx.set(x);
+    };
+    let keepdims = cx.int("keepdims")? == 1;
+    let out_shape: Vec<usize> = s
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &d)| if axes.contains(&i) { keepdims.then_some(1) } else { Some(d) })
+        .collect();
+    let sum = |axes: &Vec<usize>| Op::Reduce(Reduce { op: ReduceOp::Sum, axes: axes.clone(), keepdims: true });
+    let x = cx.value(0)?;
+    let y = match cx.def.op_type {
+        "ReduceL1" => {
+            let a = cx.emit(Op::Unary(UnaryOp::Abs), &[x])?;
+            cx.emit(sum(&axes), &[a])?
+        }
+        "ReduceL2" | "ReduceSumSquare" => {
+            let sq = cx.emit(Op::Binary(BinaryOp::Mul), &[x, x])?;
+            let t = cx.emit(sum(&axes), &[sq])?;
+            if cx.def.op_type == "ReduceL2" { cx.emit(Op::Unary(UnaryOp::Sqrt), &[t])? } else { t }
+        }
+        "ReduceLogSum" => {
+            let t = cx.emit(sum(&axes), &[x])?;
+            cx.emit(Op::Unary(UnaryOp::Log), &[t])?
+        }
+        _ => {
+            let m = cx.emit(Op::Reduce(Reduce { op: ReduceOp::Max, axes: axes.clone(), keepdims: true }), &[x])?;
+            let d = cx.emit(Op::Binary(BinaryOp::Sub), &[x, m])?;
+            let e = cx.emit(Op::Unary(UnaryOp::Exp), &[d])?;
+            let t = cx.emit(sum(&axes), &[e])?;
+            let l = cx.emit(Op::Unary(UnaryOp::Log), &[t])?;
+            cx.emit(Op::Binary(BinaryOp::Add), &[l, m])?
+        }
+    };
+    let y = cx.reshape(y, out_shape)?;
+    cx.set(y)
 }
