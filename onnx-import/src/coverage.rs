@@ -83,7 +83,7 @@ fn arity_issues(n: &pb::NodeProto, def: &OpDef, opset: i64, issue: &mut impl FnM
             issue(format!("input {position} ({}) is missing", s.name));
         }
     }
-    if n.output.first().is_none_or(|o| o.is_empty()) {
+    if n.output.iter().all(|o| o.is_empty()) {
         issue("the node has no output".into());
     }
     for (i, o) in n.output.iter().enumerate().skip(1).filter(|(_, o)| !o.is_empty()) {

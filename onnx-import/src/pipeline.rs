@@ -130,7 +130,11 @@ fn convert<'m>(st: &mut State<'m>, node: &'m pb::NodeProto, step: &Step, opset: 
         },
         None => None,
     };
-    let out = node.output.first().filter(|o| !o.is_empty()).ok_or_else(|| n.err("the node has no output"))?;
+    if node.output.iter().all(|o| o.is_empty()) {
+        return Err(n.err("the node has no output"));
+    }
+    // A node may leave its first output out (an LSTM used only for Y_h); it is then not checked.
+    let out = node.output.first().cloned().unwrap_or_default();
     if let Some(c) = folded {
         if numel(&c.shape).ok() != Some(c.data.len()) {
             return Err(n.err(format!(
@@ -138,6 +142,9 @@ fn convert<'m>(st: &mut State<'m>, node: &'m pb::NodeProto, step: &Step, opset: 
                 c.data.len(),
                 c.shape
             )));
+        }
+        if out.is_empty() {
+            return Err(n.err("internal: a folded node without a first output"));
         }
         st.env.insert(out.clone(), Val::Const(c));
     } else {
@@ -151,8 +158,8 @@ fn convert<'m>(st: &mut State<'m>, node: &'m pb::NodeProto, step: &Step, opset: 
             return Err(n.err(format!("internal: output {i} (`{o}`) was not produced as a run-time value")));
         }
     }
-    let got = st.env.get(out).map(Val::kind);
-    if got != Some(step.kind) {
+    let got = st.env.get(&out).map(Val::kind);
+    if !out.is_empty() && got != Some(step.kind) {
         return Err(n.err(format!(
             "internal: the coverage check predicted an output {}, the import produced {}",
             step.kind.describe(),

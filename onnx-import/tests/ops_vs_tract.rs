@@ -581,6 +581,43 @@ fn composite_cases() -> Vec<Case> {
     ln.attribute.push(attr_f("epsilon", 1e-3));
     let inits = vec![f32_tensor("scale", &[4], &weights(4, 50)), f32_tensor("bias", &[4], &weights(4, 51))];
     cases.push(case("LayerNormalization", model(17, &[3, 4], vec![ln], inits), 2, &[3, 4]));
+    // Recurrent layers, unrolled: X is [seq (the bound batch dim), 2, 3], hidden 4.
+    let (h, i) = (4usize, 3usize);
+    // (Reverse and bidirectional layers: `reverse_and_bidirectional_recurrent_layers`.)
+    for (op, gates) in [("LSTM", 4), ("GRU", 3), ("RNN", 1)] {
+        for (direction, lbr) in [("forward", 0), ("forward", 1)] {
+            if lbr == 1 && op != "GRU" {
+                continue;
+            }
+            let d = 1;
+            let mut inits = vec![
+                f32_tensor("W", &[d, gates * h, i], &weights(d * gates * h * i, 60)),
+                f32_tensor("R", &[d, gates * h, h], &weights(d * gates * h * h, 61)),
+                f32_tensor("B", &[d, 2 * gates * h], &weights(d * 2 * gates * h, 62)),
+                f32_tensor("h0", &[d, 2, h], &weights(d * 2 * h, 63)),
+            ];
+            let mut ins = vec!["x", "W", "R", "B", "", "h0"];
+            if op == "LSTM" {
+                inits.push(f32_tensor("c0", &[d, 2, h], &weights(d * 2 * h, 64)));
+                inits.push(f32_tensor("P", &[d, 3 * h], &weights(d * 3 * h, 65)));
+                ins.extend(["c0", "P"]);
+            }
+            let mut attrs = vec![attr_i("hidden_size", h as i64), attr_s("direction", direction)];
+            if op == "GRU" {
+                attrs.push(attr_i("linear_before_reset", lbr));
+            }
+            let mut n = node(op, &ins, "yall", attrs);
+            n.output.push("yh".into());
+            // Y [T, D, N, H] and Y_h [D, N, H] both reach the output.
+            let nodes = vec![
+                n,
+                node("ReduceSum", &["yall"], "ys", vec![attr_ints("axes", &[0]), attr_i("keepdims", 0)]),
+                node("Add", &["ys", "yh"], "y", vec![]),
+            ];
+            cases.push(case(format!("{op} {direction} lbr {lbr}"), model(13, &[2, i], nodes, inits), 5, &[2, i]));
+        }
+    }
+
     for approximate in ["none", "tanh"] {
         let nodes = vec![node("Gelu", &["x"], "y", vec![attr_s("approximate", approximate)])];
         cases.push(case(format!("Gelu {approximate}"), model(20, &[7], nodes, vec![]), 3, &[7]));
@@ -841,4 +878,85 @@ fn run_time_forms_that_remain_refused() {
     let nodes = vec![node("Slice", &["x", "b0", "x"], "y", vec![])];
     let cov = coverage_error(model(13, &[4], nodes, vec![i64_tensor("b0", &[0])]));
     assert!(cov.nodes.len() == 1 && cov.nodes[0].reason.contains("input 2 (ends) must be known"), "{cov}");
+}
+
+/// ONNX defines a reverse recurrent layer as the forward one on the time-reversed input, its Y
+/// reversed back, and a bidirectional one as both stacked (onnx.reference's LSTM, GRU and RNN do
+/// exactly that). tract's reverse form departs from that definition, so our reverse and
+/// bidirectional layers run against tract's forward layers between reversing Slices.
+#[test]
+fn reverse_and_bidirectional_recurrent_layers() {
+    let (h, i) = (4usize, 3usize);
+    for (op, gates) in [("LSTM", 4), ("GRU", 3), ("RNN", 1)] {
+        let w = weights(2 * gates * h * i, 70);
+        let r = weights(2 * gates * h * h, 71);
+        let b = weights(2 * 2 * gates * h, 72);
+        let (wn, rn, bn) = (gates * h * i, gates * h * h, 2 * gates * h);
+        let flip =
+            [i64_tensor("s", &[-1]), i64_tensor("e", &[i64::MIN]), i64_tensor("a", &[0]), i64_tensor("st", &[-1])];
+        // Direction k's weights on their own, for tract's forward layers.
+        let one_dir = |k: usize| {
+            vec![
+                f32_tensor(&format!("W{k}"), &[1, gates * h, i], &w[k * wn..(k + 1) * wn]),
+                f32_tensor(&format!("R{k}"), &[1, gates * h, h], &r[k * rn..(k + 1) * rn]),
+                f32_tensor(&format!("B{k}"), &[1, 2 * gates * h], &b[k * bn..(k + 1) * bn]),
+            ]
+        };
+        let layer = |direction: &str, x: &str, k: &str, y: &str| {
+            let ins = [x.to_string(), format!("W{k}"), format!("R{k}"), format!("B{k}")];
+            let ins: Vec<&str> = ins.iter().map(String::as_str).collect();
+            node(op, &ins, y, vec![attr_i("hidden_size", h as i64), attr_s("direction", direction)])
+        };
+        let flatten = |y: &str| node("ReduceSum", &[y], "y", vec![attr_ints("axes", &[0]), attr_i("keepdims", 0)]);
+        // Reverse: ours on x against tract's forward layer on reversed x, its Y reversed back.
+        let mut inits = one_dir(1);
+        inits.extend(flip.clone());
+        let ours = model(13, &[2, i], vec![layer("reverse", "x", "1", "yr"), flatten("yr")], inits.clone());
+        let theirs = model(
+            13,
+            &[2, i],
+            vec![
+                node("Slice", &["x", "s", "e", "a", "st"], "xf", vec![]),
+                layer("forward", "xf", "1", "yf"),
+                node("Slice", &["yf", "s", "e", "a", "st"], "yr", vec![]),
+                flatten("yr"),
+            ],
+            inits,
+        );
+        let e = compare_with(op, &ours, &theirs, 5, &[2, i]).unwrap_or_else(|e| panic!("{op} reverse: {e}"));
+        assert!(e <= TOLERANCE, "{op} reverse: error {e:e}");
+        // Bidirectional: ours against both directions computed apart and stacked on axis 1.
+        let mut both = vec![
+            f32_tensor("W", &[2, gates * h, i], &w),
+            f32_tensor("R", &[2, gates * h, h], &r),
+            f32_tensor("B", &[2, 2 * gates * h], &b),
+        ];
+        both.extend(flip.clone());
+        let mut bi = node(
+            op,
+            &["x", "W", "R", "B"],
+            "yb",
+            vec![attr_i("hidden_size", h as i64), attr_s("direction", "bidirectional")],
+        );
+        bi.output.push(String::new());
+        let ours = model(13, &[2, i], vec![bi, flatten("yb")], both);
+        let mut inits = one_dir(0);
+        inits.extend(one_dir(1));
+        inits.extend(flip);
+        let theirs = model(
+            13,
+            &[2, i],
+            vec![
+                layer("forward", "x", "0", "y0"),
+                node("Slice", &["x", "s", "e", "a", "st"], "xf", vec![]),
+                layer("forward", "xf", "1", "yf"),
+                node("Slice", &["yf", "s", "e", "a", "st"], "y1", vec![]),
+                node("Concat", &["y0", "y1"], "yb", vec![attr_i("axis", 1)]),
+                flatten("yb"),
+            ],
+            inits,
+        );
+        let e = compare_with(op, &ours, &theirs, 5, &[2, i]).unwrap_or_else(|e| panic!("{op} bidirectional: {e}"));
+        assert!(e <= TOLERANCE, "{op} bidirectional: error {e:e}");
+    }
 }

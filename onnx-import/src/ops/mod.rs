@@ -34,6 +34,7 @@ mod one_hot;
 mod pool;
 mod range;
 mod reciprocal;
+mod recurrent;
 mod reduce;
 mod remainder;
 mod reshape;
@@ -84,6 +85,7 @@ pub static REGISTRY: &[&[OpDef]] = &[
     pool::OPS,
     range::OPS,
     reciprocal::OPS,
+    recurrent::OPS,
     reduce::OPS,
     remainder::OPS,
     reshape::OPS,
