@@ -13,13 +13,13 @@ use distk_net::tls::{Identity, hex};
 use distk_onnx::OnnxModel;
 
 use crate::cli::PsArgs;
-use crate::commands::evaluate::model_widths;
 use crate::data::FeatureColumns;
 use crate::data::dataset::Dataset;
 use crate::distributed::job;
 use crate::distributed::ps::{PsSetup, persistent_identity, run_ps};
 use crate::distributed::report::finish_run;
 use crate::trainers::TrainerKind;
+use crate::training::model_widths;
 
 /// Runs the parameter server.
 pub fn run(args: PsArgs) -> Result<()> {

@@ -2,7 +2,6 @@
 //! progress bar, validates, checkpoints, stops on a target or Ctrl-C, and writes the trained model
 //! (the original ONNX file with its initializers replaced) and the history, all atomically.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -11,70 +10,16 @@ use anyhow::{Context, Result, bail};
 use distk_engine::training_rewrite::TrainingOptions;
 use distk_onnx::{ImportOptions, OnnxModel};
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
 
 use crate::cli::RunArgs;
-use crate::commands::evaluate::model_widths;
 use crate::data::FeatureColumns;
-use crate::data::atomic::write_atomically;
 use crate::data::dataset::Dataset;
 use crate::runtime::Runtime;
 use crate::trainers::TrainerKind;
 use crate::training::checkpoint::{Checkpoint, CheckpointMeta};
 use crate::training::evaluate::Evaluator;
 use crate::training::history::{EpochRecord, History, StepRecord};
-use crate::training::{SessionConfig, TrainSession, parse_optimizer};
-
-/// The row order of an epoch.
-pub fn epoch_order(rows: usize, shuffle: bool, seed: u64, epoch: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..rows).collect();
-    if shuffle {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
-        order.shuffle(&mut rng);
-    }
-    order
-}
-
-/// Writes `session`'s parameters into a copy of the model file (with the biases the import added).
-pub fn write_trained_model(
-    model: &OnnxModel,
-    session: &mut TrainSession,
-    out: &std::path::Path,
-    added_biases: bool,
-) -> Result<()> {
-    let params = session.params()?;
-    let bytes = trained_model_bytes(model, session.layout(), &params, added_biases)?;
-    write_atomically(out, |f| {
-        use std::io::Write;
-        Ok(f.write_all(&bytes)?)
-    })
-}
-
-/// The model file with its initializers replaced by `params` (laid out by `layout`), plus the
-/// biases the import added when `added_biases`.
-pub fn trained_model_bytes(
-    model: &OnnxModel,
-    layout: &distk_engine::ParamLayout,
-    params: &[f32],
-    added_biases: bool,
-) -> Result<Vec<u8>> {
-    let values: HashMap<String, Vec<f32>> =
-        layout.slots.iter().map(|s| (s.name.clone(), params[s.offset..s.offset + s.len].to_vec())).collect();
-    let mut base = model.bytes.clone();
-    if added_biases {
-        let biases: Vec<distk_onnx::export::AddedBias> = distk_onnx::inspect::missing_biases(model)
-            .iter()
-            .filter_map(|n| {
-                let output = n.output.first()?.clone();
-                let len = layout.find(&distk_onnx::inspect::added_bias_name(&output))?.len;
-                Some(distk_onnx::export::AddedBias { output, op_type: n.op_type.clone(), len })
-            })
-            .collect();
-        base = distk_onnx::export::add_biases(&base, &biases)?;
-    }
-    Ok(distk_onnx::export::replace_initializers(&base, &values)?)
-}
+use crate::training::{SessionConfig, TrainSession, epoch_order, model_widths, parse_optimizer, write_trained_model};
 
 /// Runs training.
 pub fn run(args: RunArgs) -> Result<()> {

@@ -14,7 +14,6 @@ use distk_net::tls::{Identity, Trust};
 use distk_onnx::OnnxModel;
 
 use crate::cli::RunArgs;
-use crate::commands::evaluate::model_widths;
 use crate::data::FeatureColumns;
 use crate::data::dataset::Dataset;
 use crate::distributed::job::{self, JobSpec};
@@ -24,6 +23,7 @@ use crate::distributed::shard::contiguous_shards;
 use crate::distributed::worker::{WorkerData, WorkerRun, run_worker};
 use crate::runtime::DeviceChoice;
 use crate::trainers::TrainerKind;
+use crate::training::model_widths;
 
 /// A local distributed run: a parameter server and `workers` workers in this process.
 pub struct LocalRun {

@@ -298,7 +298,7 @@ pub fn initial_centre(
 
 /// Runs the parameter server until every worker is done or lost; `on_start` hears where it listens.
 pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnce(&PsStarted)) -> Result<PsOutcome> {
-    let (_, classes) = crate::commands::evaluate::model_widths(&setup.model)?;
+    let (_, classes) = crate::training::model_widths(&setup.model)?;
     let (layout, init) = initial_centre(&setup.model, &setup.spec, classes)?;
     let kind = setup.spec.trainer.kind;
     let label = kind.name();

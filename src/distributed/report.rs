@@ -7,7 +7,6 @@ use anyhow::{Result, bail};
 use distk_onnx::OnnxModel;
 use serde::Serialize;
 
-use crate::commands::run::trained_model_bytes;
 use crate::data::atomic::write_atomically;
 use crate::data::dataset::Dataset;
 use crate::distributed::PartialRun;
@@ -17,6 +16,7 @@ use crate::predictor::Predictor;
 use crate::runtime::{DeviceChoice, Runtime};
 use crate::trainers::{TrainerKind, TrainerParams};
 use crate::training::evaluate::Evaluation;
+use crate::training::trained_model_bytes;
 
 /// Accuracy of an ensemble's averaged prediction.
 #[derive(Clone, Copy, Debug, Serialize, PartialEq)]

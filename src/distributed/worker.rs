@@ -13,8 +13,6 @@ use anyhow::{Context, Result, bail};
 use distk_net::client::{ConnectOptions, join};
 use serde::{Deserialize, Serialize};
 
-use crate::commands::evaluate::model_widths;
-use crate::commands::run::epoch_order;
 use crate::data::FeatureColumns;
 use crate::data::dataset::Dataset;
 use crate::distributed::job;
@@ -24,7 +22,7 @@ use crate::trainers::TrainerKind;
 use crate::trainers::link::{Link, QuicLink, Reconnecting};
 use crate::trainers::policy::WorkerPolicy;
 use crate::trainers::replica::{Replica, SessionReplica};
-use crate::training::TrainSession;
+use crate::training::{TrainSession, epoch_order, model_widths};
 
 /// One local step of a worker.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -2,11 +2,15 @@
 //! the loop of `distk-gpu run`, history and checkpoints.
 
 pub mod checkpoint;
+pub mod epoch;
 pub mod evaluate;
 pub mod history;
+pub mod model_io;
 pub mod optimizers;
 pub mod plot;
 pub mod session;
 
+pub use epoch::epoch_order;
+pub use model_io::{model_widths, trained_model_bytes, write_trained_model};
 pub use optimizers::parse_optimizer;
 pub use session::{SessionConfig, StepStats, TrainSession};
