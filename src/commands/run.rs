@@ -7,19 +7,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use distk_engine::training_rewrite::TrainingOptions;
-use distk_onnx::{ImportOptions, OnnxModel};
+use distk_onnx::OnnxModel;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::RunArgs;
 use crate::data::FeatureColumns;
 use crate::data::dataset::Dataset;
+use crate::distributed::launch::{LocalRun, train_local};
+use crate::job_spec::JobSpec;
 use crate::runtime::Runtime;
 use crate::trainers::TrainerKind;
 use crate::training::checkpoint::{Checkpoint, CheckpointMeta};
 use crate::training::evaluate::Evaluator;
 use crate::training::history::{EpochRecord, History, StepRecord};
-use crate::training::{SessionConfig, TrainSession, epoch_order, model_widths, parse_optimizer, write_trained_model};
+use crate::training::{TrainSession, epoch_order, model_widths, write_trained_model};
 
 /// Runs training.
 pub fn run(args: RunArgs) -> Result<()> {
@@ -28,11 +29,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     let kind = args.trainer.trainer.unwrap_or(if args.workers > 1 { TrainerKind::Adag } else { TrainerKind::Single });
     if kind.uses_server() || args.workers > 1 {
-        return crate::distributed::launch::run_local(args, kind);
+        return run_distributed(args, kind);
     }
-    if args.job.epochs == 0 || args.job.batch_size == 0 {
-        bail!("--epochs and --batch-size must be at least 1");
-    }
+    let spec = JobSpec::resolve(&args.job.options(), &args.trainer.options(), kind)?;
     if let Some(p) = &args.plot
         && !matches!(p.extension().and_then(|e| e.to_str()), Some("png" | "svg" | "PNG" | "SVG"))
     {
@@ -42,35 +41,23 @@ pub fn run(args: RunArgs) -> Result<()> {
         bail!("--resume needs --checkpoint-dir");
     }
     let model = OnnxModel::load(&args.model)?;
-    let optimizer = parse_optimizer(&args.job.optimizer, args.job.learning_rate, &args.job.optimizer_args)?;
     let (width, classes) = model_widths(&model)?;
-    let cols = FeatureColumns::parse(&args.job.features_col);
-    let train = Dataset::load(&args.data, &cols, &args.job.label_col, width, classes)?;
+    let cols = FeatureColumns::parse(&spec.features_col);
+    let train = Dataset::load(&args.data, &cols, &spec.label_col, width, classes)?;
     let val = match &args.validation_data {
-        Some(p) => Some(Dataset::load(p, &cols, &args.job.label_col, width, classes)?),
+        Some(p) => Some(Dataset::load(p, &cols, &spec.label_col, width, classes)?),
         None => None,
     };
     let mut runtime = Runtime::open(args.device.device, args.device.adapter)?;
-    let batch = args.job.batch_size.min(train.rows);
-    let dropout_after = crate::distributed::job::parse_dropout(&args.job.dropout)?;
-    if !(0.0..=1.0).contains(&args.job.bn_momentum) {
-        bail!("--bn-momentum must be in [0, 1]");
-    }
-    let loss = args.job.loss.clone().unwrap_or_else(|| train.default_loss(classes).to_string());
-    let config = SessionConfig {
-        loss: loss.clone(),
-        sparse_labels: train.sparse(),
-        training: TrainingOptions { bn_momentum: args.job.bn_momentum, dropout_after },
-        import: ImportOptions { add_missing_biases: args.job.add_missing_biases },
-        seed: args.job.seed,
-        ..SessionConfig::new(optimizer)
-    };
+    let batch = spec.batch_size.min(train.rows);
+    let loss = spec.loss.clone().unwrap_or_else(|| train.default_loss(classes).to_string());
+    let config = spec.session_config(&loss, train.sparse())?;
     let mut session = TrainSession::with_config(&model, &mut runtime, batch, &config)?;
     if session.target_width() != train.label_width {
         bail!(
             "loss `{loss}` takes {} target value(s) per row, the label column `{}` has {}: choose a loss that fits the labels",
             session.target_width(),
-            args.job.label_col,
+            spec.label_col,
             train.label_width
         );
     }
@@ -102,24 +89,19 @@ pub fn run(args: RunArgs) -> Result<()> {
         let stop = stop.clone();
         ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)).context("cannot install the Ctrl-C handler")?;
     }
-    eprintln!(
-        "training on {} ({} rows, batch {batch}, {} optimizer)",
-        runtime.describe(),
-        train.rows,
-        args.job.optimizer
-    );
+    eprintln!("training on {} ({} rows, batch {batch}, {} optimizer)", runtime.describe(), train.rows, spec.optimizer);
     let mut history = History { stopped: "completed".into(), ..Default::default() };
     let started = Instant::now();
     let steps_per_epoch = train.rows.div_ceil(batch);
     let (mut x, mut y) = (Vec::new(), Vec::new());
-    'epochs: for epoch in start_epoch..args.job.epochs {
-        let order = epoch_order(train.rows, args.job.shuffle, args.job.seed, epoch);
+    'epochs: for epoch in start_epoch..spec.epochs {
+        let order = epoch_order(train.rows, spec.shuffle, spec.seed, epoch);
         let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(steps_per_epoch as u64) };
         bar.set_style(
             ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        bar.set_prefix(format!("{}/{}", epoch + 1, args.job.epochs));
+        bar.set_prefix(format!("{}/{}", epoch + 1, spec.epochs));
         let epoch_start = Instant::now();
         let (mut loss_sum, mut acc_sum, mut rows_done) = (0.0f64, 0.0f64, 0usize);
         for (b, chunk) in order.chunks(batch).enumerate() {
@@ -160,7 +142,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             if let Some(dir) = &args.checkpoint_dir
                 && global_step % args.checkpoint_every.max(1) == 0
             {
-                save_checkpoint(&mut session, dir, epoch, b + 1, global_step, args.job.seed)?;
+                save_checkpoint(&mut session, dir, epoch, b + 1, global_step, spec.seed)?;
             }
         }
         bar.finish();
@@ -193,7 +175,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         let (watch_loss, watch_acc) = (rec.val_loss.unwrap_or(rec.loss), rec.val_accuracy.unwrap_or(rec.accuracy));
         history.epochs.push(rec);
         if let Some(dir) = &args.checkpoint_dir {
-            save_checkpoint(&mut session, dir, epoch + 1, 0, global_step, args.job.seed)?;
+            save_checkpoint(&mut session, dir, epoch + 1, 0, global_step, spec.seed)?;
         }
         if args.target_loss.is_some_and(|t| watch_loss <= t) || args.target_accuracy.is_some_and(|t| watch_acc >= t) {
             history.stopped = "target reached".into();
@@ -204,7 +186,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     if global_step == 0 && !args.resume {
         bail!("no training step ran (interrupted before the first step); nothing written");
     }
-    write_trained_model(&model, &mut session, &args.out, args.job.add_missing_biases)?;
+    write_trained_model(&model, &mut session, &args.out, spec.add_missing_biases)?;
     eprintln!("wrote the trained model to {}", args.out.display());
     if let Some(p) = &args.history {
         history.write_json(p)?;
@@ -219,6 +201,46 @@ pub fn run(args: RunArgs) -> Result<()> {
         bail!("interrupted: the model and history so far were written");
     }
     Ok(())
+}
+
+/// Runs a parameter server and `args.workers` local workers.
+fn run_distributed(args: RunArgs, kind: TrainerKind) -> Result<()> {
+    if kind == TrainerKind::Single {
+        bail!(
+            "the single trainer trains one replica; use --workers 1, or another --trainer with --workers {}",
+            args.workers
+        );
+    }
+    if args.history_csv.is_some() || args.plot.is_some() || args.target_loss.is_some() || args.target_accuracy.is_some()
+    {
+        bail!(
+            "--history-csv, --plot, --target-loss and --target-accuracy are for one worker; with --workers use --history (JSON)"
+        );
+    }
+    let spec = JobSpec::resolve(&args.job.options(), &args.trainer.options(), kind)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)).context("cannot install the Ctrl-C handler")?;
+    }
+    train_local(LocalRun {
+        model: args.model,
+        data: args.data,
+        validation: args.validation_data,
+        spec,
+        workers: args.workers,
+        out: args.out,
+        history: args.history,
+        checkpoint_dir: args.checkpoint_dir,
+        checkpoint_every: args.checkpoint_every,
+        wal: !args.no_wal,
+        resume: args.resume,
+        device: args.device.device,
+        adapter: args.device.adapter,
+        stop,
+        verbose: !args.quiet,
+        progress: None,
+    })
 }
 
 fn save_checkpoint(

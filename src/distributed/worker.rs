@@ -18,7 +18,7 @@ use crate::data::dataset::Dataset;
 use crate::distributed::job;
 use crate::distributed::shard::contiguous_shards;
 use crate::runtime::{DeviceChoice, Runtime};
-use crate::trainers::TrainerKind;
+use crate::trainers::WorkerSide;
 use crate::trainers::link::{Link, QuicLink, Reconnecting};
 use crate::trainers::policy::WorkerPolicy;
 use crate::trainers::replica::{Replica, SessionReplica};
@@ -136,7 +136,7 @@ pub fn run_worker(run: WorkerRun, net: &tokio::runtime::Handle) -> Result<Worker
     if let Some(p) = &run.ack_log {
         conn = conn.with_ack_log(p)?;
     }
-    let mut link = QuicLink::start(net, conn, spec.trainer.kind != TrainerKind::Averaging);
+    let mut link = QuicLink::start(net, conn, spec.trainer.kind.worker() != WorkerSide::EpochAverage);
     let mut policy = WorkerPolicy::new(spec.trainer, replica.session.layout().trainable_len());
     policy.start(&mut replica, &mut link)?;
     let mut h = WorkerHistory { worker, rows: range.len(), stopped: "completed".into(), ..Default::default() };
@@ -205,7 +205,8 @@ pub fn run_worker(run: WorkerRun, net: &tokio::runtime::Handle) -> Result<Worker
     h.commits_acknowledged = st.commits;
     h.reconnects = st.reconnects;
     h.net_wait_fraction = if h.seconds > 0.0 { st.wait_s / h.seconds } else { 0.0 };
-    let final_weights = if spec.trainer.kind == TrainerKind::Ensemble { replica.params()? } else { Vec::new() };
+    let final_weights =
+        if spec.trainer.kind.worker() == WorkerSide::Independent { replica.params()? } else { Vec::new() };
     link.finish(serde_json::to_vec(&h)?, final_weights)?;
     Ok(h)
 }

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{JobArgs, TrainerArgs};
 use crate::data::atomic::write_atomically;
 use crate::distributed::ps::RunProgress;
+use crate::job_spec::{TrainOptions, TrainerOptions};
 
 /// What a client asks to run (the `spec` part of `POST /api/jobs`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -21,9 +21,9 @@ pub struct JobRequest {
     /// Local workers (at most the server's `--max-workers`).
     pub workers: u32,
     /// The trainer and its hyper-parameters.
-    pub trainer: TrainerArgs,
+    pub trainer: TrainerOptions,
     /// What and how to train.
-    pub job: JobArgs,
+    pub job: TrainOptions,
     /// Training rows under the server's data root (when no data is uploaded).
     pub data: Option<String>,
     /// Validation rows under the server's data root.

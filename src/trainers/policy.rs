@@ -1,11 +1,12 @@
-//! What a worker does around its local steps, per trainer (the table in [`crate::trainers`]).
+//! What a worker does around its local steps: the exchanges each trainer's [`WorkerSide`] names
+//! (the table in [`crate::trainers`]; each trainer's file says which it takes).
 //! Weights are read from the replica only at exchanges (EAMSGD: every step, for its momentum).
 
 use anyhow::Result;
 
 use crate::trainers::link::Link;
 use crate::trainers::replica::Replica;
-use crate::trainers::{TrainerKind, TrainerParams};
+use crate::trainers::{TrainerParams, WorkerSide};
 use crate::training::StepStats;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,14 +35,6 @@ pub struct WorkerPolicy {
     trainable_len: usize,
 }
 
-fn window_delta(kind: TrainerKind) -> bool {
-    matches!(kind, TrainerKind::Downpour | TrainerKind::Agn | TrainerKind::Adag | TrainerKind::Dynsgd)
-}
-
-fn elastic(kind: TrainerKind) -> bool {
-    matches!(kind, TrainerKind::Aeasgd | TrainerKind::Eamsgd)
-}
-
 impl WorkerPolicy {
     /// The worker side of `p` for a layout whose first `trainable_len` values are trainable.
     pub fn new(p: TrainerParams, trainable_len: usize) -> Self {
@@ -58,7 +51,7 @@ impl WorkerPolicy {
 
     /// Starts from the centre: `W = W1 = C` (the ensemble keeps its own start).
     pub fn start(&mut self, r: &mut impl Replica, link: &mut impl Link) -> Result<()> {
-        if matches!(self.p.kind, TrainerKind::Single | TrainerKind::Ensemble) {
+        if matches!(self.p.kind.worker(), WorkerSide::Alone | WorkerSide::Independent) {
             return Ok(());
         }
         link.request_pull(distk_net::wire::NOW)?;
@@ -71,7 +64,11 @@ impl WorkerPolicy {
     /// One local step on the loaded batch, and the exchange when the window is full.
     pub fn step(&mut self, r: &mut impl Replica, link: &mut impl Link) -> Result<StepStats> {
         self.integrate(r, link, false)?;
-        let stats = if self.p.kind == TrainerKind::Eamsgd { self.momentum_step(r)? } else { r.train_step()? };
+        let stats = if self.p.kind.worker() == (WorkerSide::Elastic { momentum: true }) {
+            self.momentum_step(r)?
+        } else {
+            r.train_step()?
+        };
         if self.p.kind.is_async() {
             self.since += 1;
             if self.since >= self.p.window {
@@ -83,7 +80,7 @@ impl WorkerPolicy {
 
     /// The end of epoch `epoch`: averaging commits its weights and waits for the round's mean.
     pub fn end_epoch(&mut self, r: &mut impl Replica, link: &mut impl Link, epoch: u64) -> Result<()> {
-        if self.p.kind == TrainerKind::Averaging {
+        if self.p.kind.worker() == WorkerSide::EpochAverage {
             link.commit(r.params()?, epoch)?;
             link.request_pull(epoch)?;
             if let Some(c) = link.take_pull(true)? {
@@ -144,9 +141,9 @@ impl WorkerPolicy {
         self.integrate(r, link, true)?;
         let k = self.since.max(1) as f32;
         self.since = 0;
-        if window_delta(self.p.kind) {
+        let side = self.p.kind.worker();
+        if let WorkerSide::WindowDelta { normalize } = side {
             let w = r.params()?;
-            let normalize = matches!(self.p.kind, TrainerKind::Agn | TrainerKind::Adag);
             // AGN normalises the parameters' accumulated step by the window; running statistics are
             // not steps, so they travel as they changed.
             let t = self.trainable_len;
@@ -159,7 +156,7 @@ impl WorkerPolicy {
             link.commit_and_pull(delta, 0)?;
             self.sent = w;
             self.pending = Pending::Reset;
-        } else if elastic(self.p.kind) {
+        } else if let WorkerSide::Elastic { .. } = side {
             link.request_pull(0)?;
             self.pending = Pending::Elastic;
         }
@@ -208,6 +205,7 @@ mod tests {
     use distk_net::server::ServerCore;
 
     use super::*;
+    use crate::trainers::TrainerKind;
     use crate::trainers::link::MemoryLink;
 
     /// A replica whose optimizer step adds `step` to every weight.

@@ -1,0 +1,35 @@
+//! `aeasgd`: asynchronous elastic averaging SGD (Zhang et al. 2015; `shared/spec/dist-keras.md`
+//! §3.4), asynchronous.
+//!
+//! - Worker, every `w` local steps (default 32): pull `C`; `E = alpha (W - C)`; `W <- W - E`; commit
+//!   `E`. `alpha = rho * elastic_lr` (defaults 5.0 x 0.1 = 0.5; it must be in (0, 1]). The worker is
+//!   pulled toward the centre, never reset to it.
+//! - Server: `C <- C + E`.
+
+use distk_net::rules::Add;
+
+use crate::trainers::{ServerSide, Trainer, TrainerParams, WorkerSide};
+
+/// The AEASGD trainer.
+pub const TRAINER: Trainer = Trainer {
+    name: "aeasgd",
+    default_window: 32,
+    default_elastic_lr: 0.1,
+    worker: WorkerSide::Elastic { momentum: false },
+    server,
+};
+
+fn server(_: &TrainerParams) -> ServerSide {
+    ServerSide::Rule(Box::new(Add))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::trainers::TrainerKind;
+    use crate::trainers::testing::apply_rule;
+
+    #[test]
+    fn the_centre_adds_the_elastic_difference() {
+        assert_eq!(apply_rule(TrainerKind::Aeasgd, &[1.0], &[0.5], 4, None), vec![1.5]);
+    }
+}

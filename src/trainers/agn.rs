@@ -1,0 +1,35 @@
+//! `agn`: Asynchronous Gradient Normalization (the thesis' AGN, the original's class `ADAG`;
+//! `shared/spec/dist-keras.md` §3.2), asynchronous.
+//!
+//! - Worker, every `w` local steps (default 12): commit the residual `(W - W1) / k`, `k` the local
+//!   steps taken since the last exchange (`w`, or fewer in the partial window at the end of the
+//!   data); pull; `W = W1 = C`. Running statistics (BatchNorm) travel undivided.
+//! - Server: `C <- C + residual` (no division by the number of workers).
+
+use distk_net::rules::Add;
+
+use crate::trainers::{ServerSide, Trainer, TrainerParams, WorkerSide};
+
+/// The AGN trainer.
+pub const TRAINER: Trainer = Trainer {
+    name: "agn",
+    default_window: 12,
+    default_elastic_lr: 1.0,
+    worker: WorkerSide::WindowDelta { normalize: true },
+    server,
+};
+
+fn server(_: &TrainerParams) -> ServerSide {
+    ServerSide::Rule(Box::new(Add))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::trainers::TrainerKind;
+    use crate::trainers::testing::apply_rule;
+
+    #[test]
+    fn the_centre_adds_the_residual_whatever_the_staleness() {
+        assert_eq!(apply_rule(TrainerKind::Agn, &[1.0, 2.0], &[0.25, -0.5], 7, None), vec![1.25, 1.5]);
+    }
+}

@@ -1,0 +1,39 @@
+//! `eamsgd`: elastic averaging with momentum (Zhang et al. 2015; `shared/spec/dist-keras.md` §3.5),
+//! asynchronous.
+//!
+//! - Worker, each local step: `v <- d v + step(W + d v)`, `W <- W + v`, `step(y)` what the worker
+//!   optimizer adds to `y` and `d` `--momentum` (default 0.9); running statistics take the step's
+//!   value without momentum. Every `w` local steps (default 32), the elastic exchange of AEASGD:
+//!   pull `C`; `E = alpha (W - C)`; `W <- W - E`; commit `E`.
+//! - Server: `C <- C + E`.
+//!
+//! The original scaled the step twice and looked ahead on the wrong side; this is Zhang et al.'s
+//! momentum around the worker optimizer's step.
+
+use distk_net::rules::Add;
+
+use crate::trainers::{ServerSide, Trainer, TrainerParams, WorkerSide};
+
+/// The EAMSGD trainer.
+pub const TRAINER: Trainer = Trainer {
+    name: "eamsgd",
+    default_window: 32,
+    default_elastic_lr: 0.1,
+    worker: WorkerSide::Elastic { momentum: true },
+    server,
+};
+
+fn server(_: &TrainerParams) -> ServerSide {
+    ServerSide::Rule(Box::new(Add))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::trainers::TrainerKind;
+    use crate::trainers::testing::apply_rule;
+
+    #[test]
+    fn the_centre_adds_the_elastic_difference() {
+        assert_eq!(apply_rule(TrainerKind::Eamsgd, &[-1.0, 0.0], &[0.5, 0.25], 0, None), vec![-0.5, 0.25]);
+    }
+}
