@@ -57,7 +57,8 @@ impl UpdateRule for Adag {
 mod tests {
     use super::*;
     use crate::trainers::TrainerKind;
-    use crate::trainers::testing::apply_rule;
+    use crate::trainers::policy::WorkerPolicy;
+    use crate::trainers::testing::{apply_rule, centre, params, setup};
 
     #[test]
     fn scales_each_weight_by_its_distance() {
@@ -77,5 +78,21 @@ mod tests {
         // Default gamma 1: D = 1 -> s = 1/2.
         assert_eq!(apply_rule(TrainerKind::Adag, &[2.0], &[1.0], 0, Some(&[1.0])), vec![2.5]);
         assert_eq!(apply_rule(TrainerKind::Adag, &[2.0], &[1.0], 0, None), vec![3.0]);
+    }
+
+    #[test]
+    fn adag_scales_each_weight_by_how_far_the_centre_moved() {
+        let p = TrainerParams { elastic_lr: 1.0, ..params(TrainerKind::Adag, 2) };
+        let (core, mut ws) = setup(&p, 2, 0);
+        let mut pols = [WorkerPolicy::new(p, usize::MAX), WorkerPolicy::new(p, usize::MAX)];
+        for (pol, (r, l)) in pols.iter_mut().zip(ws.iter_mut()) {
+            pol.start(r, l).unwrap();
+        }
+        for (pol, (r, l)) in pols.iter_mut().zip(ws.iter_mut()) {
+            pol.step(r, l).unwrap();
+            pol.step(r, l).unwrap();
+        }
+        // Residuals (2 - 0) / 2 = 1. Worker 0: C = 1. Worker 1 pulled 0, C moved by 1: s = 1 / (1/1 * 1 + 1).
+        assert!((centre(&core) - 1.5).abs() < 1e-6, "{}", centre(&core));
     }
 }

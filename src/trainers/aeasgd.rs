@@ -26,10 +26,28 @@ fn server(_: &TrainerParams) -> ServerSide {
 #[cfg(test)]
 mod tests {
     use crate::trainers::TrainerKind;
-    use crate::trainers::testing::apply_rule;
+    use crate::trainers::policy::WorkerPolicy;
+    use crate::trainers::testing::{apply_rule, centre, params, setup};
 
     #[test]
     fn the_centre_adds_the_elastic_difference() {
         assert_eq!(apply_rule(TrainerKind::Aeasgd, &[1.0], &[0.5], 4, None), vec![1.5]);
+    }
+
+    #[test]
+    fn aeasgd_applies_the_elastic_force_to_both_sides() {
+        let p = params(TrainerKind::Aeasgd, 2);
+        let (core, mut ws) = setup(&p, 1, 0);
+        let (r, l) = &mut ws[0];
+        let mut pol = WorkerPolicy::new(p, usize::MAX);
+        pol.start(r, l).unwrap();
+        pol.step(r, l).unwrap();
+        pol.step(r, l).unwrap();
+        // alpha 0.5: E = 0.5 (2 - 0) = 1; W = 1; C = 1. The worker is pulled, not reset.
+        assert_eq!((centre(&core), r.w[0]), (1.0, 1.0));
+        pol.step(r, l).unwrap();
+        pol.step(r, l).unwrap();
+        // W = 3, C = 1: E = 1; W = 2; C = 2.
+        assert_eq!((centre(&core), r.w[0]), (2.0, 2.0));
     }
 }

@@ -27,10 +27,24 @@ fn server(_: &TrainerParams) -> ServerSide {
 #[cfg(test)]
 mod tests {
     use crate::trainers::TrainerKind;
-    use crate::trainers::testing::apply_rule;
+    use crate::trainers::policy::WorkerPolicy;
+    use crate::trainers::testing::{apply_rule, centre, params, setup};
 
     #[test]
     fn the_centre_adds_the_accumulated_delta() {
         assert_eq!(apply_rule(TrainerKind::Downpour, &[1.0, 2.0], &[0.5, -1.0], 3, None), vec![1.5, 1.0]);
+    }
+
+    #[test]
+    fn downpour_commits_the_accumulated_delta_and_resets_to_the_centre() {
+        let p = params(TrainerKind::Downpour, 2);
+        let (core, mut ws) = setup(&p, 1, 0);
+        let (r, l) = &mut ws[0];
+        let mut pol = WorkerPolicy::new(p, usize::MAX);
+        pol.start(r, l).unwrap();
+        pol.step(r, l).unwrap();
+        assert_eq!(centre(&core), 0.0);
+        pol.step(r, l).unwrap();
+        assert_eq!((centre(&core), r.w[0]), (2.0, 2.0));
     }
 }

@@ -41,12 +41,31 @@ impl UpdateRule for DynSgd {
 #[cfg(test)]
 mod tests {
     use crate::trainers::TrainerKind;
-    use crate::trainers::testing::apply_rule;
+    use crate::trainers::link::Link;
+    use crate::trainers::policy::WorkerPolicy;
+    use crate::trainers::testing::{apply_rule, centre, params, setup};
 
     #[test]
     fn divides_by_staleness_plus_one() {
         let c = apply_rule(TrainerKind::Dynsgd, &[0.0, 0.0], &[3.0, -6.0], 2, None);
         assert_eq!(c, vec![1.0, -2.0]);
         assert_eq!(apply_rule(TrainerKind::Dynsgd, &c, &[1.0, 1.0], 0, None), vec![2.0, -1.0]);
+    }
+
+    #[test]
+    fn dynsgd_scales_a_stale_delta() {
+        let p = params(TrainerKind::Dynsgd, 2);
+        let (core, mut ws) = setup(&p, 2, 0);
+        let mut pols = [WorkerPolicy::new(p, usize::MAX), WorkerPolicy::new(p, usize::MAX)];
+        for (pol, (r, l)) in pols.iter_mut().zip(ws.iter_mut()) {
+            pol.start(r, l).unwrap();
+        }
+        for (pol, (r, l)) in pols.iter_mut().zip(ws.iter_mut()) {
+            pol.step(r, l).unwrap();
+            pol.step(r, l).unwrap();
+        }
+        // Worker 0: delta 2, fresh -> C = 2. Worker 1 pulled at clock 0, one commit since: 2 / 2 -> 3.
+        assert_eq!(centre(&core), 3.0);
+        assert_eq!(ws[1].1.stats().staleness, 1);
     }
 }

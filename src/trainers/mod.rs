@@ -35,6 +35,8 @@
 pub mod link;
 pub mod policy;
 pub mod replica;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use anyhow::{Result, bail};
 use distk_net::rules::{Add, UpdateRule};
@@ -290,29 +292,5 @@ mod tests {
         );
         assert!(TrainerParams::new(TrainerKind::Aeasgd, None, Some(50.0), None, None).is_err(), "alpha 5");
         assert!(TrainerParams::new(TrainerKind::Agn, Some(0), None, None, None).is_err());
-    }
-}
-
-/// Helpers for the trainers' tests.
-#[cfg(test)]
-pub(crate) mod testing {
-    use distk_net::rules::CommitMeta;
-
-    use super::{ServerSide, TrainerKind, TrainerParams};
-
-    /// `centre` after `kind`'s server rule (default hyper-parameters) applied `commit` from a worker
-    /// with `staleness` whose pulled centre was `pulled`.
-    pub fn apply_rule(
-        kind: TrainerKind,
-        centre: &[f32],
-        commit: &[f32],
-        staleness: u64,
-        pulled: Option<&[f32]>,
-    ) -> Vec<f32> {
-        let p = TrainerParams::new(kind, None, None, None, None).expect("default parameters are valid");
-        let ServerSide::Rule(rule) = p.server_side() else { panic!("{} folds no commit with a rule", kind.name()) };
-        let mut c = centre.to_vec();
-        rule.apply(&mut c, commit, &CommitMeta { worker: 0, staleness, pulled_centre: pulled });
-        c
     }
 }
