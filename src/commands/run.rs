@@ -2,6 +2,7 @@
 //! progress bar, validates, checkpoints, stops on a target or Ctrl-C, and writes the trained model
 //! (the original ONNX file with its initializers replaced) and the history, all atomically.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -18,9 +19,10 @@ use crate::job_spec::JobSpec;
 use crate::runtime::Runtime;
 use crate::trainers::TrainerKind;
 use crate::training::checkpoint::{Checkpoint, CheckpointMeta};
+use crate::training::epochs::{Ended, EpochHooks, EpochSummary, Schedule, StepAt, train_epochs};
 use crate::training::evaluate::Evaluator;
 use crate::training::history::{EpochRecord, History, StepRecord};
-use crate::training::{TrainSession, epoch_order, model_widths, write_trained_model};
+use crate::training::{StepStats, TrainSession, model_widths, write_trained_model};
 
 /// Runs training.
 pub fn run(args: RunArgs) -> Result<()> {
@@ -90,99 +92,48 @@ pub fn run(args: RunArgs) -> Result<()> {
         ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)).context("cannot install the Ctrl-C handler")?;
     }
     eprintln!("training on {} ({} rows, batch {batch}, {} optimizer)", runtime.describe(), train.rows, spec.optimizer);
-    let mut history = History { stopped: "completed".into(), ..Default::default() };
-    let started = Instant::now();
-    let steps_per_epoch = train.rows.div_ceil(batch);
-    let (mut x, mut y) = (Vec::new(), Vec::new());
-    'epochs: for epoch in start_epoch..spec.epochs {
-        let order = epoch_order(train.rows, spec.shuffle, spec.seed, epoch);
-        let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(steps_per_epoch as u64) };
-        bar.set_style(
-            ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar.set_prefix(format!("{}/{}", epoch + 1, spec.epochs));
-        let epoch_start = Instant::now();
-        let (mut loss_sum, mut acc_sum, mut rows_done) = (0.0f64, 0.0f64, 0usize);
-        for (b, chunk) in order.chunks(batch).enumerate() {
-            if epoch == start_epoch && b < skip_batches {
-                bar.inc(1);
-                continue;
-            }
-            if stop.load(Ordering::SeqCst) {
-                bar.abandon();
+    let schedule = Schedule {
+        rows: 0..train.rows,
+        epochs: spec.epochs,
+        batch,
+        shuffle: spec.shuffle,
+        seed: spec.seed,
+        start_epoch,
+        skip_batches,
+        first_step: global_step,
+    };
+    let mut hooks = SingleHooks {
+        session: &mut session,
+        train: &train,
+        validation: evaluator.as_mut().zip(val.as_ref()),
+        stop: &stop,
+        history: History { stopped: "completed".into(), ..Default::default() },
+        started: Instant::now(),
+        bar: ProgressBar::hidden(),
+        quiet: args.quiet,
+        epochs: spec.epochs,
+        seed: spec.seed,
+        next_step: global_step,
+        checkpoint: args.checkpoint_dir.as_deref().map(|d| (d, args.checkpoint_every.max(1))),
+        targets: (args.target_loss, args.target_accuracy),
+        x: Vec::new(),
+        y: Vec::new(),
+    };
+    let outcome = train_epochs(&schedule, &mut hooks);
+    let mut history = std::mem::take(&mut hooks.history);
+    let global_step = match outcome {
+        Ok((ended, next_step)) => {
+            if ended == Ended::Stopped {
+                hooks.bar.abandon();
                 history.stopped = "interrupted".into();
-                break 'epochs;
             }
-            train.gather(chunk, &mut x, &mut y);
-            let s = session.step(chunk.len(), &x, &y)?;
-            if !s.loss.is_finite() {
-                bar.abandon();
-                bail!("the loss became {} at step {global_step} (epoch {}): lower --learning-rate", s.loss, epoch + 1);
-            }
-            loss_sum += s.loss as f64 * chunk.len() as f64;
-            acc_sum += s.accuracy as f64 * chunk.len() as f64;
-            rows_done += chunk.len();
-            history.steps.push(StepRecord {
-                step: global_step,
-                epoch,
-                loss: s.loss,
-                accuracy: s.accuracy,
-                time: started.elapsed().as_secs_f64(),
-            });
-            global_step += 1;
-            let rate = rows_done as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!(
-                "loss {:.4} acc {:.4} {:.0} rows/s",
-                loss_sum / rows_done as f64,
-                acc_sum / rows_done as f64,
-                rate
-            ));
-            bar.inc(1);
-            if let Some(dir) = &args.checkpoint_dir
-                && global_step % args.checkpoint_every.max(1) == 0
-            {
-                save_checkpoint(&mut session, dir, epoch, b + 1, global_step, spec.seed)?;
-            }
+            next_step
         }
-        bar.finish();
-        let rows = rows_done.max(1) as f64;
-        let mut rec = EpochRecord {
-            epoch,
-            loss: loss_sum / rows,
-            accuracy: acc_sum / rows,
-            val_loss: None,
-            val_accuracy: None,
-            rows_per_s: rows_done as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9),
-        };
-        if let (Some(ev), Some(v)) = (evaluator.as_mut(), val.as_ref()) {
-            ev.set_params(&session.params()?)?;
-            let r = ev.evaluate(v)?;
-            rec.val_loss = Some(r.loss);
-            rec.val_accuracy = Some(r.accuracy);
+        Err(e) => {
+            hooks.bar.abandon();
+            return Err(e);
         }
-        eprintln!(
-            "epoch {}: loss {:.4} accuracy {:.4}{} ({:.0} rows/s)",
-            epoch + 1,
-            rec.loss,
-            rec.accuracy,
-            rec.val_loss.map_or(String::new(), |l| format!(
-                " val_loss {l:.4} val_accuracy {:.4}",
-                rec.val_accuracy.unwrap_or(0.0)
-            )),
-            rec.rows_per_s
-        );
-        let (watch_loss, watch_acc) = (rec.val_loss.unwrap_or(rec.loss), rec.val_accuracy.unwrap_or(rec.accuracy));
-        history.epochs.push(rec);
-        if let Some(dir) = &args.checkpoint_dir {
-            save_checkpoint(&mut session, dir, epoch + 1, 0, global_step, spec.seed)?;
-        }
-        if args.target_loss.is_some_and(|t| watch_loss <= t) || args.target_accuracy.is_some_and(|t| watch_acc >= t) {
-            history.stopped = "target reached".into();
-            eprintln!("target reached after epoch {}", epoch + 1);
-            break;
-        }
-    }
+    };
     if global_step == 0 && !args.resume {
         bail!("no training step ran (interrupted before the first step); nothing written");
     }
@@ -241,6 +192,115 @@ fn run_distributed(args: RunArgs, kind: TrainerKind) -> Result<()> {
         verbose: !args.quiet,
         progress: None,
     })
+}
+
+/// The single trainer around the shared loop: the replica's steps, the progress bar, the history,
+/// validation after each epoch, checkpoints and the targets.
+struct SingleHooks<'a> {
+    session: &'a mut TrainSession,
+    train: &'a Dataset,
+    validation: Option<(&'a mut Evaluator, &'a Dataset)>,
+    stop: &'a AtomicBool,
+    history: History,
+    started: Instant,
+    bar: ProgressBar,
+    quiet: bool,
+    epochs: usize,
+    seed: u64,
+    /// The number of the next step.
+    next_step: u64,
+    /// The checkpoint directory and the steps between checkpoints.
+    checkpoint: Option<(&'a Path, u64)>,
+    /// `--target-loss`, `--target-accuracy`.
+    targets: (Option<f64>, Option<f64>),
+    x: Vec<f32>,
+    y: Vec<f32>,
+}
+
+impl EpochHooks for SingleHooks<'_> {
+    fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    fn start_epoch(&mut self, epoch: usize, batches: usize) -> Result<()> {
+        self.bar = if self.quiet { ProgressBar::hidden() } else { ProgressBar::new(batches as u64) };
+        self.bar.set_style(
+            ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        self.bar.set_prefix(format!("{}/{}", epoch + 1, self.epochs));
+        Ok(())
+    }
+
+    fn skipped_batch(&mut self) {
+        self.bar.inc(1);
+    }
+
+    fn train_batch(&mut self, rows: &[usize]) -> Result<StepStats> {
+        self.train.gather(rows, &mut self.x, &mut self.y);
+        self.session.step(rows.len(), &self.x, &self.y)
+    }
+
+    fn after_step(&mut self, at: StepAt, s: &StepStats, so_far: &EpochSummary) -> Result<()> {
+        self.history.steps.push(StepRecord {
+            step: at.step,
+            epoch: at.epoch,
+            loss: s.loss,
+            accuracy: s.accuracy,
+            time: self.started.elapsed().as_secs_f64(),
+        });
+        self.bar
+            .set_message(format!("loss {:.4} acc {:.4} {:.0} rows/s", so_far.loss, so_far.accuracy, so_far.rows_per_s));
+        self.bar.inc(1);
+        self.next_step = at.step + 1;
+        if let Some((dir, every)) = self.checkpoint
+            && self.next_step.is_multiple_of(every)
+        {
+            save_checkpoint(self.session, dir, at.epoch, at.batch + 1, self.next_step, self.seed)?;
+        }
+        Ok(())
+    }
+
+    fn end_epoch(&mut self, epoch: usize, summary: &EpochSummary) -> Result<bool> {
+        self.bar.finish();
+        let mut rec = EpochRecord {
+            epoch,
+            loss: summary.loss,
+            accuracy: summary.accuracy,
+            val_loss: None,
+            val_accuracy: None,
+            rows_per_s: summary.rows_per_s,
+        };
+        if let Some((ev, v)) = self.validation.as_mut() {
+            ev.set_params(&self.session.params()?)?;
+            let r = ev.evaluate(v)?;
+            rec.val_loss = Some(r.loss);
+            rec.val_accuracy = Some(r.accuracy);
+        }
+        eprintln!(
+            "epoch {}: loss {:.4} accuracy {:.4}{} ({:.0} rows/s)",
+            epoch + 1,
+            rec.loss,
+            rec.accuracy,
+            rec.val_loss.map_or(String::new(), |l| format!(
+                " val_loss {l:.4} val_accuracy {:.4}",
+                rec.val_accuracy.unwrap_or(0.0)
+            )),
+            rec.rows_per_s
+        );
+        let (watch_loss, watch_acc) = (rec.val_loss.unwrap_or(rec.loss), rec.val_accuracy.unwrap_or(rec.accuracy));
+        self.history.epochs.push(rec);
+        if let Some((dir, _)) = self.checkpoint {
+            save_checkpoint(self.session, dir, epoch + 1, 0, self.next_step, self.seed)?;
+        }
+        let (target_loss, target_accuracy) = self.targets;
+        if target_loss.is_some_and(|t| watch_loss <= t) || target_accuracy.is_some_and(|t| watch_acc >= t) {
+            self.history.stopped = "target reached".into();
+            eprintln!("target reached after epoch {}", epoch + 1);
+            return Ok(false);
+        }
+        Ok(true)
+    }
 }
 
 fn save_checkpoint(

@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod epoch;
+pub mod epochs;
 pub mod evaluate;
 pub mod history;
 pub mod model_io;
