@@ -10,6 +10,7 @@ pub mod model_io;
 pub mod optimizers;
 pub mod plot;
 pub mod session;
+pub mod single_run;
 
 pub use epoch::epoch_order;
 pub use model_io::{model_widths, trained_model_bytes, write_trained_model};
