@@ -6,9 +6,7 @@
 //!   pulled toward the centre, never reset to it.
 //! - Server: `C <- C + E`.
 
-use distk_net::rules::Add;
-
-use crate::trainers::{ServerSide, Trainer, TrainerParams, WorkerSide};
+use crate::trainers::{ServerSide, Trainer, WorkerSide};
 
 /// The AEASGD trainer.
 pub const TRAINER: Trainer = Trainer {
@@ -16,12 +14,8 @@ pub const TRAINER: Trainer = Trainer {
     default_window: 32,
     default_elastic_lr: 0.1,
     worker: WorkerSide::Elastic { momentum: false },
-    server,
+    server: ServerSide::sum,
 };
-
-fn server(_: &TrainerParams) -> ServerSide {
-    ServerSide::Rule(Box::new(Add))
-}
 
 #[cfg(test)]
 mod tests {

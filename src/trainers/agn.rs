@@ -6,9 +6,7 @@
 //!   data); pull; `W = W1 = C`. Running statistics (BatchNorm) travel undivided.
 //! - Server: `C <- C + residual` (no division by the number of workers).
 
-use distk_net::rules::Add;
-
-use crate::trainers::{ServerSide, Trainer, TrainerParams, WorkerSide};
+use crate::trainers::{ServerSide, Trainer, WorkerSide};
 
 /// The AGN trainer.
 pub const TRAINER: Trainer = Trainer {
@@ -16,12 +14,8 @@ pub const TRAINER: Trainer = Trainer {
     default_window: 12,
     default_elastic_lr: 1.0,
     worker: WorkerSide::WindowDelta { normalize: true },
-    server,
+    server: ServerSide::sum,
 };
-
-fn server(_: &TrainerParams) -> ServerSide {
-    ServerSide::Rule(Box::new(Add))
-}
 
 #[cfg(test)]
 mod tests {

@@ -7,9 +7,7 @@
 //! The original checked the window before the local step, so its first window had `w - 1` steps;
 //! here every window has `w`.
 
-use distk_net::rules::Add;
-
-use crate::trainers::{ServerSide, Trainer, TrainerParams, WorkerSide};
+use crate::trainers::{ServerSide, Trainer, WorkerSide};
 
 /// The DOWNPOUR trainer.
 pub const TRAINER: Trainer = Trainer {
@@ -17,12 +15,8 @@ pub const TRAINER: Trainer = Trainer {
     default_window: 5,
     default_elastic_lr: 1.0,
     worker: WorkerSide::WindowDelta { normalize: false },
-    server,
+    server: ServerSide::sum,
 };
-
-fn server(_: &TrainerParams) -> ServerSide {
-    ServerSide::Rule(Box::new(Add))
-}
 
 #[cfg(test)]
 mod tests {

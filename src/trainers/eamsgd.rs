@@ -10,9 +10,7 @@
 //! The original scaled the step twice and looked ahead on the wrong side; this is Zhang et al.'s
 //! momentum around the worker optimizer's step.
 
-use distk_net::rules::Add;
-
-use crate::trainers::{ServerSide, Trainer, TrainerParams, WorkerSide};
+use crate::trainers::{ServerSide, Trainer, WorkerSide};
 
 /// The EAMSGD trainer.
 pub const TRAINER: Trainer = Trainer {
@@ -20,12 +18,8 @@ pub const TRAINER: Trainer = Trainer {
     default_window: 32,
     default_elastic_lr: 0.1,
     worker: WorkerSide::Elastic { momentum: true },
-    server,
+    server: ServerSide::sum,
 };
-
-fn server(_: &TrainerParams) -> ServerSide {
-    ServerSide::Rule(Box::new(Add))
-}
 
 #[cfg(test)]
 mod tests {

@@ -140,6 +140,14 @@ pub enum ServerSide {
     Collect,
 }
 
+impl ServerSide {
+    /// `C <- C + commit` ([`Add`]): the server side of the trainers whose workers send what the
+    /// centre is to add (DOWNPOUR's delta, AGN's residual, the elastic difference).
+    pub fn sum(_: &TrainerParams) -> ServerSide {
+        ServerSide::Rule(Box::new(Add))
+    }
+}
+
 impl Trainer {
     /// Whether workers exchange with a parameter server during training.
     pub fn uses_server(&self) -> bool {

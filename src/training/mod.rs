@@ -1,5 +1,7 @@
 //! Training on one device: optimizers by Keras name, the training session (graph, partial batches),
-//! the loop of `distk-gpu run`, history and checkpoints.
+//! the loop over epochs and batches that `run` and the workers share ([`epochs`]), the single
+//! trainer's run ([`single_run`]), what training reads from and writes into a model, history and
+//! checkpoints.
 
 pub mod checkpoint;
 pub mod epoch;
