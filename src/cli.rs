@@ -2,9 +2,13 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 
+use crate::job_spec::{TrainOptions, TrainerOptions};
+use crate::punchcard::client::ServerAccess;
 use crate::runtime::DeviceChoice;
+use crate::trainers::TrainerKind;
 
 /// Train and run ONNX models exported from Keras or PyTorch on GPUs (WGSL through wgpu).
 #[derive(Debug, Parser)]
@@ -108,12 +112,12 @@ pub struct RunArgs {
 }
 
 /// The trainer (`--trainer`) and its hyper-parameters; unset ones take the original's defaults.
-#[derive(Debug, Args, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Args, Clone)]
 pub struct TrainerArgs {
     /// single, averaging, ensemble, downpour, agn, adag, dynsgd, aeasgd or eamsgd (default: single
     /// for one worker, adag for several).
-    #[arg(long, value_enum)]
-    pub trainer: Option<crate::trainers::TrainerKind>,
+    #[arg(long, value_parser = trainer_parser())]
+    pub trainer: Option<TrainerKind>,
     /// Local steps between exchanges with the parameter server (defaults: downpour 5, agn 12,
     /// adag 5, dynsgd 5, aeasgd/eamsgd 32).
     #[arg(long)]
@@ -138,7 +142,7 @@ pub struct TrainerArgs {
 }
 
 /// What and how to train: the settings a parameter server hands its workers.
-#[derive(Debug, Args, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Args, Clone)]
 pub struct JobArgs {
     /// Passes over the data.
     #[arg(long, default_value_t = 1)]
@@ -428,7 +432,7 @@ pub struct EvaluateArgs {
 pub struct DeviceArgs {
     /// `auto`: a real GPU if present, else the CPU executor; `wgpu`: the WGSL executor on any adapter
     /// (lavapipe included); `cpu`: the CPU executor.
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(long, value_parser = device_parser(), default_value = "auto")]
     pub device: DeviceChoice,
     /// Adapter index from `distk-gpu devices` (implies the WGSL executor under `auto`).
     #[arg(long)]
@@ -507,4 +511,62 @@ pub struct BenchArgs {
     /// disk a parameter server would use, not tmpfs).
     #[arg(long, default_value = ".")]
     pub wal_dir: PathBuf,
+}
+
+/// `--trainer`: the registered trainers' names.
+fn trainer_parser() -> impl TypedValueParser<Value = TrainerKind> {
+    PossibleValuesParser::new(TrainerKind::ALL.iter().map(|k| k.name())).try_map(|s| s.parse::<TrainerKind>())
+}
+
+/// `--device`: auto, wgpu or cpu.
+fn device_parser() -> impl TypedValueParser<Value = DeviceChoice> {
+    PossibleValuesParser::new(DeviceChoice::ALL.map(DeviceChoice::name)).try_map(|s| s.parse::<DeviceChoice>())
+}
+
+impl TrainerArgs {
+    /// The trainer options as the job description holds them.
+    pub fn options(&self) -> TrainerOptions {
+        TrainerOptions {
+            trainer: self.trainer,
+            communication_window: self.communication_window,
+            rho: self.rho,
+            elastic_lr: self.elastic_lr,
+            momentum: self.momentum,
+            parallelism_factor: self.parallelism_factor,
+            no_overlap: self.no_overlap,
+        }
+    }
+}
+
+impl JobArgs {
+    /// The training options as the job description holds them.
+    pub fn options(&self) -> TrainOptions {
+        TrainOptions {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            optimizer: self.optimizer.clone(),
+            learning_rate: self.learning_rate,
+            optimizer_args: self.optimizer_args.clone(),
+            loss: self.loss.clone(),
+            features_col: self.features_col.clone(),
+            label_col: self.label_col.clone(),
+            shuffle: self.shuffle,
+            seed: self.seed,
+            bn_momentum: self.bn_momentum,
+            add_missing_biases: self.add_missing_biases,
+            dropout: self.dropout.clone(),
+        }
+    }
+}
+
+impl ServerArgs {
+    /// How the job client reaches and trusts the server.
+    pub fn access(&self) -> ServerAccess {
+        ServerAccess {
+            server: self.server.clone(),
+            secret_file: self.secret_file.clone(),
+            server_cert_sha256: self.server_cert_sha256.clone(),
+            ca: self.ca.clone(),
+        }
+    }
 }

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod data;
 pub mod distributed;
+pub mod job_spec;
 pub mod predictor;
 pub mod punchcard;
 pub mod runtime;

@@ -3,13 +3,12 @@
 use std::sync::Arc;
 
 use anyhow::Result;
-use clap::ValueEnum;
 use distk_engine::Executor;
 use distk_engine::cpu::CpuExecutor;
 use distk_engine::wgpu_exec::{GpuContext, PipelineCache, WgpuExecutor, device};
 
 /// Which executor runs the model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceChoice {
     /// A real GPU if there is one, else the CPU executor.
     Auto,
@@ -17,6 +16,31 @@ pub enum DeviceChoice {
     Wgpu,
     /// The CPU executor.
     Cpu,
+}
+
+impl DeviceChoice {
+    /// Every choice.
+    pub const ALL: [DeviceChoice; 3] = [DeviceChoice::Auto, DeviceChoice::Wgpu, DeviceChoice::Cpu];
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceChoice::Auto => "auto",
+            DeviceChoice::Wgpu => "wgpu",
+            DeviceChoice::Cpu => "cpu",
+        }
+    }
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        DeviceChoice::ALL
+            .into_iter()
+            .find(|d| d.name() == s)
+            .ok_or_else(|| format!("unknown device `{s}`: auto, wgpu or cpu"))
+    }
 }
 
 /// A device on which graphs are compiled; pipelines are shared between the graphs it compiles.

@@ -11,8 +11,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{data, model};
-use distk_gpu::cli::ServerArgs;
 use distk_gpu::punchcard::client::JobClient;
+use distk_gpu::punchcard::client::ServerAccess;
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_distk-gpu"));
@@ -147,7 +147,7 @@ fn jobs_are_submitted_fetched_isolated_cancelled_and_survive_a_restart() {
     let o = job(&server, &wrong, "list", None, &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("401"), "{}", stderr(&o));
-    let args = ServerArgs {
+    let args = ServerAccess {
         server: server.url.clone(),
         secret_file: alice.clone(),
         server_cert_sha256: Some(server.sha.clone()),
@@ -182,7 +182,7 @@ fn jobs_are_submitted_fetched_isolated_cancelled_and_survive_a_restart() {
                 "bn_momentum": 0.99, "add_missing_biases": false, "dropout": []}})
         .to_string()
     };
-    let bob_args = ServerArgs { secret_file: bob.clone(), ..args.clone() };
+    let bob_args = ServerAccess { secret_file: bob.clone(), ..args.clone() };
     let bob_raw = JobClient::new(&bob_args).unwrap();
     let m = model("keras_mlp.onnx");
     let a = bob_raw.submit("{not json", &m, None).unwrap();

@@ -151,11 +151,11 @@ pub fn write_checkpoint(dir: &Path, wal: Option<&Wal>, snap: &StateSnapshot) -> 
 mod tests {
     use super::*;
     use crate::membership::Membership;
-    use crate::rules::Adag;
+    use crate::rules::testing::DistanceScaled;
     use crate::server::ServerCore;
 
     fn fresh() -> PsState {
-        PsState::new(ServerCore::new(vec![0.0; 4], Box::new(Adag { gamma: 1.0 })), Membership::new(2), None)
+        PsState::new(ServerCore::new(vec![0.0; 4], Box::new(DistanceScaled)), Membership::new(2), None)
     }
 
     /// Logs and applies `op` the way the server does.

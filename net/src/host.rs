@@ -22,7 +22,7 @@ use crate::error::{NetError, Result};
 use crate::journal::Op;
 use crate::server::CommitCheck;
 use crate::snapshot::StateSnapshot;
-use crate::state::{Effect, PsState};
+use crate::state::{CommitPlan, Effect, PsState};
 use crate::wal::Wal;
 use crate::wire::{self, ALIGN, Header, Kind};
 
@@ -109,7 +109,7 @@ impl Host {
     /// receiver.
     pub fn new(state: PsState, config: HostConfig, wal: Option<Wal>) -> (Arc<Self>, mpsc::UnboundedReceiver<Event>) {
         let (events, rx) = mpsc::unbounded_channel();
-        let closed = state.barrier.as_ref().map_or(0, |b| b.round());
+        let closed = state.rounds_closed();
         let (rounds, _) = watch::channel(closed);
         (Arc::new(Host { state: Mutex::new(state), wal, events, rounds, config }), rx)
     }
@@ -405,26 +405,14 @@ async fn respond(host: &Host, worker: u32, generation: u64, buf: &AlignedVec<ALI
             // The guard lives in this block only: the wait for the disk happens without the lock.
             let (lsn, clock, staleness) = {
                 let mut st = host.lock_current(worker, generation)?;
-                let repeat =
-                    st.barrier.as_ref().map(|b| round < b.round() || round == b.round() && b.submitted(worker));
-                match repeat {
-                    // A retry of a submission already counted: acknowledged again once it is on disk.
-                    Some(true) => (host.appended(), st.core.clock(), 0),
-                    Some(false) => {
-                        let (lsn, _) = host.record(&mut st, &Op::Submit { worker, round, weights: payload })?;
-                        (lsn, st.core.clock(), 0)
-                    }
-                    None => match st.core.check_commit(worker, seq, payload.len())? {
-                        CommitCheck::Retry(o) => (host.appended(), o.clock, o.staleness),
-                        CommitCheck::Fresh => {
-                            // Logged, then applied straight from the received bytes; acknowledged
-                            // once the log holds it.
-                            let (lsn, effect) = host.record(&mut st, &Op::Commit { worker, seq, payload })?;
-                            match effect {
-                                Effect::Committed(o) => (lsn, o.clock, o.staleness),
-                                _ => (lsn, st.core.clock(), 0),
-                            }
-                        }
+                match st.plan_commit(worker, seq, round, payload)? {
+                    // A retry of something already applied: acknowledged again once it is on disk.
+                    CommitPlan::Repeat { clock, staleness } => (host.appended(), clock, staleness),
+                    // Logged, then applied straight from the received bytes; acknowledged once the
+                    // log holds it.
+                    CommitPlan::Record(op) => match host.record(&mut st, &op)? {
+                        (lsn, Effect::Committed(o)) => (lsn, o.clock, o.staleness),
+                        (lsn, _) => (lsn, st.core.clock(), 0),
                     },
                 }
             };
@@ -432,7 +420,7 @@ async fn respond(host: &Host, worker: u32, generation: u64, buf: &AlignedVec<ALI
             ack(worker, seq, clock, staleness)
         }
         Kind::Pull => {
-            if host.lock().barrier.is_some() && round != wire::NOW {
+            if host.lock().pull_waits(round) {
                 let mut rx = host.rounds.subscribe();
                 match tokio::time::timeout(host.config.round_timeout, rx.wait_for(|closed| *closed > round)).await {
                     Ok(Ok(_)) => {}
@@ -458,7 +446,7 @@ async fn respond(host: &Host, worker: u32, generation: u64, buf: &AlignedVec<ALI
             let payload = f.floats()?;
             let (lsn, frame) = {
                 let mut st = host.lock_current(worker, generation)?;
-                if st.barrier.is_some() {
+                if !st.takes_commit_pull() {
                     return Err(NetError::Protocol("an averaging round takes commits and pulls apart".into()));
                 }
                 let staleness = match st.core.check_commit(worker, seq, payload.len())? {

@@ -3,8 +3,8 @@
 //!
 //! - [`wire`]: a frame is a versioned rkyv header followed by an aligned raw payload; sizes are
 //!   limited and validated before anything is used; an f32 payload is read in place.
-//! - [`rules`]: the server-side update rules of the dist-keras trainers (add, DynSGD staleness
-//!   scaling, ADAG per-weight scaling), applied straight to the centre from a payload slice.
+//! - [`rules`]: the update-rule trait the trainers' server rules implement (applied straight to the
+//!   centre from a payload slice), with the plain sum; the rules themselves live with the trainers.
 //! - [`server`]: the parameter-server state machine (centre, global clock, each worker's last-pull
 //!   clock and commit sequence), [`averaging`]: the round barrier of synchronous averaging,
 //!   [`membership`]: which workers joined, left or finished, and which process holds each id;

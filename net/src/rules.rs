@@ -1,12 +1,7 @@
-//! The server-side update rules of the asynchronous trainers, each applied to the centre straight
-//! from a commit's payload slice (`shared/spec/dist-keras.md` §3 gives the originals):
-//!
-//! - [`Add`]: `C <- C + delta` — DOWNPOUR (accumulated delta), AGN (the residual the worker already
-//!   divided by its window), AEASGD and EAMSGD (the elastic difference `E = alpha (W - C_pulled)`).
-//! - [`DynSgd`]: `C <- C + delta / (tau + 1)`, `tau` the commits by others since this worker's pull.
-//! - [`Adag`]: `C <- C + delta / ((C - C_pulled)^2 / gamma + 1)` per weight, the thesis' ADAG (the
-//!   original's class `Experimental`); the server keeps each worker's pulled centre (the thesis'
-//!   option 2) so commits carry only the delta.
+//! How the server folds a commit into the centre: the [`UpdateRule`] trait, what the server tells a
+//! rule about a commit ([`CommitMeta`]: its staleness, the centre the worker pulled), and the plain
+//! sum [`Add`]. The trainers' own rules (DynSGD's staleness scaling, ADAG's per-weight scaling) live
+//! with their trainers in the root crate (`src/trainers/<name>.rs`); this crate keeps the mechanism.
 
 /// What the server knows about a commit besides its payload.
 #[derive(Clone, Copy, Debug)]
@@ -31,7 +26,7 @@ pub trait UpdateRule: Send + Sync {
     fn name(&self) -> &'static str;
 }
 
-/// `C <- C + delta`.
+/// `C <- C + delta`: the plain sum (DOWNPOUR, AGN, AEASGD and EAMSGD fold their commits with it).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Add;
 
@@ -46,48 +41,43 @@ impl UpdateRule for Add {
     }
 }
 
-/// `C <- C + delta / (staleness + 1)` (Jiang et al., SIGMOD 2017).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct DynSgd;
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Rules that exercise the mechanism in this crate's tests: one that reads the staleness, one
+    //! that reads the pulled centre (the shapes of DynSGD's and ADAG's rules, whose real versions
+    //! live with their trainers).
 
-impl UpdateRule for DynSgd {
-    fn apply(&self, centre: &mut [f32], commit: &[f32], meta: &CommitMeta<'_>) {
-        let scale = 1.0 / (meta.staleness as f32 + 1.0);
-        for (c, &d) in centre.iter_mut().zip(commit) {
-            *c += d * scale;
+    use super::{Add, CommitMeta, UpdateRule};
+
+    /// `C <- C + delta / (staleness + 1)`.
+    pub struct StaleScaled;
+
+    impl UpdateRule for StaleScaled {
+        fn apply(&self, centre: &mut [f32], commit: &[f32], meta: &CommitMeta<'_>) {
+            let scale = 1.0 / (meta.staleness as f32 + 1.0);
+            centre.iter_mut().zip(commit).for_each(|(c, d)| *c += d * scale);
+        }
+        fn name(&self) -> &'static str {
+            "stale-scaled"
         }
     }
-    fn name(&self) -> &'static str {
-        "dynsgd"
-    }
-}
 
-/// Per-weight ADAG scaling: `s = 1 / ((C - C_pulled)^2 / gamma + 1)`, `C <- C + s delta`.
-#[derive(Clone, Copy, Debug)]
-pub struct Adag {
-    /// The thesis' gamma (`--elastic-lr`; the thesis used 1e-4).
-    pub gamma: f32,
-}
+    /// `C <- C + delta / ((C - C_pulled)^2 + 1)` per weight; adds when the worker never pulled.
+    pub struct DistanceScaled;
 
-impl UpdateRule for Adag {
-    fn apply(&self, centre: &mut [f32], commit: &[f32], meta: &CommitMeta<'_>) {
-        let inv = 1.0 / self.gamma;
-        match meta.pulled_centre {
-            Some(pulled) => {
-                for ((c, &d), &p) in centre.iter_mut().zip(commit).zip(pulled) {
-                    let dist = *c - p;
-                    *c += d / (inv * dist * dist + 1.0);
-                }
+    impl UpdateRule for DistanceScaled {
+        fn apply(&self, centre: &mut [f32], commit: &[f32], meta: &CommitMeta<'_>) {
+            let Some(pulled) = meta.pulled_centre else { return Add.apply(centre, commit, meta) };
+            for ((c, &d), &p) in centre.iter_mut().zip(commit).zip(pulled) {
+                *c += d / ((*c - p) * (*c - p) + 1.0);
             }
-            // A worker that never pulled started from the initial centre: no distance known, add.
-            None => Add.apply(centre, commit, meta),
         }
-    }
-    fn needs_pulled_centre(&self) -> bool {
-        true
-    }
-    fn name(&self) -> &'static str {
-        "adag"
+        fn needs_pulled_centre(&self) -> bool {
+            true
+        }
+        fn name(&self) -> &'static str {
+            "distance-scaled"
+        }
     }
 }
 
@@ -95,35 +85,10 @@ impl UpdateRule for Adag {
 mod tests {
     use super::*;
 
-    fn meta(staleness: u64, pulled: Option<&[f32]>) -> CommitMeta<'_> {
-        CommitMeta { worker: 0, staleness, pulled_centre: pulled }
-    }
-
     #[test]
     fn add_adds() {
         let mut c = vec![1.0, 2.0];
-        Add.apply(&mut c, &[0.5, -1.0], &meta(3, None));
+        Add.apply(&mut c, &[0.5, -1.0], &CommitMeta { worker: 0, staleness: 3, pulled_centre: None });
         assert_eq!(c, vec![1.5, 1.0]);
-    }
-
-    #[test]
-    fn dynsgd_divides_by_staleness_plus_one() {
-        let mut c = vec![0.0, 0.0];
-        DynSgd.apply(&mut c, &[3.0, -6.0], &meta(2, None));
-        assert_eq!(c, vec![1.0, -2.0]);
-        DynSgd.apply(&mut c, &[1.0, 1.0], &meta(0, None));
-        assert_eq!(c, vec![2.0, -1.0]);
-    }
-
-    #[test]
-    fn adag_scales_each_weight_by_its_distance() {
-        // gamma 0.5: s = 1 / (2 D^2 + 1). D = [0, 1, -2] -> s = [1, 1/3, 1/9].
-        let mut c = vec![1.0, 2.0, -1.0];
-        let pulled = [1.0, 1.0, 1.0];
-        Adag { gamma: 0.5 }.apply(&mut c, &[0.9, 0.9, 0.9], &meta(5, Some(&pulled)));
-        let want = [1.9, 2.0 + 0.3, -1.0 + 0.1];
-        for (a, b) in c.iter().zip(want) {
-            assert!((a - b).abs() < 1e-6, "{c:?}");
-        }
     }
 }

@@ -209,11 +209,12 @@ impl ServerCore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::{Adag, Add, DynSgd};
+    use crate::rules::Add;
+    use crate::rules::testing::{DistanceScaled, StaleScaled};
 
     #[test]
     fn staleness_counts_the_commits_of_others_since_the_pull() {
-        let mut s = ServerCore::new(vec![0.0; 2], Box::new(DynSgd));
+        let mut s = ServerCore::new(vec![0.0; 2], Box::new(StaleScaled));
         s.pull(0);
         s.pull(1);
         assert_eq!(s.commit(1, 1, &[1.0, 1.0]).unwrap().staleness, 0);
@@ -256,7 +257,7 @@ mod tests {
 
     #[test]
     fn adag_uses_the_centre_each_worker_pulled() {
-        let mut s = ServerCore::new(vec![0.0], Box::new(Adag { gamma: 1.0 }));
+        let mut s = ServerCore::new(vec![0.0], Box::new(DistanceScaled));
         s.pull(0);
         s.pull(1);
         s.commit(1, 1, &[2.0]).unwrap(); // worker 1 pulled 0, centre 0: distance 0, full step -> 2
@@ -266,12 +267,12 @@ mod tests {
 
     #[test]
     fn snapshots_restore_centre_clock_sequences_and_pulled_centres() {
-        let mut s = ServerCore::new(vec![0.0; 2], Box::new(Adag { gamma: 1.0 }));
+        let mut s = ServerCore::new(vec![0.0; 2], Box::new(DistanceScaled));
         s.pull(0);
         s.commit(0, 5, &[1.0, 2.0]).unwrap();
         s.pull(1);
         s.commit(0, 6, &[1.0, 1.0]).unwrap();
-        let mut t = ServerCore::new(vec![0.0; 2], Box::new(Adag { gamma: 1.0 }));
+        let mut t = ServerCore::new(vec![0.0; 2], Box::new(DistanceScaled));
         t.restore(s.centre(), s.clock(), &s.records()).unwrap();
         assert_eq!((t.centre(), t.clock(), t.commits_of(0)), (s.centre(), 2, 2));
         assert!(!t.commit(0, 6, &[1.0, 2.0]).unwrap().applied, "sequence numbers survive a restart");

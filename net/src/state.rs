@@ -46,7 +46,55 @@ pub enum Effect {
     },
 }
 
+/// How the server answers a commit frame.
+#[derive(Debug)]
+pub enum CommitPlan<'a> {
+    /// A retry of something already applied: answered again (once the log is on disk) with the
+    /// clock and staleness it had.
+    Repeat {
+        /// The clock to answer with.
+        clock: u64,
+        /// The staleness to answer with.
+        staleness: u64,
+    },
+    /// A new commit or submission: log and apply this op.
+    Record(Op<'a>),
+}
+
 impl PsState {
+    /// Where a commit frame of `worker` (sequence `seq`, averaging round `round`) goes: asynchronous
+    /// trainers fold it into the centre with their rule; an averaging run submits it to the open
+    /// round. The host asks, so it needs no branch of its own per trainer.
+    pub fn plan_commit<'a>(&self, worker: u32, seq: u64, round: u64, payload: &'a [f32]) -> Result<CommitPlan<'a>> {
+        match &self.barrier {
+            Some(b) if round < b.round() || round == b.round() && b.submitted(worker) => {
+                Ok(CommitPlan::Repeat { clock: self.core.clock(), staleness: 0 })
+            }
+            Some(_) => Ok(CommitPlan::Record(Op::Submit { worker, round, weights: payload })),
+            None => Ok(match self.core.check_commit(worker, seq, payload.len())? {
+                CommitCheck::Retry(o) => CommitPlan::Repeat { clock: o.clock, staleness: o.staleness },
+                CommitCheck::Fresh => CommitPlan::Record(Op::Commit { worker, seq, payload }),
+            }),
+        }
+    }
+
+    /// Whether a pull for `round` waits for that averaging round to close first (a pull for
+    /// [`crate::wire::NOW`], or any pull of an asynchronous run, is answered at once).
+    pub fn pull_waits(&self, round: u64) -> bool {
+        self.barrier.is_some() && round != crate::wire::NOW
+    }
+
+    /// Whether a commit and a pull may travel in one frame (not in an averaging run: a round takes
+    /// them apart).
+    pub fn takes_commit_pull(&self) -> bool {
+        self.barrier.is_none()
+    }
+
+    /// Averaging rounds closed so far (0 in an asynchronous run).
+    pub fn rounds_closed(&self) -> u64 {
+        self.barrier.as_ref().map_or(0, |b| b.round())
+    }
+
     /// A state at clock 0.
     pub fn new(core: ServerCore, members: Membership, barrier: Option<RoundBarrier>) -> Self {
         PsState { core, members, barrier, epochs_completed: 0 }
@@ -182,11 +230,11 @@ impl PsState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::{Adag, Add};
+    use crate::rules::Add;
+    use crate::rules::testing::DistanceScaled;
 
     fn state(workers: u32, averaging: bool) -> PsState {
-        let rule: Box<dyn crate::rules::UpdateRule> =
-            if averaging { Box::new(Add) } else { Box::new(Adag { gamma: 1.0 }) };
+        let rule: Box<dyn crate::rules::UpdateRule> = if averaging { Box::new(Add) } else { Box::new(DistanceScaled) };
         let barrier = averaging.then(|| RoundBarrier::new(2));
         let mut s = PsState::new(ServerCore::new(vec![0.0; 2], rule), Membership::new(workers), barrier);
         for w in 0..workers {

@@ -8,6 +8,7 @@ use crate::data::FeatureColumns;
 use crate::data::dataset::Dataset;
 use crate::runtime::Runtime;
 use crate::training::evaluate::Evaluator;
+use crate::training::model_widths;
 
 /// Prints loss, accuracy and rows (one JSON object with `--json`).
 pub fn run(args: EvaluateArgs) -> Result<()> {
@@ -34,13 +35,4 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
         println!("loss {:.6}  accuracy {:.4}  rows {}", r.loss, r.accuracy, r.rows);
     }
     Ok(())
-}
-
-/// Values per input row and outputs per row of a one-input, one-output model.
-pub fn model_widths(model: &OnnxModel) -> Result<(usize, usize)> {
-    let g = distk_onnx::import(model, 1)?.graph;
-    if g.inputs.len() != 1 || g.outputs.len() != 1 {
-        bail!("distk-gpu trains and evaluates models with one input and one output");
-    }
-    Ok((distk_engine::shape::numel(g.shape(g.inputs[0])), distk_engine::shape::numel(g.shape(g.outputs[0]))))
 }

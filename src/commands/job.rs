@@ -49,7 +49,7 @@ pub fn wait_for(client: &JobClient, id: &str, timeout_s: u64) -> Result<serde_js
 
 /// Runs one action.
 pub fn run(args: JobCmdArgs) -> Result<()> {
-    let client = JobClient::new(&args.server)?;
+    let client = JobClient::new(&args.server.access())?;
     let id = || -> Result<&str> { valid_id(args.id.as_deref().context("give the job id")?) };
     match args.action.as_str() {
         "list" => {

@@ -13,13 +13,13 @@ use distk_net::tls::{Identity, hex};
 use distk_onnx::OnnxModel;
 
 use crate::cli::PsArgs;
-use crate::commands::evaluate::model_widths;
 use crate::data::FeatureColumns;
 use crate::data::dataset::Dataset;
-use crate::distributed::job;
 use crate::distributed::ps::{PsSetup, persistent_identity, run_ps};
 use crate::distributed::report::finish_run;
+use crate::job_spec::JobSpec;
 use crate::trainers::TrainerKind;
+use crate::training::model_widths;
 
 /// Runs the parameter server.
 pub fn run(args: PsArgs) -> Result<()> {
@@ -33,7 +33,7 @@ pub fn run(args: PsArgs) -> Result<()> {
     if args.resume && args.checkpoint_dir.is_none() {
         bail!("--resume needs --checkpoint-dir");
     }
-    let spec = job::from_args(&args.job, &args.trainer, kind)?;
+    let spec = JobSpec::resolve(&args.job.options(), &args.trainer.options(), kind)?;
     let model = OnnxModel::load(&args.model)?;
     let (width, classes) = model_widths(&model)?;
     let validation = match &args.validation_data {

@@ -24,12 +24,12 @@ pub fn run(args: SubmitArgs) -> Result<()> {
     let request = JobRequest {
         name: args.job_name.clone(),
         workers: args.workers,
-        trainer: args.trainer.clone(),
-        job: args.job.clone(),
+        trainer: args.trainer.options(),
+        job: args.job.options(),
         data: args.data.clone(),
         validation_data: args.validation_data.clone(),
     };
-    let client = JobClient::new(&args.server)?;
+    let client = JobClient::new(&args.server.access())?;
     eprintln!("submitting `{}` to {}", args.job_name, args.server.server);
     let record = client.submit(&serde_json::to_string(&request)?, &args.model, args.upload_data.as_deref())?.json()?;
     let id = record["id"].as_str().unwrap_or_default().to_string();

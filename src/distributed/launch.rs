@@ -3,27 +3,25 @@
 //! its own thread and device context.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use distk_net::auth::{SecretEntry, Secrets, random_secret};
 use distk_net::client::{ConnectOptions, new_incarnation};
 use distk_net::tls::{Identity, Trust};
 use distk_onnx::OnnxModel;
 
-use crate::cli::RunArgs;
-use crate::commands::evaluate::model_widths;
 use crate::data::FeatureColumns;
 use crate::data::dataset::Dataset;
-use crate::distributed::job::{self, JobSpec};
 use crate::distributed::ps::{PsSetup, RunProgress, persistent_identity, run_ps};
 use crate::distributed::report::finish_run;
 use crate::distributed::shard::contiguous_shards;
 use crate::distributed::worker::{WorkerData, WorkerRun, run_worker};
+use crate::job_spec::JobSpec;
 use crate::runtime::DeviceChoice;
-use crate::trainers::TrainerKind;
+use crate::training::model_widths;
 
 /// A local distributed run: a parameter server and `workers` workers in this process.
 pub struct LocalRun {
@@ -59,46 +57,6 @@ pub struct LocalRun {
     pub verbose: bool,
     /// Where the server reports progress.
     pub progress: Option<Arc<Mutex<RunProgress>>>,
-}
-
-/// Runs a parameter server and `args.workers` local workers.
-pub fn run_local(args: RunArgs, kind: TrainerKind) -> Result<()> {
-    if kind == TrainerKind::Single {
-        bail!(
-            "the single trainer trains one replica; use --workers 1, or another --trainer with --workers {}",
-            args.workers
-        );
-    }
-    if args.history_csv.is_some() || args.plot.is_some() || args.target_loss.is_some() || args.target_accuracy.is_some()
-    {
-        bail!(
-            "--history-csv, --plot, --target-loss and --target-accuracy are for one worker; with --workers use --history (JSON)"
-        );
-    }
-    let spec = job::from_args(&args.job, &args.trainer, kind)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)).context("cannot install the Ctrl-C handler")?;
-    }
-    train_local(LocalRun {
-        model: args.model,
-        data: args.data,
-        validation: args.validation_data,
-        spec,
-        workers: args.workers,
-        out: args.out,
-        history: args.history,
-        checkpoint_dir: args.checkpoint_dir,
-        checkpoint_every: args.checkpoint_every,
-        wal: !args.no_wal,
-        resume: args.resume,
-        device: args.device.device,
-        adapter: args.device.adapter,
-        stop,
-        verbose: !args.quiet,
-        progress: None,
-    })
 }
 
 /// Trains `run` to the end: writes the model and history (see [`finish_run`]).

@@ -18,6 +18,7 @@ use distk_net::durable::{self, CheckpointPolicy, Recovery};
 use distk_net::endpoint::server_endpoint;
 use distk_net::host::{Event, Host, HostConfig, serve};
 use distk_net::membership::{Membership, Presence};
+use distk_net::rules::{Add, UpdateRule};
 use distk_net::server::ServerCore;
 use distk_net::snapshot::StateSnapshot;
 use distk_net::state::PsState;
@@ -28,10 +29,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::atomic::write_atomically;
 use crate::data::dataset::Dataset;
-use crate::distributed::job::{self, JobSpec};
+use crate::distributed::job;
 use crate::distributed::worker::WorkerHistory;
+use crate::job_spec::JobSpec;
 use crate::runtime::{DeviceChoice, Runtime};
-use crate::trainers::TrainerKind;
+use crate::trainers::ServerSide;
 use crate::training::TrainSession;
 use crate::training::evaluate::{Evaluation, Evaluator};
 
@@ -298,19 +300,25 @@ pub fn initial_centre(
 
 /// Runs the parameter server until every worker is done or lost; `on_start` hears where it listens.
 pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnce(&PsStarted)) -> Result<PsOutcome> {
-    let (_, classes) = crate::commands::evaluate::model_widths(&setup.model)?;
+    let (_, classes) = crate::training::model_widths(&setup.model)?;
     let (layout, init) = initial_centre(&setup.model, &setup.spec, classes)?;
     let kind = setup.spec.trainer.kind;
     let label = kind.name();
+    // The trainer's server side: a rule folds commits; averaging closes rounds (the plain sum is the
+    // rule then, and for an ensemble, which commits nothing).
+    let (rule, rounds) = match setup.spec.trainer.server_side() {
+        ServerSide::Rule(rule) => (rule, false),
+        ServerSide::Rounds => (Box::new(Add) as Box<dyn UpdateRule>, true),
+        ServerSide::Collect | ServerSide::None => (Box::new(Add) as Box<dyn UpdateRule>, false),
+    };
+    // A rule that keeps each worker's pulled centre keeps a centre-sized copy per worker.
+    let pulled_copies = if rule.needs_pulled_centre() { setup.workers as usize } else { 0 };
     let mut state = PsState::new(
-        ServerCore::new(init.clone(), setup.spec.trainer.server_rule()),
+        ServerCore::new(init.clone(), rule),
         Membership::new(setup.workers),
-        (kind == TrainerKind::Averaging).then(|| RoundBarrier::new(init.len())),
+        rounds.then(|| RoundBarrier::new(init.len())),
     );
-    let policy = CheckpointPolicy::new(
-        setup.checkpoint_every,
-        init.len() * (1 + if kind == TrainerKind::Adag { setup.workers as usize } else { 0 }),
-    );
+    let policy = CheckpointPolicy::new(setup.checkpoint_every, init.len() * (1 + pulled_copies));
     let log = setup.wal.then(|| WalOptions::for_records(init.len() as u64 * 4 + 64, policy.log_bytes));
     let mut recoveries: Vec<RecoveryRecord> = Vec::new();
     let mut epochs: Vec<CentreEpoch> = Vec::new();

@@ -7,16 +7,16 @@ use anyhow::{Result, bail};
 use distk_onnx::OnnxModel;
 use serde::Serialize;
 
-use crate::commands::run::trained_model_bytes;
 use crate::data::atomic::write_atomically;
 use crate::data::dataset::Dataset;
 use crate::distributed::PartialRun;
-use crate::distributed::job::JobSpec;
 use crate::distributed::ps::{CentreEpoch, PsOutcome, RecoveryRecord, WorkerOutcome};
+use crate::job_spec::JobSpec;
 use crate::predictor::Predictor;
 use crate::runtime::{DeviceChoice, Runtime};
-use crate::trainers::{TrainerKind, TrainerParams};
+use crate::trainers::{TrainerParams, WorkerSide};
 use crate::training::evaluate::Evaluation;
+use crate::training::trained_model_bytes;
 
 /// Accuracy of an ensemble's averaged prediction.
 #[derive(Clone, Copy, Debug, Serialize, PartialEq)]
@@ -112,7 +112,7 @@ pub fn finish_run(
 ) -> Result<()> {
     let kind = spec.trainer.kind;
     let mut ensemble_validation = None;
-    if kind == TrainerKind::Ensemble {
+    if kind.worker() == WorkerSide::Independent {
         if outcome.finals.is_empty() {
             bail!("no ensemble member finished: nothing written ({})", outcome.failures().join("; "));
         }

@@ -13,18 +13,17 @@ use anyhow::{Context, Result, bail};
 use distk_net::client::{ConnectOptions, join};
 use serde::{Deserialize, Serialize};
 
-use crate::commands::evaluate::model_widths;
-use crate::commands::run::epoch_order;
 use crate::data::FeatureColumns;
 use crate::data::dataset::Dataset;
 use crate::distributed::job;
 use crate::distributed::shard::contiguous_shards;
 use crate::runtime::{DeviceChoice, Runtime};
-use crate::trainers::TrainerKind;
+use crate::trainers::WorkerSide;
 use crate::trainers::link::{Link, QuicLink, Reconnecting};
 use crate::trainers::policy::WorkerPolicy;
 use crate::trainers::replica::{Replica, SessionReplica};
-use crate::training::TrainSession;
+use crate::training::epochs::{Ended, EpochHooks, EpochSummary, NonFiniteLoss, Schedule, StepAt, train_epochs};
+use crate::training::{StepStats, TrainSession, model_widths};
 
 /// One local step of a worker.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -138,68 +137,40 @@ pub fn run_worker(run: WorkerRun, net: &tokio::runtime::Handle) -> Result<Worker
     if let Some(p) = &run.ack_log {
         conn = conn.with_ack_log(p)?;
     }
-    let mut link = QuicLink::start(net, conn, spec.trainer.kind != TrainerKind::Averaging);
+    let mut link = QuicLink::start(net, conn, spec.trainer.kind.worker() != WorkerSide::EpochAverage);
     let mut policy = WorkerPolicy::new(spec.trainer, replica.session.layout().trainable_len());
     policy.start(&mut replica, &mut link)?;
-    let mut h = WorkerHistory { worker, rows: range.len(), stopped: "completed".into(), ..Default::default() };
-    let started = Instant::now();
-    let mut step = 0u64;
-    'epochs: for epoch in 0..spec.epochs {
-        let order: Vec<usize> = epoch_order(range.len(), spec.shuffle, spec.seed ^ (u64::from(worker) << 32), epoch)
-            .into_iter()
-            .map(|i| range.start + i)
-            .collect();
-        let (mut loss_sum, mut acc_sum, mut rows_done) = (0.0f64, 0.0f64, 0usize);
-        let batches = order.len().div_ceil(batch);
-        let part = batches.div_ceil(spec.parallelism_factor.max(1)).max(1);
-        for (j, chunk) in order.chunks(batch).enumerate() {
-            if j > 0 && j % part == 0 {
-                policy.resync(&mut replica, &mut link)?;
-            }
-            if run.stop.load(Ordering::SeqCst) {
-                h.stopped = "stopped".into();
-                break 'epochs;
-            }
-            data.gather(chunk, &mut replica.x, &mut replica.y);
-            replica.rows = chunk.len();
-            let wait_before = link.stats().wait_s;
-            let s = policy.step(&mut replica, &mut link)?;
-            if !s.loss.is_finite() {
-                bail!(
-                    "worker {worker}: the loss became {} at step {step} (epoch {}): lower --learning-rate",
-                    s.loss,
-                    epoch + 1
-                );
-            }
-            let st = link.stats();
-            h.steps.push(WorkerStep {
-                step,
-                epoch,
-                loss: s.loss,
-                accuracy: s.accuracy,
-                clock: st.clock,
-                staleness: st.staleness,
-                net_wait_s: st.wait_s - wait_before,
-                time: started.elapsed().as_secs_f64(),
-            });
-            step += 1;
-            loss_sum += s.loss as f64 * chunk.len() as f64;
-            acc_sum += s.accuracy as f64 * chunk.len() as f64;
-            rows_done += chunk.len();
-        }
-        policy.end_epoch(&mut replica, &mut link, epoch as u64)?;
-        link.epoch_done(epoch as u64)?;
-        if run.verbose {
-            let n = rows_done.max(1) as f64;
-            eprintln!(
-                "worker {worker} epoch {}/{}: loss {:.4} accuracy {:.4} (server clock {})",
-                epoch + 1,
-                spec.epochs,
-                loss_sum / n,
-                acc_sum / n,
-                link.stats().clock
-            );
-        }
+    let schedule = Schedule {
+        rows: range.clone(),
+        epochs: spec.epochs,
+        batch,
+        shuffle: spec.shuffle,
+        seed: spec.seed ^ (u64::from(worker) << 32),
+        start_epoch: 0,
+        skip_batches: 0,
+        first_step: 0,
+    };
+    let mut hooks = WorkerHooks {
+        worker,
+        data: &data,
+        replica: &mut replica,
+        link: &mut link,
+        policy: &mut policy,
+        stop: &run.stop,
+        history: WorkerHistory { worker, rows: range.len(), stopped: "completed".into(), ..Default::default() },
+        started: Instant::now(),
+        wait_before: 0.0,
+        parallelism_factor: spec.parallelism_factor,
+        epochs: spec.epochs,
+        verbose: run.verbose,
+    };
+    let (ended, _) = train_epochs(&schedule, &mut hooks).map_err(|e| {
+        // A diverging worker says which it is; other errors (the link's) name it already.
+        if e.is::<NonFiniteLoss>() { e.context(format!("worker {worker}")) } else { e }
+    })?;
+    let (mut h, started) = (std::mem::take(&mut hooks.history), hooks.started);
+    if ended == Ended::Stopped {
+        h.stopped = "stopped".into();
     }
     policy.finish(&mut replica, &mut link)?;
     let st = link.stats();
@@ -207,7 +178,79 @@ pub fn run_worker(run: WorkerRun, net: &tokio::runtime::Handle) -> Result<Worker
     h.commits_acknowledged = st.commits;
     h.reconnects = st.reconnects;
     h.net_wait_fraction = if h.seconds > 0.0 { st.wait_s / h.seconds } else { 0.0 };
-    let final_weights = if spec.trainer.kind == TrainerKind::Ensemble { replica.params()? } else { Vec::new() };
+    let final_weights =
+        if spec.trainer.kind.worker() == WorkerSide::Independent { replica.params()? } else { Vec::new() };
     link.finish(serde_json::to_vec(&h)?, final_weights)?;
     Ok(h)
+}
+
+/// A worker around the shared loop: its trainer's policy at each step and epoch, its history.
+struct WorkerHooks<'a> {
+    worker: u32,
+    data: &'a Dataset,
+    replica: &'a mut SessionReplica,
+    link: &'a mut QuicLink,
+    policy: &'a mut WorkerPolicy,
+    stop: &'a AtomicBool,
+    history: WorkerHistory,
+    started: Instant,
+    /// Seconds the link had waited before the current step.
+    wait_before: f64,
+    parallelism_factor: usize,
+    epochs: usize,
+    verbose: bool,
+}
+
+impl EpochHooks for WorkerHooks<'_> {
+    fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Between parts of the rows (`--parallelism-factor`), the worker re-synchronises.
+    fn before_batch(&mut self, batch: usize, batches: usize) -> Result<()> {
+        let part = batches.div_ceil(self.parallelism_factor.max(1)).max(1);
+        if batch > 0 && batch.is_multiple_of(part) {
+            self.policy.resync(self.replica, self.link)?;
+        }
+        Ok(())
+    }
+
+    fn train_batch(&mut self, rows: &[usize]) -> Result<StepStats> {
+        self.data.gather(rows, &mut self.replica.x, &mut self.replica.y);
+        self.replica.rows = rows.len();
+        self.wait_before = self.link.stats().wait_s;
+        self.policy.step(self.replica, self.link)
+    }
+
+    fn after_step(&mut self, at: StepAt, s: &StepStats, _: &EpochSummary) -> Result<()> {
+        let st = self.link.stats();
+        self.history.steps.push(WorkerStep {
+            step: at.step,
+            epoch: at.epoch,
+            loss: s.loss,
+            accuracy: s.accuracy,
+            clock: st.clock,
+            staleness: st.staleness,
+            net_wait_s: st.wait_s - self.wait_before,
+            time: self.started.elapsed().as_secs_f64(),
+        });
+        Ok(())
+    }
+
+    fn end_epoch(&mut self, epoch: usize, summary: &EpochSummary) -> Result<bool> {
+        self.policy.end_epoch(self.replica, self.link, epoch as u64)?;
+        self.link.epoch_done(epoch as u64)?;
+        if self.verbose {
+            eprintln!(
+                "worker {} epoch {}/{}: loss {:.4} accuracy {:.4} (server clock {})",
+                self.worker,
+                epoch + 1,
+                self.epochs,
+                summary.loss,
+                summary.accuracy,
+                self.link.stats().clock
+            );
+        }
+        Ok(true)
+    }
 }

@@ -18,9 +18,9 @@ use distk_onnx::OnnxModel;
 use tokio::io::AsyncWriteExt;
 
 use crate::distributed::PartialRun;
-use crate::distributed::job;
 use crate::distributed::launch::{LocalRun, train_local};
 use crate::distributed::ps::RunProgress;
+use crate::job_spec::JobSpec;
 use crate::punchcard::jobs::{JobRecord, JobRequest, JobState, JobStore, now};
 use crate::punchcard::paths::resolve_under;
 use crate::runtime::DeviceChoice;
@@ -391,7 +391,7 @@ async fn receive(
     };
     let validation = request.validation_data.as_deref().map(under_root).transpose()?;
     OnnxModel::load(&model).map_err(|e| bad(format!("the model is not usable: {e}")))?;
-    let spec = job::from_args(&request.job, &request.trainer, kind).map_err(|e| bad(format!("{e:#}")))?;
+    let spec = JobSpec::resolve(&request.job, &request.trainer, kind).map_err(|e| bad(format!("{e:#}")))?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let progress = Arc::new(Mutex::new(RunProgress::default()));

@@ -20,7 +20,6 @@ use rustls::pki_types::ServerName;
 use distk_net::auth::read_secret_file;
 use distk_net::tls::{Pinned, Trust, hex, parse_sha256, sha256};
 
-use crate::cli::ServerArgs;
 use crate::data::atomic::write_atomically;
 
 type Body = UnsyncBoxBody<Bytes, std::io::Error>;
@@ -73,9 +72,22 @@ impl Answer {
     }
 }
 
+/// How a client reaches and trusts a job server (`--server`, `--secret-file`, and a pin or a CA).
+#[derive(Clone, Debug)]
+pub struct ServerAccess {
+    /// The job server's https:// URL.
+    pub server: String,
+    /// File holding the caller's secret.
+    pub secret_file: PathBuf,
+    /// The SHA-256 of the server's certificate to trust.
+    pub server_cert_sha256: Option<String>,
+    /// A PEM CA whose certificates to trust.
+    pub ca: Option<PathBuf>,
+}
+
 impl JobClient {
     /// A client for `args.server` with the secret of `args.secret_file`.
-    pub fn new(args: &ServerArgs) -> Result<Self> {
+    pub fn new(args: &ServerAccess) -> Result<Self> {
         let rest = args
             .server
             .strip_prefix("https://")

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{JobArgs, TrainerArgs};
 use crate::data::atomic::write_atomically;
 use crate::distributed::ps::RunProgress;
+use crate::job_spec::{TrainOptions, TrainerOptions};
 
 /// What a client asks to run (the `spec` part of `POST /api/jobs`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -21,9 +21,9 @@ pub struct JobRequest {
     /// Local workers (at most the server's `--max-workers`).
     pub workers: u32,
     /// The trainer and its hyper-parameters.
-    pub trainer: TrainerArgs,
+    pub trainer: TrainerOptions,
     /// What and how to train.
-    pub job: JobArgs,
+    pub job: TrainOptions,
     /// Training rows under the server's data root (when no data is uploaded).
     pub data: Option<String>,
     /// Validation rows under the server's data root.
@@ -143,5 +143,33 @@ impl JobStore {
             std::fs::remove_dir_all(&d).with_context(|| format!("cannot delete {}", d.display()))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trainers::TrainerKind;
+
+    /// A job file as the job server wrote it before the options left the CLI's clap types: it
+    /// still reads, field for field.
+    #[test]
+    fn job_files_written_before_the_job_spec_still_read() {
+        let old = r#"{"id": "j1", "name": "digits", "owner": "alice", "secret_id": "ab12", "state": "succeeded",
+            "error": null, "progress": {"epochs_done": 3, "clock": 90, "workers_joined": 2, "val_accuracy": 0.95}, "created": 1, "started": 2, "finished": 3, "has_model": true,
+            "request": {"name": "digits", "workers": 2, "data": "d.parquet", "validation_data": null,
+                "trainer": {"trainer": "adag", "communication_window": 4, "rho": null, "elastic_lr": 0.5,
+                    "momentum": null, "parallelism_factor": 1, "no_overlap": false},
+                "job": {"epochs": 3, "batch_size": 32, "optimizer": "adam", "learning_rate": 0.003,
+                    "optimizer_args": "", "loss": null, "features_col": "features", "label_col": "label",
+                    "shuffle": true, "seed": 7, "bn_momentum": 0.99, "add_missing_biases": false,
+                    "dropout": ["dense/Relu=0.5"]}}}"#;
+        let r: JobRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(r.request.trainer.trainer, Some(TrainerKind::Adag));
+        assert_eq!((r.request.trainer.communication_window, r.request.trainer.elastic_lr), (Some(4), Some(0.5)));
+        assert_eq!((r.request.job.epochs, r.request.job.seed, r.request.job.dropout.len()), (3, 7, 1));
+        // And it is written back the same way.
+        let again: JobRecord = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(again.request.job, r.request.job);
     }
 }

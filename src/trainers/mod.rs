@@ -1,4 +1,5 @@
-//! The dist-keras trainers (`--trainer`), each with the original defaults. `shared/spec/dist-keras.md`
+//! The dist-keras trainers (`--trainer`), one file each (its equations, its worker side, its server
+//! rule and their tests), listed once in the registry below; each with the original defaults. `shared/spec/dist-keras.md`
 //! §3 gives the originals; `W` is a worker's weights, `W1` its reference point (the centre it last
 //! pulled), `C` the centre, `w` the communication window, `k` the local steps actually taken since the
 //! last exchange (`w`, or fewer in the partial window at the end of the data, which is committed too:
@@ -25,82 +26,177 @@
 //! the window-delta trainers overlaps the next local steps (the pulled centre arrives a few steps
 //! late and the steps taken meanwhile are kept: `W = C + (W - W_sent)`), and an elastic exchange
 //! applies to the weights the worker has when the centre arrives.
+//!
+//! A trainer is a [`Trainer`]: its name and defaults, its [`WorkerSide`] (which exchange
+//! [`policy::WorkerPolicy`] runs around the local steps) and its [`ServerSide`] (what the parameter
+//! server does with commits: an [`UpdateRule`] of `distk-net`, averaging rounds, or collecting the
+//! final models). `docs/adding-a-trainer.md` shows how to add one.
 
 pub mod link;
 pub mod policy;
 pub mod replica;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use anyhow::{Result, bail};
-use clap::ValueEnum;
-use distk_net::rules::{Adag, Add, DynSgd, UpdateRule};
+use distk_net::rules::{Add, UpdateRule};
 use serde::{Deserialize, Serialize};
 
-/// The training algorithms.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TrainerKind {
+/// The registry: one line per trainer, `Variant => file,` (the file is `src/trainers/<file>.rs`,
+/// holding `pub const TRAINER: Trainer`). It declares the modules, [`TrainerKind`] (serialised as
+/// the lowercase variant name) and the lookup [`TrainerKind::trainer`].
+macro_rules! registry {
+    ($($(#[$doc:meta])* $variant:ident => $file:ident,)*) => {
+        $(pub mod $file;)*
+
+        /// The training algorithms.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum TrainerKind {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl TrainerKind {
+            /// Every trainer, in the registry's order.
+            pub const ALL: &'static [TrainerKind] = &[$(TrainerKind::$variant,)*];
+
+            /// The trainer's description (its file's `TRAINER`).
+            pub fn trainer(self) -> &'static Trainer {
+                match self {
+                    $(TrainerKind::$variant => &$file::TRAINER,)*
+                }
+            }
+        }
+    };
+}
+
+registry! {
     /// One replica on one device.
-    Single,
+    Single => single,
     /// Synchronous model averaging after every epoch.
-    Averaging,
+    Averaging => averaging,
     /// N independent models, one per worker.
-    Ensemble,
+    Ensemble => ensemble,
     /// DOWNPOUR (Dean et al. 2012): accumulated deltas.
-    Downpour,
+    Downpour => downpour,
     /// Asynchronous Gradient Normalization (the original's class `ADAG`).
-    Agn,
+    Agn => agn,
     /// Asynchronous Distributed Adaptive Gradients (the original's class `Experimental`).
-    Adag,
+    Adag => adag,
     /// DynSGD (Jiang et al. 2017): deltas scaled by staleness.
-    Dynsgd,
+    Dynsgd => dynsgd,
     /// Asynchronous elastic averaging SGD (Zhang et al. 2015).
-    Aeasgd,
+    Aeasgd => aeasgd,
     /// Elastic averaging with momentum (Zhang et al. 2015).
-    Eamsgd,
+    Eamsgd => eamsgd,
+}
+
+/// One trainer: what its file declares.
+#[derive(Debug)]
+pub struct Trainer {
+    /// The name on the command line (the variant's name in lowercase).
+    pub name: &'static str,
+    /// The original's default communication window.
+    pub default_window: usize,
+    /// The original's default trainer-level learning rate (ADAG's gamma, the elastic trainers' eta).
+    pub default_elastic_lr: f32,
+    /// What a worker does around its local steps.
+    pub worker: WorkerSide,
+    /// What the parameter server does with commits, for these hyper-parameters.
+    pub server: fn(&TrainerParams) -> ServerSide,
+}
+
+/// What a worker does around its local steps ([`policy::WorkerPolicy`] runs it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerSide {
+    /// One replica, no server.
+    Alone,
+    /// Trains its own model from its own start; sends its final weights.
+    Independent,
+    /// After each epoch: commits `W`, waits for the round's mean and takes it.
+    EpochAverage,
+    /// Every window: commits `W - W1` (divided by the steps taken when `normalize`), pulls,
+    /// `W = W1 = C`.
+    WindowDelta {
+        /// Divide the delta by the local steps it accumulates (AGN's residual).
+        normalize: bool,
+    },
+    /// Every window: pulls `C`; `E = alpha (W - C)`; `W -= E`; commits `E`.
+    Elastic {
+        /// EAMSGD's momentum around each local step.
+        momentum: bool,
+    },
+}
+
+/// What the parameter server does with commits.
+pub enum ServerSide {
+    /// No server.
+    None,
+    /// Folds every commit into the centre with a rule, asynchronously.
+    Rule(Box<dyn UpdateRule>),
+    /// Closes a round when every live worker committed: `C = (1/n) sum W_k`.
+    Rounds,
+    /// Nothing during training; keeps each worker's final model.
+    Collect,
+}
+
+impl ServerSide {
+    /// `C <- C + commit` ([`Add`]): the server side of the trainers whose workers send what the
+    /// centre is to add (DOWNPOUR's delta, AGN's residual, the elastic difference).
+    pub fn sum(_: &TrainerParams) -> ServerSide {
+        ServerSide::Rule(Box::new(Add))
+    }
+}
+
+impl Trainer {
+    /// Whether workers exchange with a parameter server during training.
+    pub fn uses_server(&self) -> bool {
+        self.worker != WorkerSide::Alone
+    }
+
+    /// Whether workers train asynchronously (they go on when another is lost).
+    pub fn is_async(&self) -> bool {
+        matches!(self.worker, WorkerSide::WindowDelta { .. } | WorkerSide::Elastic { .. })
+    }
 }
 
 impl TrainerKind {
     /// The name on the command line.
     pub fn name(self) -> &'static str {
-        match self {
-            TrainerKind::Single => "single",
-            TrainerKind::Averaging => "averaging",
-            TrainerKind::Ensemble => "ensemble",
-            TrainerKind::Downpour => "downpour",
-            TrainerKind::Agn => "agn",
-            TrainerKind::Adag => "adag",
-            TrainerKind::Dynsgd => "dynsgd",
-            TrainerKind::Aeasgd => "aeasgd",
-            TrainerKind::Eamsgd => "eamsgd",
-        }
+        self.trainer().name
     }
 
     /// The original's default communication window.
     pub fn default_window(self) -> usize {
-        match self {
-            TrainerKind::Downpour | TrainerKind::Dynsgd | TrainerKind::Adag => 5,
-            TrainerKind::Agn => 12,
-            TrainerKind::Aeasgd | TrainerKind::Eamsgd => 32,
-            _ => 1,
-        }
+        self.trainer().default_window
     }
 
     /// The original's default trainer-level learning rate (ADAG's gamma, the elastic trainers' eta).
     pub fn default_elastic_lr(self) -> f32 {
-        match self {
-            TrainerKind::Aeasgd | TrainerKind::Eamsgd => 0.1,
-            _ => 1.0,
-        }
+        self.trainer().default_elastic_lr
     }
 
     /// Whether workers exchange with a parameter server during training.
     pub fn uses_server(self) -> bool {
-        !matches!(self, TrainerKind::Single)
+        self.trainer().uses_server()
     }
 
     /// Whether workers train asynchronously (they go on when another is lost).
     pub fn is_async(self) -> bool {
-        !matches!(self, TrainerKind::Single | TrainerKind::Averaging | TrainerKind::Ensemble)
+        self.trainer().is_async()
+    }
+
+    /// What a worker does around its local steps.
+    pub fn worker(self) -> WorkerSide {
+        self.trainer().worker
+    }
+}
+
+impl std::str::FromStr for TrainerKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        TrainerKind::ALL.iter().copied().find(|k| k.name() == s).ok_or_else(|| format!("unknown trainer `{s}`"))
     }
 }
 
@@ -144,7 +240,7 @@ impl TrainerParams {
         if !(p.elastic_lr > 0.0 && p.elastic_lr.is_finite()) {
             bail!("--elastic-lr must be a positive number");
         }
-        if matches!(kind, TrainerKind::Aeasgd | TrainerKind::Eamsgd) && !(p.alpha() > 0.0 && p.alpha() <= 1.0) {
+        if matches!(kind.worker(), WorkerSide::Elastic { .. }) && !(p.alpha() > 0.0 && p.alpha() <= 1.0) {
             bail!(
                 "the elastic force alpha = rho x elastic-lr = {} must be in (0, 1]: above 1 a worker overshoots the centre",
                 p.alpha()
@@ -161,12 +257,17 @@ impl TrainerParams {
         self.rho * self.elastic_lr
     }
 
-    /// The server's update rule.
+    /// What the parameter server does with commits.
+    pub fn server_side(&self) -> ServerSide {
+        (self.kind.trainer().server)(self)
+    }
+
+    /// The server's update rule (the plain sum where the trainer folds no commit with a rule of its
+    /// own: averaging rounds and ensembles do not use it).
     pub fn server_rule(&self) -> Box<dyn UpdateRule> {
-        match self.kind {
-            TrainerKind::Dynsgd => Box::new(DynSgd),
-            TrainerKind::Adag => Box::new(Adag { gamma: self.elastic_lr }),
-            _ => Box::new(Add),
+        match self.server_side() {
+            ServerSide::Rule(r) => r,
+            ServerSide::None | ServerSide::Rounds | ServerSide::Collect => Box::new(Add),
         }
     }
 }
@@ -174,6 +275,15 @@ impl TrainerParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_registry_names_match_the_serialised_names() {
+        for &k in TrainerKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), serde_json::json!(k.name()));
+            assert_eq!(k.name().parse::<TrainerKind>(), Ok(k));
+        }
+        assert!("nope".parse::<TrainerKind>().is_err());
+    }
 
     #[test]
     fn defaults_are_the_originals() {

@@ -1,11 +1,12 @@
-//! What a worker does around its local steps, per trainer (the table in [`crate::trainers`]).
+//! What a worker does around its local steps: the exchanges each trainer's [`WorkerSide`] names
+//! (the table in [`crate::trainers`]; each trainer's file says which it takes).
 //! Weights are read from the replica only at exchanges (EAMSGD: every step, for its momentum).
 
 use anyhow::Result;
 
 use crate::trainers::link::Link;
 use crate::trainers::replica::Replica;
-use crate::trainers::{TrainerKind, TrainerParams};
+use crate::trainers::{TrainerParams, WorkerSide};
 use crate::training::StepStats;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,14 +35,6 @@ pub struct WorkerPolicy {
     trainable_len: usize,
 }
 
-fn window_delta(kind: TrainerKind) -> bool {
-    matches!(kind, TrainerKind::Downpour | TrainerKind::Agn | TrainerKind::Adag | TrainerKind::Dynsgd)
-}
-
-fn elastic(kind: TrainerKind) -> bool {
-    matches!(kind, TrainerKind::Aeasgd | TrainerKind::Eamsgd)
-}
-
 impl WorkerPolicy {
     /// The worker side of `p` for a layout whose first `trainable_len` values are trainable.
     pub fn new(p: TrainerParams, trainable_len: usize) -> Self {
@@ -58,7 +51,7 @@ impl WorkerPolicy {
 
     /// Starts from the centre: `W = W1 = C` (the ensemble keeps its own start).
     pub fn start(&mut self, r: &mut impl Replica, link: &mut impl Link) -> Result<()> {
-        if matches!(self.p.kind, TrainerKind::Single | TrainerKind::Ensemble) {
+        if matches!(self.p.kind.worker(), WorkerSide::Alone | WorkerSide::Independent) {
             return Ok(());
         }
         link.request_pull(distk_net::wire::NOW)?;
@@ -71,7 +64,11 @@ impl WorkerPolicy {
     /// One local step on the loaded batch, and the exchange when the window is full.
     pub fn step(&mut self, r: &mut impl Replica, link: &mut impl Link) -> Result<StepStats> {
         self.integrate(r, link, false)?;
-        let stats = if self.p.kind == TrainerKind::Eamsgd { self.momentum_step(r)? } else { r.train_step()? };
+        let stats = if self.p.kind.worker() == (WorkerSide::Elastic { momentum: true }) {
+            self.momentum_step(r)?
+        } else {
+            r.train_step()?
+        };
         if self.p.kind.is_async() {
             self.since += 1;
             if self.since >= self.p.window {
@@ -83,7 +80,7 @@ impl WorkerPolicy {
 
     /// The end of epoch `epoch`: averaging commits its weights and waits for the round's mean.
     pub fn end_epoch(&mut self, r: &mut impl Replica, link: &mut impl Link, epoch: u64) -> Result<()> {
-        if self.p.kind == TrainerKind::Averaging {
+        if self.p.kind.worker() == WorkerSide::EpochAverage {
             link.commit(r.params()?, epoch)?;
             link.request_pull(epoch)?;
             if let Some(c) = link.take_pull(true)? {
@@ -144,9 +141,9 @@ impl WorkerPolicy {
         self.integrate(r, link, true)?;
         let k = self.since.max(1) as f32;
         self.since = 0;
-        if window_delta(self.p.kind) {
+        let side = self.p.kind.worker();
+        if let WorkerSide::WindowDelta { normalize } = side {
             let w = r.params()?;
-            let normalize = matches!(self.p.kind, TrainerKind::Agn | TrainerKind::Adag);
             // AGN normalises the parameters' accumulated step by the window; running statistics are
             // not steps, so they travel as they changed.
             let t = self.trainable_len;
@@ -159,7 +156,7 @@ impl WorkerPolicy {
             link.commit_and_pull(delta, 0)?;
             self.sent = w;
             self.pending = Pending::Reset;
-        } else if elastic(self.p.kind) {
+        } else if let WorkerSide::Elastic { .. } = side {
             link.request_pull(0)?;
             self.pending = Pending::Elastic;
         }
@@ -208,72 +205,9 @@ mod tests {
     use distk_net::server::ServerCore;
 
     use super::*;
+    use crate::trainers::TrainerKind;
     use crate::trainers::link::MemoryLink;
-
-    /// A replica whose optimizer step adds `step` to every weight.
-    struct Fake {
-        w: Vec<f32>,
-        step: f32,
-    }
-
-    impl Replica for Fake {
-        fn params(&mut self) -> Result<Vec<f32>> {
-            Ok(self.w.clone())
-        }
-        fn set_params(&mut self, w: &[f32]) -> Result<()> {
-            self.w = w.to_vec();
-            Ok(())
-        }
-        fn train_step(&mut self) -> Result<StepStats> {
-            self.w.iter_mut().for_each(|w| *w += self.step);
-            Ok(StepStats { loss: 0.0, accuracy: 0.0 })
-        }
-    }
-
-    fn params(kind: TrainerKind, window: usize) -> TrainerParams {
-        TrainerParams { overlap: false, ..TrainerParams::new(kind, Some(window), None, None, None).unwrap() }
-    }
-
-    fn setup(p: &TrainerParams, workers: u32, delay: usize) -> (Arc<Mutex<ServerCore>>, Vec<(Fake, MemoryLink)>) {
-        let core = Arc::new(Mutex::new(ServerCore::new(vec![0.0], p.server_rule())));
-        let ws =
-            (0..workers).map(|i| (Fake { w: vec![0.0], step: 1.0 }, MemoryLink::new(core.clone(), i, delay))).collect();
-        (core, ws)
-    }
-
-    fn centre(core: &Arc<Mutex<ServerCore>>) -> f32 {
-        core.lock().unwrap().centre()[0]
-    }
-
-    #[test]
-    fn downpour_commits_the_accumulated_delta_and_resets_to_the_centre() {
-        let p = params(TrainerKind::Downpour, 2);
-        let (core, mut ws) = setup(&p, 1, 0);
-        let (r, l) = &mut ws[0];
-        let mut pol = WorkerPolicy::new(p, usize::MAX);
-        pol.start(r, l).unwrap();
-        pol.step(r, l).unwrap();
-        assert_eq!(centre(&core), 0.0);
-        pol.step(r, l).unwrap();
-        assert_eq!((centre(&core), r.w[0]), (2.0, 2.0));
-    }
-
-    #[test]
-    fn agn_divides_by_the_steps_taken_including_the_partial_window() {
-        let p = params(TrainerKind::Agn, 3);
-        let (core, mut ws) = setup(&p, 1, 0);
-        let (r, l) = &mut ws[0];
-        let mut pol = WorkerPolicy::new(p, usize::MAX);
-        pol.start(r, l).unwrap();
-        for _ in 0..4 {
-            pol.step(r, l).unwrap();
-        }
-        // Window of 3: (3 - 0) / 3 = 1; the worker resets to 1 and steps to 2.
-        assert_eq!((centre(&core), r.w[0]), (1.0, 2.0));
-        pol.finish(r, l).unwrap();
-        // Partial window of 1 step: (2 - 1) / 1.
-        assert_eq!(centre(&core), 2.0);
-    }
+    use crate::trainers::testing::{Fake, centre, params, setup};
 
     #[test]
     fn resync_commits_the_partial_window_and_restarts_from_the_centre() {
@@ -296,56 +230,6 @@ mod tests {
     }
 
     #[test]
-    fn dynsgd_scales_a_stale_delta() {
-        let p = params(TrainerKind::Dynsgd, 2);
-        let (core, mut ws) = setup(&p, 2, 0);
-        let mut pols = [WorkerPolicy::new(p, usize::MAX), WorkerPolicy::new(p, usize::MAX)];
-        for (pol, (r, l)) in pols.iter_mut().zip(ws.iter_mut()) {
-            pol.start(r, l).unwrap();
-        }
-        for (pol, (r, l)) in pols.iter_mut().zip(ws.iter_mut()) {
-            pol.step(r, l).unwrap();
-            pol.step(r, l).unwrap();
-        }
-        // Worker 0: delta 2, fresh -> C = 2. Worker 1 pulled at clock 0, one commit since: 2 / 2 -> 3.
-        assert_eq!(centre(&core), 3.0);
-        assert_eq!(ws[1].1.stats().staleness, 1);
-    }
-
-    #[test]
-    fn adag_scales_each_weight_by_how_far_the_centre_moved() {
-        let p = TrainerParams { elastic_lr: 1.0, ..params(TrainerKind::Adag, 2) };
-        let (core, mut ws) = setup(&p, 2, 0);
-        let mut pols = [WorkerPolicy::new(p, usize::MAX), WorkerPolicy::new(p, usize::MAX)];
-        for (pol, (r, l)) in pols.iter_mut().zip(ws.iter_mut()) {
-            pol.start(r, l).unwrap();
-        }
-        for (pol, (r, l)) in pols.iter_mut().zip(ws.iter_mut()) {
-            pol.step(r, l).unwrap();
-            pol.step(r, l).unwrap();
-        }
-        // Residuals (2 - 0) / 2 = 1. Worker 0: C = 1. Worker 1 pulled 0, C moved by 1: s = 1 / (1/1 * 1 + 1).
-        assert!((centre(&core) - 1.5).abs() < 1e-6, "{}", centre(&core));
-    }
-
-    #[test]
-    fn aeasgd_applies_the_elastic_force_to_both_sides() {
-        let p = params(TrainerKind::Aeasgd, 2);
-        let (core, mut ws) = setup(&p, 1, 0);
-        let (r, l) = &mut ws[0];
-        let mut pol = WorkerPolicy::new(p, usize::MAX);
-        pol.start(r, l).unwrap();
-        pol.step(r, l).unwrap();
-        pol.step(r, l).unwrap();
-        // alpha 0.5: E = 0.5 (2 - 0) = 1; W = 1; C = 1. The worker is pulled, not reset.
-        assert_eq!((centre(&core), r.w[0]), (1.0, 1.0));
-        pol.step(r, l).unwrap();
-        pol.step(r, l).unwrap();
-        // W = 3, C = 1: E = 1; W = 2; C = 2.
-        assert_eq!((centre(&core), r.w[0]), (2.0, 2.0));
-    }
-
-    #[test]
     fn running_statistics_are_neither_normalised_nor_given_momentum() {
         // Two values: a parameter and a running statistic (trainable_len 1); both step by 1.
         let p = params(TrainerKind::Agn, 2);
@@ -363,20 +247,6 @@ mod tests {
             pol.step(&mut r, &mut l).unwrap();
         }
         assert_eq!(r.w, vec![4.25, 3.0], "momentum on the parameter only");
-    }
-
-    #[test]
-    fn eamsgd_puts_momentum_around_the_optimizer_step() {
-        let p = TrainerParams { momentum: 0.5, ..params(TrainerKind::Eamsgd, 100) };
-        let (_, mut ws) = setup(&p, 1, 0);
-        let (r, l) = &mut ws[0];
-        let mut pol = WorkerPolicy::new(p, usize::MAX);
-        pol.start(r, l).unwrap();
-        // step() adds 1 wherever it is taken: v = 1, W = 1; v = 1.5, W = 2.5; v = 1.75, W = 4.25.
-        for want in [1.0, 2.5, 4.25] {
-            pol.step(r, l).unwrap();
-            assert!((r.w[0] - want).abs() < 1e-6, "{} != {want}", r.w[0]);
-        }
     }
 
     #[test]

@@ -1,0 +1,166 @@
+//! The one description of a training job, without clap: the options as a user gives them
+//! ([`TrainerOptions`], [`TrainOptions`]: what the CLI's flags convert into, what the job server's
+//! HTTP requests and job files hold), and the [`JobSpec`] they resolve to (trainer defaults filled
+//! in, every value checked): what `run` trains, what a parameter server sends its workers, what the
+//! job server runs. Flags other issues add travel here.
+
+use anyhow::{Result, bail};
+use distk_engine::training_rewrite::TrainingOptions;
+use distk_onnx::ImportOptions;
+use serde::{Deserialize, Serialize};
+
+use crate::trainers::{TrainerKind, TrainerParams};
+use crate::training::{SessionConfig, parse_optimizer};
+
+/// The trainer and its hyper-parameters as given; unset ones take the original's defaults.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainerOptions {
+    /// The algorithm (None: the caller's default).
+    pub trainer: Option<TrainerKind>,
+    /// Local steps between exchanges.
+    pub communication_window: Option<usize>,
+    /// The elastic force's rho.
+    pub rho: Option<f32>,
+    /// The trainer-level learning rate (ADAG's gamma, the elastic trainers' eta).
+    pub elastic_lr: Option<f32>,
+    /// EAMSGD's momentum.
+    pub momentum: Option<f32>,
+    /// Parts each worker's rows are cut into.
+    pub parallelism_factor: usize,
+    /// No overlap of communication and computation.
+    pub no_overlap: bool,
+}
+
+/// What and how to train, as given.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainOptions {
+    /// Passes over the data.
+    pub epochs: usize,
+    /// Rows per step.
+    pub batch_size: usize,
+    /// The optimizer (Keras name).
+    pub optimizer: String,
+    /// Its learning rate (None: the Keras default).
+    pub learning_rate: Option<f32>,
+    /// Its other hyper-parameters (`key=value,...`).
+    pub optimizer_args: String,
+    /// The Keras loss (None: chosen from the labels).
+    pub loss: Option<String>,
+    /// The features column(s).
+    pub features_col: String,
+    /// The label column.
+    pub label_col: String,
+    /// Shuffle the rows every epoch.
+    pub shuffle: bool,
+    /// Seed of shuffling and dropout.
+    pub seed: u64,
+    /// BatchNorm momentum where the model declares none.
+    pub bn_momentum: f32,
+    /// Trainable zero biases where the export dropped them.
+    pub add_missing_biases: bool,
+    /// Dropout after nodes (`NODE=RATE`).
+    pub dropout: Vec<String>,
+}
+
+/// Everything a worker trains with, besides the model and its data.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct JobSpec {
+    /// The trainer and its hyper-parameters.
+    pub trainer: TrainerParams,
+    /// Passes over each worker's data.
+    pub epochs: usize,
+    /// Rows per local step.
+    pub batch_size: usize,
+    /// The worker optimizer (Keras name).
+    pub optimizer: String,
+    /// Its learning rate (None: the Keras default).
+    pub learning_rate: Option<f32>,
+    /// Its other hyper-parameters (`key=value,...`).
+    pub optimizer_args: String,
+    /// The Keras loss (None: chosen from the labels).
+    pub loss: Option<String>,
+    /// BatchNorm momentum where the model declares none.
+    pub bn_momentum: f32,
+    /// Dropout inserted after nodes.
+    pub dropout: Vec<(String, f32)>,
+    /// Trainable zero biases where the export dropped them.
+    pub add_missing_biases: bool,
+    /// Seed of shuffling and dropout.
+    pub seed: u64,
+    /// Shuffle each worker's rows every epoch.
+    pub shuffle: bool,
+    /// Parts each worker's rows are cut into, with a re-synchronisation between parts.
+    pub parallelism_factor: usize,
+    /// The features column(s).
+    pub features_col: String,
+    /// The label column.
+    pub label_col: String,
+}
+
+impl JobSpec {
+    /// The training session's configuration for labels that are class indices (`sparse`) or not.
+    pub fn session_config(&self, loss: &str, sparse: bool) -> Result<SessionConfig> {
+        let optimizer = parse_optimizer(&self.optimizer, self.learning_rate, &self.optimizer_args)?;
+        Ok(SessionConfig {
+            loss: loss.to_string(),
+            sparse_labels: sparse,
+            training: TrainingOptions { bn_momentum: self.bn_momentum, dropout_after: self.dropout.clone() },
+            import: ImportOptions { add_missing_biases: self.add_missing_biases, ..Default::default() },
+            seed: self.seed,
+            ..SessionConfig::new(optimizer)
+        })
+    }
+
+    /// The job described by the options as given, trained by `kind` (the caller's default when
+    /// `trainer.trainer` is unset); checks every value.
+    pub fn resolve(job: &TrainOptions, trainer: &TrainerOptions, kind: TrainerKind) -> Result<JobSpec> {
+        if job.epochs == 0 || job.batch_size == 0 {
+            bail!("--epochs and --batch-size must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&job.bn_momentum) {
+            bail!("--bn-momentum must be in [0, 1]");
+        }
+        if trainer.parallelism_factor == 0 {
+            bail!("--parallelism-factor must be at least 1");
+        }
+        // Fails early on a bad optimizer name or argument.
+        parse_optimizer(&job.optimizer, job.learning_rate, &job.optimizer_args)?;
+        let mut params =
+            TrainerParams::new(kind, trainer.communication_window, trainer.rho, trainer.elastic_lr, trainer.momentum)?;
+        params.overlap = !trainer.no_overlap;
+        Ok(JobSpec {
+            trainer: params,
+            epochs: job.epochs,
+            batch_size: job.batch_size,
+            optimizer: job.optimizer.clone(),
+            learning_rate: job.learning_rate,
+            optimizer_args: job.optimizer_args.clone(),
+            loss: job.loss.clone(),
+            bn_momentum: job.bn_momentum,
+            dropout: parse_dropout(&job.dropout)?,
+            add_missing_biases: job.add_missing_biases,
+            seed: job.seed,
+            shuffle: job.shuffle,
+            parallelism_factor: trainer.parallelism_factor,
+            features_col: job.features_col.clone(),
+            label_col: job.label_col.clone(),
+        })
+    }
+}
+
+/// Parses `--dropout NODE=RATE` flags.
+pub fn parse_dropout(flags: &[String]) -> Result<Vec<(String, f32)>> {
+    let mut out = Vec::new();
+    for d in flags {
+        let Some((node, rate)) = d.rsplit_once('=') else {
+            bail!("--dropout {d}: expected NODE=RATE, e.g. --dropout dense_1/Relu=0.5");
+        };
+        let rate: f32 = rate
+            .parse()
+            .ok()
+            .filter(|r| (0.0..1.0).contains(r))
+            .ok_or_else(|| anyhow::anyhow!("--dropout {d}: the rate must be a number in [0, 1)"))?;
+        out.push((node.to_string(), rate));
+    }
+    Ok(out)
+}

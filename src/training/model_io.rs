@@ -1,0 +1,59 @@
+//! What training reads from and writes into an ONNX model: its input and output widths, and the
+//! model file with trained initializers.
+
+use std::collections::HashMap;
+
+use anyhow::{Result, bail};
+use distk_onnx::OnnxModel;
+
+use crate::data::atomic::write_atomically;
+use crate::training::TrainSession;
+
+/// Values per input row and outputs per row of a one-input, one-output model.
+pub fn model_widths(model: &OnnxModel) -> Result<(usize, usize)> {
+    let g = distk_onnx::import(model, 1)?.graph;
+    if g.inputs.len() != 1 || g.outputs.len() != 1 {
+        bail!("distk-gpu trains and evaluates models with one input and one output");
+    }
+    Ok((distk_engine::shape::numel(g.shape(g.inputs[0])), distk_engine::shape::numel(g.shape(g.outputs[0]))))
+}
+
+/// Writes `session`'s parameters into a copy of the model file (with the biases the import added).
+pub fn write_trained_model(
+    model: &OnnxModel,
+    session: &mut TrainSession,
+    out: &std::path::Path,
+    added_biases: bool,
+) -> Result<()> {
+    let params = session.params()?;
+    let bytes = trained_model_bytes(model, session.layout(), &params, added_biases)?;
+    write_atomically(out, |f| {
+        use std::io::Write;
+        Ok(f.write_all(&bytes)?)
+    })
+}
+
+/// The model file with its initializers replaced by `params` (laid out by `layout`), plus the
+/// biases the import added when `added_biases`.
+pub fn trained_model_bytes(
+    model: &OnnxModel,
+    layout: &distk_engine::ParamLayout,
+    params: &[f32],
+    added_biases: bool,
+) -> Result<Vec<u8>> {
+    let values: HashMap<String, Vec<f32>> =
+        layout.slots.iter().map(|s| (s.name.clone(), params[s.offset..s.offset + s.len].to_vec())).collect();
+    let mut base = model.bytes.clone();
+    if added_biases {
+        let biases: Vec<distk_onnx::export::AddedBias> = distk_onnx::inspect::missing_biases(model)
+            .iter()
+            .filter_map(|n| {
+                let output = n.output.first()?.clone();
+                let len = layout.find(&distk_onnx::inspect::added_bias_name(&output))?.len;
+                Some(distk_onnx::export::AddedBias { output, op_type: n.op_type.clone(), len })
+            })
+            .collect();
+        base = distk_onnx::export::add_biases(&base, &biases)?;
+    }
+    Ok(distk_onnx::export::replace_initializers(&base, &values)?)
+}
