@@ -189,23 +189,27 @@ pub fn check_with(model: &OnnxModel, bound: &[&str]) -> Result<Vec<Step>> {
     if cov.is_empty() { Ok(steps) } else { Err(ImportError::Unsupported(cov)) }
 }
 
-/// The graph inputs that must be known at import: those a node reads where its op needs a value
-/// at import (axes, a target shape, a depth, `K`), or that feed an op with only a constant form.
-/// A model that computes them at run time cannot have static shapes; bind them with
+/// The graph inputs that must be known at import: those that reach, directly or through ops that
+/// fold on constants (shape arithmetic), an input where a node's op needs a value at import (axes, a
+/// target shape, a depth, `K`, pads), or an op with only a constant form. A model that computes
+/// them at run time cannot have static shapes; bind them with
 /// [`crate::ImportOptions::bound_inputs`].
 pub fn inputs_needed_at_import(model: &OnnxModel) -> Vec<String> {
     let g = model.graph();
-    let graph_inputs: Vec<&str> =
-        g.input.iter().map(|v| v.name.as_str()).filter(|n| !g.initializer.iter().any(|t| t.name == *n)).collect();
-    let mut out: Vec<String> = Vec::new();
-    for n in &g.node {
+    let mut need: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for n in g.node.iter().rev() {
         let Ok(def) = resolve(n, model.opset) else { continue };
-        for (i, name) in n.input.iter().enumerate() {
+        let feeds_known = def.fold.is_some() && n.output.iter().any(|o| need.contains(o.as_str()));
+        for (i, name) in n.input.iter().enumerate().filter(|(_, s)| !s.is_empty()) {
             let known = def.import.is_none() || def.spec.input(i, model.opset).is_some_and(|s| s.need == Need::Known);
-            if known && graph_inputs.contains(&name.as_str()) && !out.contains(name) {
-                out.push(name.clone());
+            if known || feeds_known {
+                need.insert(name.as_str());
             }
         }
     }
-    out
+    g.input
+        .iter()
+        .map(|v| v.name.clone())
+        .filter(|n| need.contains(n.as_str()) && !g.initializer.iter().any(|t| &t.name == n))
+        .collect()
 }

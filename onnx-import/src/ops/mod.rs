@@ -5,6 +5,7 @@
 pub mod spec;
 
 mod activation;
+mod activation_composite;
 mod arg_max;
 mod batch_normalization;
 mod binary;
@@ -30,7 +31,9 @@ mod layer_normalization;
 mod logic;
 mod matmul;
 mod min_max;
+mod normalization;
 mod one_hot;
+mod pad;
 mod pool;
 mod range;
 mod reciprocal;
@@ -42,6 +45,7 @@ mod shape;
 mod size;
 mod slice;
 mod softmax;
+mod space_depth;
 mod split;
 mod squeeze;
 mod sum_mean;
@@ -56,6 +60,7 @@ use spec::OpDef;
 /// Every supported op, by file (a family file defines several).
 pub static REGISTRY: &[&[OpDef]] = &[
     activation::OPS,
+    activation_composite::OPS,
     arg_max::OPS,
     batch_normalization::OPS,
     binary::OPS,
@@ -81,7 +86,9 @@ pub static REGISTRY: &[&[OpDef]] = &[
     logic::OPS,
     matmul::OPS,
     min_max::OPS,
+    normalization::OPS,
     one_hot::OPS,
+    pad::OPS,
     pool::OPS,
     range::OPS,
     reciprocal::OPS,
@@ -93,6 +100,7 @@ pub static REGISTRY: &[&[OpDef]] = &[
     size::OPS,
     slice::OPS,
     softmax::OPS,
+    space_depth::OPS,
     split::OPS,
     squeeze::OPS,
     sum_mean::OPS,
