@@ -644,6 +644,31 @@ fn composite_cases() -> Vec<Case> {
     let nodes = vec![node("PRelu", &["x", "slope"], "y", vec![])];
     let slope = f32_tensor("slope", &[4], &[0.1, -0.2, 0.3, 2.0]);
     cases.push(case("PRelu", model(13, &[3, 4], nodes, vec![slope]), 2, &[3, 4]));
+    // ConvTranspose: strides, pads, output_padding, groups, dilations, output_shape, auto_pad, bias.
+    for (name, dims, w_dims, attrs) in [
+        (
+            "2-d stride 2 pads 1 output_padding 1",
+            vec![4, 5, 5],
+            vec![4, 3, 3, 3],
+            vec![attr_ints("strides", &[2, 2]), attr_ints("pads", &[1, 1, 1, 1]), attr_ints("output_padding", &[1, 1])],
+        ),
+        ("2-d group 2", vec![4, 3, 4], vec![4, 1, 2, 3], vec![attr_i("group", 2), attr_ints("strides", &[1, 2])]),
+        ("1-d dilation 2", vec![3, 7], vec![3, 2, 3], vec![attr_ints("dilations", &[2])]),
+        (
+            "1-d SAME_UPPER",
+            vec![3, 5],
+            vec![3, 2, 3],
+            vec![attr_ints("strides", &[2]), attr_s("auto_pad", "SAME_UPPER")],
+        ),
+    ] {
+        let c_out = w_dims[1] * if name.contains("group 2") { 2 } else { 1 };
+        let inits = vec![
+            f32_tensor("w", &w_dims, &weights(w_dims.iter().product(), 90)),
+            f32_tensor("b", &[c_out], &weights(c_out, 91)),
+        ];
+        let nodes = vec![node("ConvTranspose", &["x", "w", "b"], "y", attrs)];
+        cases.push(case(format!("ConvTranspose {name}"), model(13, &dims, nodes, inits), 2, &dims));
+    }
     let nodes = vec![node("GlobalMaxPool", &["x"], "y", vec![])];
     cases.push(case("GlobalMaxPool", model(13, &[3, 4, 5], nodes, vec![]), 2, &[3, 4, 5]));
     let inits = vec![f32_tensor("s", &[3], &[1.0, 0.5, -2.0]), f32_tensor("b", &[3], &[0.0, 0.25, 1.0])];
@@ -1032,6 +1057,13 @@ fn definition_cases() -> Vec<(Case, Vec<u8>)> {
         node("Mul", &["x", "s"], "y", vec![]),
     ];
     out.push((case("Swish", ours, 2, &[3, 4]), model(13, &[3, 4], nodes, vec![f32_tensor("alpha", &[], &[0.7])])));
+    // ConvTranspose with output_shape: ONNX derives the pads from it (here 16 - 15 = 1: one at the
+    // start), which tract does not; against the explicit pads.
+    let inits = || vec![f32_tensor("w", &[3, 2, 4], &weights(24, 92)), f32_tensor("b", &[2], &[0.5, -0.5])];
+    let conv = |attrs| model(13, &[3, 5], vec![node("ConvTranspose", &["x", "w", "b"], "y", attrs)], inits());
+    let ours = conv(vec![attr_ints("strides", &[3]), attr_ints("output_shape", &[15])]);
+    let theirs = conv(vec![attr_ints("strides", &[3]), attr_ints("pads", &[1, 0])]);
+    out.push((case("ConvTranspose output_shape", ours, 2, &[3, 5]), theirs));
     // Edge, reflect and wrap padding (tract's edge padding disagrees with numpy's, which ONNX's
     // reference uses), negative pads cropping: against a Gather at the positions numpy's `pad`
     // reads, written out here: axis 1 of [N, 3, 6] padded by (2, 1), axis 2 cropped by (1, 2).

@@ -16,6 +16,7 @@ mod concat;
 mod constant;
 mod constant_of_shape;
 mod conv;
+mod conv_transpose;
 mod dropout;
 mod expand;
 mod flatten;
@@ -71,6 +72,7 @@ pub static REGISTRY: &[&[OpDef]] = &[
     constant::OPS,
     constant_of_shape::OPS,
     conv::OPS,
+    conv_transpose::OPS,
     dropout::OPS,
     expand::OPS,
     flatten::OPS,
