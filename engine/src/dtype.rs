@@ -44,10 +44,10 @@ impl DType {
     }
 
     /// Whether `x` is a value of this type that the f32 storage holds exactly.
-    pub fn holds(self, x: f32) -> bool {
+    pub fn holds(self, x: f64) -> bool {
         match self {
             DType::F32 => true,
-            DType::I64 | DType::I32 => x.fract() == 0.0 && f64::from(x).abs() <= MAX_EXACT_INT,
+            DType::I64 | DType::I32 => x.fract() == 0.0 && x.abs() <= MAX_EXACT_INT,
             DType::Bool => x == 0.0 || x == 1.0,
         }
     }
@@ -117,7 +117,7 @@ impl<'a> TensorRef<'a> {
             (TensorRef::Bool(x), DType::Bool) => Cow::Owned(x.iter().map(|&v| f32::from(u8::from(v))).collect()),
             _ => return Err(wrong()),
         };
-        check_values(name, want, &out)?;
+        check_values(|| name.to_string(), want, &out)?;
         Ok(out)
     }
 }
@@ -132,17 +132,20 @@ fn exact_ints(name: &str, mut values: impl Iterator<Item = f64>) -> Result<()> {
     }
 }
 
-/// Checks that every element of `data` is a value of `dtype` the storage holds exactly.
-pub fn check_values(name: &str, dtype: DType, data: &[f32]) -> Result<()> {
+/// Checks that every element of `data` (f32 storage, or the CPU executor's f64) is a value of
+/// `dtype` the storage holds exactly; `name` (for the message) is built only on an error, so the
+/// check costs nothing for float values and allocates nothing on a training step.
+pub fn check_values<T: Copy + Into<f64>>(name: impl FnOnce() -> String, dtype: DType, data: &[T]) -> Result<()> {
     if dtype.is_float() {
         return Ok(());
     }
-    match data.iter().position(|&x| !dtype.holds(x)) {
+    match data.iter().position(|&x| !dtype.holds(x.into())) {
         None => Ok(()),
         Some(i) => Err(EngineError::BadInput(format!(
-            "`{name}` is {}, but element {i} is {}: {}",
+            "`{}` is {}, but element {i} is {}: {}",
+            name(),
             dtype.name(),
-            data[i],
+            data[i].into(),
             match dtype {
                 DType::Bool => "booleans are 0 or 1",
                 _ => "integers must be whole and within ±2^24 (16,777,216)",

@@ -83,7 +83,7 @@ pub fn check_inputs(graph: &Graph, inputs: &[&[f32]]) -> Result<()> {
             )));
         }
         let info = &graph.values[v];
-        crate::dtype::check_values(&format!("input `{}`", info.name), info.dtype, data)?;
+        crate::dtype::check_values(|| format!("input `{}`", info.name), info.dtype, data)?;
     }
     Ok(())
 }

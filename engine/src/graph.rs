@@ -218,7 +218,7 @@ impl GraphBuilder {
         if data.len() != crate::shape::numel(&shape) {
             return Err(EngineError::BadInput(format!("constant `{name}`: {} values for shape {shape:?}", data.len())));
         }
-        crate::dtype::check_values(&format!("constant `{name}`"), dtype, &data)?;
+        crate::dtype::check_values(|| format!("constant `{name}`"), dtype, &data)?;
         Ok(self.push_value(name, shape, dtype, ValueKind::Constant(Arc::new(data))))
     }
 

@@ -77,15 +77,8 @@ impl<T: Real> CpuExecutor<T> {
                     data.len()
                 )));
             }
-            if !self.graph.values[v].dtype.is_float() {
-                let as_f32: Vec<f32> =
-                    data.iter().map(|x| num_traits::ToPrimitive::to_f32(x).unwrap_or(f32::NAN)).collect();
-                crate::dtype::check_values(
-                    &format!("input `{}`", self.graph.values[v].name),
-                    self.graph.values[v].dtype,
-                    &as_f32,
-                )?;
-            }
+            let info = &self.graph.values[v];
+            crate::dtype::check_values(|| format!("input `{}`", info.name), info.dtype, data)?;
             self.values[v].copy_from_slice(data);
         }
         for i in 0..self.graph.nodes.len() {

@@ -4,7 +4,9 @@
 use crate::cpu::gemm::GemmShape;
 
 /// A float the CPU kernels are generic over.
-pub trait Real: num_traits::Float + std::iter::Sum + Default + Send + Sync + std::fmt::Debug + 'static {
+pub trait Real:
+    num_traits::Float + Into<f64> + std::iter::Sum + Default + Send + Sync + std::fmt::Debug + 'static
+{
     /// `c = alpha * a @ b + beta * c` with strides.
     fn gemm(shape: GemmShape, alpha: Self, a: &[Self], b: &[Self], beta: Self, c: &mut [Self]);
     /// From an f32 (exact for f64).

@@ -74,8 +74,7 @@ impl OpDef for GatherElements {
     fn vjp(&self, cx: &mut VjpCtx<'_>) -> Result<Vec<Option<ValueId>>> {
         let mut out = vec![None, None];
         if cx.need(0) {
-            let shape = cx.input_shape(0);
-            let zeros = cx.constant(shape.clone(), vec![0.0; numel(&shape)])?;
+            let zeros = cx.zeros(cx.input_shape(0))?;
             let (idx, dy) = (cx.inputs[1], cx.dy);
             let op = ScatterElements { axis: self.axis, reduction: Reduction::Add };
             out[0] = Some(cx.node(op, &[zeros, idx, dy])?);

@@ -87,8 +87,7 @@ impl OpDef for GatherNd {
                     cx.name
                 )));
             }
-            let shape = cx.input_shape(0);
-            let zeros = cx.constant(shape.clone(), vec![0.0; numel(&shape)])?;
+            let zeros = cx.zeros(cx.input_shape(0))?;
             let (idx, dy) = (cx.inputs[1], cx.dy);
             out[0] = Some(cx.node(ScatterNd { reduction: Reduction::Add }, &[zeros, idx, dy])?);
         }

@@ -74,8 +74,7 @@ impl OpDef for ScatterElements {
             Reduction::None => {
                 if cx.need(0) {
                     // The written places take nothing back to data.
-                    let shape = cx.input_shape(2);
-                    let zeros = cx.constant(shape.clone(), vec![0.0; numel(&shape)])?;
+                    let zeros = cx.zeros(cx.input_shape(2))?;
                     out[0] = Some(cx.node(*self, &[dy, idx, zeros])?);
                 }
             }

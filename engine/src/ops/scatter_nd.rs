@@ -81,8 +81,7 @@ impl OpDef for ScatterNd {
             Reduction::Add => out[0] = cx.need(0).then_some(dy),
             Reduction::None => {
                 if cx.need(0) {
-                    let shape = cx.input_shape(2);
-                    let zeros = cx.constant(shape.clone(), vec![0.0; numel(&shape)])?;
+                    let zeros = cx.zeros(cx.input_shape(2))?;
                     out[0] = Some(cx.node(*self, &[dy, idx, zeros])?);
                 }
             }

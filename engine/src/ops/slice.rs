@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::graph::ValueId;
 use crate::ops::{CaseRng, Concat, CpuArgs, OpCase, OpDef, VjpCtx, arity};
 use crate::plan::Location;
-use crate::shape::{contiguous_strides, numel};
+use crate::shape::contiguous_strides;
 use crate::wgpu_exec::lower::{Dispatch, LowerCtx};
 
 /// `len` entries of x along `axis` from `start`. Input: x.
@@ -57,7 +57,7 @@ impl OpDef for Slice {
             if n > 0 {
                 let mut shape = s.clone();
                 shape[axis] = n;
-                let zeros = cx.constant(shape.clone(), vec![0.0; numel(&shape)])?;
+                let zeros = cx.zeros(shape)?;
                 parts.push((at, zeros));
             }
         }

@@ -89,8 +89,7 @@ impl OpDef for TopK {
 
     fn vjp(&self, cx: &mut VjpCtx<'_>) -> Result<Vec<Option<ValueId>>> {
         // dx: dy scattered back to the positions the values came from.
-        let shape = cx.input_shape(0);
-        let zeros = cx.constant(shape.clone(), vec![0.0; numel(&shape)])?;
+        let zeros = cx.zeros(cx.input_shape(0))?;
         let (idx, dy) = (cx.outputs[1], cx.dy);
         let op = ScatterElements { axis: self.axis, reduction: Reduction::Add };
         Ok(vec![Some(cx.node(op, &[zeros, idx, dy])?)])

@@ -63,6 +63,12 @@ impl<'a> VjpCtx<'a> {
         self.b.constant(&name, shape, data)
     }
 
+    /// A constant of zeros of `shape` (what a scatter-shaped gradient starts from).
+    pub fn zeros(&mut self, shape: Vec<usize>) -> Result<ValueId> {
+        let n = crate::shape::numel(&shape);
+        self.constant(shape, vec![0.0; n])
+    }
+
     /// Sums `g` (shaped like the op's output) down to `shape` over broadcast dims.
     pub fn unbroadcast(&mut self, g: ValueId, shape: &[usize]) -> Result<ValueId> {
         let gs = self.shape(g);

@@ -27,22 +27,26 @@ const COMMON_ATTRS: [AttrSpec; 6] = [
     AttrSpec::required("hidden_size"),
 ];
 
+/// LSTM's inputs; GRU and RNN take the first six.
+const LSTM_INPUTS: &[InputSpec] = &[
+    InputSpec::value("X"),
+    InputSpec::value("W"),
+    InputSpec::value("R"),
+    InputSpec::value("B").optional(),
+    InputSpec::known("sequence_lens").optional(),
+    InputSpec::value("initial_h").optional(),
+    InputSpec::value("initial_c").optional(),
+    InputSpec::value("P").optional(),
+];
+const GRU_RNN_INPUTS: &[InputSpec] = LSTM_INPUTS.split_at(6).0;
+
 /// LSTM, GRU, RNN.
 pub static OPS: &[OpDef] = &[
     OpDef {
         op_type: "LSTM",
         spec: OpSpec {
             since: 7,
-            inputs: &[
-                InputSpec::value("X"),
-                InputSpec::value("W"),
-                InputSpec::value("R"),
-                InputSpec::value("B").optional(),
-                InputSpec::known("sequence_lens").optional(),
-                InputSpec::value("initial_h").optional(),
-                InputSpec::value("initial_c").optional(),
-                InputSpec::value("P").optional(),
-            ],
+            inputs: LSTM_INPUTS,
             outputs: &[OutputSpec::produced("Y"), OutputSpec::produced("Y_h"), OutputSpec::produced("Y_c")],
             attrs: &[
                 COMMON_ATTRS[0],
@@ -63,14 +67,7 @@ pub static OPS: &[OpDef] = &[
         op_type: "GRU",
         spec: OpSpec {
             since: 7,
-            inputs: &[
-                InputSpec::value("X"),
-                InputSpec::value("W"),
-                InputSpec::value("R"),
-                InputSpec::value("B").optional(),
-                InputSpec::known("sequence_lens").optional(),
-                InputSpec::value("initial_h").optional(),
-            ],
+            inputs: GRU_RNN_INPUTS,
             outputs: &[OutputSpec::produced("Y"), OutputSpec::produced("Y_h")],
             attrs: &[
                 COMMON_ATTRS[0],
@@ -91,14 +88,7 @@ pub static OPS: &[OpDef] = &[
         op_type: "RNN",
         spec: OpSpec {
             since: 7,
-            inputs: &[
-                InputSpec::value("X"),
-                InputSpec::value("W"),
-                InputSpec::value("R"),
-                InputSpec::value("B").optional(),
-                InputSpec::known("sequence_lens").optional(),
-                InputSpec::value("initial_h").optional(),
-            ],
+            inputs: GRU_RNN_INPUTS,
             outputs: &[OutputSpec::produced("Y"), OutputSpec::produced("Y_h")],
             attrs: &[
                 COMMON_ATTRS[0],
