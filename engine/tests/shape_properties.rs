@@ -1,7 +1,7 @@
 //! Properties of every registered op on arbitrary input shapes (proptest): its shape rule never
 //! panics; when the rule accepts the shapes, the CPU reference evaluates them without panicking and
 //! the graph's outputs have the shapes the rule gave; and the WGSL lowering computes the same values
-//! (max abs diff / max abs value <= 1e-5). The ops (with their attributes) are those of the
+//! (max abs diff <= 1e-5 * max abs value + 2^-21, the absolute accuracy of WGSL's `log` near 1). The ops (with their attributes) are those of the
 //! registry's test cases, so a newly registered op is covered here too. Index inputs take values
 //! in and out of range.
 
@@ -14,6 +14,7 @@ use distk_engine::wgpu_exec::{GpuContext, PipelineCache, WgpuExecutor, device};
 use distk_engine::{DType, Executor, GraphBuilder, Op, TensorRef};
 use proptest::prelude::*;
 use proptest::sample::Index;
+use proptest::test_runner::RngSeed;
 
 fn gpu() -> (Arc<GpuContext>, &'static Mutex<PipelineCache>) {
     static CTX: OnceLock<Arc<GpuContext>> = OnceLock::new();
@@ -61,18 +62,36 @@ fn trial_shapes(base: &[Vec<usize>], arbitrary: Vec<Vec<usize>>, rng: &mut CaseR
     out
 }
 
-fn rel_err(got: &[f32], want: &[f32]) -> f64 {
-    let scale = want.iter().fold(0.0f64, |m, &x| m.max((x as f64).abs())).max(1e-20);
-    got.iter().zip(want).fold(0.0f64, |m, (&a, &b)| {
+/// The absolute accuracy WGSL guarantees for `log` on [0.5, 2] (2^-21, WGSL spec 14.6.2): an op
+/// whose output is a logarithm near 1 (a loss on a probability clipped to `1 - eps`) may differ from
+/// the CPU reference by that much whatever its output's own magnitude.
+const WGSL_LOG_ABS_ACCURACY: f64 = 1.0 / (1u64 << 21) as f64;
+
+/// Max abs difference over the tolerance `1e-5 * max|want| + WGSL_LOG_ABS_ACCURACY`: at most 1
+/// passes.
+fn err_over_tolerance(got: &[f32], want: &[f32]) -> f64 {
+    let scale = want.iter().fold(0.0f64, |m, &x| m.max((x as f64).abs()));
+    let diff = got.iter().zip(want).fold(0.0f64, |m, (&a, &b)| {
         if a.is_nan() && b.is_nan() || a == b { m } else { m.max((a as f64 - b as f64).abs()) }
-    }) / scale
+    });
+    diff / (1e-5 * scale + WGSL_LOG_ABS_ACCURACY)
+}
+
+/// The suite's trials are fixed (the same 4,000 in every run, so CI is deterministic);
+/// `PROPTEST_RNG_SEED=<u64>` explores others.
+fn config() -> ProptestConfig {
+    let mut config = ProptestConfig { cases: 4000, failure_persistence: None, ..ProptestConfig::default() };
+    if config.rng_seed == RngSeed::Random {
+        config.rng_seed = RngSeed::Fixed(0x5eed_0f_d157);
+    }
+    config
 }
 
 /// Trials that reached evaluation (the test checks that most did).
 static EVALUATED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 4000, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(config())]
 
     fn accepted_shapes_evaluate_alike_on_both_executors(
         pick in any::<Index>(),
@@ -126,8 +145,8 @@ proptest! {
         };
         let got = exec.run_typed(&typed).map_err(|e| TestCaseError::fail(format!("{op:?}: {e}")))?;
         for (g, w) in got.iter().zip(&want) {
-            let e = rel_err(g, w);
-            prop_assert!(e <= 1e-5, "{:?} on {:?}: relative error {:e}", op, shapes, e);
+            let e = err_over_tolerance(g, w);
+            prop_assert!(e <= 1.0, "{:?} on {:?}: difference {:e} times the tolerance", op, shapes, e);
         }
     }
 }
