@@ -558,8 +558,15 @@ fn typed_cases() -> Vec<Case> {
 /// LayerNormalization and Gelu (decomposed on import).
 fn composite_cases() -> Vec<Case> {
     let mut cases = Vec::new();
-    for op in ["Erf", "Floor", "Ceil", "Round", "Sign", "Softsign", "Sin", "Cos"] {
+    for op in
+        ["Erf", "Floor", "Ceil", "Round", "Sign", "Softsign", "Sin", "Cos", "Tan", "Atan", "Sinh", "Cosh", "Asinh"]
+    {
         cases.push(case(op, model(13, &[7], vec![node(op, &["x"], "y", vec![])], vec![]), 3, &[7]));
+    }
+    // The functions defined on part of the line, on the values of one that maps into it.
+    for (inner, op) in [("Sin", "Asin"), ("Sin", "Acos"), ("Tanh", "Atanh"), ("Cosh", "Acosh")] {
+        let nodes = vec![node(inner, &["x"], "u", vec![]), node(op, &["u"], "y", vec![])];
+        cases.push(case(format!("{op} of {inner}"), model(13, &[7], nodes, vec![]), 3, &[7]));
     }
     for fmod in [0, 1] {
         let b = f32_tensor("b", &[4], &[0.75, -1.25, 2.0, -0.5]);

@@ -61,6 +61,24 @@ pub enum UnaryOp {
     Sin,
     /// cos(x)
     Cos,
+    /// tan(x)
+    Tan,
+    /// arcsin(x), on [-1, 1]
+    Asin,
+    /// arccos(x), on [-1, 1]
+    Acos,
+    /// arctan(x)
+    Atan,
+    /// sinh(x)
+    Sinh,
+    /// cosh(x)
+    Cosh,
+    /// arsinh(x)
+    Asinh,
+    /// arcosh(x), on [1, inf)
+    Acosh,
+    /// artanh(x), on (-1, 1)
+    Atanh,
 }
 
 impl UnaryOp {
@@ -117,6 +135,15 @@ impl UnaryOp {
             UnaryOp::Softsign => x / (one + x.abs()),
             UnaryOp::Sin => x.sin(),
             UnaryOp::Cos => x.cos(),
+            UnaryOp::Tan => x.tan(),
+            UnaryOp::Asin => x.asin(),
+            UnaryOp::Acos => x.acos(),
+            UnaryOp::Atan => x.atan(),
+            UnaryOp::Sinh => x.sinh(),
+            UnaryOp::Cosh => x.cosh(),
+            UnaryOp::Asinh => x.asinh(),
+            UnaryOp::Acosh => x.acosh(),
+            UnaryOp::Atanh => x.atanh(),
         }
     }
 
@@ -191,6 +218,18 @@ impl UnaryOp {
             UnaryOp::Softsign => one / ((one + x.abs()) * (one + x.abs())),
             UnaryOp::Sin => x.cos(),
             UnaryOp::Cos => -x.sin(),
+            UnaryOp::Tan => {
+                let t = x.tan();
+                one + t * t
+            }
+            UnaryOp::Asin => one / (one - x * x).sqrt(),
+            UnaryOp::Acos => -one / (one - x * x).sqrt(),
+            UnaryOp::Atan => one / (one + x * x),
+            UnaryOp::Sinh => x.cosh(),
+            UnaryOp::Cosh => x.sinh(),
+            UnaryOp::Asinh => one / (x * x + one).sqrt(),
+            UnaryOp::Acosh => one / (x * x - one).sqrt(),
+            UnaryOp::Atanh => one / (one - x * x),
         }
     }
 }
@@ -249,6 +288,16 @@ fn unary_expr(op: UnaryOp) -> String {
         UnaryOp::Softsign => "x / (1.0 + abs(x))".into(),
         UnaryOp::Sin => "sin(x)".into(),
         UnaryOp::Cos => "cos(x)".into(),
+        UnaryOp::Tan => "tan(x)".into(),
+        UnaryOp::Asin => "asin_precise(x)".into(),
+        UnaryOp::Acos => "acos_precise(x)".into(),
+        UnaryOp::Atan => "atan_precise(x)".into(),
+        UnaryOp::Sinh => "sinh(x)".into(),
+        UnaryOp::Cosh => "cosh(x)".into(),
+        // The odd form, so negative x do not lose their digits to cancellation.
+        UnaryOp::Asinh => "sign(x) * log(abs(x) + sqrt(x * x + 1.0))".into(),
+        UnaryOp::Acosh => "acosh(x)".into(),
+        UnaryOp::Atanh => "atanh(x)".into(),
     }
 }
 
@@ -280,6 +329,15 @@ fn derivative_expr(op: UnaryOp) -> String {
         UnaryOp::Softsign => "1.0 / ((1.0 + abs(x)) * (1.0 + abs(x)))".into(),
         UnaryOp::Sin => "cos(x)".into(),
         UnaryOp::Cos => "-sin(x)".into(),
+        UnaryOp::Tan => "1.0 + tan(x) * tan(x)".into(),
+        UnaryOp::Asin => "inverseSqrt(1.0 - x * x)".into(),
+        UnaryOp::Acos => "-inverseSqrt(1.0 - x * x)".into(),
+        UnaryOp::Atan => "1.0 / (1.0 + x * x)".into(),
+        UnaryOp::Sinh => "cosh(x)".into(),
+        UnaryOp::Cosh => "sinh(x)".into(),
+        UnaryOp::Asinh => "inverseSqrt(x * x + 1.0)".into(),
+        UnaryOp::Acosh => "inverseSqrt(x * x - 1.0)".into(),
+        UnaryOp::Atanh => "1.0 / (1.0 - x * x)".into(),
     }
 }
 
@@ -310,6 +368,15 @@ fn all_unary() -> Vec<(UnaryOp, f32, f32)> {
         (UnaryOp::Softsign, -6.0, 6.0),
         (UnaryOp::Sin, -6.0, 6.0),
         (UnaryOp::Cos, -6.0, 6.0),
+        (UnaryOp::Tan, -1.3, 1.3),
+        (UnaryOp::Asin, -0.95, 0.95),
+        (UnaryOp::Acos, -0.95, 0.95),
+        (UnaryOp::Atan, -6.0, 6.0),
+        (UnaryOp::Sinh, -4.0, 4.0),
+        (UnaryOp::Cosh, -4.0, 4.0),
+        (UnaryOp::Asinh, -6.0, 6.0),
+        (UnaryOp::Acosh, 1.05, 9.0),
+        (UnaryOp::Atanh, -0.95, 0.95),
     ]
 }
 
@@ -384,8 +451,9 @@ impl OpDef for UnaryOp {
             for n in [1usize, 7, 256, 1000, 4099, rng.size(2, 3000)] {
                 out.push(OpCase::uniform(op, &[vec![n]], lo, hi));
             }
-            // Gradients on a range away from the kinks of Relu, Abs, Clip and HardSigmoid.
-            let (glo, ghi) = if lo > 0.0 { (0.5, 3.0) } else { (-2.0, 2.0) };
+            // Gradients on a range away from the kinks of Relu, Abs, Clip and HardSigmoid, within
+            // the function's domain.
+            let (glo, ghi) = if lo > 0.0 { (lo.max(0.5), hi.min(3.0)) } else { (lo.max(-2.0), hi.min(2.0)) };
             let smooth_at_kinks = !matches!(op, UnaryOp::Clip { min, .. } if min == f32::NEG_INFINITY);
             if smooth_at_kinks {
                 out.push(OpCase::uniform(op, &[vec![4, 6]], glo, ghi).with_gradient());

@@ -1,9 +1,10 @@
 //! The elementwise functions of one tensor that map onto one engine [`UnaryOp`] each: Relu,
 //! LeakyRelu, Elu, Selu, Sigmoid, HardSigmoid, Tanh, Softplus, Exp, Log, Sqrt, Neg, Abs, Erf,
-//! Floor, Ceil, Round, Sign, Softsign, Sin, Cos.
+//! Floor, Ceil, Round, Sign, Softsign, Sin, Cos, Tan, Asin, Acos, Atan, Sinh, Cosh, Asinh, Acosh,
+//! Atanh.
 //!
 //! Opset history: most exist from opset 1, whose `consumed_inputs` attribute (dropped at 6) is
-//! ignored; Sin and Cos from 7, Erf and Sign from 9, Round from 11; later versions (6, 13, 14, 16,
+//! ignored; Sin, Cos, Tan, Asin, Acos and Atan from 7, the hyperbolic ones from 9, Erf and Sign from 9, Round from 11; later versions (6, 13, 14, 16,
 //! 22) only widen the element types. The attribute defaults never changed. Neg also folds on
 //! constants (shape arithmetic negates indices); Floor, Ceil and Round fold too.
 
@@ -41,6 +42,15 @@ pub static OPS: &[OpDef] = &[
     activation("Softsign", &[], None),
     activation("Sin", &[], None),
     activation("Cos", &[], None),
+    activation("Tan", &[], None),
+    activation("Asin", &[], None),
+    activation("Acos", &[], None),
+    activation("Atan", &[], None),
+    activation("Sinh", &[], None),
+    activation("Cosh", &[], None),
+    activation("Asinh", &[], None),
+    activation("Acosh", &[], None),
+    activation("Atanh", &[], None),
 ];
 
 /// The engine function of the node.
@@ -67,6 +77,15 @@ fn unary(cx: &NodeCx<'_>) -> Result<UnaryOp> {
         "Softsign" => UnaryOp::Softsign,
         "Sin" => UnaryOp::Sin,
         "Cos" => UnaryOp::Cos,
+        "Tan" => UnaryOp::Tan,
+        "Asin" => UnaryOp::Asin,
+        "Acos" => UnaryOp::Acos,
+        "Atan" => UnaryOp::Atan,
+        "Sinh" => UnaryOp::Sinh,
+        "Cosh" => UnaryOp::Cosh,
+        "Asinh" => UnaryOp::Asinh,
+        "Acosh" => UnaryOp::Acosh,
+        "Atanh" => UnaryOp::Atanh,
         other => return Err(cx.err(format!("internal: {other} is not an activation"))),
     })
 }
