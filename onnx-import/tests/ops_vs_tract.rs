@@ -1085,6 +1085,76 @@ fn definition_cases() -> Vec<(Case, Vec<u8>)> {
             vec![i64_tensor("rows", &rows), i64_tensor("st", &[1]), i64_tensor("en", &[4]), i64_tensor("ax", &[2])];
         out.push((case(format!("Pad {mode}"), ours, 2, &[3, 6]), model(13, &[3, 6], nodes, inits)));
     }
+    // Attention (tract has no Attention op): self-attention over [N, 4, 6] in 2 heads, causal; and
+    // grouped-query attention (2 query heads over 1 key/value head) of projections with a softcap.
+    // The definitions mask with -1e9, which gives the same softmax as ONNX's -inf.
+    let causal: Vec<f32> = (0..16).map(|k| if k % 4 <= k / 4 { 0.0 } else { -1e9 }).collect();
+    let attrs = vec![attr_i("q_num_heads", 2), attr_i("kv_num_heads", 2), attr_i("is_causal", 1)];
+    let ours = model(23, &[4, 6], vec![node("Attention", &["x", "x", "x"], "y", attrs)], vec![]);
+    let nodes = vec![
+        node("Reshape", &["x", "split"], "h", vec![]),
+        node("Transpose", &["h"], "qh", vec![attr_ints("perm", &[0, 2, 1, 3])]),
+        node("Transpose", &["h"], "kt", vec![attr_ints("perm", &[0, 2, 3, 1])]),
+        node("MatMul", &["qh", "kt"], "s", vec![]),
+        node("Mul", &["s", "scale"], "ss", vec![]),
+        node("Add", &["ss", "causal"], "sm", vec![]),
+        node("Softmax", &["sm"], "p", vec![attr_i("axis", -1)]),
+        node("MatMul", &["p", "qh"], "o", vec![]),
+        node("Transpose", &["o"], "ot", vec![attr_ints("perm", &[0, 2, 1, 3])]),
+        node("Reshape", &["ot", "merge"], "y", vec![]),
+    ];
+    let inits = vec![
+        i64_tensor("split", &[0, 4, 2, 3]),
+        i64_tensor("merge", &[0, 4, 6]),
+        f32_tensor("scale", &[], &[1.0 / 3f32.sqrt()]),
+        f32_tensor("causal", &[4, 4], &causal),
+    ];
+    out.push((case("Attention causal, 2 heads", ours, 2, &[4, 6]), model(13, &[4, 6], nodes, inits)));
+    let projections = || {
+        vec![
+            f32_tensor("wq", &[6, 6], &weights(36, 93)),
+            f32_tensor("wk", &[6, 3], &weights(18, 94)),
+            f32_tensor("wv", &[6, 3], &weights(18, 95)),
+        ]
+    };
+    let project = || {
+        vec![
+            node("MatMul", &["x", "wq"], "q", vec![]),
+            node("MatMul", &["x", "wk"], "k", vec![]),
+            node("MatMul", &["x", "wv"], "v", vec![]),
+        ]
+    };
+    let mut nodes = project();
+    let attrs = vec![attr_i("q_num_heads", 2), attr_i("kv_num_heads", 1), attr_f("softcap", 2.0)];
+    nodes.push(node("Attention", &["q", "k", "v"], "y", attrs));
+    let ours = model(23, &[4, 6], nodes, projections());
+    let mut nodes = project();
+    nodes.extend([
+        node("Reshape", &["q", "split_q"], "qs", vec![]),
+        node("Transpose", &["qs"], "qh", vec![attr_ints("perm", &[0, 2, 1, 3])]),
+        node("Reshape", &["k", "split_kv"], "ks", vec![]),
+        node("Transpose", &["ks"], "kt", vec![attr_ints("perm", &[0, 2, 3, 1])]),
+        node("Reshape", &["v", "split_kv"], "vs", vec![]),
+        node("Transpose", &["vs"], "vh", vec![attr_ints("perm", &[0, 2, 1, 3])]),
+        node("MatMul", &["qh", "kt"], "s", vec![]),
+        node("Mul", &["s", "scale"], "ss", vec![]),
+        node("Div", &["ss", "cap"], "sd", vec![]),
+        node("Tanh", &["sd"], "st", vec![]),
+        node("Mul", &["st", "cap"], "sc", vec![]),
+        node("Softmax", &["sc"], "p", vec![attr_i("axis", -1)]),
+        node("MatMul", &["p", "vh"], "o", vec![]),
+        node("Transpose", &["o"], "ot", vec![attr_ints("perm", &[0, 2, 1, 3])]),
+        node("Reshape", &["ot", "merge"], "y", vec![]),
+    ]);
+    let mut inits = projections();
+    inits.extend([
+        i64_tensor("split_q", &[0, 4, 2, 3]),
+        i64_tensor("split_kv", &[0, 4, 1, 3]),
+        i64_tensor("merge", &[0, 4, 6]),
+        f32_tensor("scale", &[], &[1.0 / 3f32.sqrt()]),
+        f32_tensor("cap", &[], &[2.0]),
+    ]);
+    out.push((case("Attention grouped-query, softcap", ours, 2, &[4, 6]), model(13, &[4, 6], nodes, inits)));
     out
 }
 

@@ -7,6 +7,7 @@ pub mod spec;
 mod activation;
 mod activation_composite;
 mod arg_max;
+mod attention;
 mod batch_normalization;
 mod binary;
 mod cast;
@@ -63,6 +64,7 @@ pub static REGISTRY: &[&[OpDef]] = &[
     activation::OPS,
     activation_composite::OPS,
     arg_max::OPS,
+    attention::OPS,
     batch_normalization::OPS,
     binary::OPS,
     cast::OPS,
