@@ -1155,6 +1155,87 @@ fn definition_cases() -> Vec<(Case, Vec<u8>)> {
         f32_tensor("cap", &[], &[2.0]),
     ]);
     out.push((case("Attention grouped-query, softcap", ours, 2, &[4, 6]), model(13, &[4, 6], nodes, inits)));
+    // RotaryEmbedding (tract has none). 3-D input in 2 heads of 4 features, the first 2 rotated,
+    // angles gathered at position ids.
+    let (cos, sin): (Vec<f32>, Vec<f32>) = (0..5).map(|p| ((p as f32 * 0.7).cos(), (p as f32 * 0.7).sin())).unzip();
+    let caches = |half: usize| {
+        let rep = |v: &[f32]| v.iter().flat_map(|&a| std::iter::repeat_n(a, half)).collect::<Vec<f32>>();
+        vec![
+            f32_tensor("cos", &[5, half], &rep(&cos)),
+            f32_tensor("sin", &[5, half], &rep(&sin)),
+            i64_tensor_dims("ids", &[2, 3], &[0, 1, 2, 4, 3, 1]),
+        ]
+    };
+    let attrs = vec![attr_i("num_heads", 2), attr_i("rotary_embedding_dim", 2)];
+    let ours = model(23, &[3, 8], vec![node("RotaryEmbedding", &["x", "cos", "sin", "ids"], "y", attrs)], caches(1));
+    let slice = |x: &str, from: &str, to: &str, out: &str| node("Slice", &[x, from, to, "ax3"], out, vec![]);
+    let rotate = || {
+        vec![
+            node("Gather", &["cos", "ids"], "cg", vec![]),
+            node("Gather", &["sin", "ids"], "sg", vec![]),
+            node("Unsqueeze", &["cg", "ax2"], "c", vec![]),
+            node("Unsqueeze", &["sg", "ax2"], "s", vec![]),
+            node("Mul", &["c", "x1"], "c1", vec![]),
+            node("Mul", &["s", "x2"], "s2", vec![]),
+            node("Mul", &["s", "x1"], "s1", vec![]),
+            node("Mul", &["c", "x2"], "c2", vec![]),
+            node("Sub", &["c1", "s2"], "re", vec![]),
+            node("Add", &["s1", "c2"], "im", vec![]),
+        ]
+    };
+    let mut nodes = vec![
+        node("Reshape", &["x", "split"], "xh", vec![]),
+        slice("xh", "i0", "i1", "x1"),
+        slice("xh", "i1", "i2", "x2"),
+        slice("xh", "i2", "i4", "rest"),
+    ];
+    nodes.extend(rotate());
+    nodes.push(node("Concat", &["re", "im", "rest"], "yh", vec![attr_i("axis", 3)]));
+    nodes.push(node("Reshape", &["yh", "merge"], "y", vec![]));
+    let mut inits = caches(1);
+    inits.extend([
+        i64_tensor("split", &[0, 3, 2, 4]),
+        i64_tensor("merge", &[0, 3, 8]),
+        i64_tensor("ax2", &[2]),
+        i64_tensor("ax3", &[3]),
+        i64_tensor("i0", &[0]),
+        i64_tensor("i1", &[1]),
+        i64_tensor("i2", &[2]),
+        i64_tensor("i4", &[4]),
+    ]);
+    out.push((case("RotaryEmbedding 3-D, partial", ours, 2, &[3, 8]), model(13, &[3, 8], nodes, inits)));
+    // 4-D input [N, 2 heads, 3 positions, 4 features], interleaved pairs.
+    let ours = model(
+        23,
+        &[2, 3, 4],
+        vec![node("RotaryEmbedding", &["x", "cos", "sin", "ids"], "y", vec![attr_i("interleaved", 1)])],
+        caches(2),
+    );
+    let mut nodes = vec![
+        node("Transpose", &["x"], "xt", vec![attr_ints("perm", &[0, 2, 1, 3])]),
+        node("Slice", &["xt", "i0", "i4", "ax3", "two"], "x1", vec![]),
+        node("Slice", &["xt", "i1", "i4", "ax3", "two"], "x2", vec![]),
+    ];
+    nodes.extend(rotate());
+    nodes.extend([
+        node("Unsqueeze", &["re", "ax4"], "reu", vec![]),
+        node("Unsqueeze", &["im", "ax4"], "imu", vec![]),
+        node("Concat", &["reu", "imu"], "pairs", vec![attr_i("axis", 4)]),
+        node("Reshape", &["pairs", "merge"], "yt", vec![]),
+        node("Transpose", &["yt"], "y", vec![attr_ints("perm", &[0, 2, 1, 3])]),
+    ]);
+    let mut inits = caches(2);
+    inits.extend([
+        i64_tensor("merge", &[0, 3, 2, 4]),
+        i64_tensor("ax2", &[2]),
+        i64_tensor("ax3", &[3]),
+        i64_tensor("ax4", &[4]),
+        i64_tensor("i0", &[0]),
+        i64_tensor("i1", &[1]),
+        i64_tensor("i4", &[4]),
+        i64_tensor("two", &[2]),
+    ]);
+    out.push((case("RotaryEmbedding 4-D, interleaved", ours, 2, &[2, 3, 4]), model(13, &[2, 3, 4], nodes, inits)));
     out
 }
 

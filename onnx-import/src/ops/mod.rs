@@ -43,6 +43,7 @@ mod recurrent;
 mod reduce;
 mod remainder;
 mod reshape;
+mod rotary_embedding;
 mod shape;
 mod size;
 mod slice;
@@ -100,6 +101,7 @@ pub static REGISTRY: &[&[OpDef]] = &[
     reduce::OPS,
     remainder::OPS,
     reshape::OPS,
+    rotary_embedding::OPS,
     shape::OPS,
     size::OPS,
     slice::OPS,

@@ -85,6 +85,11 @@ pub fn i64_tensor(name: &str, data: &[i64]) -> pb::TensorProto {
     }
 }
 
+/// An int64 tensor of the given dims.
+pub fn i64_tensor_dims(name: &str, dims: &[usize], data: &[i64]) -> pb::TensorProto {
+    pb::TensorProto { dims: dims.iter().map(|&d| d as i64).collect(), ..i64_tensor(name, data) }
+}
+
 /// An int64 scalar.
 pub fn i64_scalar(name: &str, v: i64) -> pb::TensorProto {
     pb::TensorProto { name: name.into(), dims: vec![], data_type: 7, int64_data: vec![v], ..Default::default() }
