@@ -121,6 +121,7 @@ mod attr_type {
     pub const TENSOR: i32 = 4;
     pub const FLOATS: i32 = 6;
     pub const INTS: i32 = 7;
+    pub const GRAPH: i32 = 5;
 }
 
 impl<'m> NodeCx<'m> {
@@ -178,6 +179,14 @@ impl<'m> NodeCx<'m> {
             return Err(self.err(format!("attribute `{name}` has type {}, expected {ty}", a.r#type)));
         }
         Ok((a, spec.default))
+    }
+
+    /// A graph attribute (a Loop or Scan body, an If branch).
+    pub fn graph(&self, name: &str) -> Result<&'m pb::GraphProto> {
+        match self.raw(name, attr_type::GRAPH)? {
+            (Some(a), _) => a.g.as_ref().ok_or_else(|| self.err(format!("attribute `{name}` holds no graph"))),
+            (None, _) => Err(self.missing(name)),
+        }
     }
 
     fn missing(&self, name: &str) -> ImportError {
@@ -289,6 +298,34 @@ impl<'a, 'm> ImportCx<'a, 'm> {
         self.st.env.get(name).map(Some).ok_or_else(|| {
             self.err(format!("{} `{name}` is produced by no node, initializer or graph input", self.input_label(i)))
         })
+    }
+
+    /// Input `i` as the import holds it (a constant, a parameter or a run-time value).
+    pub fn input_val(&self, i: usize) -> Result<Val> {
+        self.val(i)?.cloned().ok_or_else(|| self.err(format!("{} is missing", self.input_label(i))))
+    }
+
+    /// An engine value for `v`: itself when computed at run time, an engine constant for a
+    /// constant (named `<node>/<suffix>`), the parameter for a float initializer.
+    pub fn materialize(&mut self, v: &Val, suffix: &str) -> Result<ValueId> {
+        match v {
+            Val::Dyn(id) => Ok(*id),
+            Val::Const(c) => {
+                let dtype = if c.is_float { DType::F32 } else { DType::I64 };
+                self.typed_constant(suffix, c.shape.clone(), c.as_f32(), dtype)
+            }
+            Val::Init(k) => {
+                let name = self.st.model.graph().initializer.get(*k).map(|t| t.name.clone());
+                let name = name.ok_or_else(|| self.err("unknown initializer"))?;
+                self.st.materialize(&name, true).map_err(|e| self.n.err(e))
+            }
+        }
+    }
+
+    /// Unrolls one pass of subgraph `g` (a Loop or Scan body, an If branch) into the engine
+    /// graph, its inputs bound to `bindings`; returns its outputs.
+    pub fn run_subgraph(&mut self, g: &'m pb::GraphProto, bindings: Vec<Val>) -> Result<Vec<Val>> {
+        crate::pipeline::run_subgraph(self.st, g, self.n.opset, bindings)
     }
 
     /// Whether input `i` is present.

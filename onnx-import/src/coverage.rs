@@ -60,7 +60,7 @@ fn note_unsupported(found: &mut Vec<UnsupportedOp>, op_type: String, opset: Opti
 /// all are supported. Node forms are checked by the import itself.
 pub fn unsupported_ops(model: &OnnxModel) -> Vec<UnsupportedOp> {
     let mut found = Vec::new();
-    for n in &model.graph().node {
+    for n in model.graph().node.iter().flat_map(|n| std::iter::once(n).chain(subgraph_nodes(n))) {
         if let Err((op_type, opset)) = resolve(n, model.opset) {
             note_unsupported(&mut found, op_type, opset, node_name(n));
         }
@@ -79,7 +79,7 @@ fn arity_issues(n: &pb::NodeProto, def: &OpDef, opset: i64, issue: &mut impl FnM
         }
     }
     for (position, s) in spec.inputs.iter().filter(|s| s.exists_at(opset)).enumerate() {
-        if s.presence != Presence::Optional && !present(position) {
+        if matches!(s.presence, Presence::Required | Presence::Variadic) && !present(position) {
             issue(format!("input {position} ({}) is missing", s.name));
         }
     }
@@ -107,7 +107,6 @@ pub fn check(model: &OnnxModel) -> Result<Vec<Step>> {
 /// [`check`] with the graph inputs named in `bound` given values at import (constants).
 pub fn check_with(model: &OnnxModel, bound: &[&str]) -> Result<Vec<Step>> {
     let g = model.graph();
-    let opset = model.opset;
     let mut kinds: HashMap<&str, Kind> = HashMap::new();
     for v in &g.input {
         kinds.insert(&v.name, if bound.contains(&v.name.as_str()) { Kind::Const } else { Kind::RunTime });
@@ -116,9 +115,41 @@ pub fn check_with(model: &OnnxModel, bound: &[&str]) -> Result<Vec<Step>> {
         let k = if t.data_type == crate::tensor::elem::FLOAT { Kind::Param } else { Kind::Const };
         kinds.insert(&t.name, k);
     }
+    check_nodes(&g.node, model.opset, kinds, &|_| None)
+}
+
+/// The nodes of the subgraphs (Loop and Scan bodies, If branches) of `n`, at any depth.
+pub fn subgraph_nodes(n: &pb::NodeProto) -> Vec<&pb::NodeProto> {
+    let mut out = Vec::new();
+    for a in &n.attribute {
+        for g in a.g.iter().chain(&a.graphs) {
+            for inner in &g.node {
+                out.push(inner);
+                out.extend(subgraph_nodes(inner));
+            }
+        }
+    }
+    out
+}
+
+/// Checks `nodes` (a graph's, or a subgraph's when it is unrolled), `kinds` holding the kinds of
+/// the tensors they start from and `outer` those of the enclosing scopes.
+pub fn check_nodes<'g>(
+    nodes: &'g [pb::NodeProto],
+    opset: i64,
+    mut kinds: HashMap<&'g str, Kind>,
+    outer: &dyn Fn(&str) -> Option<Kind>,
+) -> Result<Vec<Step>> {
     let mut cov = Coverage::default();
-    let mut steps = Vec::with_capacity(g.node.len());
-    for n in &g.node {
+    let mut steps = Vec::with_capacity(nodes.len());
+    for n in nodes {
+        // The ops inside a Loop, Scan or If are listed with the rest (their forms are checked
+        // when the body is unrolled).
+        for inner in subgraph_nodes(n) {
+            if let Err((op_type, why)) = resolve(inner, opset) {
+                note_unsupported(&mut cov.ops, op_type, why, node_name(inner));
+            }
+        }
         let def = match resolve(n, opset) {
             Ok(d) => d,
             Err((op_type, why)) => {
@@ -144,7 +175,7 @@ pub fn check_with(model: &OnnxModel, bound: &[&str]) -> Result<Vec<Step>> {
             .iter()
             .enumerate()
             .filter(|(_, s)| !s.is_empty())
-            .map(|(i, s)| (i, kinds.get(s.as_str()).copied()))
+            .map(|(i, s)| (i, kinds.get(s.as_str()).copied().or_else(|| outer(s))))
             .collect();
         let all_const = inputs.iter().all(|(_, k)| *k == Some(Kind::Const));
         let kind = if def.fold.is_some() && all_const {

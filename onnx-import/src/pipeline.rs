@@ -169,6 +169,63 @@ fn convert<'m>(st: &mut State<'m>, node: &'m pb::NodeProto, step: &Step, opset: 
     Ok(())
 }
 
+/// Converts the nodes of a subgraph (a Loop or Scan body, an If branch) into the same engine
+/// graph, its inputs bound to `bindings` (in order); returns the values of its outputs. The names
+/// the subgraph defines are forgotten first, so that each unrolled iteration gets its own values
+/// (and its own engine constants); the outer scope's tensors are visible, as ONNX defines. The
+/// subgraph's initializers are constants (they are not trained).
+pub(crate) fn run_subgraph<'m>(
+    st: &mut State<'m>,
+    g: &'m pb::GraphProto,
+    opset: i64,
+    bindings: Vec<Val>,
+) -> Result<Vec<Val>> {
+    if bindings.len() != g.input.len() {
+        return Err(ImportError::Model(format!(
+            "subgraph `{}` declares {} inputs, its node gives it {}",
+            g.name,
+            g.input.len(),
+            bindings.len()
+        )));
+    }
+    let defined = g.node.iter().flat_map(|n| n.output.iter()).chain(g.input.iter().map(|v| &v.name));
+    for name in defined.chain(g.initializer.iter().map(|t| &t.name)) {
+        st.env.remove(name);
+        st.materialized.remove(name);
+    }
+    for t in &g.initializer {
+        st.env.insert(t.name.clone(), Val::Const(ConstTensor::from_proto(t).map_err(ImportError::Model)?));
+    }
+    for (v, val) in g.input.iter().zip(bindings) {
+        st.env.insert(v.name.clone(), val);
+    }
+    let kinds: HashMap<&str, crate::context::Kind> = g
+        .input
+        .iter()
+        .map(|v| v.name.as_str())
+        .chain(g.initializer.iter().map(|t| t.name.as_str()))
+        .filter_map(|n| st.env.get(n).map(|v| (n, v.kind())))
+        .collect();
+    let steps = {
+        let env = &st.env;
+        coverage::check_nodes(&g.node, opset, kinds, &|name| env.get(name).map(Val::kind))?
+    };
+    for (node, step) in g.node.iter().zip(&steps) {
+        convert(st, node, step, opset)?;
+    }
+    g.output
+        .iter()
+        .map(|o| {
+            st.env.get(&o.name).cloned().ok_or_else(|| {
+                ImportError::Model(format!(
+                    "subgraph `{}`: output `{}` is produced by no node or input",
+                    g.name, o.name
+                ))
+            })
+        })
+        .collect()
+}
+
 /// Phase 4: the graph outputs (constants among them become engine constants) and the parameter
 /// layout.
 fn finish(mut st: State<'_>, inputs: Vec<TensorSig>) -> Result<ImportedGraph> {

@@ -558,6 +558,39 @@ fn typed_cases() -> Vec<Case> {
 /// LayerNormalization and Gelu (decomposed on import).
 fn composite_cases() -> Vec<Case> {
     let mut cases = Vec::new();
+    // Scan over axis 1 of [N, 4, 3]: s = s + x_t * w, scan output tanh(s); forwards and backwards.
+    // (The body's shapes give the batch of 2 the case runs at: tract does not carry the outer
+    // graph's batch symbol into the body.)
+    for dir in [0, 1] {
+        let b: &[Option<usize>] = &[Some(2), Some(3)];
+        let body = subgraph(
+            &[("s", b), ("xt", b)],
+            &[("s2", b), ("o", b)],
+            vec![
+                node("Mul", &["xt", "w"], "xw", vec![]),
+                node("Add", &["s", "xw"], "s2", vec![]),
+                node("Tanh", &["s2"], "o", vec![]),
+            ],
+        );
+        let attrs = vec![
+            attr_g("body", body),
+            attr_i("num_scan_inputs", 1),
+            attr_ints("scan_input_axes", &[1]),
+            attr_ints("scan_output_axes", &[1]),
+            attr_ints("scan_input_directions", &[dir]),
+            attr_ints("scan_output_directions", &[dir]),
+        ];
+        let mut scan = node("Scan", &["s0", "x"], "last", attrs);
+        scan.output = vec!["last".into(), "seq".into()];
+        let nodes = vec![
+            node("ReduceMean", &["x"], "s0", vec![attr_ints("axes", &[1]), attr_i("keepdims", 0)]),
+            scan,
+            node("Unsqueeze", &["last", "ax1"], "lu", vec![]),
+            node("Add", &["seq", "lu"], "y", vec![]),
+        ];
+        let inits = vec![f32_tensor("w", &[3], &[0.5, -1.0, 0.25]), i64_tensor("ax1", &[1])];
+        cases.push(case(format!("Scan direction {dir}"), model(13, &[4, 3], nodes, inits), 2, &[4, 3]));
+    }
     for op in
         ["Erf", "Floor", "Ceil", "Round", "Sign", "Softsign", "Sin", "Cos", "Tan", "Atan", "Sinh", "Cosh", "Asinh"]
     {
@@ -1236,6 +1269,84 @@ fn definition_cases() -> Vec<(Case, Vec<u8>)> {
         i64_tensor("two", &[2]),
     ]);
     out.push((case("RotaryEmbedding 4-D, interleaved", ours, 2, &[2, 3, 4]), model(13, &[2, 3, 4], nodes, inits)));
+    // Loop (tract has none), unrolled at import, against the iterations written out: three steps
+    // of h = tanh(h W + 0.1 i) from h = x, with the steps stacked as a scan output; once with a trip
+    // count, once as a while loop whose condition (i + 1 < 3) folds.
+    let w = || f32_tensor("w", &[3, 3], &weights(9, 96));
+    let step = |i: &str, h: &str, out: &str| {
+        vec![
+            node("Cast", &[i], &format!("{out}_if"), vec![attr_i("to", 1)]),
+            node("Mul", &[&format!("{out}_if"), "tenth"], &format!("{out}_b"), vec![]),
+            node("MatMul", &[h, "w"], &format!("{out}_m"), vec![]),
+            node("Add", &[&format!("{out}_m"), &format!("{out}_b")], &format!("{out}_a"), vec![]),
+            node("Tanh", &[&format!("{out}_a")], out, vec![]),
+        ]
+    };
+    let h: &[Option<usize>] = &[None, Some(3)];
+    for with_cond in [false, true] {
+        let mut body_nodes = step("i", "h", "h2");
+        body_nodes.push(node("Identity", &["h2"], "scan", vec![]));
+        if with_cond {
+            body_nodes.push(node("Add", &["i", "one_i"], "next", vec![]));
+            body_nodes.push(node("Less", &["next", "three"], "cond_out", vec![]));
+        } else {
+            body_nodes.push(node("Identity", &["c"], "cond_out", vec![]));
+        }
+        let mut body =
+            subgraph(&[("i", &[]), ("c", &[]), ("h", h)], &[("cond_out", &[]), ("h2", h), ("scan", h)], body_nodes);
+        body.input[0].r#type = None;
+        body.input[1].r#type = None;
+        body.output[0].r#type = None;
+        let inputs: &[&str] = if with_cond { &["", "yes", "x"] } else { &["m", "", "x"] };
+        let mut loop_node = node("Loop", inputs, "last", vec![attr_g("body", body)]);
+        loop_node.output = vec!["last".into(), "stacked".into()];
+        let nodes = vec![loop_node, node("Add", &["stacked", "last"], "y", vec![])];
+        let mut yes = f32_tensor("yes", &[], &[]);
+        yes.data_type = 9;
+        yes.raw_data = vec![1];
+        let inits = vec![
+            w(),
+            f32_tensor("tenth", &[], &[0.1]),
+            i64_scalar("m", 3),
+            i64_scalar("one_i", 1),
+            i64_scalar("three", 3),
+            yes,
+        ];
+        let ours = model(13, &[3], nodes, inits);
+        let mut nodes = Vec::new();
+        let mut prev = "x".to_string();
+        for k in 0..3 {
+            nodes.extend(step(&format!("k{k}"), &prev, &format!("h{k}")));
+            nodes.push(node("Unsqueeze", &[&format!("h{k}"), "ax0"], &format!("u{k}"), vec![]));
+            prev = format!("h{k}");
+        }
+        nodes.push(node("Concat", &["u0", "u1", "u2"], "stacked", vec![attr_i("axis", 0)]));
+        nodes.push(node("Add", &["stacked", "h2"], "y", vec![]));
+        let inits = vec![
+            w(),
+            f32_tensor("tenth", &[], &[0.1]),
+            i64_scalar("k0", 0),
+            i64_scalar("k1", 1),
+            i64_scalar("k2", 2),
+            i64_tensor("ax0", &[0]),
+        ];
+        let name = if with_cond { "Loop with a condition" } else { "Loop with a trip count" };
+        out.push((case(name, ours, 2, &[3]), model(13, &[3], nodes, inits)));
+    }
+    // If with a known condition, against the branch it picks (the branch reads x from the outer
+    // scope).
+    for (flag, want) in [(1u8, "Mul"), (0, "Sub")] {
+        let then_b = subgraph(&[], &[("t", &[None, Some(4)])], vec![node("Mul", &["x", "two"], "t", vec![])]);
+        let else_b = subgraph(&[], &[("e", &[None, Some(4)])], vec![node("Sub", &["x", "two"], "e", vec![])]);
+        let mut c = f32_tensor("c", &[], &[]);
+        c.data_type = 9;
+        c.raw_data = vec![flag];
+        let nodes = vec![node("If", &["c"], "y", vec![attr_g("then_branch", then_b), attr_g("else_branch", else_b)])];
+        let ours = model(13, &[4], nodes, vec![c, f32_tensor("two", &[], &[2.0])]);
+        let theirs =
+            model(13, &[4], vec![node(want, &["x", "two"], "y", vec![])], vec![f32_tensor("two", &[], &[2.0])]);
+        out.push((case(format!("If {flag}"), ours, 2, &[4]), theirs));
+    }
     out
 }
 

@@ -16,6 +16,7 @@ mod compare;
 mod concat;
 mod constant;
 mod constant_of_shape;
+mod control_flow;
 mod conv;
 mod conv_transpose;
 mod dropout;
@@ -75,6 +76,7 @@ pub static REGISTRY: &[&[OpDef]] = &[
     constant::OPS,
     constant_of_shape::OPS,
     conv::OPS,
+    control_flow::OPS,
     conv_transpose::OPS,
     dropout::OPS,
     expand::OPS,
@@ -133,7 +135,7 @@ pub fn supported_ops() -> Vec<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::spec::{OutputRule, Presence};
+    use super::spec::OutputRule;
     use super::*;
 
     #[test]
@@ -146,7 +148,7 @@ mod tests {
             let s = &d.spec;
             assert!(d.import.is_some() || d.fold.is_some(), "{}: neither an import nor a fold", d.op_type);
             assert!(s.until.is_none_or(|u| u >= s.since), "{}: empty opset range", d.op_type);
-            if let Some(v) = s.inputs.iter().position(|i| i.presence == Presence::Variadic) {
+            if let Some(v) = s.inputs.iter().position(|i| i.presence.repeats()) {
                 assert_eq!(v + 1, s.inputs.len(), "{}: a variadic input must come last", d.op_type);
             }
             assert!(s.outputs.first().is_some_and(|o| o.produced), "{}: the first output must be produced", d.op_type);

@@ -73,7 +73,7 @@ impl OpSpec {
         let declared: Vec<&InputSpec> = self.inputs.iter().filter(|s| s.exists_at(opset)).collect();
         match declared.get(i) {
             Some(s) => Some(*s),
-            None => declared.last().copied().filter(|s| s.presence == Presence::Variadic),
+            None => declared.last().copied().filter(|s| s.presence.repeats()),
         }
     }
 
@@ -92,6 +92,15 @@ pub enum Presence {
     Optional,
     /// One or more values from here on.
     Variadic,
+    /// Zero or more values from here on (Loop's loop-carried values).
+    ZeroOrMore,
+}
+
+impl Presence {
+    /// Whether the input repeats to the end of the list.
+    pub fn repeats(self) -> bool {
+        matches!(self, Presence::Variadic | Presence::ZeroOrMore)
+    }
 }
 
 /// What the importer needs of an input's value.
@@ -135,6 +144,11 @@ impl InputSpec {
     /// The same input, repeated one or more times.
     pub const fn variadic(self) -> Self {
         InputSpec { presence: Presence::Variadic, ..self }
+    }
+
+    /// The same input, repeated zero or more times.
+    pub const fn zero_or_more(self) -> Self {
+        InputSpec { presence: Presence::ZeroOrMore, ..self }
     }
 
     /// The same input, existing from `opset` on.

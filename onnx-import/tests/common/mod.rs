@@ -37,6 +37,27 @@ pub fn attr_t(name: &str, t: pb::TensorProto) -> pb::AttributeProto {
     pb::AttributeProto { name: name.into(), r#type: 4, t: Some(t), ..Default::default() }
 }
 
+/// A graph attribute (a Loop or Scan body, an If branch).
+pub fn attr_g(name: &str, g: pb::GraphProto) -> pb::AttributeProto {
+    pb::AttributeProto { name: name.into(), r#type: 5, g: Some(g), ..Default::default() }
+}
+
+/// A subgraph: its inputs and outputs as float32 value infos of the given dims (`None`: the batch
+/// dim), and its nodes.
+pub fn subgraph(
+    inputs: &[(&str, &[Option<usize>])],
+    outputs: &[(&str, &[Option<usize>])],
+    nodes: Vec<pb::NodeProto>,
+) -> pb::GraphProto {
+    pb::GraphProto {
+        name: "body".into(),
+        node: nodes,
+        input: inputs.iter().map(|(n, d)| value_info(n, d)).collect(),
+        output: outputs.iter().map(|(n, d)| value_info(n, d)).collect(),
+        ..Default::default()
+    }
+}
+
 /// A float32 tensor value info with the given dims (`None`: the symbolic batch dim `N`).
 pub fn value_info(name: &str, dims: &[Option<usize>]) -> pb::ValueInfoProto {
     use pb::tensor_shape_proto::{Dimension, dimension::Value};
