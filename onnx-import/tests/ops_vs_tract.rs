@@ -1078,6 +1078,68 @@ fn definition_cases() -> Vec<(Case, Vec<u8>)> {
             vec![i64_tensor("rows", &rows), i64_tensor("st", &[1]), i64_tensor("en", &[4]), i64_tensor("ax", &[2])];
         out.push((case(format!("Pad {mode}"), ours, 2, &[3, 6]), model(13, &[3, 6], nodes, inits)));
     }
+    out.extend(loss_cases());
+    out
+}
+
+/// NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss over x `[2, 4, 3]` (N, C, d1), which
+/// tract lacks, against their definition with the target and weights folded into a constant
+/// `m[n, c, d] = weight[c]` where `c == target[n, d]` and the target is not ignored (0 elsewhere):
+/// `loss = -sum_c(x * m)`, summed, or divided by `sum(m)` for `mean`.
+fn loss_cases() -> Vec<(Case, Vec<u8>)> {
+    let mut out = Vec::new();
+    let (n, c, d) = (2usize, 4usize, 3usize);
+    let forms: [(&str, &str, Option<[f32; 4]>, Option<i64>, [i64; 6]); 6] = [
+        ("NegativeLogLikelihoodLoss", "mean", Some([0.5, 1.5, -0.25, 2.0]), Some(-1), [0, -1, 3, 2, 1, -1]),
+        ("NegativeLogLikelihoodLoss", "none", None, Some(5), [3, 5, 0, 1, 5, 2]),
+        ("NegativeLogLikelihoodLoss", "sum", Some([1.0, 0.25, 3.0, 0.5]), None, [2, 2, 0, 3, 1, 0]),
+        ("NegativeLogLikelihoodLoss", "mean", None, None, [1, 3, 0, 2, 2, 1]),
+        ("SoftmaxCrossEntropyLoss", "mean", None, Some(1), [1, 3, 0, 1, 2, 1]),
+        ("SoftmaxCrossEntropyLoss", "none", Some([0.5, 1.5, -0.25, 2.0]), Some(0), [0, 3, 2, 1, 0, 2]),
+    ];
+    for (op, reduction, weight, ignore_index, target) in forms {
+        let mut m = vec![0f32; n * c * d];
+        for (k, &t) in target.iter().enumerate() {
+            if Some(t) != ignore_index {
+                let w = weight.map_or(1.0, |w| w[t as usize]);
+                m[(k / d * c + t as usize) * d + k % d] = w;
+            }
+        }
+        let mut attrs = vec![attr_s("reduction", reduction)];
+        let mut ins = vec!["x", "t"];
+        let mut inits = vec![i64_nd("t", &[n, d], &target)];
+        if let Some(w) = weight {
+            ins.push("w");
+            inits.push(f32_tensor("w", &[c], &w));
+        }
+        if let Some(ii) = ignore_index {
+            attrs.push(attr_i("ignore_index", ii));
+        }
+        let ours = model(13, &[c, d], vec![node(op, &ins, "y", attrs)], inits);
+        let src = if op == "SoftmaxCrossEntropyLoss" { "lp" } else { "x" };
+        let mut nodes = vec![
+            node("LogSoftmax", &["x"], "lp", vec![attr_i("axis", 1)]),
+            node("Mul", &[src, "m"], "p", vec![]),
+            node("ReduceSum", &["p", "one"], "r", vec![attr_i("keepdims", 0)]),
+        ];
+        let denom: f32 = m.iter().sum();
+        match reduction {
+            "none" => nodes.push(node("Neg", &["r"], "y", vec![])),
+            "sum" => {
+                nodes.push(node("Neg", &["r"], "l", vec![]));
+                nodes.push(node("ReduceSum", &["l"], "y", vec![attr_i("keepdims", 0)]));
+            }
+            _ => {
+                nodes.push(node("Neg", &["r"], "l", vec![]));
+                nodes.push(node("ReduceSum", &["l"], "s", vec![attr_i("keepdims", 0)]));
+                nodes.push(node("Div", &["s", "denom"], "y", vec![]));
+            }
+        }
+        let inits = vec![f32_tensor("m", &[n, c, d], &m), i64_tensor("one", &[1]), f32_tensor("denom", &[], &[denom])];
+        let theirs = model(13, &[c, d], nodes, inits);
+        let name = format!("{op} {reduction} weight {} ignore_index {ignore_index:?}", weight.is_some());
+        out.push((case(name, ours, n, &[c, d]), theirs));
+    }
     out
 }
 

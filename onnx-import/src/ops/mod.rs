@@ -30,6 +30,7 @@ mod hard_swish;
 mod identity;
 mod layer_normalization;
 mod logic;
+mod loss;
 mod matmul;
 mod min_max;
 mod normalization;
@@ -86,6 +87,7 @@ pub static REGISTRY: &[&[OpDef]] = &[
     identity::OPS,
     layer_normalization::OPS,
     logic::OPS,
+    loss::OPS,
     matmul::OPS,
     min_max::OPS,
     normalization::OPS,
