@@ -10,6 +10,7 @@ mod arg_max;
 mod batch_normalization;
 mod binary;
 mod cast;
+mod center_crop_pad;
 mod clip;
 mod compare;
 mod concat;
@@ -31,6 +32,7 @@ mod identity;
 mod layer_normalization;
 mod logic;
 mod loss;
+mod lrn;
 mod matmul;
 mod min_max;
 mod normalization;
@@ -67,6 +69,7 @@ pub static REGISTRY: &[&[OpDef]] = &[
     batch_normalization::OPS,
     binary::OPS,
     cast::OPS,
+    center_crop_pad::OPS,
     clip::OPS,
     compare::OPS,
     concat::OPS,
@@ -88,6 +91,7 @@ pub static REGISTRY: &[&[OpDef]] = &[
     layer_normalization::OPS,
     logic::OPS,
     loss::OPS,
+    lrn::OPS,
     matmul::OPS,
     min_max::OPS,
     normalization::OPS,
