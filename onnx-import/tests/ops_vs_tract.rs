@@ -621,6 +621,21 @@ fn composite_cases() -> Vec<Case> {
     ln.attribute.push(attr_f("epsilon", 1e-3));
     let inits = vec![f32_tensor("scale", &[4], &weights(4, 50)), f32_tensor("bias", &[4], &weights(4, 51))];
     cases.push(case("LayerNormalization", model(17, &[3, 4], vec![ln], inits), 2, &[3, 4]));
+    // LRN across channels: odd, even and longer-than-the-channels windows.
+    for (size, attrs, dims) in [
+        (3, vec![attr_f("alpha", 1e-2), attr_f("beta", 0.6), attr_f("bias", 1.5)], [5, 2, 3]),
+        (4, vec![], [6, 2, 2]),
+        (9, vec![attr_f("alpha", 0.5)], [3, 2, 2]),
+    ] {
+        let mut attrs = attrs;
+        attrs.push(attr_i("size", size));
+        let m = model(13, &dims, vec![node("LRN", &["x"], "y", attrs)], vec![]);
+        cases.push(case(format!("LRN size {size}"), m, 2, &dims));
+    }
+    let mvn = model(13, &[3, 2, 2], vec![node("MeanVarianceNormalization", &["x"], "y", vec![])], vec![]);
+    cases.push(case("MeanVarianceNormalization", mvn, 2, &[3, 2, 2]));
+    let mvn = node("MeanVarianceNormalization", &["x"], "y", vec![attr_ints("axes", &[-1, 1])]);
+    cases.push(case("MeanVarianceNormalization axes", model(13, &[4, 3], vec![mvn], vec![]), 2, &[4, 3]));
     // Recurrent layers, unrolled: X is [seq (the bound batch dim), 2, 3], hidden 4.
     let (h, i) = (4usize, 3usize);
     // (Reverse and bidirectional layers: `reverse_and_bidirectional_recurrent_layers`.)
@@ -829,15 +844,15 @@ fn unsupported_ops_are_all_listed_in_one_error() {
         node("Relu", &["x"], "a", vec![]),
         node("Unique", &["a"], "b", vec![]),
         node("Unique", &["b"], "c", vec![]),
-        node("LRN", &["c"], "d", vec![]),
+        node("Det", &["c"], "d", vec![]),
         node("Relu", &["d"], "y", vec![]),
     ];
     let cov = coverage_error(model(13, &[4], nodes, vec![]));
     let summary: Vec<(String, usize)> = cov.ops.iter().map(|u| (u.op_type.clone(), u.count)).collect();
-    assert_eq!(summary, vec![("Unique".to_string(), 2), ("LRN".to_string(), 1)]);
+    assert_eq!(summary, vec![("Unique".to_string(), 2), ("Det".to_string(), 1)]);
     assert!(cov.nodes.is_empty(), "{:?}", cov.nodes);
     let text = ImportError::Unsupported(cov).to_string();
-    assert!(text.contains("Unique x2 (nodes: Unique_b, Unique_c)") && text.contains("LRN x1"), "{text}");
+    assert!(text.contains("Unique x2 (nodes: Unique_b, Unique_c)") && text.contains("Det x1"), "{text}");
 }
 
 #[test]
@@ -961,6 +976,92 @@ fn malformed_nodes_are_errors_not_panics() {
     ];
     for (what, nodes, inits) in cases {
         let m = OnnxModel::from_bytes(model(13, &[4], nodes, inits), what).unwrap();
+        match import(&m, 2) {
+            Err(e) => assert!(!e.to_string().contains("internal"), "{what}: {e}"),
+            Ok(_) => panic!("{what}: imported"),
+        }
+    }
+}
+
+#[test]
+fn malformed_losses_windows_and_crops_are_errors_not_panics() {
+    // x is [2, 3, 5].
+    let t = |dims: &[usize], v: i64| i64_nd("t", dims, &vec![v; dims.iter().product()]);
+    let lp = |attrs: Vec<pb::AttributeProto>| vec![node("LpPool", &["x"], "y", attrs)];
+    let cases: Vec<(&str, i64, Vec<pb::NodeProto>, Vec<pb::TensorProto>)> = vec![
+        (
+            "NLL with a target of another shape",
+            13,
+            vec![node("NegativeLogLikelihoodLoss", &["x", "t"], "y", vec![])],
+            vec![t(&[2, 4], 0)],
+        ),
+        (
+            "NLL with a float target",
+            13,
+            vec![node("NegativeLogLikelihoodLoss", &["x", "t"], "y", vec![])],
+            vec![f32_tensor("t", &[2, 5], &[0.0; 10])],
+        ),
+        (
+            "NLL with a weight of another length",
+            13,
+            vec![node("NegativeLogLikelihoodLoss", &["x", "t", "w"], "y", vec![])],
+            vec![t(&[2, 5], 0), f32_tensor("w", &[4], &[1.0; 4])],
+        ),
+        (
+            "SoftmaxCrossEntropyLoss with an unknown reduction",
+            13,
+            vec![node("SoftmaxCrossEntropyLoss", &["x", "t"], "y", vec![attr_s("reduction", "avg")])],
+            vec![t(&[2, 5], 1)],
+        ),
+        ("LpPool with p 0", 18, lp(vec![attr_ints("kernel_shape", &[2]), attr_i("p", 0)]), vec![]),
+        ("LpPool with a kernel past the input", 18, lp(vec![attr_ints("kernel_shape", &[9])]), vec![]),
+        (
+            "LpPool with overflowing pads",
+            18,
+            lp(vec![attr_ints("kernel_shape", &[2]), attr_ints("pads", &[i64::MAX, i64::MAX]), attr_i("ceil_mode", 1)]),
+            vec![],
+        ),
+        ("LRN with size 0", 13, vec![node("LRN", &["x"], "y", vec![attr_i("size", 0)])], vec![]),
+        ("LRN without size", 13, vec![node("LRN", &["x"], "y", vec![])], vec![]),
+        (
+            "MeanVarianceNormalization past the rank",
+            13,
+            vec![node("MeanVarianceNormalization", &["x"], "y", vec![attr_ints("axes", &[0, 2, 3])])],
+            vec![],
+        ),
+        (
+            "CenterCropPad with fewer lengths than axes",
+            18,
+            vec![node("CenterCropPad", &["x", "s"], "y", vec![])],
+            vec![i64_tensor("s", &[2, 3])],
+        ),
+        (
+            "CenterCropPad to a negative length",
+            18,
+            vec![node("CenterCropPad", &["x", "s"], "y", vec![attr_ints("axes", &[1])])],
+            vec![i64_tensor("s", &[-4])],
+        ),
+        (
+            "CenterCropPad to a huge length",
+            18,
+            vec![node("CenterCropPad", &["x", "s"], "y", vec![attr_ints("axes", &[1, 2])])],
+            vec![i64_tensor("s", &[1 << 40, 1 << 40])],
+        ),
+        (
+            "CenterCropPad with a repeated axis",
+            18,
+            vec![node("CenterCropPad", &["x", "s"], "y", vec![attr_ints("axes", &[1, -2])])],
+            vec![i64_tensor("s", &[2, 2])],
+        ),
+        (
+            "SwiGLU of two shapes",
+            28,
+            vec![node("SwiGLU", &["x", "b"], "y", vec![])],
+            vec![f32_tensor("b", &[3, 5], &[1.0; 15])],
+        ),
+    ];
+    for (what, opset, nodes, inits) in cases {
+        let m = OnnxModel::from_bytes(model(opset, &[3, 5], nodes, inits), what).unwrap();
         match import(&m, 2) {
             Err(e) => assert!(!e.to_string().contains("internal"), "{what}: {e}"),
             Ok(_) => panic!("{what}: imported"),
@@ -1346,6 +1447,163 @@ fn definition_cases() -> Vec<(Case, Vec<u8>)> {
         let theirs =
             model(13, &[4], vec![node(want, &["x", "two"], "y", vec![])], vec![f32_tensor("two", &[], &[2.0])]);
         out.push((case(format!("If {flag}"), ours, 2, &[4]), theirs));
+    }
+    out.extend(loss_cases());
+    // LpPool, which tract lacks: the window sum of |x|^p as a depthwise convolution with a kernel
+    // of ones (explicit pads for auto_pad and for ceil_mode's last window), then the p-th root.
+    // (p, x dims, LpPool's window attributes, the convolution's)
+    type LpForm = (i64, Vec<usize>, Vec<pb::AttributeProto>, Vec<pb::AttributeProto>);
+    let lp_forms: [LpForm; 3] = [
+        (
+            3,
+            vec![3, 5, 6],
+            vec![
+                attr_ints("kernel_shape", &[2, 3]),
+                attr_ints("strides", &[2, 1]),
+                attr_ints("pads", &[1, 0, 0, 2]),
+                attr_ints("dilations", &[1, 2]),
+            ],
+            vec![attr_ints("strides", &[2, 1]), attr_ints("pads", &[1, 0, 0, 2]), attr_ints("dilations", &[1, 2])],
+        ),
+        (
+            2,
+            vec![3, 7],
+            vec![attr_ints("kernel_shape", &[3]), attr_ints("strides", &[2]), attr_s("auto_pad", "SAME_UPPER")],
+            vec![attr_ints("strides", &[2]), attr_ints("pads", &[1, 1])],
+        ),
+        (
+            1,
+            vec![3, 7],
+            vec![attr_ints("kernel_shape", &[2]), attr_ints("strides", &[2]), attr_i("ceil_mode", 1)],
+            vec![attr_ints("strides", &[2]), attr_ints("pads", &[0, 1])],
+        ),
+    ];
+    for (p, dims, ours_attrs, conv_attrs) in lp_forms {
+        let mut attrs = ours_attrs.clone();
+        attrs.push(attr_i("p", p));
+        let ours = model(18, &dims, vec![node("LpPool", &["x"], "y", attrs)], vec![]);
+        let kernel = ours_attrs.iter().find(|a| a.name == "kernel_shape").map(|a| a.ints.clone()).unwrap_or_default();
+        let taps: i64 = kernel.iter().product();
+        let mut wdims = vec![dims[0], 1];
+        wdims.extend(kernel.iter().map(|&k| k as usize));
+        let mut conv_attrs = conv_attrs;
+        conv_attrs.push(attr_i("group", dims[0] as i64));
+        let nodes = vec![
+            node("Abs", &["x"], "a", vec![]),
+            node("Pow", &["a", "p"], "ap", vec![]),
+            node("Conv", &["ap", "w"], "s", conv_attrs),
+            node("Pow", &["s", "inv_p"], "y", vec![]),
+        ];
+        let inits = vec![
+            f32_tensor("p", &[], &[p as f32]),
+            f32_tensor("inv_p", &[], &[1.0 / p as f32]),
+            f32_tensor("w", &wdims, &vec![1.0; dims[0] * taps as usize]),
+        ];
+        let name = format!("LpPool p {p} {dims:?}");
+        out.push((case(name, ours, 2, &dims), model(13, &dims, nodes, inits)));
+    }
+    // CenterCropPad, which tract lacks: against Slice and Pad.
+    let ours = model(
+        18,
+        &[5, 4],
+        vec![node("CenterCropPad", &["x", "shape"], "y", vec![attr_ints("axes", &[1, 2])])],
+        vec![i64_tensor("shape", &[3, 7])],
+    );
+    let nodes = vec![node("Slice", &["x", "st", "en", "ax"], "c", vec![]), node("Pad", &["c", "pads"], "y", vec![])];
+    let inits = vec![
+        i64_tensor("st", &[1]),
+        i64_tensor("en", &[4]),
+        i64_tensor("ax", &[1]),
+        i64_tensor("pads", &[0, 0, 1, 0, 0, 2]),
+    ];
+    out.push((case("CenterCropPad crop and pad", ours, 2, &[5, 4]), model(13, &[5, 4], nodes, inits)));
+    let ours = model(
+        18,
+        &[3, 6],
+        vec![node("CenterCropPad", &["x", "shape"], "y", vec![])],
+        vec![i64_tensor("shape", &[2, 4, 3])],
+    );
+    let nodes = vec![node("Slice", &["x", "st", "en", "ax"], "c", vec![]), node("Pad", &["c", "pads"], "y", vec![])];
+    let inits = vec![
+        i64_tensor("st", &[1]),
+        i64_tensor("en", &[4]),
+        i64_tensor("ax", &[2]),
+        i64_tensor("pads", &[0, 0, 0, 0, 1, 0]),
+    ];
+    out.push((case("CenterCropPad every axis", ours, 2, &[3, 6]), model(13, &[3, 6], nodes, inits)));
+    // SwiGLU (opset 28), which tract lacks: a * sigmoid(alpha a) * b.
+    let b = || f32_tensor("b", &[2, 3, 4], &weights(24, 93));
+    let ours = model(28, &[3, 4], vec![node("SwiGLU", &["x", "b"], "y", vec![attr_f("alpha", 1.5)])], vec![b()]);
+    let nodes = vec![
+        node("Mul", &["x", "alpha"], "ax", vec![]),
+        node("Sigmoid", &["ax"], "s", vec![]),
+        node("Mul", &["x", "s"], "sw", vec![]),
+        node("Mul", &["sw", "b"], "y", vec![]),
+    ];
+    let inits = vec![f32_tensor("alpha", &[], &[1.5]), b()];
+    out.push((case("SwiGLU", ours, 2, &[3, 4]), model(13, &[3, 4], nodes, inits)));
+    out
+}
+
+/// NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss over x `[2, 4, 3]` (N, C, d1), which
+/// tract lacks, against their definition with the target and weights folded into a constant
+/// `m[n, c, d] = weight[c]` where `c == target[n, d]` and the target is not ignored (0 elsewhere):
+/// `loss = -sum_c(x * m)`, summed, or divided by `sum(m)` for `mean`.
+fn loss_cases() -> Vec<(Case, Vec<u8>)> {
+    let mut out = Vec::new();
+    let (n, c, d) = (2usize, 4usize, 3usize);
+    // (op, reduction, weight, ignore_index, target)
+    type Form = (&'static str, &'static str, Option<[f32; 4]>, Option<i64>, [i64; 6]);
+    let forms: [Form; 6] = [
+        ("NegativeLogLikelihoodLoss", "mean", Some([0.5, 1.5, -0.25, 2.0]), Some(-1), [0, -1, 3, 2, 1, -1]),
+        ("NegativeLogLikelihoodLoss", "none", None, Some(5), [3, 5, 0, 1, 5, 2]),
+        ("NegativeLogLikelihoodLoss", "sum", Some([1.0, 0.25, 3.0, 0.5]), None, [2, 2, 0, 3, 1, 0]),
+        ("NegativeLogLikelihoodLoss", "mean", None, None, [1, 3, 0, 2, 2, 1]),
+        ("SoftmaxCrossEntropyLoss", "mean", None, Some(1), [1, 3, 0, 1, 2, 1]),
+        ("SoftmaxCrossEntropyLoss", "none", Some([0.5, 1.5, -0.25, 2.0]), Some(0), [0, 3, 2, 1, 0, 2]),
+    ];
+    for (op, reduction, weight, ignore_index, target) in forms {
+        let mut m = vec![0f32; n * c * d];
+        for (k, &t) in target.iter().enumerate() {
+            if Some(t) != ignore_index {
+                let w = weight.map_or(1.0, |w| w[t as usize]);
+                m[(k / d * c + t as usize) * d + k % d] = w;
+            }
+        }
+        let mut attrs = vec![attr_s("reduction", reduction)];
+        let mut ins = vec!["x", "t"];
+        let mut inits = vec![i64_nd("t", &[n, d], &target)];
+        if let Some(w) = weight {
+            ins.push("w");
+            inits.push(f32_tensor("w", &[c], &w));
+        }
+        if let Some(ii) = ignore_index {
+            attrs.push(attr_i("ignore_index", ii));
+        }
+        let ours = model(13, &[c, d], vec![node(op, &ins, "y", attrs)], inits);
+        let src = if op == "SoftmaxCrossEntropyLoss" { "lp" } else { "x" };
+        let mut nodes = vec![
+            node("LogSoftmax", &["x"], "lp", vec![attr_i("axis", 1)]),
+            node("Mul", &[src, "m"], "p", vec![]),
+            node("ReduceSum", &["p", "one"], "r", vec![attr_i("keepdims", 0)]),
+        ];
+        let denom: f32 = m.iter().sum();
+        match reduction {
+            "none" => nodes.push(node("Neg", &["r"], "y", vec![])),
+            "sum" => {
+                nodes.push(node("Neg", &["r"], "l", vec![]));
+                nodes.push(node("ReduceSum", &["l"], "y", vec![attr_i("keepdims", 0)]));
+            }
+            _ => {
+                nodes.push(node("Neg", &["r"], "l", vec![]));
+                nodes.push(node("ReduceSum", &["l"], "s", vec![attr_i("keepdims", 0)]));
+                nodes.push(node("Div", &["s", "denom"], "y", vec![]));
+            }
+        }
+        let inits = vec![f32_tensor("m", &[n, c, d], &m), i64_tensor("one", &[1]), f32_tensor("denom", &[], &[denom])];
+        let theirs = model(13, &[c, d], nodes, inits);
+        let name = format!("{op} {reduction} weight {} ignore_index {ignore_index:?}", weight.is_some());
+        out.push((case(name, ours, n, &[c, d]), theirs));
     }
     out
 }

@@ -2,9 +2,10 @@
 //! Mish `x * tanh(softplus(x))`, ThresholdedRelu `x if x > alpha else 0`, Celu
 //! `alpha * elu(x / alpha)`, Shrink (`x - bias` above `lambd`, `x + bias` below `-lambd`, else 0),
 //! PRelu `max(x, 0) + slope * min(x, 0)` (slope broadcast), Hardmax (1 at the first maximum along
-//! the axis, 0 elsewhere; before opset 13 over the input coerced to 2-d at the axis).
+//! the axis, 0 elsewhere; before opset 13 over the input coerced to 2-d at the axis), SwiGLU
+//! `a * sigmoid(alpha a) * b` (A and B of one shape, no broadcasting).
 //!
-//! Opset history: Swish 24; Mish 18; ThresholdedRelu 10; Celu 12; Shrink 9; PRelu 1 (7 and 9
+//! Opset history: SwiGLU 28; Swish 24; Mish 18; ThresholdedRelu 10; Celu 12; Shrink 9; PRelu 1 (7 and 9
 //! broadcast the slope); Hardmax 1 and 11 (2-d coercion), 13 (one axis).
 
 use distk_engine::{ArgReduce, BinaryOp, DType, OneHot, Op, UnaryOp, ValueId, Where};
@@ -18,9 +19,21 @@ const fn composite(op_type: &'static str, since: i64, attrs: &'static [AttrSpec]
     OpDef { op_type, spec: OpSpec { since, attrs, ..OpSpec::DEFAULT }, import: Some(import), fold: None }
 }
 
-/// Swish, Mish, ThresholdedRelu, Celu, Shrink, PRelu, Hardmax.
+/// Swish, SwiGLU, Mish, ThresholdedRelu, Celu, Shrink, PRelu, Hardmax.
 pub static OPS: &[OpDef] = &[
     composite("Swish", 24, &[AttrSpec::float("alpha", 1.0)]),
+    OpDef {
+        op_type: "SwiGLU",
+        spec: OpSpec {
+            since: 28,
+            inputs: &[InputSpec::value("A"), InputSpec::value("B")],
+            outputs: &[OutputSpec::produced("Y")],
+            attrs: &[AttrSpec::float("alpha", 1.0)],
+            ..OpSpec::DEFAULT
+        },
+        import: Some(import),
+        fold: None,
+    },
     composite("Mish", 18, &[]),
     composite("ThresholdedRelu", 10, &[AttrSpec::float("alpha", 1.0)]),
     composite("Celu", 12, &[AttrSpec::float("alpha", 1.0)]),
@@ -63,6 +76,18 @@ fn import(cx: &mut ImportCx<'_, '_>) -> Result<()> {
             let ax = bin(cx, BinaryOp::Mul, x, a)?;
             let s = un(cx, UnaryOp::Sigmoid, ax)?;
             bin(cx, BinaryOp::Mul, x, s)?
+        }
+        "SwiGLU" => {
+            let (sa, sb) = (cx.shape(0)?, cx.shape(1)?);
+            if sa != sb {
+                return Err(cx.err(format!("A {sa:?} and B {sb:?} differ (SwiGLU does not broadcast)")));
+            }
+            let a = cx.constant("alpha", vec![], vec![cx.float("alpha")?])?;
+            let ax = bin(cx, BinaryOp::Mul, x, a)?;
+            let s = un(cx, UnaryOp::Sigmoid, ax)?;
+            let swish = bin(cx, BinaryOp::Mul, x, s)?;
+            let b = cx.value(1)?;
+            bin(cx, BinaryOp::Mul, swish, b)?
         }
         "Mish" => {
             let sp = un(cx, UnaryOp::Softplus, x)?;

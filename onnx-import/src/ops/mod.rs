@@ -11,6 +11,7 @@ mod attention;
 mod batch_normalization;
 mod binary;
 mod cast;
+mod center_crop_pad;
 mod clip;
 mod compare;
 mod concat;
@@ -32,6 +33,8 @@ mod hard_swish;
 mod identity;
 mod layer_normalization;
 mod logic;
+mod loss;
+mod lrn;
 mod matmul;
 mod min_max;
 mod normalization;
@@ -70,6 +73,7 @@ pub static REGISTRY: &[&[OpDef]] = &[
     batch_normalization::OPS,
     binary::OPS,
     cast::OPS,
+    center_crop_pad::OPS,
     clip::OPS,
     compare::OPS,
     concat::OPS,
@@ -91,6 +95,8 @@ pub static REGISTRY: &[&[OpDef]] = &[
     identity::OPS,
     layer_normalization::OPS,
     logic::OPS,
+    loss::OPS,
+    lrn::OPS,
     matmul::OPS,
     min_max::OPS,
     normalization::OPS,

@@ -3,16 +3,18 @@
 //! InstanceNormalization (per sample and channel over the spatial dims, then `scale`, `B` per
 //! channel); GroupNormalization (per sample over groups of channels and the spatial dims, then
 //! `scale`, `bias` per group (opset 18) or per channel (21)); LpNormalization `x / ||x||_p` along
-//! `axis` (p 1 or 2; a zero norm leaves the row 0). Variances are population variances.
+//! `axis` (p 1 or 2; a zero norm leaves the row 0); MeanVarianceNormalization
+//! `(x - mean) / (sqrt(var) + 1e-9)` over `axes` (default 0, 2, 3). Variances are population
+//! variances.
 //!
-//! Opset history: RMSNormalization 23; InstanceNormalization 1 and 6 (types); GroupNormalization
+//! Opset history: MeanVarianceNormalization 9 (13 widens the types); RMSNormalization 23; InstanceNormalization 1 and 6 (types); GroupNormalization
 //! 18, and 21 (scale and bias per channel, `stash_type`); LpNormalization 1 (22: types).
 
 use distk_engine::{BinaryOp, Op, Reduce, ReduceOp, UnaryOp, ValueId, Where};
 
 use crate::context::ImportCx;
 use crate::error::Result;
-use crate::ops::spec::{AttrSpec, InputSpec, OpDef, OpSpec, OutputSpec};
+use crate::ops::spec::{AttrDefault, AttrSpec, InputSpec, OpDef, OpSpec, OutputSpec};
 
 const X_SCALE_B: &[InputSpec] = &[InputSpec::value("X"), InputSpec::value("scale"), InputSpec::value("B")];
 const Y: &[OutputSpec] = &[OutputSpec::produced("Y")];
@@ -26,7 +28,8 @@ const fn three_inputs(op_type: &'static str, since: i64, attrs: &'static [AttrSp
     }
 }
 
-/// RMSNormalization, InstanceNormalization, GroupNormalization, LpNormalization.
+/// RMSNormalization, InstanceNormalization, GroupNormalization, LpNormalization,
+/// MeanVarianceNormalization.
 pub static OPS: &[OpDef] = &[
     OpDef {
         op_type: "RMSNormalization",
@@ -53,6 +56,12 @@ pub static OPS: &[OpDef] = &[
     OpDef {
         op_type: "LpNormalization",
         spec: OpSpec { attrs: &[AttrSpec::int("axis", -1), AttrSpec::int("p", 2)], ..OpSpec::DEFAULT },
+        import: Some(import),
+        fold: None,
+    },
+    OpDef {
+        op_type: "MeanVarianceNormalization",
+        spec: OpSpec { since: 9, attrs: &[AttrSpec::new("axes", AttrDefault::Ints(&[0, 2, 3]))], ..OpSpec::DEFAULT },
         import: Some(import),
         fold: None,
     },
@@ -131,6 +140,25 @@ fn import(cx: &mut ImportCx<'_, '_>) -> Result<()> {
                 let y = bin(cx, BinaryOp::Mul, y, scale)?;
                 bin(cx, BinaryOp::Add, y, b)?
             }
+        }
+        "MeanVarianceNormalization" => {
+            let mut axes = Vec::new();
+            for a in cx.ints_opt("axes")?.unwrap_or_default() {
+                axes.push(cx.axis(a, s.len())?);
+            }
+            axes.sort_unstable();
+            axes.dedup();
+            if axes.is_empty() {
+                return Err(cx.err("no axes to normalise over"));
+            }
+            let m = mean(cx, x, &axes)?;
+            let d = bin(cx, BinaryOp::Sub, x, m)?;
+            let sq = bin(cx, BinaryOp::Mul, d, d)?;
+            let var = mean(cx, sq, &axes)?;
+            let std = cx.emit(Op::Unary(UnaryOp::Sqrt), &[var])?;
+            let eps = cx.constant("epsilon", vec![], vec![1e-9])?;
+            let den = bin(cx, BinaryOp::Add, std, eps)?;
+            bin(cx, BinaryOp::Div, d, den)?
         }
         _ => {
             let axis = cx.axis(cx.int("axis")?, s.len())?;

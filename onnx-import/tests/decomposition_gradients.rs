@@ -1,0 +1,127 @@
+//! The gradients of ops the importer decomposes (the losses, LpPool, LRN, MeanVarianceNormalization,
+//! CenterCropPad, SwiGLU) come from autodiff over the engine ops they become: each model feeds the
+//! op `x * s` (`s` a trainable initializer, like the op's own float initializers) and flattens its
+//! output; the analytic gradient of mean(y^2), read back from one SGD step at learning rate 1 on
+//! the CPU executor in f64, is checked against central finite differences (h 1e-6, tolerance 1e-6
+//! of the tensor's largest gradient), as `engine/tests/finite_differences.rs` does per engine op.
+
+mod common;
+
+use common::*;
+use distk_engine::LossKind;
+use distk_engine::autodiff::{TrainingSpec, build_eval_graph, build_training_graph};
+use distk_engine::cpu::CpuExecutor;
+use distk_engine::optimizer::{Optimizer, OptimizerKind};
+use distk_onnx::{OnnxModel, import};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tract_onnx::pb;
+
+const H: f64 = 1e-6;
+const TOLERANCE: f64 = 1e-6;
+
+fn i64_nd(name: &str, dims: &[usize], data: &[i64]) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.into(),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: 7,
+        int64_data: data.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// A model over x `[2] + dims`: `a = x * s`, then `op_nodes` (reading `a`, writing `o`), then `o`
+/// flattened to `[1, n]` as `y`.
+fn model_of(opset: i64, dims: &[usize], op_nodes: Vec<pb::NodeProto>, mut inits: Vec<pb::TensorProto>) -> Vec<u8> {
+    let n: usize = dims.iter().product();
+    inits.push(f32_tensor("s", dims, &weights(n, 7).iter().map(|w| 1.0 + 0.5 * w).collect::<Vec<_>>()));
+    inits.push(i64_tensor("flat", &[1, -1]));
+    let mut nodes = vec![node("Mul", &["x", "s"], "a", vec![])];
+    nodes.extend(op_nodes);
+    nodes.push(node("Reshape", &["o", "flat"], "y", vec![]));
+    model(opset, dims, nodes, inits)
+}
+
+fn check(what: &str, bytes: Vec<u8>, dims: &[usize]) {
+    let m = OnnxModel::from_bytes(bytes, what).unwrap();
+    let forward = import(&m, 2).unwrap_or_else(|e| panic!("{what}: {e}")).graph;
+    let pred = forward.outputs[0];
+    let shape = forward.shape(pred).to_vec();
+    let sgd = Optimizer {
+        kind: OptimizerKind::Sgd { momentum: 0.0, nesterov: false },
+        learning_rate: 1.0,
+        weight_decay: None,
+    };
+    let spec = TrainingSpec {
+        loss: LossKind::MeanSquaredError,
+        prediction: pred,
+        target_shape: shape.clone(),
+        optimizer: sgd,
+    };
+    let train = build_training_graph(forward.clone(), &spec).unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(!train.layout.slots.is_empty(), "{what}: no parameters");
+    let eval = build_eval_graph(forward, LossKind::MeanSquaredError, pred, shape.clone()).unwrap();
+    let mut rng = StdRng::seed_from_u64(what.len() as u64);
+    let x: Vec<f64> = (0..2 * dims.iter().product::<usize>()).map(|_| rng.random_range(-2.0..2.0)).collect();
+    let zeros = vec![0.0f64; shape.iter().product()];
+    let one = vec![1.0f64];
+    let p0: Vec<f64> = train.initial_params.iter().map(|&v| v as f64).collect();
+    let mut t = CpuExecutor::<f64>::new(train.clone());
+    t.run_real(&[&x, &zeros, &one]).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let p1 = t.params_real().to_vec();
+    let mut e = CpuExecutor::<f64>::new(eval);
+    for slot in &train.layout.slots {
+        let analytic: Vec<f64> = (slot.offset..slot.offset + slot.len).map(|i| p0[i] - p1[i]).collect();
+        let scale = analytic.iter().fold(0.0f64, |m, &v| m.max(v.abs())).max(1e-3);
+        for (k, &a) in analytic.iter().enumerate() {
+            let mut p = p0.clone();
+            p[slot.offset + k] += H;
+            e.set_params_real(&p).unwrap();
+            let up = e.run_real(&[&x, &zeros, &one]).unwrap()[0][0];
+            p[slot.offset + k] -= 2.0 * H;
+            e.set_params_real(&p).unwrap();
+            let down = e.run_real(&[&x, &zeros, &one]).unwrap()[0][0];
+            let numeric = (up - down) / (2.0 * H);
+            let err = (numeric - a).abs() / scale;
+            assert!(
+                err <= TOLERANCE,
+                "{what}: d/d{}[{k}] analytic {a} numeric {numeric} (error {err:e} of {scale})",
+                slot.name
+            );
+        }
+    }
+}
+
+#[test]
+fn decomposed_ops_train_by_autodiff() {
+    // The losses over a = x * s, [2, 4, 3]; the class weights are trainable too.
+    let t = || i64_nd("t", &[2, 3], &[0, -1, 3, 2, 1, -1]);
+    let w = || f32_tensor("w", &[4], &[0.5, 1.5, 0.75, 2.0]);
+    for (op, reduction, ii) in [
+        ("NegativeLogLikelihoodLoss", "mean", -1),
+        ("NegativeLogLikelihoodLoss", "sum", 2),
+        ("SoftmaxCrossEntropyLoss", "none", -1),
+        ("SoftmaxCrossEntropyLoss", "mean", 3),
+    ] {
+        let attrs = vec![attr_s("reduction", reduction), attr_i("ignore_index", ii)];
+        let nodes = vec![node(op, &["a", "t", "w"], "o", attrs)];
+        check(&format!("{op} {reduction}"), model_of(13, &[4, 3], nodes, vec![t(), w()]), &[4, 3]);
+    }
+    let lp = vec![
+        attr_ints("kernel_shape", &[2, 2]),
+        attr_ints("pads", &[1, 0, 0, 1]),
+        attr_i("ceil_mode", 1),
+        attr_ints("strides", &[2, 2]),
+        attr_i("p", 3),
+    ];
+    check("LpPool", model_of(18, &[2, 3, 4], vec![node("LpPool", &["a"], "o", lp)], vec![]), &[2, 3, 4]);
+    let lrn = vec![attr_i("size", 3), attr_f("alpha", 0.5), attr_f("bias", 1.5)];
+    check("LRN", model_of(13, &[4, 2, 2], vec![node("LRN", &["a"], "o", lrn)], vec![]), &[4, 2, 2]);
+    let mvn = vec![node("MeanVarianceNormalization", &["a"], "o", vec![])];
+    check("MeanVarianceNormalization", model_of(13, &[3, 2, 2], mvn, vec![]), &[3, 2, 2]);
+    let crop = vec![node("CenterCropPad", &["a", "shape"], "o", vec![attr_ints("axes", &[1, 2])])];
+    check("CenterCropPad", model_of(18, &[5, 4], crop, vec![i64_tensor("shape", &[3, 7])]), &[5, 4]);
+    let b = f32_tensor("b", &[2, 3, 4], &weights(24, 8));
+    let swiglu = vec![node("SwiGLU", &["a", "b"], "o", vec![attr_f("alpha", 1.5)])];
+    check("SwiGLU", model_of(28, &[3, 4], swiglu, vec![b]), &[3, 4]);
+}
