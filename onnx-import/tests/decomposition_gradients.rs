@@ -1,5 +1,5 @@
 //! The gradients of ops the importer decomposes (the losses, LpPool, LRN, MeanVarianceNormalization,
-//! CenterCropPad, SwiGLU) come from autodiff over the engine ops they become: each model feeds the
+//! CenterCropPad, SwiGLU, Attention, RotaryEmbedding) or unrolls (Loop, Scan) come from autodiff over the engine ops they become: each model feeds the
 //! op `x * s` (`s` a trainable initializer, like the op's own float initializers) and flattens its
 //! output; the analytic gradient of mean(y^2), read back from one SGD step at learning rate 1 on
 //! the CPU executor in f64, is checked against central finite differences (h 1e-6, tolerance 1e-6
@@ -124,4 +124,86 @@ fn decomposed_ops_train_by_autodiff() {
     let b = f32_tensor("b", &[2, 3, 4], &weights(24, 8));
     let swiglu = vec![node("SwiGLU", &["a", "b"], "o", vec![attr_f("alpha", 1.5)])];
     check("SwiGLU", model_of(28, &[3, 4], swiglu, vec![b]), &[3, 4]);
+
+    // Attention: causal self-attention in 2 heads with a softcap; grouped-query attention of
+    // trainable projections (2 query heads over 1 key/value head).
+    let attrs =
+        vec![attr_i("q_num_heads", 2), attr_i("kv_num_heads", 2), attr_i("is_causal", 1), attr_f("softcap", 3.0)];
+    let attention = vec![node("Attention", &["a", "a", "a"], "o", attrs)];
+    check("Attention causal", model_of(23, &[4, 6], attention, vec![]), &[4, 6]);
+    let nodes = vec![
+        node("MatMul", &["a", "wq"], "q", vec![]),
+        node("MatMul", &["a", "wk"], "k", vec![]),
+        node("MatMul", &["a", "wv"], "v", vec![]),
+        node("Attention", &["q", "k", "v"], "o", vec![attr_i("q_num_heads", 2), attr_i("kv_num_heads", 1)]),
+    ];
+    let inits = vec![
+        f32_tensor("wq", &[6, 4], &weights(24, 11)),
+        f32_tensor("wk", &[6, 2], &weights(12, 12)),
+        f32_tensor("wv", &[6, 2], &weights(12, 13)),
+    ];
+    check("Attention grouped-query", model_of(23, &[3, 6], nodes, inits), &[3, 6]);
+    // RotaryEmbedding: 2 heads of 4 features, the first 2 rotated, trainable angle caches.
+    let inits = vec![
+        f32_tensor("cos", &[5, 1], &[1.0, 0.5, -0.25, 0.75, 0.1]),
+        f32_tensor("sin", &[5, 1], &[0.0, 0.8, 0.9, -0.6, 0.3]),
+        i64_nd("ids", &[2, 3], &[0, 1, 2, 4, 3, 1]),
+    ];
+    let attrs = vec![attr_i("num_heads", 2), attr_i("rotary_embedding_dim", 2)];
+    let rotary = vec![node("RotaryEmbedding", &["a", "cos", "sin", "ids"], "o", attrs)];
+    check("RotaryEmbedding", model_of(23, &[3, 8], rotary, inits), &[3, 8]);
+    // Loop: three steps of h = tanh(h W + 0.1 i) from h = a, the steps stacked; W's gradient adds up
+    // over the unrolled iterations.
+    let h: &[Option<usize>] = &[Some(2), Some(3)];
+    let mut body = subgraph(
+        &[("i", &[]), ("c", &[]), ("h", h)],
+        &[("c_out", &[]), ("h2", h), ("scan", h)],
+        vec![
+            node("Identity", &["c"], "c_out", vec![]),
+            node("Cast", &["i"], "fi", vec![attr_i("to", 1)]),
+            node("Mul", &["fi", "tenth"], "bias", vec![]),
+            node("MatMul", &["h", "wl"], "hw", vec![]),
+            node("Add", &["hw", "bias"], "pre", vec![]),
+            node("Tanh", &["pre"], "h2", vec![]),
+            node("Identity", &["h2"], "scan", vec![]),
+        ],
+    );
+    for k in [0, 1] {
+        body.input[k].r#type = None;
+    }
+    body.output[0].r#type = None;
+    let mut lp = node("Loop", &["m", "", "a"], "last", vec![attr_g("body", body)]);
+    lp.output = vec!["last".into(), "stacked".into()];
+    let nodes = vec![lp, node("Add", &["stacked", "last"], "o", vec![])];
+    let mut m = i64_nd("m", &[], &[3]);
+    m.dims.clear();
+    let inits = vec![m, f32_tensor("wl", &[3, 3], &weights(9, 14)), f32_tensor("tenth", &[], &[0.1])];
+    check("Loop", model_of(13, &[3], nodes, inits), &[3]);
+    // Scan over axis 1, backwards: s = s * v + x_t, scan output s.
+    let b: &[Option<usize>] = &[Some(2), Some(3)];
+    let body = subgraph(
+        &[("s", b), ("xt", b)],
+        &[("s2", b), ("out", b)],
+        vec![
+            node("Mul", &["s", "v"], "sv", vec![]),
+            node("Add", &["sv", "xt"], "s2", vec![]),
+            node("Identity", &["s2"], "out", vec![]),
+        ],
+    );
+    let attrs = vec![
+        attr_g("body", body),
+        attr_i("num_scan_inputs", 1),
+        attr_ints("scan_input_axes", &[1]),
+        attr_ints("scan_input_directions", &[1]),
+    ];
+    let mut scan = node("Scan", &["s0", "a"], "last", attrs);
+    scan.output = vec!["last".into(), "seq".into()];
+    let nodes = vec![
+        node("ReduceMean", &["a"], "s0", vec![attr_ints("axes", &[1]), attr_i("keepdims", 0)]),
+        scan,
+        node("Unsqueeze", &["last", "ax0"], "lu", vec![]),
+        node("Add", &["seq", "lu"], "o", vec![]),
+    ];
+    let inits = vec![f32_tensor("v", &[3], &[0.5, -0.75, 0.9]), i64_tensor("ax0", &[0])];
+    check("Scan", model_of(13, &[4, 3], nodes, inits), &[4, 3]);
 }
