@@ -70,6 +70,8 @@ pub struct State<'m> {
     pub materialized: HashMap<String, ValueId>,
     /// Outputs of the nodes that get an added zero bias (`--add-missing-biases`).
     pub missing_bias: HashSet<String>,
+    /// The float initializers that train ([`crate::trainable`]); the others are frozen.
+    pub trainable: HashSet<String>,
 }
 
 impl State<'_> {
@@ -79,8 +81,9 @@ impl State<'_> {
         ConstTensor::from_proto(t)
     }
 
-    /// The engine value of a tensor: float initializers become parameters (`trainable` or state),
-    /// constants become engine constants; each is materialised once.
+    /// The engine value of a tensor: float initializers become parameters (trainable when
+    /// `trainable` is asked and [`crate::trainable`] decided so, state otherwise), constants become
+    /// engine constants; each is materialised once.
     pub fn materialize(&mut self, name: &str, trainable: bool) -> std::result::Result<ValueId, String> {
         if let Some(&id) = self.materialized.get(name) {
             return Ok(id);
@@ -94,6 +97,7 @@ impl State<'_> {
             }
             Some(Val::Init(k)) => {
                 let c = self.init(k)?;
+                let trainable = trainable && self.trainable.contains(name);
                 self.b.param(name, c.shape.clone(), c.as_f32(), trainable).map_err(|e| e.to_string())?
             }
         };

@@ -14,6 +14,7 @@ pub mod model;
 pub mod ops;
 pub mod pipeline;
 pub mod tensor;
+pub mod trainable;
 
 pub use coverage::{inputs_needed_at_import, unsupported_ops};
 pub use error::{Coverage, ImportError, NodeIssue, Result, UnsupportedOp};
@@ -21,3 +22,4 @@ pub use inspect::{ModelReport, inspect};
 pub use model::{Dim, OnnxModel, TensorSig};
 pub use ops::supported_ops;
 pub use pipeline::{ImportOptions, ImportedGraph, import, import_with};
+pub use trainable::TrainDecision;

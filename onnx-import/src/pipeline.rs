@@ -35,6 +35,10 @@ pub struct ImportOptions {
     /// (inputs that set shapes, such as axes, a target shape or a depth, which the engine's static
     /// shapes need at import: [`crate::coverage::inputs_needed_at_import`] lists them).
     pub bound_inputs: Vec<(String, ConstTensor)>,
+    /// Float initializers to train whatever [`crate::trainable`] decides (`--trainable`).
+    pub trainable: Vec<String>,
+    /// Float initializers to keep frozen whatever [`crate::trainable`] decides (`--frozen`).
+    pub frozen: Vec<String>,
 }
 
 /// Imports `model` with its batch dims bound to `batch`.
@@ -61,12 +65,15 @@ fn load<'m>(model: &'m OnnxModel, batch: usize, options: &ImportOptions) -> Resu
     } else {
         Default::default()
     };
+    let decisions =
+        crate::trainable::decide_with(model, &options.trainable, &options.frozen).map_err(ImportError::Model)?;
     let mut st = State {
         model,
         b: distk_engine::GraphBuilder::new(),
         env: HashMap::new(),
         materialized: HashMap::new(),
         missing_bias,
+        trainable: decisions.into_iter().filter(|d| d.trainable).map(|d| d.name).collect(),
     };
     for (i, t) in model.graph().initializer.iter().enumerate() {
         let v = if t.data_type == crate::tensor::elem::FLOAT {

@@ -1,6 +1,6 @@
 //! The gradients of ops the importer decomposes (the losses, LpPool, LRN, MeanVarianceNormalization,
 //! CenterCropPad, SwiGLU, Attention, RotaryEmbedding) or unrolls (Loop, Scan) come from autodiff over the engine ops they become: each model feeds the
-//! op `x * s` (`s` a trainable initializer, like the op's own float initializers) and flattens its
+//! op `x * s` (`s` an initializer trained by `--trainable`, as are the op's own float initializers) and flattens its
 //! output; the analytic gradient of mean(y^2), read back from one SGD step at learning rate 1 on
 //! the CPU executor in f64, is checked against central finite differences (h 1e-6, tolerance 1e-6
 //! of the tensor's largest gradient), as `engine/tests/finite_differences.rs` does per engine op.
@@ -12,7 +12,7 @@ use distk_engine::LossKind;
 use distk_engine::autodiff::{TrainingSpec, build_eval_graph, build_training_graph};
 use distk_engine::cpu::CpuExecutor;
 use distk_engine::optimizer::{Optimizer, OptimizerKind};
-use distk_onnx::{OnnxModel, import};
+use distk_onnx::{ImportOptions, OnnxModel, import_with};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tract_onnx::pb;
@@ -44,7 +44,11 @@ fn model_of(opset: i64, dims: &[usize], op_nodes: Vec<pb::NodeProto>, mut inits:
 
 fn check(what: &str, bytes: Vec<u8>, dims: &[usize]) {
     let m = OnnxModel::from_bytes(bytes, what).unwrap();
-    let forward = import(&m, 2).unwrap_or_else(|e| panic!("{what}: {e}")).graph;
+    // Every float initializer trains here (the op's own constants too), so each gets its gradient
+    // checked.
+    let all: Vec<String> = distk_onnx::trainable::decide(&m).into_iter().map(|d| d.name).collect();
+    let options = ImportOptions { trainable: all, ..Default::default() };
+    let forward = import_with(&m, 2, &options).unwrap_or_else(|e| panic!("{what}: {e}")).graph;
     let pred = forward.outputs[0];
     let shape = forward.shape(pred).to_vec();
     let sgd = Optimizer {
