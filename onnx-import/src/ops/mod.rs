@@ -42,6 +42,7 @@ mod recurrent;
 mod reduce;
 mod remainder;
 mod reshape;
+mod resize;
 mod shape;
 mod size;
 mod slice;
@@ -98,6 +99,7 @@ pub static REGISTRY: &[&[OpDef]] = &[
     reduce::OPS,
     remainder::OPS,
     reshape::OPS,
+    resize::OPS,
     shape::OPS,
     size::OPS,
     slice::OPS,
