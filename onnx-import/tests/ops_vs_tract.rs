@@ -695,6 +695,92 @@ fn composite_cases() -> Vec<Case> {
     cases
 }
 
+/// Resize in its modes, coordinate transformations and forms (scales, sizes, roi, axes,
+/// antialias, keep_aspect_ratio_policy), on `[N, 2, 3, 4]` with the batch axis kept.
+fn resize_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    let dims = [2, 3, 4];
+    let f = |name: &str, v: &[f32]| f32_tensor(name, &[v.len()], v);
+    // Opset 10: X and scales; asymmetric (scale 2 rounds the same way in every nearest mode).
+    for (mode, scales) in [("nearest", [1.0, 1.0, 2.0, 2.0]), ("linear", [1.0, 1.0, 2.0, 1.5])] {
+        let nodes = vec![node("Resize", &["x", "s"], "y", vec![attr_s("mode", mode)])];
+        cases.push(case(format!("Resize opset 10 {mode}"), model(10, &dims, nodes, vec![f("s", &scales)]), 2, &dims));
+    }
+    // Opset 11: roi and scales given (empty), sizes.
+    let nodes = vec![node(
+        "Resize",
+        &["x", "roi", "s", "z"],
+        "y",
+        vec![attr_s("mode", "linear"), attr_s("coordinate_transformation_mode", "align_corners")],
+    )];
+    let inits = vec![f("roi", &[]), f("s", &[]), i64_tensor("z", &[2, 2, 5, 7])];
+    cases.push(case("Resize opset 11 sizes align_corners", model(11, &dims, nodes, inits), 2, &dims));
+    // Opset 13: every mode and coordinate transformation, up and down.
+    for (mode, coord, nearest, scales) in [
+        ("nearest", "half_pixel", "round_prefer_floor", [1.0, 1.0, 2.5, 0.75]),
+        ("nearest", "asymmetric", "round_prefer_ceil", [1.0, 0.5, 1.7, 2.0]),
+        ("nearest", "align_corners", "floor", [1.0, 1.0, 3.0, 1.5]),
+        ("nearest", "half_pixel", "ceil", [1.0, 1.0, 0.6, 2.25]),
+        ("linear", "half_pixel", "round_prefer_floor", [1.0, 1.5, 2.0, 0.5]),
+        ("linear", "pytorch_half_pixel", "round_prefer_floor", [1.0, 1.0, 0.67, 1.75]),
+        ("linear", "asymmetric", "round_prefer_floor", [1.0, 1.0, 1.5, 0.8]),
+        ("cubic", "half_pixel", "round_prefer_floor", [1.0, 1.0, 2.0, 1.25]),
+        ("cubic", "align_corners", "round_prefer_floor", [1.0, 1.0, 1.5, 0.75]),
+        ("cubic", "asymmetric", "round_prefer_floor", [1.0, 1.0, 0.7, 2.0]),
+    ] {
+        let attrs = vec![
+            attr_s("mode", mode),
+            attr_s("coordinate_transformation_mode", coord),
+            attr_s("nearest_mode", nearest),
+        ];
+        let nodes = vec![node("Resize", &["x", "", "s"], "y", attrs)];
+        let name = format!("Resize opset 13 {mode} {coord} {nearest} {scales:?}");
+        cases.push(case(name, model(13, &dims, nodes, vec![f("s", &scales)]), 2, &dims));
+    }
+    // cubic_coeff_a and exclude_outside.
+    let attrs = vec![attr_s("mode", "cubic"), attr_f("cubic_coeff_a", -0.5), attr_i("exclude_outside", 1)];
+    let nodes = vec![node("Resize", &["x", "", "s"], "y", attrs)];
+    let inits = vec![f("s", &[1.0, 1.0, 1.5, 0.75])];
+    cases.push(case("Resize cubic a -0.5 exclude_outside", model(13, &dims, nodes, inits), 2, &dims));
+    // tf_crop_and_resize with an extrapolation value, from sizes.
+    let attrs = vec![
+        attr_s("mode", "linear"),
+        attr_s("coordinate_transformation_mode", "tf_crop_and_resize"),
+        attr_f("extrapolation_value", 2.5),
+    ];
+    let nodes = vec![node("Resize", &["x", "roi", "", "z"], "y", attrs)];
+    let inits = vec![f("roi", &[0.0, 0.0, 0.2, -0.3, 1.0, 1.0, 0.9, 1.4]), i64_tensor("z", &[2, 2, 4, 5])];
+    cases.push(case("Resize tf_crop_and_resize", model(13, &dims, nodes, inits), 2, &dims));
+    // Opset 18: axes (one of them negative), antialias, keep_aspect_ratio_policy; 19's
+    // half_pixel_symmetric.
+    for (mode, antialias, scales) in [("linear", 1, [0.5, 0.6]), ("cubic", 1, [0.7, 0.45]), ("linear", 0, [1.5, 0.5])] {
+        let attrs = vec![attr_s("mode", mode), attr_i("antialias", antialias), attr_ints("axes", &[-1, 2])];
+        let nodes = vec![node("Resize", &["x", "", "s"], "y", attrs)];
+        let name = format!("Resize opset 18 {mode} antialias {antialias} axes");
+        cases.push(case(name, model(18, &dims, nodes, vec![f("s", &scales)]), 2, &dims));
+    }
+    for policy in ["not_larger", "not_smaller"] {
+        let attrs =
+            vec![attr_s("mode", "nearest"), attr_ints("axes", &[2, 3]), attr_s("keep_aspect_ratio_policy", policy)];
+        let nodes = vec![node("Resize", &["x", "", "", "z"], "y", attrs)];
+        cases.push(case(format!("Resize {policy}"), model(18, &dims, nodes, vec![i64_tensor("z", &[7, 5])]), 2, &dims));
+    }
+    // pytorch_half_pixel to a length of 1 (the reference's -0.5 and the spec's 0 read the same
+    // input position in linear mode).
+    let attrs = vec![
+        attr_s("mode", "linear"),
+        attr_s("coordinate_transformation_mode", "pytorch_half_pixel"),
+        attr_ints("axes", &[2]),
+    ];
+    let nodes = vec![node("Resize", &["x", "", "", "z"], "y", attrs)];
+    cases.push(case("Resize pytorch_half_pixel to 1", model(18, &dims, nodes, vec![i64_tensor("z", &[1])]), 2, &dims));
+    let attrs = vec![attr_s("mode", "linear"), attr_s("coordinate_transformation_mode", "half_pixel_symmetric")];
+    let nodes = vec![node("Resize", &["x", "", "s"], "y", attrs)];
+    let inits = vec![f("s", &[1.0, 1.0, 1.7, 0.6])];
+    cases.push(case("Resize half_pixel_symmetric", model(19, &dims, nodes, inits), 2, &dims));
+    cases
+}
+
 fn all_cases() -> Vec<Case> {
     [
         gemm_cases(),
@@ -705,6 +791,7 @@ fn all_cases() -> Vec<Case> {
         constant_form_cases(),
         typed_cases(),
         composite_cases(),
+        resize_cases(),
     ]
     .into_iter()
     .flatten()
@@ -752,6 +839,20 @@ fn integer_and_boolean_tensors_at_run_time() {
 #[test]
 fn elementwise_functions_remainders_and_composite_reductions_and_norms() {
     run(composite_cases());
+}
+
+#[test]
+fn resize_modes_coordinates_and_forms() {
+    // Every case checked, then every failure named.
+    let failures: Vec<String> = resize_cases()
+        .iter()
+        .filter_map(|c| match compare(&c.name, &c.bytes, c.batch, &c.x_dims) {
+            Ok(e) if e <= TOLERANCE => None,
+            Ok(e) => Some(format!("{}: error {e:e} against tract", c.name)),
+            Err(e) => Some(format!("{}: {e}", c.name)),
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
@@ -1035,7 +1136,8 @@ fn reverse_and_bidirectional_recurrent_layers() {
 /// Ops checked against their definition in primitive ops, which tract runs, because tract's own
 /// form of the op departs from ONNX's definition (ONNX's reference and test cases agree with ours):
 /// Celu `max(0, x) + min(0, alpha * (exp(x / alpha) - 1))`; Swish `x * sigmoid(alpha * x)` (tract
-/// ignores alpha). Each is (case, the definition's model).
+/// ignores alpha); Resize's pytorch_half_pixel where a scale gives one output row; Upsample, which
+/// tract lacks, against the Resize it is. Each is (case, the definition's model).
 fn definition_cases() -> Vec<(Case, Vec<u8>)> {
     let mut out = Vec::new();
     let ours = model(12, &[3, 4], vec![node("Celu", &["x"], "y", vec![attr_f("alpha", 0.7)])], vec![]);
@@ -1077,6 +1179,48 @@ fn definition_cases() -> Vec<(Case, Vec<u8>)> {
         let inits =
             vec![i64_tensor("rows", &rows), i64_tensor("st", &[1]), i64_tensor("en", &[4]), i64_tensor("ax", &[2])];
         out.push((case(format!("Pad {mode}"), ours, 2, &[3, 6]), model(13, &[3, 6], nodes, inits)));
+    }
+    // Resize, pytorch_half_pixel where a scale gives one output row: onnx's reference uses the
+    // half_pixel coordinate unless the fractional length `scale * in` is exactly 1 (here 0.34 * 3 =
+    // 1.02), tract the spec's `0` whenever the integer length is 1: against half_pixel.
+    let resize = |coord: &str| {
+        let attrs = vec![attr_s("mode", "linear"), attr_s("coordinate_transformation_mode", coord)];
+        let nodes = vec![node("Resize", &["x", "", "s"], "y", attrs)];
+        model(13, &[3, 4], nodes, vec![f32_tensor("s", &[3], &[1.0, 0.34, 1.5])])
+    };
+    out.push((
+        case("Resize pytorch_half_pixel to 1 from a scale", resize("pytorch_half_pixel"), 2, &[3, 4]),
+        resize("half_pixel"),
+    ));
+    // Upsample (tract has none): Resize's asymmetric coordinates, nearest rounding down.
+    for (mode, opset) in [("nearest", 7), ("nearest", 9), ("linear", 9)] {
+        let scales = [1.0, 1.0, 3.0, 1.5];
+        let (ins, attrs, inits) = if opset < 9 {
+            (
+                vec!["x"],
+                vec![
+                    attr_s("mode", mode),
+                    pb::AttributeProto {
+                        name: "scales".into(),
+                        r#type: 6,
+                        floats: scales.to_vec(),
+                        ..Default::default()
+                    },
+                ],
+                vec![],
+            )
+        } else {
+            (vec!["x", "s"], vec![attr_s("mode", mode)], vec![f32_tensor("s", &[4], &scales)])
+        };
+        let ours = model(opset, &[2, 3, 4], vec![node("Upsample", &ins, "y", attrs)], inits);
+        let attrs = vec![
+            attr_s("mode", mode),
+            attr_s("coordinate_transformation_mode", "asymmetric"),
+            attr_s("nearest_mode", "floor"),
+        ];
+        let nodes = vec![node("Resize", &["x", "", "s"], "y", attrs)];
+        let theirs = model(13, &[2, 3, 4], nodes, vec![f32_tensor("s", &[4], &scales)]);
+        out.push((case(format!("Upsample opset {opset} {mode}"), ours, 2, &[2, 3, 4]), theirs));
     }
     out
 }
