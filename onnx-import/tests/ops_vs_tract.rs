@@ -774,6 +774,13 @@ fn resize_cases() -> Vec<Case> {
     ];
     let nodes = vec![node("Resize", &["x", "", "", "z"], "y", attrs)];
     cases.push(case("Resize pytorch_half_pixel to 1", model(18, &dims, nodes, vec![i64_tensor("z", &[1])]), 2, &dims));
+    // Nearest on integers (a gather of any type).
+    let nodes = vec![
+        node("Cast", &["x"], "i", vec![attr_i("to", 7)]),
+        node("Resize", &["i", "", "s"], "r", vec![attr_s("mode", "nearest")]),
+        node("Cast", &["r"], "y", vec![attr_i("to", 1)]),
+    ];
+    cases.push(case("Resize nearest of int64", model(13, &dims, nodes, vec![f("s", &[1.0, 1.0, 1.5, 0.5])]), 2, &dims));
     let attrs = vec![attr_s("mode", "linear"), attr_s("coordinate_transformation_mode", "half_pixel_symmetric")];
     let nodes = vec![node("Resize", &["x", "", "s"], "y", attrs)];
     let inits = vec![f("s", &[1.0, 1.0, 1.7, 0.6])];
@@ -1020,6 +1027,73 @@ fn malformed_nodes_are_errors_not_panics() {
         ),
         ("Softmax axis out of range", vec![node("Softmax", &["x"], "y", vec![attr_i("axis", i64::MIN)])], vec![]),
     ];
+    // Resize (x is [2, 4]): each form it refuses.
+    let resize = |what: &'static str, inputs: &[&str], attrs: Vec<pb::AttributeProto>, inits: Vec<pb::TensorProto>| {
+        (what, vec![node("Resize", inputs, "y", attrs)], inits)
+    };
+    let scales = |v: &[f32]| f32_tensor("s", &[v.len()], v);
+    let cases = cases.into_iter().chain([
+        resize(
+            "Resize with scales and sizes",
+            &["x", "", "s", "z"],
+            vec![],
+            vec![scales(&[1.0, 2.0]), i64_tensor("z", &[2, 8])],
+        ),
+        resize("Resize with neither scales nor sizes", &["x", "", "s"], vec![], vec![scales(&[])]),
+        resize("Resize with a zero scale", &["x", "", "s"], vec![], vec![scales(&[1.0, 0.0])]),
+        resize("Resize with a NaN scale", &["x", "", "s"], vec![], vec![scales(&[1.0, f32::NAN])]),
+        resize("Resize with an infinite scale", &["x", "", "s"], vec![], vec![scales(&[1.0, f32::INFINITY])]),
+        resize("Resize by a huge scale", &["x", "", "s"], vec![], vec![scales(&[1.0, 1e30])]),
+        resize("Resize to nothing", &["x", "", "s"], vec![], vec![scales(&[1.0, 0.1])]),
+        resize("Resize with scales for another rank", &["x", "", "s"], vec![], vec![scales(&[1.0, 2.0, 3.0])]),
+        resize("Resize to a huge size", &["x", "", "", "z"], vec![], vec![i64_tensor("z", &[2, 1 << 40])]),
+        resize("Resize to a huge tensor", &["x", "", "", "z"], vec![], vec![i64_tensor("z", &[1 << 20, 1 << 20])]),
+        resize("Resize to a negative size", &["x", "", "", "z"], vec![], vec![i64_tensor("z", &[2, -3])]),
+        resize(
+            "Resize tf_crop_and_resize without roi",
+            &["x", "", "s"],
+            vec![attr_s("coordinate_transformation_mode", "tf_crop_and_resize")],
+            vec![scales(&[1.0, 2.0])],
+        ),
+        resize(
+            "Resize with a roi for another rank",
+            &["x", "roi", "s"],
+            vec![attr_s("coordinate_transformation_mode", "tf_crop_and_resize")],
+            vec![f32_tensor("roi", &[2], &[0.0, 1.0]), scales(&[1.0, 2.0])],
+        ),
+        resize(
+            "Resize with a NaN roi",
+            &["x", "roi", "s"],
+            vec![attr_s("coordinate_transformation_mode", "tf_crop_and_resize")],
+            vec![f32_tensor("roi", &[4], &[0.0, f32::NAN, 1.0, 1.0]), scales(&[1.0, 2.0])],
+        ),
+        resize(
+            "Resize with an unknown mode",
+            &["x", "", "s"],
+            vec![attr_s("mode", "bicubic")],
+            vec![scales(&[1.0, 2.0])],
+        ),
+        resize(
+            "Resize with an unknown coordinate transformation",
+            &["x", "", "s"],
+            vec![attr_s("coordinate_transformation_mode", "tf_half_pixel_for_nn")],
+            vec![scales(&[1.0, 2.0])],
+        ),
+        (
+            "Resize linear of integers",
+            vec![
+                node("Cast", &["x"], "i", vec![attr_i("to", 7)]),
+                node("Resize", &["i", "", "s"], "y", vec![attr_s("mode", "linear")]),
+            ],
+            vec![scales(&[1.0, 1.5])],
+        ),
+        resize(
+            "Resize with an unknown nearest mode",
+            &["x", "", "s"],
+            vec![attr_s("nearest_mode", "round")],
+            vec![scales(&[1.0, 2.0])],
+        ),
+    ]);
     for (what, nodes, inits) in cases {
         let m = OnnxModel::from_bytes(model(13, &[4], nodes, inits), what).unwrap();
         match import(&m, 2) {
