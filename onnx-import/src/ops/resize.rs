@@ -114,7 +114,10 @@ pub static OPS: &[OpDef] = &[
             until: Some(9),
             inputs: &[InputSpec::value("X"), InputSpec::known("scales").since(9)],
             outputs: &[OutputSpec::produced("Y")],
-            attrs: &[AttrSpec::new("mode", AttrDefault::Str("nearest")), AttrSpec::required("scales").opsets(7, Some(8))],
+            attrs: &[
+                AttrSpec::new("mode", AttrDefault::Str("nearest")),
+                AttrSpec::required("scales").opsets(7, Some(8)),
+            ],
             ..OpSpec::DEFAULT
         },
         import: Some(import),
@@ -294,7 +297,7 @@ fn axis_rows(it: &Interp, in_len: usize, p: &AxisPlan) -> Vec<Row> {
             let xp = x + pad;
             let frac = xp - xp.floor();
             let half = (n / 2) as f64;
-            let offset = if n % 2 == 0 {
+            let offset = if n.is_multiple_of(2) {
                 if frac == 0.0 { -half } else { -half + 1.0 }
             } else {
                 let base = -(((n - 1) / 2) as f64);
@@ -412,9 +415,9 @@ fn import(cx: &mut ImportCx<'_, '_>) -> Result<()> {
                 "not_larger" => plans.iter().map(|p| p.scale).reduce(f64::min),
                 "not_smaller" => plans.iter().map(|p| p.scale).reduce(f64::max),
                 other => {
-                    return Err(cx.err(format!(
-                        "keep_aspect_ratio_policy `{other}` is not stretch, not_larger or not_smaller"
-                    )));
+                    return Err(
+                        cx.err(format!("keep_aspect_ratio_policy `{other}` is not stretch, not_larger or not_smaller"))
+                    );
                 }
             };
             if let Some(scale) = pick {
@@ -439,9 +442,7 @@ fn import(cx: &mut ImportCx<'_, '_>) -> Result<()> {
             p.roi = Some((roi[i] as f32, roi[k + i] as f32));
         }
     }
-    if it.coord == Coord::TfCropAndResize
-        && !roi.as_ref().is_some_and(|r| r.iter().all(|v| (*v as f32).is_finite()))
-    {
+    if it.coord == Coord::TfCropAndResize && !roi.as_ref().is_some_and(|r| r.iter().all(|v| (*v as f32).is_finite())) {
         return Err(cx.err("coordinate_transformation_mode tf_crop_and_resize needs a finite roi"));
     }
     for p in &plans {
@@ -513,10 +514,9 @@ fn interp(cx: &ImportCx<'_, '_>, legacy: bool) -> Result<Interp> {
             "tf_half_pixel_for_nn" if cx.opset < 13 => Coord::TfHalfPixelForNn,
             "tf_crop_and_resize" => Coord::TfCropAndResize,
             other => {
-                return Err(cx.err(format!(
-                    "coordinate_transformation_mode `{other}` is not one opset {} defines",
-                    cx.opset
-                )));
+                return Err(
+                    cx.err(format!("coordinate_transformation_mode `{other}` is not one opset {} defines", cx.opset))
+                );
             }
         }
     };
