@@ -596,10 +596,29 @@ mod tests {
 
     #[test]
     fn nearest_reads_one_position() {
-        let it = interp(Mode::Nearest(Rounding::PreferFloor), Coord::Asymmetric);
-        let got: Vec<Row> = rows(&it, 2, 6);
-        let want: Vec<Row> = [0, 0, 0, 1, 1, 1].iter().map(|&i| Row::Taps(vec![(i, 1.0)])).collect();
-        assert_eq!(got, want);
+        // Asymmetric 2 -> 6: x = y / 3; floor is Upsample's repeat, rounding reads ahead (and
+        // clamps at the edge).
+        let read = |rounding| {
+            let it = interp(Mode::Nearest(rounding), Coord::Asymmetric);
+            rows(&it, 2, 6)
+                .into_iter()
+                .map(|r| match r {
+                    Row::Taps(t) if t.len() == 1 && t[0].1 == 1.0 => t[0].0,
+                    other => panic!("{other:?} is not one tap"),
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(read(Rounding::Floor), vec![0, 0, 0, 1, 1, 1]);
+        assert_eq!(read(Rounding::PreferFloor), vec![0, 0, 1, 1, 1, 1]);
+        assert_eq!(read(Rounding::Ceil), vec![0, 1, 1, 1, 1, 1]);
+    }
+
+    #[test]
+    fn extrapolated_rows_are_fills() {
+        let it = Interp { extrapolation: 2.5, ..interp(Mode::Linear, Coord::TfCropAndResize) };
+        // roi (0.5, 1.5) of 3 positions to 3: x = 1, 2, 3 (past the end).
+        let got = axis_rows(&it, 3, &AxisPlan { axis: 0, out: 3, scale: 1.0, roi: Some((0.5, 1.5)) });
+        assert_eq!(got, vec![Row::Taps(vec![(1, 1.0)]), Row::Taps(vec![(2, 1.0)]), Row::Fill(2.5)]);
     }
 
     #[test]
