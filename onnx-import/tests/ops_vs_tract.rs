@@ -715,6 +715,18 @@ fn resize_cases() -> Vec<Case> {
     )];
     let inits = vec![f("roi", &[]), f("s", &[]), i64_tensor("z", &[2, 2, 5, 7])];
     cases.push(case("Resize opset 11 sizes align_corners", model(11, &dims, nodes, inits), 2, &dims));
+    // Opset 11's tf_half_pixel_for_nn (gone at 13), from scales with the roi given.
+    for mode in ["nearest", "linear"] {
+        let attrs = vec![attr_s("mode", mode), attr_s("coordinate_transformation_mode", "tf_half_pixel_for_nn")];
+        let nodes = vec![node("Resize", &["x", "roi", "s"], "y", attrs)];
+        let inits = vec![f("roi", &[]), f("s", &[1.0, 1.0, 1.5, 0.5])];
+        cases.push(case(
+            format!("Resize opset 11 {mode} tf_half_pixel_for_nn"),
+            model(11, &dims, nodes, inits),
+            2,
+            &dims,
+        ));
+    }
     // Opset 13: every mode and coordinate transformation, up and down.
     for (mode, coord, nearest, scales) in [
         ("nearest", "half_pixel", "round_prefer_floor", [1.0, 1.0, 2.5, 0.75]),
