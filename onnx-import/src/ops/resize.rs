@@ -35,10 +35,12 @@
 //!   weights are renormalised.
 //!
 //! `axes` (opset 18) names the axes `scales`, `sizes` and `roi` refer to (all axes otherwise).
-//! Output lengths: `floor(scale * in)` from `scales`, or `sizes` (then `scale = size / in`); with
-//! `keep_aspect_ratio_policy` `not_larger` (`not_smaller`) one scale, the smallest (largest) over
-//! the axes, and lengths `round_half_up(scale * in)`. An axis whose scale is 1 (within 1e-9), whose
-//! length stays and whose roi is `(0, 1)` is left alone, as the reference does.
+//! Output lengths: `floor(scale * in)` from `scales` (the spec's text multiplies by `roi_end -
+//! roi_start` too; onnx's shape inference and reference do not, nor does this), or `sizes` (then
+//! `scale = size / in`); with `keep_aspect_ratio_policy` `not_larger` (`not_smaller`) one scale,
+//! the smallest (largest) over the axes, and lengths `round_half_up(scale * in)`. An axis whose
+//! scale is 1 (within 1e-9), whose length stays and whose roi is `(0, 1)` is left alone, as the
+//! reference does.
 //!
 //! Why a gather, a product and a sum rather than a dense `out x in` matrix product: the taps per
 //! output row are few (2 for linear, 4 for cubic, about `2 / scale` or `4 / scale` with
