@@ -786,6 +786,25 @@ fn resize_cases() -> Vec<Case> {
     ];
     let nodes = vec![node("Resize", &["x", "", "", "z"], "y", attrs)];
     cases.push(case("Resize pytorch_half_pixel to 1", model(18, &dims, nodes, vec![i64_tensor("z", &[1])]), 2, &dims));
+    // PyTorch's F.interpolate(size=...) export: the sizes from the input's shape (batch and
+    // channels) and the target (6, 7), folded at import.
+    let nodes = vec![
+        node("Shape", &["x"], "sh", vec![]),
+        node("Slice", &["sh", "st", "en"], "nc", vec![]),
+        node("Concat", &["nc", "hw"], "z", vec![attr_i("axis", 0)]),
+        node(
+            "Resize",
+            &["x", "", "", "z"],
+            "y",
+            vec![
+                attr_s("mode", "linear"),
+                attr_s("coordinate_transformation_mode", "pytorch_half_pixel"),
+                attr_s("nearest_mode", "floor"),
+            ],
+        ),
+    ];
+    let inits = vec![i64_tensor("st", &[0]), i64_tensor("en", &[2]), i64_tensor("hw", &[6, 7])];
+    cases.push(case("Resize sizes from a shape chain", model(13, &dims, nodes, inits), 2, &dims));
     // Nearest on integers (a gather of any type).
     let nodes = vec![
         node("Cast", &["x"], "i", vec![attr_i("to", 7)]),
