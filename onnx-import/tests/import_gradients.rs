@@ -5,6 +5,9 @@
 //! back from one SGD step with learning rate 1 (g = p_before - p_after). Step h = 1e-6; tolerance
 //! 1e-6 of the parameter's largest gradient.
 //!
+//! The same training step on the WGSL executor updates the parameters as the CPU executor does in
+//! f32 (1e-4 of the largest update).
+//!
 //! Ops the importer decomposes (Resize's gather, weights and sum) are checked here end to end: the
 //! parameter `w` is added to the input `x` before the op, so its gradient is the op's input
 //! gradient summed over the batch.
@@ -12,10 +15,13 @@
 mod common;
 
 use common::*;
-use distk_engine::LossKind;
+use std::sync::Arc;
+
 use distk_engine::autodiff::{TrainingSpec, build_eval_graph, build_training_graph};
 use distk_engine::cpu::CpuExecutor;
 use distk_engine::optimizer::{Optimizer, OptimizerKind};
+use distk_engine::wgpu_exec::{PipelineCache, WgpuExecutor, device};
+use distk_engine::{Executor, Graph, LossKind};
 use distk_onnx::{OnnxModel, import};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -56,6 +62,7 @@ fn check_gradients(what: &str, bytes: Vec<u8>, n: usize, x_dims: &[usize]) {
         e.set_params_real(p).unwrap();
         e.run_real(&[&x, &target, &rows]).unwrap()[0][0]
     };
+    wgsl_step_matches_cpu(what, &train, &x, &target, &rows);
     for slot in &train.layout.slots {
         let analytic: Vec<f64> = (slot.offset..slot.offset + slot.len).map(|i| p0[i] - p1[i]).collect();
         let scale = analytic.iter().fold(0.0f64, |m, &v| m.max(v.abs())).max(1e-3);
@@ -75,6 +82,28 @@ fn check_gradients(what: &str, bytes: Vec<u8>, n: usize, x_dims: &[usize]) {
             );
         }
     }
+}
+
+/// One SGD step of `train` on the WGSL executor against the CPU executor, both in f32.
+fn wgsl_step_matches_cpu(what: &str, train: &Graph, x: &[f64], target: &[f64], rows: &[f64]) {
+    let f = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+    let (x, target, rows) = (f(x), f(target), f(rows));
+    let inputs: [&[f32]; 3] = [&x, &target, &rows];
+    let n = train.initial_params.len();
+    let mut cpu = CpuExecutor::<f32>::new(train.clone());
+    cpu.run(&inputs).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let mut want = vec![0.0f32; n];
+    cpu.read_params(&mut want).unwrap();
+    let ctx = Arc::new(device::open(None).unwrap_or_else(|e| panic!("{e} (scripts/setup.sh installs lavapipe)")));
+    let mut gpu =
+        WgpuExecutor::new(ctx, train.clone(), &mut PipelineCache::default()).unwrap_or_else(|e| panic!("{what}: {e}"));
+    gpu.run(&inputs).unwrap_or_else(|e| panic!("{what} on WGSL: {e}"));
+    let mut got = vec![0.0f32; n];
+    gpu.read_params(&mut got).unwrap();
+    let step: Vec<f32> = train.initial_params.iter().zip(&want).map(|(a, b)| a - b).collect();
+    let got_step: Vec<f32> = train.initial_params.iter().zip(&got).map(|(a, b)| a - b).collect();
+    let e = rel_err(&got_step, &step);
+    assert!(e <= 1e-4, "{what}: the WGSL step differs from the CPU step by {e:e} of the largest update");
 }
 
 /// `y = Resize(x + w)` on `[N, 2, 3, 4]`, `w` a trainable `[2, 3, 4]`.

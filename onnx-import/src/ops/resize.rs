@@ -53,7 +53,10 @@
 //! nearest is always a gather. Rows that are a constant (tf_crop_and_resize's extrapolated
 //! positions; rows whose every tap `exclude_outside` removed, 0 as in the reference) are set by a
 //! `Where` on a constant mask. The gradient is autodiff's: a scatter-add (Gather's), the product
-//! and the sum's broadcast, the mask. Integer inputs resize in nearest mode only (the engine's
+//! and the sum's broadcast, the mask. Cost: the forward reads `taps` inputs per output (a dense
+//! product would read `in`); the WGSL scatter-add scans every index for each input position, so a
+//! training step's backward costs about what a dense product's would (`taps * out` per input
+//! position against `out`), which a faster scatter-add in the engine would cut. Integer inputs resize in nearest mode only (the engine's
 //! arithmetic is float; the reference rounds the interpolation back to integers).
 //!
 //! Upsample (7: `scales` an attribute; 9: an input; deprecated by Resize at 10) and Resize 10 (its
