@@ -545,7 +545,7 @@ fn apply(cx: &mut ImportCx<'_, '_>, x: ValueId, axis: usize, rows: &[Row]) -> Re
     let pre = numel(&s[..axis]).map_err(|e| cx.err(e))?;
     let post = numel(&s[axis + 1..]).map_err(|e| cx.err(e))?;
     let m = rows.iter().map(|r| if let Row::Taps(t) = r { t.len() } else { 0 }).max().unwrap_or(0).max(1);
-    let gather_only = m == 1 && rows.iter().all(|r| !matches!(r, Row::Taps(t) if t[0].1 != 1.0));
+    let gather_only = m == 1 && rows.iter().all(|r| !matches!(r, Row::Taps(t) if t.iter().any(|tap| tap.1 != 1.0)));
     let mut out_shape = s.clone();
     out_shape[axis] = out;
     if !gather_only {
