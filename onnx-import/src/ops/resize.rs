@@ -27,8 +27,8 @@
 //!   `floor` never, `ceil` always; an integer `x` is itself); linear `[1 - r, r]`; cubic (with
 //!   `a = cubic_coeff_a`) Keys' kernel `W(d) = (a + 2)|d|^3 - (a + 3)|d|^2 + 1` for `|d| <= 1`,
 //!   `a|d|^3 - 5a|d|^2 + 8a|d| - 4a` for `1 < |d| < 2`, at the distances `r + 1, r, 1 - r, 2 - r`;
-//!   with `antialias` (linear and cubic, downscaling), the kernel stretched by `1 / scale` (the
-//!   triangle `max(0, 1 - |d| * scale)` or `W(d * scale)` over every tap within its support),
+//!   with `antialias` (linear and cubic), the kernel stretched by `1 / s` with `s = min(scale, 1)`
+//!   (the triangle `max(0, 1 - |d| * s)` or `W(d * s)` over every tap within its support),
 //!   normalised to sum 1;
 //! - the taps: the `n` input positions nearest `x` (ties to the smaller), positions outside
 //!   `[0, in)` reading the edge (clamped); with `exclude_outside`, those get weight 0 and the
@@ -56,13 +56,15 @@
 //! and the sum's broadcast, the mask. Cost: the forward reads `taps` inputs per output (a dense
 //! product would read `in`); the WGSL scatter-add scans every index for each input position, so a
 //! training step's backward costs about what a dense product's would (`taps * out` per input
-//! position against `out`), which a faster scatter-add in the engine would cut. Integer inputs resize in nearest mode only (the engine's
-//! arithmetic is float; the reference rounds the interpolation back to integers).
+//! position against `out`), which a faster scatter-add in the engine would cut. Integer inputs
+//! resize in nearest mode only (the engine's arithmetic is float; the reference rounds the
+//! interpolation back to integers).
 //!
 //! Upsample (7: `scales` an attribute; 9: an input; deprecated by Resize at 10) and Resize 10 (its
 //! successor: `X` and `scales` only) have no coordinate mode: they are `asymmetric` with `floor`
-//! rounding (as Upsample's reference, `np.repeat` for integer scales, and onnx's version converter
-//! from 10 to 11 have it), modes `nearest` and `linear`.
+//! rounding, as Upsample's reference (`np.repeat`, integer scales only) has it; modes `nearest` and
+//! `linear`. Nothing in onnx pins down nearest downsampling or fractional scales at these opsets
+//! (other runtimes differ there: tract rounds half down at Resize 10); floor is kept for them.
 //!
 //! Opset history of Resize: 10 `X`, `scales`, `mode` (nearest, linear); 11 adds the `roi` and
 //! `sizes` inputs (`scales` then empty), `cubic` mode, `coordinate_transformation_mode`
