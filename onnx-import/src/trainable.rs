@@ -90,7 +90,8 @@ fn decide_graph<'g>(g: &'g pb::GraphProto) -> Vec<TrainDecision> {
             }
         }
         if n.op_type == "Add" {
-            let made_by_layer = |name: &'g str| producer.get(source(name)).is_some_and(|p| BIASED.contains(&p.op_type.as_str()));
+            let made_by_layer =
+                |name: &'g str| producer.get(source(name)).is_some_and(|p| BIASED.contains(&p.op_type.as_str()));
             if let [a, b] = n.input.as_slice() {
                 for (input, other) in [(a, b), (b, a)] {
                     if made_by_layer(other) {
@@ -128,7 +129,9 @@ pub fn decide_with(
     for (names, flag, make) in [(trainable, "--trainable", true), (frozen, "--frozen", false)] {
         for name in names {
             let d = out.iter_mut().find(|d| &d.name == name).ok_or_else(|| {
-                format!("{flag} {name}: the model has no float initializer of that name (`distk-gpu inspect` lists them)")
+                format!(
+                    "{flag} {name}: the model has no float initializer of that name (`distk-gpu inspect` lists them)"
+                )
             })?;
             if trainable.contains(name) && frozen.contains(name) {
                 return Err(format!("{name} is named by both --trainable and --frozen"));

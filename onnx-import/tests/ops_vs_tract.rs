@@ -750,6 +750,130 @@ fn composite_cases() -> Vec<Case> {
     cases
 }
 
+/// Resize in its modes, coordinate transformations and forms (scales, sizes, roi, axes,
+/// antialias, keep_aspect_ratio_policy), on `[N, 2, 3, 4]` with the batch axis kept.
+fn resize_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    let dims = [2, 3, 4];
+    let f = |name: &str, v: &[f32]| f32_tensor(name, &[v.len()], v);
+    // Opset 10: X and scales; asymmetric (scale 2 rounds the same way in every nearest mode).
+    for (mode, scales) in [("nearest", [1.0, 1.0, 2.0, 2.0]), ("linear", [1.0, 1.0, 2.0, 1.5])] {
+        let nodes = vec![node("Resize", &["x", "s"], "y", vec![attr_s("mode", mode)])];
+        cases.push(case(format!("Resize opset 10 {mode}"), model(10, &dims, nodes, vec![f("s", &scales)]), 2, &dims));
+    }
+    // Opset 11: roi and scales given (empty), sizes.
+    let nodes = vec![node(
+        "Resize",
+        &["x", "roi", "s", "z"],
+        "y",
+        vec![attr_s("mode", "linear"), attr_s("coordinate_transformation_mode", "align_corners")],
+    )];
+    let inits = vec![f("roi", &[]), f("s", &[]), i64_tensor("z", &[2, 2, 5, 7])];
+    cases.push(case("Resize opset 11 sizes align_corners", model(11, &dims, nodes, inits), 2, &dims));
+    // Opset 11's tf_half_pixel_for_nn (gone at 13), from scales with the roi given.
+    for mode in ["nearest", "linear"] {
+        let attrs = vec![attr_s("mode", mode), attr_s("coordinate_transformation_mode", "tf_half_pixel_for_nn")];
+        let nodes = vec![node("Resize", &["x", "roi", "s"], "y", attrs)];
+        let inits = vec![f("roi", &[]), f("s", &[1.0, 1.0, 1.5, 0.5])];
+        cases.push(case(
+            format!("Resize opset 11 {mode} tf_half_pixel_for_nn"),
+            model(11, &dims, nodes, inits),
+            2,
+            &dims,
+        ));
+    }
+    // Opset 13: every mode and coordinate transformation, up and down.
+    for (mode, coord, nearest, scales) in [
+        ("nearest", "half_pixel", "round_prefer_floor", [1.0, 1.0, 2.5, 0.75]),
+        ("nearest", "asymmetric", "round_prefer_ceil", [1.0, 0.5, 1.7, 2.0]),
+        ("nearest", "align_corners", "floor", [1.0, 1.0, 3.0, 1.5]),
+        ("nearest", "half_pixel", "ceil", [1.0, 1.0, 0.6, 2.25]),
+        ("linear", "half_pixel", "round_prefer_floor", [1.0, 1.5, 2.0, 0.5]),
+        ("linear", "pytorch_half_pixel", "round_prefer_floor", [1.0, 1.0, 0.67, 1.75]),
+        ("linear", "asymmetric", "round_prefer_floor", [1.0, 1.0, 1.5, 0.8]),
+        ("cubic", "half_pixel", "round_prefer_floor", [1.0, 1.0, 2.0, 1.25]),
+        ("cubic", "align_corners", "round_prefer_floor", [1.0, 1.0, 1.5, 0.75]),
+        ("cubic", "asymmetric", "round_prefer_floor", [1.0, 1.0, 0.7, 2.0]),
+    ] {
+        let attrs = vec![
+            attr_s("mode", mode),
+            attr_s("coordinate_transformation_mode", coord),
+            attr_s("nearest_mode", nearest),
+        ];
+        let nodes = vec![node("Resize", &["x", "", "s"], "y", attrs)];
+        let name = format!("Resize opset 13 {mode} {coord} {nearest} {scales:?}");
+        cases.push(case(name, model(13, &dims, nodes, vec![f("s", &scales)]), 2, &dims));
+    }
+    // cubic_coeff_a and exclude_outside.
+    let attrs = vec![attr_s("mode", "cubic"), attr_f("cubic_coeff_a", -0.5), attr_i("exclude_outside", 1)];
+    let nodes = vec![node("Resize", &["x", "", "s"], "y", attrs)];
+    let inits = vec![f("s", &[1.0, 1.0, 1.5, 0.75])];
+    cases.push(case("Resize cubic a -0.5 exclude_outside", model(13, &dims, nodes, inits), 2, &dims));
+    // tf_crop_and_resize with an extrapolation value, from sizes.
+    let attrs = vec![
+        attr_s("mode", "linear"),
+        attr_s("coordinate_transformation_mode", "tf_crop_and_resize"),
+        attr_f("extrapolation_value", 2.5),
+    ];
+    let nodes = vec![node("Resize", &["x", "roi", "", "z"], "y", attrs)];
+    let inits = vec![f("roi", &[0.0, 0.0, 0.2, -0.3, 1.0, 1.0, 0.9, 1.4]), i64_tensor("z", &[2, 2, 4, 5])];
+    cases.push(case("Resize tf_crop_and_resize", model(13, &dims, nodes, inits), 2, &dims));
+    // Opset 18: axes (one of them negative), antialias, keep_aspect_ratio_policy; 19's
+    // half_pixel_symmetric.
+    for (mode, antialias, scales) in [("linear", 1, [0.5, 0.6]), ("cubic", 1, [0.7, 0.45]), ("linear", 0, [1.5, 0.5])] {
+        let attrs = vec![attr_s("mode", mode), attr_i("antialias", antialias), attr_ints("axes", &[-1, 2])];
+        let nodes = vec![node("Resize", &["x", "", "s"], "y", attrs)];
+        let name = format!("Resize opset 18 {mode} antialias {antialias} axes");
+        cases.push(case(name, model(18, &dims, nodes, vec![f("s", &scales)]), 2, &dims));
+    }
+    for policy in ["not_larger", "not_smaller"] {
+        let attrs =
+            vec![attr_s("mode", "nearest"), attr_ints("axes", &[2, 3]), attr_s("keep_aspect_ratio_policy", policy)];
+        let nodes = vec![node("Resize", &["x", "", "", "z"], "y", attrs)];
+        cases.push(case(format!("Resize {policy}"), model(18, &dims, nodes, vec![i64_tensor("z", &[7, 5])]), 2, &dims));
+    }
+    // pytorch_half_pixel to a length of 1 (the reference's -0.5 and the spec's 0 read the same
+    // input position in linear mode).
+    let attrs = vec![
+        attr_s("mode", "linear"),
+        attr_s("coordinate_transformation_mode", "pytorch_half_pixel"),
+        attr_ints("axes", &[2]),
+    ];
+    let nodes = vec![node("Resize", &["x", "", "", "z"], "y", attrs)];
+    cases.push(case("Resize pytorch_half_pixel to 1", model(18, &dims, nodes, vec![i64_tensor("z", &[1])]), 2, &dims));
+    // PyTorch's F.interpolate(size=...) export: the sizes from the input's shape (batch and
+    // channels) and the target (6, 7), folded at import.
+    let nodes = vec![
+        node("Shape", &["x"], "sh", vec![]),
+        node("Slice", &["sh", "st", "en"], "nc", vec![]),
+        node("Concat", &["nc", "hw"], "z", vec![attr_i("axis", 0)]),
+        node(
+            "Resize",
+            &["x", "", "", "z"],
+            "y",
+            vec![
+                attr_s("mode", "linear"),
+                attr_s("coordinate_transformation_mode", "pytorch_half_pixel"),
+                attr_s("nearest_mode", "floor"),
+            ],
+        ),
+    ];
+    let inits = vec![i64_tensor("st", &[0]), i64_tensor("en", &[2]), i64_tensor("hw", &[6, 7])];
+    cases.push(case("Resize sizes from a shape chain", model(13, &dims, nodes, inits), 2, &dims));
+    // Nearest on integers (a gather of any type).
+    let nodes = vec![
+        node("Cast", &["x"], "i", vec![attr_i("to", 7)]),
+        node("Resize", &["i", "", "s"], "r", vec![attr_s("mode", "nearest")]),
+        node("Cast", &["r"], "y", vec![attr_i("to", 1)]),
+    ];
+    cases.push(case("Resize nearest of int64", model(13, &dims, nodes, vec![f("s", &[1.0, 1.0, 1.5, 0.5])]), 2, &dims));
+    let attrs = vec![attr_s("mode", "linear"), attr_s("coordinate_transformation_mode", "half_pixel_symmetric")];
+    let nodes = vec![node("Resize", &["x", "", "s"], "y", attrs)];
+    let inits = vec![f("s", &[1.0, 1.0, 1.7, 0.6])];
+    cases.push(case("Resize half_pixel_symmetric", model(19, &dims, nodes, inits), 2, &dims));
+    cases
+}
+
 fn all_cases() -> Vec<Case> {
     [
         gemm_cases(),
@@ -760,6 +884,7 @@ fn all_cases() -> Vec<Case> {
         constant_form_cases(),
         typed_cases(),
         composite_cases(),
+        resize_cases(),
     ]
     .into_iter()
     .flatten()
@@ -807,6 +932,20 @@ fn integer_and_boolean_tensors_at_run_time() {
 #[test]
 fn elementwise_functions_remainders_and_composite_reductions_and_norms() {
     run(composite_cases());
+}
+
+#[test]
+fn resize_modes_coordinates_and_forms() {
+    // Every case checked, then every failure named.
+    let failures: Vec<String> = resize_cases()
+        .iter()
+        .filter_map(|c| match compare(&c.name, &c.bytes, c.batch, &c.x_dims) {
+            Ok(e) if e <= TOLERANCE => None,
+            Ok(e) => Some(format!("{}: error {e:e} against tract", c.name)),
+            Err(e) => Some(format!("{}: {e}", c.name)),
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
@@ -974,6 +1113,73 @@ fn malformed_nodes_are_errors_not_panics() {
         ),
         ("Softmax axis out of range", vec![node("Softmax", &["x"], "y", vec![attr_i("axis", i64::MIN)])], vec![]),
     ];
+    // Resize (x is [2, 4]): each form it refuses.
+    let resize = |what: &'static str, inputs: &[&str], attrs: Vec<pb::AttributeProto>, inits: Vec<pb::TensorProto>| {
+        (what, vec![node("Resize", inputs, "y", attrs)], inits)
+    };
+    let scales = |v: &[f32]| f32_tensor("s", &[v.len()], v);
+    let cases = cases.into_iter().chain([
+        resize(
+            "Resize with scales and sizes",
+            &["x", "", "s", "z"],
+            vec![],
+            vec![scales(&[1.0, 2.0]), i64_tensor("z", &[2, 8])],
+        ),
+        resize("Resize with neither scales nor sizes", &["x", "", "s"], vec![], vec![scales(&[])]),
+        resize("Resize with a zero scale", &["x", "", "s"], vec![], vec![scales(&[1.0, 0.0])]),
+        resize("Resize with a NaN scale", &["x", "", "s"], vec![], vec![scales(&[1.0, f32::NAN])]),
+        resize("Resize with an infinite scale", &["x", "", "s"], vec![], vec![scales(&[1.0, f32::INFINITY])]),
+        resize("Resize by a huge scale", &["x", "", "s"], vec![], vec![scales(&[1.0, 1e30])]),
+        resize("Resize to nothing", &["x", "", "s"], vec![], vec![scales(&[1.0, 0.1])]),
+        resize("Resize with scales for another rank", &["x", "", "s"], vec![], vec![scales(&[1.0, 2.0, 3.0])]),
+        resize("Resize to a huge size", &["x", "", "", "z"], vec![], vec![i64_tensor("z", &[2, 1 << 40])]),
+        resize("Resize to a huge tensor", &["x", "", "", "z"], vec![], vec![i64_tensor("z", &[1 << 20, 1 << 20])]),
+        resize("Resize to a negative size", &["x", "", "", "z"], vec![], vec![i64_tensor("z", &[2, -3])]),
+        resize(
+            "Resize tf_crop_and_resize without roi",
+            &["x", "", "s"],
+            vec![attr_s("coordinate_transformation_mode", "tf_crop_and_resize")],
+            vec![scales(&[1.0, 2.0])],
+        ),
+        resize(
+            "Resize with a roi for another rank",
+            &["x", "roi", "s"],
+            vec![attr_s("coordinate_transformation_mode", "tf_crop_and_resize")],
+            vec![f32_tensor("roi", &[2], &[0.0, 1.0]), scales(&[1.0, 2.0])],
+        ),
+        resize(
+            "Resize with a NaN roi",
+            &["x", "roi", "s"],
+            vec![attr_s("coordinate_transformation_mode", "tf_crop_and_resize")],
+            vec![f32_tensor("roi", &[4], &[0.0, f32::NAN, 1.0, 1.0]), scales(&[1.0, 2.0])],
+        ),
+        resize(
+            "Resize with an unknown mode",
+            &["x", "", "s"],
+            vec![attr_s("mode", "bicubic")],
+            vec![scales(&[1.0, 2.0])],
+        ),
+        resize(
+            "Resize with an unknown coordinate transformation",
+            &["x", "", "s"],
+            vec![attr_s("coordinate_transformation_mode", "tf_half_pixel_for_nn")],
+            vec![scales(&[1.0, 2.0])],
+        ),
+        (
+            "Resize linear of integers",
+            vec![
+                node("Cast", &["x"], "i", vec![attr_i("to", 7)]),
+                node("Resize", &["i", "", "s"], "y", vec![attr_s("mode", "linear")]),
+            ],
+            vec![scales(&[1.0, 1.5])],
+        ),
+        resize(
+            "Resize with an unknown nearest mode",
+            &["x", "", "s"],
+            vec![attr_s("nearest_mode", "round")],
+            vec![scales(&[1.0, 2.0])],
+        ),
+    ]);
     for (what, nodes, inits) in cases {
         let m = OnnxModel::from_bytes(model(13, &[4], nodes, inits), what).unwrap();
         match import(&m, 2) {
@@ -1176,7 +1382,8 @@ fn reverse_and_bidirectional_recurrent_layers() {
 /// Ops checked against their definition in primitive ops, which tract runs, because tract's own
 /// form of the op departs from ONNX's definition (ONNX's reference and test cases agree with ours):
 /// Celu `max(0, x) + min(0, alpha * (exp(x / alpha) - 1))`; Swish `x * sigmoid(alpha * x)` (tract
-/// ignores alpha). Each is (case, the definition's model).
+/// ignores alpha); Resize's pytorch_half_pixel where a scale gives one output row; Upsample, which
+/// tract lacks, against the Resize it is. Each is (case, the definition's model).
 fn definition_cases() -> Vec<(Case, Vec<u8>)> {
     let mut out = Vec::new();
     let ours = model(12, &[3, 4], vec![node("Celu", &["x"], "y", vec![attr_f("alpha", 0.7)])], vec![]);
@@ -1542,6 +1749,48 @@ fn definition_cases() -> Vec<(Case, Vec<u8>)> {
     ];
     let inits = vec![f32_tensor("alpha", &[], &[1.5]), b()];
     out.push((case("SwiGLU", ours, 2, &[3, 4]), model(13, &[3, 4], nodes, inits)));
+    // Resize, pytorch_half_pixel where a scale gives one output row: onnx's reference uses the
+    // half_pixel coordinate unless the fractional length `scale * in` is exactly 1 (here 0.34 * 3 =
+    // 1.02), tract the spec's `0` whenever the integer length is 1: against half_pixel.
+    let resize = |coord: &str| {
+        let attrs = vec![attr_s("mode", "linear"), attr_s("coordinate_transformation_mode", coord)];
+        let nodes = vec![node("Resize", &["x", "", "s"], "y", attrs)];
+        model(13, &[3, 4], nodes, vec![f32_tensor("s", &[3], &[1.0, 0.34, 1.5])])
+    };
+    out.push((
+        case("Resize pytorch_half_pixel to 1 from a scale", resize("pytorch_half_pixel"), 2, &[3, 4]),
+        resize("half_pixel"),
+    ));
+    // Upsample (tract has none): Resize's asymmetric coordinates, nearest rounding down.
+    for (mode, opset) in [("nearest", 7), ("nearest", 9), ("linear", 9)] {
+        let scales = [1.0, 1.0, 3.0, 1.5];
+        let (ins, attrs, inits) = if opset < 9 {
+            (
+                vec!["x"],
+                vec![
+                    attr_s("mode", mode),
+                    pb::AttributeProto {
+                        name: "scales".into(),
+                        r#type: 6,
+                        floats: scales.to_vec(),
+                        ..Default::default()
+                    },
+                ],
+                vec![],
+            )
+        } else {
+            (vec!["x", "s"], vec![attr_s("mode", mode)], vec![f32_tensor("s", &[4], &scales)])
+        };
+        let ours = model(opset, &[2, 3, 4], vec![node("Upsample", &ins, "y", attrs)], inits);
+        let attrs = vec![
+            attr_s("mode", mode),
+            attr_s("coordinate_transformation_mode", "asymmetric"),
+            attr_s("nearest_mode", "floor"),
+        ];
+        let nodes = vec![node("Resize", &["x", "", "s"], "y", attrs)];
+        let theirs = model(13, &[2, 3, 4], nodes, vec![f32_tensor("s", &[4], &scales)]);
+        out.push((case(format!("Upsample opset {opset} {mode}"), ours, 2, &[2, 3, 4]), theirs));
+    }
     out
 }
 

@@ -1,6 +1,6 @@
 //! Property test: random small valid graphs of registered ops (activations, arithmetic with
 //! broadcast operands, MatMul, Gemm, Softmax, Transpose, Flatten, Reshape through shape chains,
-//! Squeeze/Unsqueeze, Concat, reductions, Clip, Conv and pools), imported and run on the CPU
+//! Squeeze/Unsqueeze, Concat, reductions, Clip, Conv and pools, Resize), imported and run on the CPU
 //! executor against tract on the same bytes (1e-5). Seeded: a failure names its seed and graph.
 
 mod common;
@@ -62,7 +62,7 @@ impl Builder {
     fn step(&mut self) {
         let rank = self.shape.len();
         let cur = self.cur.clone();
-        match self.rng.random_range(0..15) {
+        match self.rng.random_range(0..16) {
             0 => {
                 let op =
                     ["Relu", "Sigmoid", "Tanh", "Softplus", "Neg", "Abs", "Elu", "LeakyRelu", "Selu", "HardSigmoid"]
@@ -196,6 +196,24 @@ impl Builder {
                 let attrs = vec![attr_ints("kernel_shape", &[2, 2]), attr_ints("strides", &[1, 1])];
                 let shape = vec![self.shape[0], self.shape[1], self.shape[2] - 1, self.shape[3] - 1];
                 self.push(op, &[&cur], attrs, shape);
+            }
+            15 if rank >= 2 => {
+                // Resize of the axes after the batch, by scales.
+                let mode = ["nearest", "linear", "cubic"][self.rng.random_range(0..3)];
+                let coord = ["half_pixel", "asymmetric", "align_corners"][self.rng.random_range(0..3)];
+                let mut scales = vec![1.0f32];
+                let mut shape = vec![self.shape[0]];
+                for &d in &self.shape[1..] {
+                    let s = [0.5f32, 1.0, 1.5, 2.0][self.rng.random_range(0..4)];
+                    let out = (s as f64 * d as f64).floor() as usize;
+                    let s = if out == 0 { 1.0 } else { s };
+                    scales.push(s);
+                    shape.push((s as f64 * d as f64).floor() as usize);
+                }
+                let sc = self.fresh("scales");
+                self.inits.push(f32_tensor(&sc, &[scales.len()], &scales));
+                let attrs = vec![attr_s("mode", mode), attr_s("coordinate_transformation_mode", coord)];
+                self.push("Resize", &[&cur, "", &sc], attrs, shape);
             }
             _ => {
                 let op = ["Exp", "Identity", "Dropout"][self.rng.random_range(0..3)];

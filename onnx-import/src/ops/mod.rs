@@ -47,6 +47,7 @@ mod recurrent;
 mod reduce;
 mod remainder;
 mod reshape;
+mod resize;
 mod rotary_embedding;
 mod shape;
 mod size;
@@ -109,6 +110,7 @@ pub static REGISTRY: &[&[OpDef]] = &[
     reduce::OPS,
     remainder::OPS,
     reshape::OPS,
+    resize::OPS,
     rotary_embedding::OPS,
     shape::OPS,
     size::OPS,
