@@ -187,6 +187,13 @@ pub struct JobArgs {
     /// Insert Dropout after a node in training (`NODE=RATE`; `inspect` lists node names). Repeatable.
     #[arg(long = "dropout", value_name = "NODE=RATE")]
     pub dropout: Vec<String>,
+    /// Train this float initializer although the importer freezes it (it trains weights of
+    /// parametrised ops only; `inspect` shows each decision). Repeatable.
+    #[arg(long = "trainable", value_name = "NAME")]
+    pub trainable: Vec<String>,
+    /// Keep this float initializer frozen although the importer would train it. Repeatable.
+    #[arg(long = "frozen", value_name = "NAME")]
+    pub frozen: Vec<String>,
 }
 
 /// `punchcard`.
@@ -555,6 +562,8 @@ impl JobArgs {
             bn_momentum: self.bn_momentum,
             add_missing_biases: self.add_missing_biases,
             dropout: self.dropout.clone(),
+            trainable: self.trainable.clone(),
+            frozen: self.frozen.clone(),
         }
     }
 }

@@ -60,6 +60,12 @@ pub struct TrainOptions {
     pub add_missing_biases: bool,
     /// Dropout after nodes (`NODE=RATE`).
     pub dropout: Vec<String>,
+    /// Float initializers trained whatever the importer decides (`--trainable`).
+    #[serde(default)]
+    pub trainable: Vec<String>,
+    /// Float initializers kept frozen whatever the importer decides (`--frozen`).
+    #[serde(default)]
+    pub frozen: Vec<String>,
 }
 
 /// Everything a worker trains with, besides the model and its data.
@@ -85,6 +91,12 @@ pub struct JobSpec {
     pub dropout: Vec<(String, f32)>,
     /// Trainable zero biases where the export dropped them.
     pub add_missing_biases: bool,
+    /// Float initializers trained whatever the importer decides.
+    #[serde(default)]
+    pub trainable: Vec<String>,
+    /// Float initializers kept frozen whatever the importer decides.
+    #[serde(default)]
+    pub frozen: Vec<String>,
     /// Seed of shuffling and dropout.
     pub seed: u64,
     /// Shuffle each worker's rows every epoch.
@@ -105,7 +117,12 @@ impl JobSpec {
             loss: loss.to_string(),
             sparse_labels: sparse,
             training: TrainingOptions { bn_momentum: self.bn_momentum, dropout_after: self.dropout.clone() },
-            import: ImportOptions { add_missing_biases: self.add_missing_biases, ..Default::default() },
+            import: ImportOptions {
+                add_missing_biases: self.add_missing_biases,
+                trainable: self.trainable.clone(),
+                frozen: self.frozen.clone(),
+                ..Default::default()
+            },
             seed: self.seed,
             ..SessionConfig::new(optimizer)
         })
@@ -139,6 +156,8 @@ impl JobSpec {
             bn_momentum: job.bn_momentum,
             dropout: parse_dropout(&job.dropout)?,
             add_missing_biases: job.add_missing_biases,
+            trainable: job.trainable.clone(),
+            frozen: job.frozen.clone(),
             seed: job.seed,
             shuffle: job.shuffle,
             parallelism_factor: trainer.parallelism_factor,

@@ -96,9 +96,19 @@ impl State<'_> {
                 self.b.typed_constant(name, c.shape.clone(), c.as_f32(), dtype).map_err(|e| e.to_string())?
             }
             Some(Val::Init(k)) => {
+                // An initializer reached through Identity (or an If) is the initializer: one
+                // parameter, under its own name (what export writes back and overrides name).
+                let own = self.model.graph().initializer.get(k).map(|t| t.name.clone());
+                let own = own.ok_or_else(|| format!("initializer {k} does not exist"))?;
+                if let Some(&id) = self.materialized.get(&own) {
+                    self.materialized.insert(name.to_string(), id);
+                    return Ok(id);
+                }
                 let c = self.init(k)?;
-                let trainable = trainable && self.trainable.contains(name);
-                self.b.param(name, c.shape.clone(), c.as_f32(), trainable).map_err(|e| e.to_string())?
+                let trainable = trainable && self.trainable.contains(&own);
+                let id = self.b.param(&own, c.shape.clone(), c.as_f32(), trainable).map_err(|e| e.to_string())?;
+                self.materialized.insert(own, id);
+                id
             }
         };
         self.materialized.insert(name.to_string(), id);

@@ -56,6 +56,8 @@ pub struct ModelReport {
     pub parameter_bytes: usize,
     /// The tensors an optimizer updates.
     pub trainable: Vec<TrainableTensor>,
+    /// Every float initializer: whether it trains, and why ([`crate::trainable`]).
+    pub initializers: Vec<crate::trainable::TrainDecision>,
     /// What the export lost for training, each with its remedy.
     pub lost_for_training: Vec<String>,
     /// Ops the importer cannot convert.
@@ -80,7 +82,7 @@ pub fn inspect(model: &OnnxModel) -> Result<ModelReport> {
     let (mut trainable, mut import_error) = (Vec::new(), None);
     match import(model, 1) {
         Ok(imported) => {
-            for s in &imported.graph.layout.slots {
+            for s in imported.graph.layout.slots.iter().filter(|s| s.trainable) {
                 trainable.push(TrainableTensor { name: s.name.clone(), shape: s.shape.clone() });
             }
         }
@@ -99,6 +101,7 @@ pub fn inspect(model: &OnnxModel) -> Result<ModelReport> {
         parameter_count,
         parameter_bytes: parameter_count * 4,
         trainable,
+        initializers: crate::trainable::decide(model),
         lost_for_training: lost_for_training(model),
         unsupported,
         import_error,
@@ -118,6 +121,17 @@ fn lost_for_training(model: &OnnxModel) -> Vec<String> {
     if !g.node.iter().any(|n| n.op_type == "Dropout") {
         lost.push("no Dropout nodes: exports drop Dropout; re-insert one with `run --dropout NODE=RATE`".into());
     }
+    let has_bn = g.node.iter().any(|n| n.op_type == "BatchNormalization");
+    let mentions_bn = |s: &str| {
+        let s = s.to_ascii_lowercase();
+        s.contains("batch_norm") || s.contains("batchnorm") || s.contains("/bn")
+    };
+    let bn_named = g.node.iter().any(|n| mentions_bn(&n.name)) || g.initializer.iter().any(|t| mentions_bn(&t.name));
+    if !has_bn && bn_named {
+        lost.push(
+            "BatchNormalization was folded into the layers before it (names mention it, no BatchNormalization node is left): training will not normalise batches; export Keras models with tf_keras + tf2onnx, PyTorch ones in training mode (`torch.onnx.export(..., training=torch.onnx.TrainingMode.TRAINING)`), to keep it".into(),
+        );
+    }
     for n in missing_biases(model) {
         lost.push(format!(
             "{} `{}` has no bias (stock Keras exports fold zero biases away): `run --add-missing-biases` adds trainable zero biases",
@@ -127,21 +141,68 @@ fn lost_for_training(model: &OnnxModel) -> Vec<String> {
     lost
 }
 
-/// The MatMul, Gemm and Conv nodes with no bias of their own and no Add of an initializer after them.
+/// Ops a bias may come after without changing what it biases (Keras' Dense on 3-D input reshapes
+/// between its MatMul and its bias).
+const BIAS_PASS_THROUGH: &[&str] = &["Reshape", "Identity", "Squeeze", "Unsqueeze", "Flatten", "Transpose"];
+
+/// The layers with no bias: MatMul, Gemm and Conv nodes with a weight (an initializer, possibly
+/// through Identity/Transpose/Reshape/Cast), no bias of their own and no Add of an initializer
+/// after them (directly or through reshapes). A MatMul of two activations (attention's scores) is
+/// not a layer.
 pub fn missing_biases(model: &OnnxModel) -> Vec<&tract_onnx::pb::NodeProto> {
     let g = model.graph();
     let is_init = |name: &str| g.initializer.iter().any(|t| t.name == name);
+    let from_init = |start: &str| {
+        let mut name = start.to_string();
+        for _ in 0..16 {
+            if is_init(&name) {
+                return true;
+            }
+            match g.node.iter().find(|n| n.output.iter().any(|o| *o == name)) {
+                Some(p) if ["Identity", "Transpose", "Reshape", "Cast"].contains(&p.op_type.as_str()) => {
+                    match p.input.first() {
+                        Some(i) => name = i.clone(),
+                        None => return false,
+                    }
+                }
+                _ => return false,
+            }
+        }
+        false
+    };
+    let followed_by_bias = |out: &str| {
+        let mut frontier = vec![out.to_string()];
+        for _ in 0..8 {
+            let mut next = Vec::new();
+            for t in &frontier {
+                for m in g.node.iter().filter(|m| m.input.iter().any(|i| i == t)) {
+                    if m.op_type == "Add" && m.input.iter().any(|i| i != t && is_init(i)) {
+                        return true;
+                    }
+                    if BIAS_PASS_THROUGH.contains(&m.op_type.as_str()) {
+                        next.extend(m.output.iter().cloned());
+                    }
+                }
+            }
+            if next.is_empty() {
+                return false;
+            }
+            frontier = next;
+        }
+        false
+    };
     g.node
         .iter()
         .filter(|n| n.op_type == "MatMul" || n.op_type == "Conv" || n.op_type == "Gemm")
         .filter(|n| {
+            let weighted = match n.op_type.as_str() {
+                "MatMul" => n.input.iter().any(|i| from_init(i)),
+                _ => n.input.get(1).is_some_and(|i| from_init(i)),
+            };
             let has_own_bias =
                 (n.op_type == "Conv" || n.op_type == "Gemm") && n.input.get(2).is_some_and(|s| !s.is_empty());
             let Some(out) = n.output.first() else { return false };
-            let followed_by_bias = g.node.iter().any(|m| {
-                m.op_type == "Add" && m.input.iter().any(|i| i == out) && m.input.iter().any(|i| i != out && is_init(i))
-            });
-            !has_own_bias && !followed_by_bias
+            weighted && !has_own_bias && !followed_by_bias(out)
         })
         .collect()
 }

@@ -24,9 +24,9 @@ pub fn run(args: InspectArgs) -> Result<()> {
     let ops: Vec<String> = r.op_counts.iter().map(|(k, v)| format!("{k} x{v}")).collect();
     println!("ops        {}", ops.join(", "));
     println!("parameters {} ({} bytes as f32)", r.parameter_count, r.parameter_bytes);
-    println!("trainable tensors:");
-    for t in &r.trainable {
-        println!("  {} {:?}", t.name, t.shape);
+    println!("float initializers (trained or frozen, and why; --trainable/--frozen override):");
+    for d in &r.initializers {
+        println!("  {} {:?}  {}", d.name, d.shape, d.reason);
     }
     println!("nodes:");
     for n in &r.nodes {
