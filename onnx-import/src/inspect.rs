@@ -158,7 +158,7 @@ pub fn missing_biases(model: &OnnxModel) -> Vec<&tract_onnx::pb::NodeProto> {
             if is_init(&name) {
                 return true;
             }
-            match g.node.iter().find(|n| n.output.iter().any(|o| *o == name)) {
+            match g.node.iter().find(|n| n.output.contains(&name)) {
                 Some(p) if ["Identity", "Transpose", "Reshape", "Cast"].contains(&p.op_type.as_str()) => {
                     match p.input.first() {
                         Some(i) => name = i.clone(),
