@@ -194,6 +194,11 @@ pub struct JobArgs {
     /// Keep this float initializer frozen although the importer would train it. Repeatable.
     #[arg(long = "frozen", value_name = "NAME")]
     pub frozen: Vec<String>,
+    /// Cross-entropy on the model's output as logits (true) or probabilities (false). Default: the
+    /// output of a trailing Softmax/Sigmoid is fused as Keras does, any other output is logits
+    /// (PyTorch models end in a Linear layer).
+    #[arg(long, value_name = "BOOL")]
+    pub from_logits: Option<bool>,
 }
 
 /// `punchcard`.
@@ -564,6 +569,7 @@ impl JobArgs {
             dropout: self.dropout.clone(),
             trainable: self.trainable.clone(),
             frozen: self.frozen.clone(),
+            from_logits: self.from_logits,
         }
     }
 }

@@ -66,6 +66,10 @@ pub struct TrainOptions {
     /// Float initializers kept frozen whatever the importer decides (`--frozen`).
     #[serde(default)]
     pub frozen: Vec<String>,
+    /// Cross-entropy on the output as logits or probabilities (`--from-logits`; None: logits
+    /// unless the model ends in Softmax/Sigmoid).
+    #[serde(default)]
+    pub from_logits: Option<bool>,
 }
 
 /// Everything a worker trains with, besides the model and its data.
@@ -97,6 +101,9 @@ pub struct JobSpec {
     /// Float initializers kept frozen whatever the importer decides.
     #[serde(default)]
     pub frozen: Vec<String>,
+    /// Cross-entropy on the output as logits or probabilities (None: decided by the model's end).
+    #[serde(default)]
+    pub from_logits: Option<bool>,
     /// Seed of shuffling and dropout.
     pub seed: u64,
     /// Shuffle each worker's rows every epoch.
@@ -124,6 +131,7 @@ impl JobSpec {
                 ..Default::default()
             },
             seed: self.seed,
+            from_logits: self.from_logits,
             ..SessionConfig::new(optimizer)
         })
     }
@@ -158,6 +166,7 @@ impl JobSpec {
             add_missing_biases: job.add_missing_biases,
             trainable: job.trainable.clone(),
             frozen: job.frozen.clone(),
+            from_logits: job.from_logits,
             seed: job.seed,
             shuffle: job.shuffle,
             parallelism_factor: trainer.parallelism_factor,

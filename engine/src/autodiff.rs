@@ -27,9 +27,11 @@ pub const TARGET_INPUT: &str = "distk:target";
 pub const WEIGHT_INPUT: &str = "distk:row_weight";
 
 /// For a model output produced by Softmax (last axis) or Sigmoid, the value below it and the loss
-/// kind that fuses the activation into the loss; otherwise the output itself and the loss on
-/// probabilities. `loss` is a Keras loss name.
-pub fn fuse_output(graph: &Graph, loss: &str, sparse: bool) -> Result<(ValueId, LossKind)> {
+/// kind that fuses the activation into the loss. Otherwise a cross-entropy reads the output as
+/// logits (`from_logits` None or true: PyTorch models end in a Linear layer) or as probabilities
+/// (`from_logits` Some(false)); `Some(true)` also takes an output after a Softmax/Sigmoid as logits.
+/// `loss` is a Keras loss name.
+pub fn fuse_output(graph: &Graph, loss: &str, sparse: bool, from_logits: Option<bool>) -> Result<(ValueId, LossKind)> {
     let out = *graph.outputs.first().ok_or_else(|| EngineError::BadInput("the model has no output".into()))?;
     let producer = graph.nodes.iter().find(|n| n.output() == out);
     let softmax_in = producer.and_then(|n| match n.op {
@@ -44,14 +46,18 @@ pub fn fuse_output(graph: &Graph, loss: &str, sparse: bool) -> Result<(ValueId, 
             } else {
                 (LossKind::CategoricalLogits, LossKind::CategoricalProbs)
             };
-            match softmax_in {
-                Some(v) => (v, logits),
-                None => (out, probs),
+            match (softmax_in, from_logits) {
+                (_, Some(true)) => (out, logits),
+                (Some(v), _) => (v, logits),
+                (None, Some(false)) => (out, probs),
+                (None, None) => (out, logits),
             }
         }
-        "binary_crossentropy" => match sigmoid_in {
-            Some(v) => (v, LossKind::BinaryLogits),
-            None => (out, LossKind::BinaryProbs),
+        "binary_crossentropy" => match (sigmoid_in, from_logits) {
+            (_, Some(true)) => (out, LossKind::BinaryLogits),
+            (Some(v), _) => (v, LossKind::BinaryLogits),
+            (None, Some(false)) => (out, LossKind::BinaryProbs),
+            (None, None) => (out, LossKind::BinaryLogits),
         },
         "mean_squared_error" | "mse" => (out, LossKind::MeanSquaredError),
         "mean_absolute_error" | "mae" => (out, LossKind::MeanAbsoluteError),

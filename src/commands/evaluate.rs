@@ -27,6 +27,7 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
         &loss,
         data.sparse(),
         &Default::default(),
+        None,
     )?;
     let r = ev.evaluate(&data)?;
     if args.json {

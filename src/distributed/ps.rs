@@ -397,7 +397,15 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
             let loss = setup.spec.loss.clone().unwrap_or_else(|| v.default_loss(classes).to_string());
             let config = setup.spec.session_config(&loss, v.sparse())?;
             let mut rt = Runtime::open(setup.device, setup.adapter)?;
-            Some(Evaluator::with_import(&setup.model, &mut rt, 256.min(v.rows), &loss, v.sparse(), &config.import)?)
+            Some(Evaluator::with_import(
+                &setup.model,
+                &mut rt,
+                256.min(v.rows),
+                &loss,
+                v.sparse(),
+                &config.import,
+                config.from_logits,
+            )?)
         }
         None => None,
     };

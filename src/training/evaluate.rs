@@ -31,7 +31,7 @@ pub struct Evaluator {
 impl Evaluator {
     /// Compiles the evaluation graph of `model` with the Keras loss `loss` (integer labels).
     pub fn new(model: &OnnxModel, runtime: &mut Runtime, batch: usize, loss: &str) -> Result<Self> {
-        Self::with_import(model, runtime, batch, loss, true, &distk_onnx::ImportOptions::default())
+        Self::with_import(model, runtime, batch, loss, true, &distk_onnx::ImportOptions::default(), None)
     }
 
     /// [`Evaluator::new`] with import choices (the same as the training session's, so the
@@ -43,10 +43,11 @@ impl Evaluator {
         loss: &str,
         sparse: bool,
         import: &distk_onnx::ImportOptions,
+        from_logits: Option<bool>,
     ) -> Result<Self> {
         let g = distk_onnx::import_with(model, batch, import)?.graph;
         let width = distk_engine::shape::numel(g.shape(g.inputs[0])) / batch;
-        let (prediction, kind) = fuse_output(&g, loss, sparse)?;
+        let (prediction, kind) = fuse_output(&g, loss, sparse, from_logits)?;
         let target_shape = if kind.sparse_targets() { vec![batch] } else { g.shape(prediction).to_vec() };
         let tw = distk_engine::shape::numel(&target_shape) / batch;
         let eval = build_eval_graph(g, kind, prediction, target_shape)?;

@@ -37,6 +37,9 @@ pub struct SessionConfig {
     pub import: distk_onnx::ImportOptions,
     /// Seed of the dropout masks.
     pub seed: u64,
+    /// Cross-entropy on the output as logits (true) or probabilities (false); None: logits unless
+    /// the model ends in Softmax/Sigmoid ([`distk_engine::autodiff::fuse_output`]).
+    pub from_logits: Option<bool>,
 }
 
 impl SessionConfig {
@@ -50,6 +53,7 @@ impl SessionConfig {
             training: TrainingOptions::default(),
             import: distk_onnx::ImportOptions::default(),
             seed: 0,
+            from_logits: None,
         }
     }
 }
@@ -106,7 +110,7 @@ impl TrainSession {
         let out_shape = g.shape(g.outputs[0]).to_vec();
         let output_width = distk_engine::shape::numel(&out_shape) / batch;
         let g = rewrite_for_training(g, options)?;
-        let (mut prediction, mut kind) = fuse_output(&g, loss, sparse_labels)?;
+        let (mut prediction, mut kind) = fuse_output(&g, loss, sparse_labels, config.from_logits)?;
         if !fuse && kind.on_logits() {
             prediction = g.outputs[0];
             kind = match kind {

@@ -85,7 +85,15 @@ pub fn train_single(run: SingleRun) -> Result<()> {
         );
     }
     let mut evaluator = match &val {
-        Some(_) => Some(Evaluator::with_import(&model, &mut runtime, batch, &loss, train.sparse(), &config.import)?),
+        Some(_) => Some(Evaluator::with_import(
+            &model,
+            &mut runtime,
+            batch,
+            &loss,
+            train.sparse(),
+            &config.import,
+            config.from_logits,
+        )?),
         None => None,
     };
     let (mut start_epoch, mut skip_batches, mut global_step) = (0usize, 0usize, 0u64);
@@ -108,6 +116,9 @@ pub fn train_single(run: SingleRun) -> Result<()> {
         eprintln!("resuming at epoch {} batch {} (step {global_step})", start_epoch + 1, skip_batches);
     }
     eprintln!("training on {} ({} rows, batch {batch}, {} optimizer)", runtime.describe(), train.rows, spec.optimizer);
+    if let Some(note) = crate::training::output_kind_note(&model, &loss, spec.from_logits) {
+        eprintln!("{note}");
+    }
     let schedule = Schedule {
         rows: 0..train.rows,
         epochs: spec.epochs,
