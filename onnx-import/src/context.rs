@@ -70,8 +70,13 @@ pub struct State<'m> {
     pub materialized: HashMap<String, ValueId>,
     /// Outputs of the nodes that get an added zero bias (`--add-missing-biases`).
     pub missing_bias: HashSet<String>,
-    /// The float initializers that train ([`crate::trainable`]); the others are frozen.
+    /// The float initializers that train ([`crate::trainable`]; aliases named by `--trainable`
+    /// too); the others are frozen.
     pub trainable: HashSet<String>,
+    /// Aliases of initializers (Identity outputs) named by `--frozen`.
+    pub frozen: HashSet<String>,
+    /// The outputs of Identity nodes of float initializers: parameters of their own.
+    pub aliases: HashSet<String>,
 }
 
 impl State<'_> {
@@ -96,18 +101,25 @@ impl State<'_> {
                 self.b.typed_constant(name, c.shape.clone(), c.as_f32(), dtype).map_err(|e| e.to_string())?
             }
             Some(Val::Init(k)) => {
-                // An initializer reached through Identity (or an If) is the initializer: one
-                // parameter, under its own name (what export writes back and overrides name).
+                // An initializer reached through Identity under another name is a parameter of
+                // its own (the legacy PyTorch exporter merges equal initial values through
+                // Identity: every BatchNorm gamma is the first one's, which is also a running
+                // variance). It trains as the initializer's decision says, or as an override of
+                // its own name says; export writes it as an initializer of its own.
+                // Under any other name (a Loop body's input bound to it, an If's output) it is
+                // the initializer itself: one parameter, shared by every unrolled iteration.
                 let own = self.model.graph().initializer.get(k).map(|t| t.name.clone());
                 let own = own.ok_or_else(|| format!("initializer {k} does not exist"))?;
-                if let Some(&id) = self.materialized.get(&own) {
+                let key = if self.aliases.contains(name) { name.to_string() } else { own.clone() };
+                if let Some(&id) = self.materialized.get(&key) {
                     self.materialized.insert(name.to_string(), id);
                     return Ok(id);
                 }
+                let decided = self.trainable.contains(&own) || self.trainable.contains(&key);
+                let trainable = trainable && decided && !self.frozen.contains(&key);
                 let c = self.init(k)?;
-                let trainable = trainable && self.trainable.contains(&own);
-                let id = self.b.param(&own, c.shape.clone(), c.as_f32(), trainable).map_err(|e| e.to_string())?;
-                self.materialized.insert(own, id);
+                let id = self.b.param(&key, c.shape.clone(), c.as_f32(), trainable).map_err(|e| e.to_string())?;
+                self.materialized.insert(key, id);
                 id
             }
         };
@@ -340,6 +352,11 @@ impl<'a, 'm> ImportCx<'a, 'm> {
     /// graph, its inputs bound to `bindings`; returns its outputs.
     pub fn run_subgraph(&mut self, g: &'m pb::GraphProto, bindings: Vec<Val>) -> Result<Vec<Val>> {
         crate::pipeline::run_subgraph(self.st, g, self.n.opset, bindings)
+    }
+
+    /// The program that wrote the model (`tf2onnx`, `pytorch`, ...).
+    pub fn producer(&self) -> &str {
+        &self.st.model.proto.producer_name
     }
 
     /// Whether input `i` is present.

@@ -101,18 +101,24 @@ fn arity_issues(n: &pb::NodeProto, def: &OpDef, opset: i64, issue: &mut impl FnM
 /// Checks every node of `model` against the registry, returning each node's step, or one error
 /// listing every unsupported op type and every node in a form the importer does not have.
 pub fn check(model: &OnnxModel) -> Result<Vec<Step>> {
-    check_with(model, &[])
+    let params = crate::trainable::parameters(&crate::trainable::decide(model));
+    check_with(model, &[], &params)
 }
 
 /// [`check`] with the graph inputs named in `bound` given values at import (constants).
-pub fn check_with(model: &OnnxModel, bound: &[&str]) -> Result<Vec<Step>> {
+/// `params` names the float initializers that stay parameters (the others are constants).
+pub fn check_with(model: &OnnxModel, bound: &[&str], params: &std::collections::HashSet<String>) -> Result<Vec<Step>> {
     let g = model.graph();
     let mut kinds: HashMap<&str, Kind> = HashMap::new();
     for v in &g.input {
         kinds.insert(&v.name, if bound.contains(&v.name.as_str()) { Kind::Const } else { Kind::RunTime });
     }
     for t in &g.initializer {
-        let k = if t.data_type == crate::tensor::elem::FLOAT { Kind::Param } else { Kind::Const };
+        let k = if t.data_type == crate::tensor::elem::FLOAT && params.contains(&t.name) {
+            Kind::Param
+        } else {
+            Kind::Const
+        };
         kinds.insert(&t.name, k);
     }
     check_nodes(&g.node, model.opset, kinds, &|_| None)

@@ -270,3 +270,45 @@ pub fn add_biases(model: &[u8], biases: &[AddedBias]) -> Result<Vec<u8>> {
     }
     Ok(out)
 }
+
+/// Unties initializer aliases: each `(alias, dims)` (the output of an Identity of an initializer,
+/// a parameter of its own in training) becomes an initializer of its own (zeros of `dims`, to be
+/// filled by [`replace_initializers`]) and its Identity node is dropped.
+pub fn untie_aliases(model: &[u8], aliases: &[(String, Vec<usize>)]) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(model.len());
+    for f in fields(model)? {
+        let (MODEL_GRAPH, Some(graph)) = (f.number, f.payload) else {
+            out.extend_from_slice(f.whole);
+            continue;
+        };
+        let mut g = Vec::with_capacity(graph.len());
+        for gf in fields(graph)? {
+            if let (GRAPH_NODE, Some(node)) = (gf.number, gf.payload) {
+                let nf = fields(node)?;
+                let text = |number| {
+                    nf.iter()
+                        .find(|x| x.number == number)
+                        .and_then(|x| x.payload)
+                        .map(|p| String::from_utf8_lossy(p).into_owned())
+                };
+                let is_identity = text(NODE_OP_TYPE).as_deref() == Some("Identity");
+                if is_identity && text(NODE_OUTPUT).is_some_and(|o| aliases.iter().any(|(a, _)| *a == o)) {
+                    continue;
+                }
+            }
+            g.extend_from_slice(gf.whole);
+        }
+        for (name, dims) in aliases {
+            let mut t = Vec::new();
+            for &d in dims {
+                put_varint_field(TENSOR_DIMS, d as u64, &mut t);
+            }
+            put_varint_field(TENSOR_DATA_TYPE, 1, &mut t);
+            put_bytes_field(TENSOR_NAME, name.as_bytes(), &mut t);
+            put_bytes_field(TENSOR_RAW_DATA, &vec![0u8; dims.iter().product::<usize>() * 4], &mut t);
+            put_bytes_field(GRAPH_INITIALIZER, &t, &mut g);
+        }
+        put_bytes_field(MODEL_GRAPH, &g, &mut out);
+    }
+    Ok(out)
+}

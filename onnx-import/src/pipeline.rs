@@ -49,8 +49,11 @@ pub fn import(model: &OnnxModel, batch: usize) -> Result<ImportedGraph> {
 /// [`import`] with options.
 pub fn import_with(model: &OnnxModel, batch: usize, options: &ImportOptions) -> Result<ImportedGraph> {
     let bound: Vec<&str> = options.bound_inputs.iter().map(|(n, _)| n.as_str()).collect();
-    let steps = coverage::check_with(model, &bound)?;
-    let (mut st, inputs) = load(model, batch, options)?;
+    let decisions =
+        crate::trainable::decide_with(model, &options.trainable, &options.frozen).map_err(ImportError::Model)?;
+    let params = crate::trainable::parameters(&decisions);
+    let steps = coverage::check_with(model, &bound, &params)?;
+    let (mut st, inputs) = load(model, batch, options, &decisions)?;
     for (node, step) in model.graph().node.iter().zip(&steps) {
         convert(&mut st, node, step, model.opset)?;
     }
@@ -59,24 +62,35 @@ pub fn import_with(model: &OnnxModel, batch: usize, options: &ImportOptions) -> 
 
 /// Phase 2: the initializers (float ones as parameters-to-be, the rest as constants) and the graph
 /// inputs (engine inputs with the batch bound).
-fn load<'m>(model: &'m OnnxModel, batch: usize, options: &ImportOptions) -> Result<(State<'m>, Vec<TensorSig>)> {
+fn load<'m>(
+    model: &'m OnnxModel,
+    batch: usize,
+    options: &ImportOptions,
+    decisions: &[crate::trainable::TrainDecision],
+) -> Result<(State<'m>, Vec<TensorSig>)> {
     let missing_bias = if options.add_missing_biases {
         crate::inspect::missing_biases(model).iter().filter_map(|n| n.output.first().cloned()).collect()
     } else {
         Default::default()
     };
-    let decisions =
-        crate::trainable::decide_with(model, &options.trainable, &options.frozen).map_err(ImportError::Model)?;
+    let params = crate::trainable::parameters(decisions);
     let mut st = State {
         model,
         b: distk_engine::GraphBuilder::new(),
         env: HashMap::new(),
         materialized: HashMap::new(),
         missing_bias,
-        trainable: decisions.into_iter().filter(|d| d.trainable).map(|d| d.name).collect(),
+        trainable: decisions
+            .iter()
+            .filter(|d| d.trainable)
+            .map(|d| d.name.clone())
+            .chain(options.trainable.iter().cloned())
+            .collect(),
+        frozen: options.frozen.iter().cloned().collect(),
+        aliases: crate::trainable::aliases(model).into_iter().map(|(alias, _)| alias).collect(),
     };
     for (i, t) in model.graph().initializer.iter().enumerate() {
-        let v = if t.data_type == crate::tensor::elem::FLOAT {
+        let v = if t.data_type == crate::tensor::elem::FLOAT && params.contains(&t.name) {
             Val::Init(i)
         } else {
             Val::Const(ConstTensor::from_proto(t).map_err(ImportError::Model)?)

@@ -55,5 +55,12 @@ pub fn trained_model_bytes(
             .collect();
         base = distk_onnx::export::add_biases(&base, &biases)?;
     }
+    let aliases: Vec<(String, Vec<usize>)> = distk_onnx::trainable::aliases(model)
+        .into_iter()
+        .filter_map(|(alias, _)| layout.find(&alias).map(|s| (alias, s.shape.clone())))
+        .collect();
+    if !aliases.is_empty() {
+        base = distk_onnx::export::untie_aliases(&base, &aliases)?;
+    }
     Ok(distk_onnx::export::replace_initializers(&base, &values)?)
 }

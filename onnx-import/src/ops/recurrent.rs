@@ -385,7 +385,25 @@ fn import(cx: &mut ImportCx<'_, '_>) -> Result<()> {
         x = cx.emit(Op::Transpose(Transpose { perm: vec![1, 0, 2] }), &[x])?;
     }
     let (w_all, r_all) = (cx.value(1)?, cx.value(2)?);
-    let b_all = if cx.has_input(3) { Some(cx.value(3)?) } else { None };
+    let mut b_all = if cx.has_input(3) { Some(cx.value(3)?) } else { None };
+    // tf2onnx writes a Keras LSTM's (or GRU's without reset_after) one bias per gate into the
+    // first half of B and constant zeros into the second (Rb): only the first half is a Keras
+    // weight. B is used through a mask that zeroes Rb's gradient, so Rb stays zero and the bias
+    // learns at Keras' rate instead of twice it.
+    let single_bias = matches!(cell, Cell::Lstm | Cell::Gru { linear_before_reset: false });
+    if let Some(b) = b_all
+        && single_bias
+        && cx.producer() == "tf2onnx"
+        && let Some(values) = cx.known(3).ok().flatten()
+    {
+        let half = cell.gates() * hidden;
+        let rows: Vec<&[f64]> = values.data.chunks(2 * half).collect();
+        if rows.iter().all(|r| r.len() == 2 * half && r[half..].iter().all(|&v| v == 0.0)) {
+            let mask: Vec<f32> = (0..nd * 2 * half).map(|i| if i % (2 * half) < half { 1.0 } else { 0.0 }).collect();
+            let m = cx.constant("keras_bias_mask", vec![nd, 2 * half], mask)?;
+            b_all = Some(cx.emit(Op::Binary(BinaryOp::Mul), &[b, m])?);
+        }
+    }
     let h0_all = if cx.has_input(5) { Some(cx.value(5)?) } else { None };
     let c0_all = if cell == Cell::Lstm && cx.has_input(6) { Some(cx.value(6)?) } else { None };
     let p_all = if cell == Cell::Lstm && cx.has_input(7) { Some(cx.value(7)?) } else { None };
