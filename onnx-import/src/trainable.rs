@@ -101,17 +101,6 @@ fn collect(
                 reasons.entry(resolve(input)).or_insert_with(|| format!("input {i} of {} `{label}`", n.op_type));
             }
         }
-        // A scale or shift of more than one value (a normalisation exported as primitive ops, as
-        // tf2onnx writes Keras' LayerNormalization: `* gamma + beta`); single values are the
-        // exporter's constants.
-        if matches!(n.op_type.as_str(), "Mul" | "Add" | "Sub") {
-            for input in &n.input {
-                let end = resolve(input);
-                if sizes.get(end.as_str()).is_some_and(|&len| len > 1) {
-                    reasons.entry(end).or_insert_with(|| format!("a scale or shift of {} `{label}`", n.op_type));
-                }
-            }
-        }
         if n.op_type == "BatchNormalization" {
             for i in [3, 4] {
                 if let Some(input) = n.input.get(i).filter(|s| !s.is_empty()) {
@@ -128,6 +117,17 @@ fn collect(
             for (input, other) in [(a, b), (b, a)] {
                 if made_by_layer(other) {
                     reasons.entry(resolve(input)).or_insert_with(|| format!("the bias added by Add `{label}`"));
+                }
+            }
+        }
+        // A scale or shift of more than one value (a normalisation exported as primitive ops, as
+        // tf2onnx writes Keras' LayerNormalization: `* gamma + beta`); single values are the
+        // exporter's constants.
+        if matches!(n.op_type.as_str(), "Mul" | "Add" | "Sub") {
+            for input in &n.input {
+                let end = resolve(input);
+                if sizes.get(end.as_str()).is_some_and(|&len| len > 1) {
+                    reasons.entry(end).or_insert_with(|| format!("a scale or shift of {} `{label}`", n.op_type));
                 }
             }
         }
@@ -221,19 +221,19 @@ pub fn decide_with(
     Ok(out)
 }
 
-/// The outputs of Identity nodes that copy a float initializer (`(alias, initializer)`): the import
-/// makes each a parameter of its own, which export writes as an initializer of its own.
+/// The outputs of Identity nodes that copy a float initializer used more than once
+/// (`(alias, initializer)`): the import makes each a parameter of its own, which export writes as
+/// an initializer of its own. (An initializer used only through one Identity stays itself.)
 pub fn aliases(model: &OnnxModel) -> Vec<(String, String)> {
     let g = model.graph();
+    let uses = |name: &str| g.node.iter().flat_map(|n| n.input.iter()).filter(|i| *i == name).count();
     g.node
         .iter()
         .filter(|n| n.op_type == "Identity")
         .filter_map(|n| {
             let (input, output) = (n.input.first()?, n.output.first()?);
-            g.initializer
-                .iter()
-                .any(|t| &t.name == input && t.data_type == elem::FLOAT)
-                .then(|| (output.clone(), input.clone()))
+            let float = g.initializer.iter().any(|t| &t.name == input && t.data_type == elem::FLOAT);
+            (float && uses(input) > 1).then(|| (output.clone(), input.clone()))
         })
         .collect()
 }
