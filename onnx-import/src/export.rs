@@ -193,13 +193,21 @@ fn put_varint_field(number: u64, v: u64, out: &mut Vec<u8>) {
     write_varint(v, out);
 }
 
-fn zero_tensor(name: &str, len: usize) -> Vec<u8> {
+/// A float32 initializer of zeros of shape `dims`.
+fn zero_tensor(name: &str, dims: &[usize]) -> Vec<u8> {
     let mut t = Vec::new();
-    put_varint_field(TENSOR_DIMS, len as u64, &mut t);
+    for &d in dims {
+        put_varint_field(TENSOR_DIMS, d as u64, &mut t);
+    }
     put_varint_field(TENSOR_DATA_TYPE, 1, &mut t);
     put_bytes_field(TENSOR_NAME, name.as_bytes(), &mut t);
-    put_bytes_field(TENSOR_RAW_DATA, &vec![0u8; len * 4], &mut t);
+    put_bytes_field(TENSOR_RAW_DATA, &vec![0u8; dims.iter().product::<usize>() * 4], &mut t);
     t
+}
+
+/// The first string field `number` of a node's fields (its op type, first output, ...).
+fn node_text(nf: &[Field<'_>], number: u64) -> Option<String> {
+    nf.iter().find(|x| x.number == number).and_then(|x| x.payload).map(|p| String::from_utf8_lossy(p).into_owned())
 }
 
 /// Writes the biases the importer added (`ImportOptions::add_missing_biases`) into the model: a
@@ -221,11 +229,7 @@ pub fn add_biases(model: &[u8], biases: &[AddedBias]) -> Result<Vec<u8>> {
                 continue;
             };
             let nf = fields(node)?;
-            let first_output = nf
-                .iter()
-                .find(|x| x.number == NODE_OUTPUT)
-                .and_then(|x| x.payload)
-                .map(|p| String::from_utf8_lossy(p).into_owned());
+            let first_output = node_text(&nf, NODE_OUTPUT);
             let Some(bias) = first_output.and_then(|o| biases.iter().find(|b| b.output == o)) else {
                 g.extend_from_slice(gf.whole);
                 continue;
@@ -259,7 +263,7 @@ pub fn add_biases(model: &[u8], biases: &[AddedBias]) -> Result<Vec<u8>> {
         for b in biases {
             put_bytes_field(
                 GRAPH_INITIALIZER,
-                &zero_tensor(&crate::inspect::added_bias_name(&b.output), b.len),
+                &zero_tensor(&crate::inspect::added_bias_name(&b.output), &[b.len]),
                 &mut g,
             );
         }
@@ -285,28 +289,15 @@ pub fn untie_aliases(model: &[u8], aliases: &[(String, Vec<usize>)]) -> Result<V
         for gf in fields(graph)? {
             if let (GRAPH_NODE, Some(node)) = (gf.number, gf.payload) {
                 let nf = fields(node)?;
-                let text = |number| {
-                    nf.iter()
-                        .find(|x| x.number == number)
-                        .and_then(|x| x.payload)
-                        .map(|p| String::from_utf8_lossy(p).into_owned())
-                };
-                let is_identity = text(NODE_OP_TYPE).as_deref() == Some("Identity");
-                if is_identity && text(NODE_OUTPUT).is_some_and(|o| aliases.iter().any(|(a, _)| *a == o)) {
+                let is_identity = node_text(&nf, NODE_OP_TYPE).as_deref() == Some("Identity");
+                if is_identity && node_text(&nf, NODE_OUTPUT).is_some_and(|o| aliases.iter().any(|(a, _)| *a == o)) {
                     continue;
                 }
             }
             g.extend_from_slice(gf.whole);
         }
         for (name, dims) in aliases {
-            let mut t = Vec::new();
-            for &d in dims {
-                put_varint_field(TENSOR_DIMS, d as u64, &mut t);
-            }
-            put_varint_field(TENSOR_DATA_TYPE, 1, &mut t);
-            put_bytes_field(TENSOR_NAME, name.as_bytes(), &mut t);
-            put_bytes_field(TENSOR_RAW_DATA, &vec![0u8; dims.iter().product::<usize>() * 4], &mut t);
-            put_bytes_field(GRAPH_INITIALIZER, &t, &mut g);
+            put_bytes_field(GRAPH_INITIALIZER, &zero_tensor(name, dims), &mut g);
         }
         put_bytes_field(MODEL_GRAPH, &g, &mut out);
     }
