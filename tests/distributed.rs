@@ -23,36 +23,54 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The learning test takes this exclusively, every other test shares it: asynchronous trainers
+/// learn worse when other tests' hundreds of workers take the two cores from them (staleness
+/// grows with the load), so accuracy is measured on a machine this file does not also load.
+static CORES: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Shares the cores with the other non-learning tests of this file.
+fn shared_cores() -> std::sync::RwLockReadGuard<'static, ()> {
+    CORES.read().unwrap_or_else(|e| e.into_inner())
+}
+
 fn read_json(p: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
 }
 
-/// Each trainer with 4 workers, adam, batch 32, its default window, 30 epochs. The learning rate
-/// is per trainer: DOWNPOUR adds 4 workers' accumulated deltas (small rate), AGN divides by its
-/// window of 12 (larger rate). The thesis tuned them per trainer too.
+/// Each trainer with 4 workers, adam, batch 32, 30 epochs, its default window except DOWNPOUR.
+/// The learning rate is per trainer: DOWNPOUR adds 4 workers' accumulated deltas (small rate),
+/// AGN divides by its window of 12 (larger rate). The thesis tuned them per trainer too.
+///
+/// DOWNPOUR runs with the thesis' window of 1, not dist-keras' 5: with 5, four workers' deltas
+/// computed against a centre up to 20 steps old make the centre oscillate from epoch to epoch
+/// (measured on this data: 0.73 to 0.97 at rate 0.001; at 0.0005, 1 final figure in 20 under 0.93),
+/// so one final figure is a draw, not a finding. With window 1 at 0.0005, 20 runs ended at 0.961
+/// to 0.978. The README's trainer section tells users the same.
 #[test]
 fn every_trainer_learns_digits_with_four_workers() {
+    let _cores = CORES.write().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let cases = [
-        ("downpour", "0.001", 0.93),
-        ("dynsgd", "0.002", 0.93),
-        ("aeasgd", "0.003", 0.93),
-        ("eamsgd", "0.002", 0.93),
-        ("adag", "0.003", 0.95),
-        ("agn", "0.01", 0.95),
-        ("averaging", "0.003", 0.95),
-        ("ensemble", "0.003", 0.93),
+    let cases: [(&str, &str, f64, &[&str]); 8] = [
+        ("downpour", "0.0005", 0.93, &["--communication-window", "1"]),
+        ("dynsgd", "0.002", 0.93, &[]),
+        ("aeasgd", "0.003", 0.93, &[]),
+        ("eamsgd", "0.002", 0.93, &[]),
+        ("adag", "0.003", 0.95, &[]),
+        ("agn", "0.01", 0.95, &[]),
+        ("averaging", "0.003", 0.95, &[]),
+        ("ensemble", "0.003", 0.93, &[]),
     ];
-    for (trainer, lr, want) in cases {
+    for (trainer, lr, want, extra) in cases {
         let out = dir.path().join(format!("{trainer}.onnx"));
         let hist = dir.path().join(format!("{trainer}.json"));
-        let o = distk(&[
+        let (mlp, train, test) = (model("keras_mlp.onnx"), data("digits_train.parquet"), data("digits_test.parquet"));
+        let mut args = vec![
             "run",
-            model("keras_mlp.onnx").to_str().unwrap(),
+            mlp.to_str().unwrap(),
             "--data",
-            data("digits_train.parquet").to_str().unwrap(),
+            train.to_str().unwrap(),
             "--validation-data",
-            data("digits_test.parquet").to_str().unwrap(),
+            test.to_str().unwrap(),
             "--workers",
             "4",
             "--trainer",
@@ -68,7 +86,9 @@ fn every_trainer_learns_digits_with_four_workers() {
             out.to_str().unwrap(),
             "--history",
             hist.to_str().unwrap(),
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        let o = distk(&args);
         assert!(o.status.success(), "{trainer}: {}", stderr(&o));
         let h = read_json(&hist);
         let workers = h["worker_reports"].as_array().unwrap();
@@ -116,6 +136,7 @@ fn every_trainer_learns_digits_with_four_workers() {
 /// is retried with backoff within the join deadline, so all of them join, train and finish.
 #[test]
 fn five_hundred_and_twelve_workers_all_join() {
+    let _cores = shared_cores();
     let dir = tempfile::tempdir().unwrap();
     let hist = dir.path().join("run.json");
     let o = distk(&[
@@ -147,6 +168,7 @@ fn five_hundred_and_twelve_workers_all_join() {
 
 #[test]
 fn too_few_rows_for_the_workers_is_a_clear_error() {
+    let _cores = shared_cores();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.onnx");
     let o = distk(&[
@@ -292,6 +314,7 @@ fn secrets(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
 /// exactly once (the server's count per worker equals the worker's count of acknowledgements).
 #[test]
 fn a_worker_killed_mid_run_is_named_and_the_others_finish() {
+    let _cores = shared_cores();
     let dir = tempfile::tempdir().unwrap();
     let (secrets_file, secret) = secrets(dir.path());
     let out = dir.path().join("centre.onnx");
@@ -359,6 +382,7 @@ fn a_worker_killed_mid_run_is_named_and_the_others_finish() {
 /// recovery. Snapshots are rare here (only the initial one), so everything comes back from the log.
 #[test]
 fn a_resumed_parameter_server_is_rejoined_by_its_workers_and_loses_nothing() {
+    let _cores = shared_cores();
     let dir = tempfile::tempdir().unwrap();
     let (secrets_file, secret) = secrets(dir.path());
     let ck = dir.path().join("ck");
@@ -455,6 +479,7 @@ fn a_resumed_parameter_server_is_rejoined_by_its_workers_and_loses_nothing() {
 /// the first goes on, and every commit acknowledged to it was applied.
 #[test]
 fn a_second_worker_with_a_live_id_is_refused() {
+    let _cores = shared_cores();
     let dir = tempfile::tempdir().unwrap();
     let (secrets_file, secret) = secrets(dir.path());
     let hist = dir.path().join("run.json");
@@ -511,6 +536,7 @@ fn a_second_worker_with_a_live_id_is_refused() {
 
 #[test]
 fn workers_with_a_wrong_secret_or_pin_are_refused_clearly() {
+    let _cores = shared_cores();
     let dir = tempfile::tempdir().unwrap();
     let (secrets_file, _) = secrets(dir.path());
     let mut ps = start_ps(&[
@@ -553,6 +579,7 @@ fn initializer(path: &Path, name: &str) -> Vec<f32> {
 /// those statistics) is accurate.
 #[test]
 fn batchnorm_statistics_travel_with_the_centre() {
+    let _cores = shared_cores();
     let dir = tempfile::tempdir().unwrap();
     let bn = common::root().join("tests/fixtures/models/bn_mlp.onnx");
     let out = dir.path().join("bn.onnx");
