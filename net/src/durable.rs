@@ -107,17 +107,7 @@ pub fn recover(
     state.restore(&snap, label)?;
     let mut r = Recovery { snapshot_clock: snap.clock, snapshot_lsn: snap.lsn, ..Default::default() };
     let (log, replayed) = Wal::open(&wal_dir(dir), snap.lsn, wal.unwrap_or_default(), |lsn, body| {
-        let op = Op::decode(body)?;
-        if matches!(op, Op::Commit { .. } | Op::Submit { .. }) {
-            r.replayed_commits += 1;
-        }
-        let effect = state
-            .apply(&op)
-            .map_err(|e| NetError::Storage(format!("log record {lsn} does not apply to the recovered state: {e}")))?;
-        if let Effect::EpochComplete { epoch, clock } = effect {
-            r.epoch_centres.push((epoch, clock, state.core.centre().to_vec()));
-        }
-        Ok(())
+        replay_record(state, lsn, body, &mut r)
     })?;
     r.replayed_records = replayed.records;
     r.replayed_bytes = replayed.bytes;
@@ -135,6 +125,22 @@ pub fn recover(
         std::fs::remove_file(&seg).map_err(|e| NetError::Storage(format!("cannot remove {}: {e}", seg.display())))?;
     }
     Ok((None, r))
+}
+
+/// Replays log record `lsn` (its body) into `state` through [`PsState::apply`], the code that
+/// applied it the first time; counts it in `r` and keeps the centres of epochs it completes.
+pub fn replay_record(state: &mut PsState, lsn: u64, body: &[u8], r: &mut Recovery) -> Result<()> {
+    let op = Op::decode(body)?;
+    if matches!(op, Op::Commit { .. } | Op::Submit { .. }) {
+        r.replayed_commits += 1;
+    }
+    let effect = state
+        .apply(&op)
+        .map_err(|e| NetError::Storage(format!("log record {lsn} does not apply to the recovered state: {e}")))?;
+    if let Effect::EpochComplete { epoch, clock } = effect {
+        r.epoch_centres.push((epoch, clock, state.core.centre().to_vec()));
+    }
+    Ok(())
 }
 
 /// Writes `snap` as the snapshot of `dir` and removes the log segments it holds; returns the bytes

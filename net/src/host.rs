@@ -20,66 +20,12 @@ use crate::auth::Secrets;
 use crate::close;
 use crate::error::{NetError, Result};
 use crate::journal::Op;
-use crate::server::CommitCheck;
+pub use crate::protocol::Event;
+use crate::protocol::{self, Answer, Recorder};
 use crate::snapshot::StateSnapshot;
-use crate::state::{CommitPlan, Effect, PsState};
+use crate::state::PsState;
 use crate::wal::Wal;
 use crate::wire::{self, ALIGN, Header, Kind};
-
-/// What happened, for the launcher (logs, snapshots, validation, the end of the run).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Event {
-    /// A worker authenticated and was admitted.
-    Joined {
-        /// Its id.
-        worker: u32,
-        /// Who holds its secret.
-        identity: String,
-    },
-    /// A worker's connection ended before it was done.
-    Lost {
-        /// Its id.
-        worker: u32,
-        /// Why the connection ended.
-        reason: String,
-    },
-    /// A worker finished an epoch.
-    Epoch {
-        /// Its id.
-        worker: u32,
-        /// The epoch (0-based).
-        epoch: u64,
-    },
-    /// Every worker still counted finished `epoch`: the centre at that moment.
-    EpochCentre {
-        /// The epoch (0-based).
-        epoch: u64,
-        /// The clock then.
-        clock: u64,
-        /// The centre then.
-        centre: Vec<f32>,
-    },
-    /// A worker is done.
-    Done {
-        /// Its id.
-        worker: u32,
-    },
-    /// A commit or an averaging round changed the centre.
-    Updated {
-        /// The clock after it.
-        clock: u64,
-    },
-    /// A connection was refused (wrong secret, bad frame...).
-    Refused {
-        /// Why.
-        reason: String,
-    },
-    /// The write-ahead log refused an op that no request waited for (a round closed by a loss).
-    LogFailed {
-        /// Why.
-        reason: String,
-    },
-}
 
 /// Settings of the server shell.
 #[derive(Clone, Debug)]
@@ -124,27 +70,6 @@ impl Host {
         self.wal.as_ref()
     }
 
-    /// Locks the state for a request on connection `generation` of `worker`, refusing a connection
-    /// a newer one of the same worker superseded.
-    fn lock_current(&self, worker: u32, generation: u64) -> Result<MutexGuard<'_, PsState>> {
-        let st = self.lock();
-        if !st.members.is_current(worker, generation) {
-            return Err(NetError::Refused(format!(
-                "this connection of worker {worker} was superseded by a newer one of the same worker"
-            )));
-        }
-        Ok(st)
-    }
-
-    fn emit(&self, e: Event) {
-        let _ = self.events.send(e);
-    }
-
-    /// The LSN of the last record logged (0 without a log).
-    fn appended(&self) -> u64 {
-        self.wal.as_ref().map_or(0, |w| w.appended())
-    }
-
     /// Waits until the log is on disk up to `lsn`.
     async fn durable(&self, lsn: u64) -> Result<()> {
         match &self.wal {
@@ -153,65 +78,16 @@ impl Host {
         }
     }
 
-    fn append(&self, op: &Op<'_>) -> Result<u64> {
-        match &self.wal {
-            Some(w) => {
-                let (head, payload) = op.encode();
-                w.append(&[&head, payload])
-            }
-            None => Ok(0),
-        }
-    }
-
-    /// Emits what an applied op did (under the state lock, so events come in the state's order).
-    fn announce(&self, st: &PsState, effect: Effect) {
-        match effect {
-            Effect::Committed(o) if o.applied => self.emit(Event::Updated { clock: o.clock }),
-            Effect::RoundClosed { round, clock } => {
-                self.rounds.send_replace(round + 1);
-                self.emit(Event::Updated { clock });
-            }
-            Effect::EpochComplete { epoch, clock } => {
-                self.emit(Event::EpochCentre { epoch, clock, centre: st.core.centre().to_vec() })
-            }
-            _ => {}
-        }
-    }
-
-    /// Logs and applies the ops the state made due; returns the LSN of the last.
-    fn follow_up(&self, st: &mut PsState) -> Result<u64> {
-        let mut last = self.appended();
-        while let Some(op) = st.follow_up() {
-            last = self.append(&op)?;
-            let effect = st.apply(&op)?;
-            self.announce(st, effect);
-        }
-        Ok(last)
-    }
-
-    /// Checks `op`, logs it, applies it and what it made due; returns the LSN to wait for before
-    /// answering, and what the op did.
-    fn record(&self, st: &mut PsState, op: &Op<'_>) -> Result<(u64, Effect)> {
-        st.check(op)?;
-        let lsn = self.append(op)?;
-        let effect = st.apply(op)?;
-        self.announce(st, effect);
-        let last = self.follow_up(st)?;
-        Ok((lsn.max(last), effect))
-    }
-
     /// Gives up on workers still away after a restart of the server (they did not reconnect in
     /// time): they are lost, and what waited for them (an averaging round, an epoch) goes on.
     pub fn give_up_away(&self, reason: &str) -> Vec<u32> {
         let mut st = self.lock();
-        let gone = st.members.give_up_away(reason);
-        for &worker in &gone {
-            self.emit(Event::Lost { worker, reason: reason.to_string() });
-        }
-        if let Err(e) = self.follow_up(&mut st) {
-            self.emit(Event::LogFailed { reason: e.to_string() });
-        }
-        gone
+        protocol::give_up_away(self, &mut st, reason)
+    }
+
+    /// Logs and applies what an earlier failure of the log left due ([`protocol::catch_up`]).
+    pub fn catch_up(&self) {
+        protocol::catch_up(self, &mut self.lock());
     }
 
     /// Takes a snapshot of the whole state labelled `label`, holding every op logged so far (the
@@ -225,6 +101,30 @@ impl Host {
             None => 0,
         };
         Ok(st.snapshot(label, lsn))
+    }
+}
+
+impl Recorder for Host {
+    fn appended(&self) -> u64 {
+        self.wal.as_ref().map_or(0, |w| w.appended())
+    }
+
+    fn append(&self, op: &Op<'_>) -> Result<u64> {
+        match &self.wal {
+            Some(w) => {
+                let (head, payload) = op.encode();
+                w.append(&[&head, payload])
+            }
+            None => Ok(0),
+        }
+    }
+
+    fn emit(&self, e: Event) {
+        let _ = self.events.send(e);
+    }
+
+    fn rounds_closed(&self, closed_rounds: u64) {
+        self.rounds.send_replace(closed_rounds);
     }
 }
 
@@ -290,8 +190,13 @@ async fn admit(conn: &quinn::Connection, host: &Host, secrets: &Secrets) -> Resu
         return Err(NetError::Refused("a peer gave a secret that is not in the secrets file".into()));
     };
     let (incarnation, rejoin) = (f.header.incarnation, f.header.round == wire::REJOIN);
-    let refuse = |e: NetError| {
+    // A refusal says what the state holds ("already finished" ends a worker whose `Done` it
+    // answers): it is sent only once the log holds that state, as an acknowledgement would be.
+    let refuse = async |e: NetError| {
         if matches!(e, NetError::InUse(_) | NetError::Refused(_)) {
+            if let Err(d) = host.durable(host.appended()).await {
+                return d;
+            }
             conn.close(close_code(&e).into(), e.to_string().as_bytes());
         }
         e
@@ -299,16 +204,11 @@ async fn admit(conn: &quinn::Connection, host: &Host, secrets: &Secrets) -> Resu
     // A new owner of the id is logged (and on disk) before the worker is connected under it.
     let logged = {
         let mut st = host.lock();
-        let a = st.members.admit(f.header.worker, identity, incarnation, rejoin).map_err(refuse)?;
-        if a.new_owner {
-            host.record(&mut st, &Op::Join { worker: a.worker, incarnation, identity }).map(|(lsn, _)| (a.worker, lsn))
-        } else {
-            Ok((a.worker, host.appended()))
-        }
+        protocol::admit(host, &mut st, f.header.worker, identity, incarnation, rejoin)
     };
     let logged = match logged {
         Ok((worker, lsn)) => host.durable(lsn).await.map(|_| worker),
-        Err(e) => Err(e),
+        Err(e) => Err(refuse(e).await),
     };
     let worker = match logged {
         Ok(w) => w,
@@ -323,16 +223,15 @@ async fn admit(conn: &quinn::Connection, host: &Host, secrets: &Secrets) -> Resu
         }
         Err(e) => return Err(e),
     };
-    let (generation, last_seq) = {
+    let connected = {
         let mut st = host.lock();
-        st.members.admit(worker, identity, incarnation, true).map_err(refuse)?;
-        (st.members.connect(worker)?, st.core.last_seq(worker).unwrap_or(0))
+        protocol::connect(host, &mut st, worker, identity, incarnation)
     };
-    host.emit(Event::Joined { worker, identity: identity.to_string() });
-    // The worker's next commit follows the last one applied under its id (a process taking the id
-    // over numbers its commits after its predecessor's).
-    let welcome = Header { seq: last_seq, ..Header::new(Kind::Welcome, worker) };
-    if let Err(e) = write_frame(&mut send, &wire::encode(&welcome, &[])?).await {
+    let (generation, welcome) = match connected {
+        Ok(c) => c,
+        Err(e) => return Err(refuse(e).await),
+    };
+    if let Err(e) = write_frame(&mut send, &welcome).await {
         host.lock().members.connection_ended(worker, generation, &e.to_string());
         return Err(e);
     }
@@ -379,48 +278,23 @@ async fn handle(conn: quinn::Connection, host: Arc<Host>, secrets: Arc<Secrets>)
             break e.to_string();
         }
     };
-    let mut st = host.lock();
-    if st.members.connection_ended(worker, generation, &reason) {
-        host.emit(Event::Lost { worker, reason });
-        // The round may close, and epochs complete, without it.
-        if let Err(e) = host.follow_up(&mut st) {
-            host.emit(Event::LogFailed { reason: e.to_string() });
-        }
-    }
+    // The round may close, and epochs complete, without it.
+    protocol::connection_ended(host.as_ref(), &mut host.lock(), worker, generation, &reason);
 }
 
-fn ack(worker: u32, seq: u64, clock: u64, staleness: u64) -> Result<Vec<u8>> {
-    wire::encode(&Header { seq, clock, staleness, ..Header::new(Kind::Ack, worker) }, &[])
-}
-
+/// Answers one request frame: the state decides ([`protocol::answer`]); an averaging pull waits
+/// here for its round; the reply goes once the log is on disk up to it.
 async fn respond(host: &Host, worker: u32, generation: u64, buf: &AlignedVec<ALIGN>) -> Result<Vec<u8>> {
     let f = wire::decode(buf, host.config.max_frame)?;
-    if f.header.worker != worker {
-        return Err(NetError::Protocol(format!("worker {worker} sent a frame as worker {}", f.header.worker)));
-    }
-    let (seq, round) = (f.header.seq, f.header.round);
-    match f.header.kind {
-        Kind::Commit => {
-            let payload = f.floats()?;
-            // The guard lives in this block only: the wait for the disk happens without the lock.
-            let (lsn, clock, staleness) = {
-                let mut st = host.lock_current(worker, generation)?;
-                match st.plan_commit(worker, seq, round, payload)? {
-                    // A retry of something already applied: acknowledged again once it is on disk.
-                    CommitPlan::Repeat { clock, staleness } => (host.appended(), clock, staleness),
-                    // Logged, then applied straight from the received bytes; acknowledged once the
-                    // log holds it.
-                    CommitPlan::Record(op) => match host.record(&mut st, &op)? {
-                        (lsn, Effect::Committed(o)) => (lsn, o.clock, o.staleness),
-                        (lsn, _) => (lsn, st.core.clock(), 0),
-                    },
-                }
-            };
-            host.durable(lsn).await?;
-            ack(worker, seq, clock, staleness)
-        }
-        Kind::Pull => {
-            if host.lock().pull_waits(round) {
+    loop {
+        // The guard lives in this block only: the waits happen without the lock.
+        let answer = protocol::answer(host, &mut host.lock(), worker, generation, &f, &host.config.job)?;
+        match answer {
+            Answer::Reply { frame, lsn } => {
+                host.durable(lsn).await?;
+                return Ok(frame);
+            }
+            Answer::AwaitRound(round) => {
                 let mut rx = host.rounds.subscribe();
                 match tokio::time::timeout(host.config.round_timeout, rx.wait_for(|closed| *closed > round)).await {
                     Ok(Ok(_)) => {}
@@ -433,67 +307,6 @@ async fn respond(host: &Host, worker: u32, generation: u64, buf: &AlignedVec<ALI
                     }
                 }
             }
-            let (lsn, frame) = {
-                let mut st = host.lock_current(worker, generation)?;
-                let (lsn, _) = host.record(&mut st, &Op::Pull { worker })?;
-                let h = Header { clock: st.core.clock(), ..Header::new(Kind::Centre, worker) };
-                (lsn, wire::encode(&h, st.core.centre()))
-            };
-            host.durable(lsn).await?;
-            frame
         }
-        Kind::CommitPull => {
-            let payload = f.floats()?;
-            let (lsn, frame) = {
-                let mut st = host.lock_current(worker, generation)?;
-                if !st.takes_commit_pull() {
-                    return Err(NetError::Protocol("an averaging round takes commits and pulls apart".into()));
-                }
-                let staleness = match st.core.check_commit(worker, seq, payload.len())? {
-                    CommitCheck::Retry(o) => o.staleness,
-                    CommitCheck::Fresh => match host.record(&mut st, &Op::Commit { worker, seq, payload })?.1 {
-                        Effect::Committed(o) => o.staleness,
-                        _ => 0,
-                    },
-                };
-                // The pull is logged after the commit: one sync covers both.
-                let (lsn, _) = host.record(&mut st, &Op::Pull { worker })?;
-                let h = Header { seq, staleness, clock: st.core.clock(), ..Header::new(Kind::Centre, worker) };
-                (lsn, wire::encode(&h, st.core.centre()))
-            };
-            host.durable(lsn).await?;
-            frame
-        }
-        Kind::FetchJob => wire::encode_bytes(&Header::new(Kind::Job, worker), &host.config.job),
-        Kind::Epoch => {
-            let lsn = {
-                let mut st = host.lock_current(worker, generation)?;
-                let (lsn, _) = host.record(&mut st, &Op::Epoch { worker, epoch: round })?;
-                host.emit(Event::Epoch { worker, epoch: round });
-                lsn
-            };
-            host.durable(lsn).await?;
-            ack(worker, 0, 0, 0)
-        }
-        Kind::Report => {
-            let lsn = {
-                let mut st = host.lock_current(worker, generation)?;
-                host.record(&mut st, &Op::Report { worker, index: round, bytes: f.payload })?.0
-            };
-            host.durable(lsn).await?;
-            ack(worker, 0, 0, 0)
-        }
-        Kind::Done => {
-            let weights = f.floats()?;
-            let (lsn, clock) = {
-                let mut st = host.lock_current(worker, generation)?;
-                let (lsn, _) = host.record(&mut st, &Op::Done { worker, weights })?;
-                host.emit(Event::Done { worker });
-                (lsn, st.core.clock())
-            };
-            host.durable(lsn).await?;
-            ack(worker, 0, clock, 0)
-        }
-        other => Err(NetError::Protocol(format!("unexpected {other:?} frame from a worker"))),
     }
 }

@@ -26,6 +26,7 @@ pub mod error;
 pub mod host;
 pub mod journal;
 pub mod membership;
+pub mod protocol;
 pub mod rules;
 pub mod server;
 pub mod snapshot;

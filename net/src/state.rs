@@ -78,10 +78,10 @@ impl PsState {
         }
     }
 
-    /// Whether a pull for `round` waits for that averaging round to close first (a pull for
-    /// [`crate::wire::NOW`], or any pull of an asynchronous run, is answered at once).
+    /// Whether a pull for `round` must wait for that averaging round to close (it has not yet; a
+    /// pull for [`crate::wire::NOW`], or any pull of an asynchronous run, is answered at once).
     pub fn pull_waits(&self, round: u64) -> bool {
-        self.barrier.is_some() && round != crate::wire::NOW
+        round != crate::wire::NOW && self.barrier.as_ref().is_some_and(|b| b.round() <= round)
     }
 
     /// Whether a commit and a pull may travel in one frame (not in an averaging run: a round takes

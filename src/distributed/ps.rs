@@ -538,6 +538,8 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
                 eprintln!("workers {gone:?} did not reconnect within {:?} of the restart", setup.join_timeout);
             }
         }
+        // An epoch completed or a round closed by a loss while the disk was full is logged now.
+        host.catch_up();
         let (finished, never) = {
             let st = host.lock();
             let never = st.members.never_joined();
