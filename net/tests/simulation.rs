@@ -22,6 +22,7 @@ use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
+use distk_net::averaging::RoundBarrier;
 use distk_net::durable::{Recovery, replay_record};
 use distk_net::error::NetError;
 use distk_net::journal::Op;
@@ -119,6 +120,9 @@ enum Action {
     Pull,
     Epoch(u64),
     Done,
+    /// Averaging: whole weights for a round, then the pull that waits for the round to close.
+    Submit(u64),
+    PullRound(u64),
 }
 
 /// A worker process (one incarnation holding an id).
@@ -219,6 +223,8 @@ enum Waiting {
 struct Server {
     st: PsState,
     waiting: Vec<(u64, Waiting)>,
+    /// Averaging pulls waiting for their round to close (the host's `AwaitRound`).
+    parked: Vec<(u64, u64, Vec<u8>)>,
 }
 
 struct Sim {
@@ -231,6 +237,10 @@ struct Sim {
     workers: u32,
     commits: u64,
     per_epoch: u64,
+    /// Synchronous averaging (a round per epoch) instead of asynchronous commits.
+    averaging: bool,
+    /// Rounds whose centre was checked.
+    rounds_checked: u64,
     log: MemLog,
     server: Option<Server>,
     life: u64,
@@ -254,6 +264,7 @@ struct Stats {
     refused_appends: u64,
     workers_lost: u64,
     acknowledged: u64,
+    rounds: u64,
 }
 
 impl std::ops::AddAssign for Stats {
@@ -266,12 +277,14 @@ impl std::ops::AddAssign for Stats {
         self.refused_appends += o.refused_appends;
         self.workers_lost += o.workers_lost;
         self.acknowledged += o.acknowledged;
+        self.rounds += o.rounds;
     }
 }
 
-fn fresh_state(workers: u32, commits: u64) -> PsState {
-    let centre = vec![0.0; workers as usize * commits as usize];
-    PsState::new(ServerCore::new(centre, Box::new(Add)), Membership::new(workers), None)
+fn fresh_state(workers: u32, commits: u64, averaging: bool) -> PsState {
+    let len = if averaging { workers as usize } else { workers as usize * commits as usize };
+    let barrier = averaging.then(|| RoundBarrier::new(len));
+    PsState::new(ServerCore::new(vec![0.0; len], Box::new(Add)), Membership::new(workers), barrier)
 }
 
 /// Commit `seq` of worker `id`: 1 in its own element.
@@ -303,7 +316,13 @@ impl Sim {
         let commits = rng.range(4, 30);
         let per_epoch = rng.range(1, 4).min(commits);
         let commits = commits - commits % per_epoch;
-        let st = fresh_state(workers, commits);
+        let averaging = rng.chance(0.3);
+        let mut faults = faults;
+        if averaging {
+            // An averaging worker taken over mid-run is not modelled: its crashes are for good.
+            faults.takeover = 0.0;
+        }
+        let st = fresh_state(workers, commits, averaging);
         let log = MemLog {
             records: RefCell::new(Vec::new()),
             synced: Cell::new(0),
@@ -323,8 +342,10 @@ impl Sim {
             workers,
             commits,
             per_epoch,
+            averaging,
+            rounds_checked: 0,
             log,
-            server: Some(Server { st, waiting: Vec::new() }),
+            server: Some(Server { st, waiting: Vec::new(), parked: Vec::new() }),
             life: 0,
             conns: Vec::new(),
             procs: Vec::new(),
@@ -398,6 +419,8 @@ impl Sim {
                 eprintln!("{} us: {}", self.now, self.trace(&ev));
             }
             self.step(ev);
+            self.unpark();
+            self.check_round();
             if let Some(v) = self.violations.first() {
                 return Err(format!("{v}\n{}", self.describe()));
             }
@@ -528,7 +551,7 @@ impl Sim {
             Ev::ServerRestart => {
                 self.stats.recoveries += 1;
                 match self.recover() {
-                    Ok(st) => self.server = Some(Server { st, waiting: Vec::new() }),
+                    Ok(st) => self.server = Some(Server { st, waiting: Vec::new(), parked: Vec::new() }),
                     Err(e) => self.violations.push(format!("recovery failed: {e}")),
                 }
                 let life = self.life;
@@ -612,7 +635,7 @@ impl Sim {
     }
 
     fn recover(&self) -> Result<PsState, NetError> {
-        let mut st = fresh_state(self.workers, self.commits);
+        let mut st = fresh_state(self.workers, self.commits, self.averaging);
         let snap = self.log.snapshot.borrow().clone();
         st.restore(&snap, LABEL)?;
         let mut r = Recovery::default();
@@ -674,6 +697,11 @@ impl Sim {
             Action::Pull => (Header { round: NOW, ..Header::new(Kind::Pull, id) }, &[]),
             Action::Epoch(e) => (Header { round: e, ..Header::new(Kind::Epoch, id) }, &[]),
             Action::Done => (Header::new(Kind::Done, id), &[]),
+            Action::Submit(r) => {
+                payload = (0..self.workers).map(|w| if w == id { 1.0 } else { 0.0 }).collect();
+                (Header { seq: r + 1, round: r, ..Header::new(Kind::Commit, id) }, &payload)
+            }
+            Action::PullRound(r) => (Header { round: r, ..Header::new(Kind::Pull, id) }, &[]),
         };
         let frame = wire::encode(&h, floats).expect("a frame within the limits");
         self.next_req += 1;
@@ -773,6 +801,37 @@ impl Sim {
         }
     }
 
+    /// Averaging: when a round closed, the centre is the mean of distinct workers' weights (each
+    /// worker's are 1 in its own element, so the centre holds 1/n in the n submitters' elements;
+    /// weights counted twice would stand out).
+    fn check_round(&mut self) {
+        let Some(s) = &self.server else { return };
+        let Some(b) = &s.st.barrier else { return };
+        if b.round() <= self.rounds_checked {
+            return;
+        }
+        self.rounds_checked = b.round();
+        let c = s.st.core.centre();
+        let parts: Vec<f32> = c.iter().copied().filter(|&v| v != 0.0).collect();
+        let n = parts.len() as f32;
+        if parts.is_empty() || parts.iter().any(|&v| (v - 1.0 / n).abs() > 1e-7) {
+            self.violations
+                .push(format!("round {} closed with centre {c:?}: not a mean of distinct workers", b.round() - 1));
+        }
+    }
+
+    /// Asks again for the averaging pulls that waited (the host does when a round closes).
+    fn unpark(&mut self) {
+        let Some(s) = &mut self.server else { return };
+        if s.parked.is_empty() {
+            return;
+        }
+        let parked = std::mem::take(&mut s.parked);
+        for (conn, req, frame) in parked {
+            self.server_request(conn, req, frame);
+        }
+    }
+
     fn server_hello(&mut self, conn: u64) {
         let c = &self.conns[conn as usize];
         if c.server_life != self.life || !c.open {
@@ -814,6 +873,7 @@ impl Sim {
                 self.send(Msg::Reply { conn, req, frame })
             }
             Ok(Answer::Reply { frame, lsn }) => s.waiting.push((lsn, Waiting::Reply { conn, req, frame })),
+            Ok(Answer::AwaitRound(_)) if self.averaging => s.parked.push((conn, req, frame)),
             Ok(Answer::AwaitRound(r)) => self.violations.push(format!("an asynchronous pull waited for round {r}")),
             Err(NetError::Storage(m)) => {
                 let frame = wire::encode_bytes(&Header::new(Kind::Error, id), m.as_bytes()).expect("small frame");
@@ -845,7 +905,14 @@ impl Sim {
         if h.kind == Kind::Welcome {
             if !self.procs[p].welcomed_once {
                 self.procs[p].welcomed_once = true;
-                if self.procs[p].queue.is_empty() {
+                if self.procs[p].queue.is_empty() && self.averaging {
+                    // A round per epoch: submit, wait for the round's mean, say the epoch is done.
+                    for r in 0..self.commits / self.per_epoch {
+                        let q = &mut self.procs[p].queue;
+                        q.extend([Action::Submit(r), Action::PullRound(r), Action::Epoch(r)]);
+                    }
+                    self.procs[p].queue.push_back(Action::Done);
+                } else if self.procs[p].queue.is_empty() {
                     // A new process (or one taking the id over) numbers after the last applied.
                     self.follow(p, h.seq);
                 }
@@ -859,8 +926,8 @@ impl Sim {
         }
         let Some(&action) = self.procs[p].queue.front() else { return };
         let expected = match action {
-            Action::Commit(_) | Action::Epoch(_) | Action::Done => Kind::Ack,
-            Action::CommitPull(_) | Action::Pull => Kind::Centre,
+            Action::Commit(_) | Action::Epoch(_) | Action::Done | Action::Submit(_) => Kind::Ack,
+            Action::CommitPull(_) | Action::Pull | Action::PullRound(_) => Kind::Centre,
         };
         match h.kind {
             k if k == expected => {
@@ -883,6 +950,9 @@ impl Sim {
         let live = &s.st;
         let centre = live.core.centre();
         let k = self.commits;
+        if self.averaging {
+            return self.verify_averaging();
+        }
         let mut applied = 0;
         for id in 0..self.workers {
             let mine = &centre[(u64::from(id) * k) as usize..(u64::from(id + 1) * k) as usize];
@@ -939,6 +1009,55 @@ impl Sim {
     }
 }
 
+impl Sim {
+    /// Averaging: every finished worker's weights are in every round once, every round closed (the
+    /// clock counts rounds), and the centre is each round's mean; a last recovery rebuilds it.
+    fn verify_averaging(mut self) -> Result<Stats, String> {
+        let s = self.server.as_ref().expect("finished with a server");
+        let live = &s.st;
+        let rounds = self.commits / self.per_epoch;
+        let b = live.barrier.as_ref().expect("an averaging state");
+        let all_joined = live.members.members().len() as u32 == self.workers;
+        for id in 0..self.workers {
+            let finished = self.procs.iter().any(|p| p.id == id && p.finished);
+            let Some(member) = live.members.members().get(&id) else {
+                if finished {
+                    return Err(format!("worker {id} never joined but finished\n{}", self.describe()));
+                }
+                continue;
+            };
+            match &member.presence {
+                // A worker away for a moment (its old connection's end seen before its new hello)
+                // misses the rounds that closed without it: that is the barrier's rule.
+                Presence::Done if b.commits_of(id) <= rounds => {}
+                Presence::Lost(_) if !finished && b.commits_of(id) <= rounds => {}
+                other => {
+                    return Err(format!(
+                        "worker {id} ended {other:?} with {} of {rounds} rounds submitted\n{}",
+                        b.commits_of(id),
+                        self.describe()
+                    ));
+                }
+            }
+        }
+        if all_joined && self.procs.iter().any(|p| p.finished) && (b.round() != rounds || live.core.clock() != rounds) {
+            return Err(format!(
+                "{} of {rounds} rounds closed, clock {}\n{}",
+                b.round(),
+                live.core.clock(),
+                self.describe()
+            ));
+        }
+        let again = self.recover().map_err(|e| format!("the last recovery failed: {e}"))?;
+        if again.core.centre() != live.core.centre() || again.core.clock() != live.core.clock() {
+            return Err(format!("the recovered state differs from the live one\n{}", self.describe()));
+        }
+        self.stats.refused_appends = self.log.refused.get();
+        self.stats.rounds += b.round();
+        Ok(self.stats)
+    }
+}
+
 /// Runs seeds `from..from + n`; returns the failures and what the faults did.
 fn run_seeds(from: u64, n: u64) -> (Vec<(u64, String)>, Stats) {
     let (mut failures, mut total) = (Vec::new(), Stats::default());
@@ -974,5 +1093,6 @@ fn a_thousand_seeds_of_loss_reordering_retries_and_crashes_lose_no_acknowledged_
             "{stats:?}"
         );
         assert!(stats.reconnects >= n && stats.refused_appends >= n / 10, "{stats:?}");
+        assert!(stats.rounds >= n / 2, "averaging seeds closed rounds: {stats:?}");
     }
 }
