@@ -85,6 +85,12 @@ impl Host {
         protocol::give_up_away(self, &mut st, reason)
     }
 
+    /// Past the join deadline: ids nobody joined under stop holding epochs back
+    /// ([`protocol::give_up_missing`]); returns them.
+    pub fn give_up_missing(&self) -> Vec<u32> {
+        protocol::give_up_missing(self, &mut self.lock())
+    }
+
     /// Logs and applies what an earlier failure of the log left due ([`protocol::catch_up`]).
     pub fn catch_up(&self) {
         protocol::catch_up(self, &mut self.lock());

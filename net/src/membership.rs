@@ -86,12 +86,14 @@ pub struct Membership {
     members: BTreeMap<u32, Member>,
     expected: u32,
     generations: u64,
+    /// The join deadline passed: ids nobody joined under no longer hold epochs back.
+    missing_given_up: bool,
 }
 
 impl Membership {
     /// A run of `expected` workers.
     pub fn new(expected: u32) -> Self {
-        Membership { members: BTreeMap::new(), expected, generations: 0 }
+        Membership { members: BTreeMap::new(), expected, generations: 0, missing_given_up: false }
     }
 
     /// Workers the run expects.
@@ -256,7 +258,7 @@ impl Membership {
 
     /// Whether every expected worker has joined and is now done or lost.
     pub fn all_finished(&self) -> bool {
-        self.members.len() as u32 == self.expected
+        (self.members.len() as u32 == self.expected || self.missing_given_up)
             && self.members.values().all(|m| matches!(m.presence, Presence::Done | Presence::Lost(_)))
     }
 
@@ -264,7 +266,7 @@ impl Membership {
     pub fn epochs_done_by_all(&self) -> u64 {
         let counted: Vec<u64> =
             self.members.values().filter(|m| !matches!(m.presence, Presence::Lost(_))).map(|m| m.epochs_done).collect();
-        if counted.is_empty() || (self.members.len() as u32) < self.expected {
+        if counted.is_empty() || (self.members.len() as u32) < self.expected && !self.missing_given_up {
             return 0;
         }
         counted.into_iter().min().unwrap_or(0)
@@ -273,6 +275,14 @@ impl Membership {
     /// Every worker that joined.
     pub fn members(&self) -> &BTreeMap<u32, Member> {
         &self.members
+    }
+
+    /// Past the join deadline: the ids nobody joined under stop holding epochs back (a late worker
+    /// may still join under one). Returns them. Not kept in snapshots: a restarted server waits for
+    /// its own deadline.
+    pub fn give_up_missing(&mut self) -> Vec<u32> {
+        self.missing_given_up = true;
+        self.never_joined()
     }
 
     /// Ids expected but never seen.

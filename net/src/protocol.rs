@@ -211,6 +211,16 @@ pub fn give_up_away(rec: &impl Recorder, st: &mut PsState, reason: &str) -> Vec<
     gone
 }
 
+/// Past the join deadline: ids nobody joined under no longer hold epochs back, and the epochs
+/// every worker that did join finished complete. Returns the ids.
+pub fn give_up_missing(rec: &impl Recorder, st: &mut PsState) -> Vec<u32> {
+    let missing = st.members.give_up_missing();
+    if let Err(e) = follow_up(rec, st) {
+        rec.emit(Event::LogFailed { reason: e.to_string() });
+    }
+    missing
+}
+
 fn ack(worker: u32, seq: u64, clock: u64, staleness: u64) -> Result<Vec<u8>> {
     wire::encode(&Header { seq, clock, staleness, ..Header::new(Kind::Ack, worker) }, &[])
 }

@@ -534,6 +534,8 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
         if past_deadline && !given_up {
             given_up = true;
             let gone = host.give_up_away("did not reconnect after the parameter server restarted");
+            // Ids nobody joined under no longer hold the epochs of the others back.
+            host.give_up_missing();
             if !gone.is_empty() {
                 eprintln!("workers {gone:?} did not reconnect within {:?} of the restart", setup.join_timeout);
             }
