@@ -15,6 +15,7 @@ pub mod ops;
 pub mod pipeline;
 pub mod tensor;
 pub mod trainable;
+pub mod untie;
 
 pub use coverage::{inputs_needed_at_import, unsupported_ops};
 pub use error::{Coverage, ImportError, NodeIssue, Result, UnsupportedOp};

@@ -72,7 +72,14 @@ impl OnnxModel {
     /// Decodes a model from bytes; `path` names it in messages.
     pub fn from_bytes(bytes: Vec<u8>, path: &str) -> Result<Self> {
         let not_onnx = |reason: String| ImportError::NotOnnx { path: path.to_string(), reason };
-        let proto = tract_onnx::onnx().proto_model_for_read(&mut &bytes[..]).map_err(|e| not_onnx(format!("{e:#}")))?;
+        let mut proto =
+            tract_onnx::onnx().proto_model_for_read(&mut &bytes[..]).map_err(|e| not_onnx(format!("{e:#}")))?;
+        // Layer weights the exporter merged become separate parameters again; the bytes
+        // export rewrites are those of the untied graph.
+        let mut bytes = bytes;
+        if !crate::untie::split_merged_weights(&mut proto).is_empty() {
+            bytes = prost::Message::encode_to_vec(&proto);
+        }
         let graph = proto.graph.as_ref().ok_or_else(|| not_onnx("it has no graph".into()))?;
         if graph.node.is_empty() || graph.output.is_empty() {
             return Err(not_onnx("its graph has no nodes or no outputs".into()));

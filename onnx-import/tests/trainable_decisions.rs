@@ -72,3 +72,30 @@ fn overrides_train_or_freeze_by_name() {
     let err = import_with(&block(), 2, &both).expect_err("a name in both lists is refused").to_string();
     assert!(err.contains("both"), "{err}");
 }
+
+/// PyTorch's default exporter merges equal initializers: two LayerNorms' default weights (ones)
+/// and biases (zeros) become one pair. Each layer trains its own again; a weight of random values
+/// read by two layers (tied on purpose) stays one parameter.
+#[test]
+fn merged_default_weights_are_untied_and_tied_random_weights_stay_tied() {
+    let nodes = vec![
+        node("MatMul", &["x", "w"], "a", vec![]),
+        node("LayerNormalization", &["a", "gamma", "beta"], "n1", vec![attr_i("axis", -1)]),
+        node("MatMul", &["n1", "w"], "b", vec![]),
+        node("LayerNormalization", &["b", "gamma", "beta"], "y", vec![attr_i("axis", -1)]),
+    ];
+    let inits = vec![
+        f32_tensor("w", &[4, 4], &weights(16, 3)),
+        f32_tensor("gamma", &[4], &[1.0; 4]),
+        f32_tensor("beta", &[4], &[0.0; 4]),
+    ];
+    let m = OnnxModel::from_bytes(model(17, &[2, 4], nodes, inits), "merged").expect("a model");
+    let g = import_with(&m, 2, &ImportOptions::default()).expect("imports").graph;
+    let mut got: Vec<String> = g.layout.slots.iter().filter(|s| s.trainable).map(|s| s.name.clone()).collect();
+    got.sort();
+    assert_eq!(got, ["beta", "beta.untied1", "gamma", "gamma.untied1", "w"]);
+    // Export writes the untied pair as initializers of their own, read by the second LayerNorm.
+    let untied = OnnxModel::from_bytes(m.bytes.clone(), "again").expect("the rewritten bytes load");
+    let second = untied.graph().node.iter().filter(|n| n.op_type == "LayerNormalization").nth(1).expect("two norms");
+    assert_eq!(second.input[1..], ["gamma.untied1", "beta.untied1"]);
+}
