@@ -501,6 +501,10 @@ pub struct BenchArgs {
     /// Folder holding keras_mlp_mnist.onnx and keras_cnn.onnx.
     #[arg(long, default_value = "examples/models")]
     pub models_dir: PathBuf,
+    /// `forward`/`train`: measure these ONNX files instead of the two bundled models (repeatable),
+    /// e.g. `--model tests/fixtures/real/torch_lstm.onnx`.
+    #[arg(long = "model")]
+    pub models: Vec<PathBuf>,
     /// Matrix sizes of the matmul sweep.
     #[arg(long, value_delimiter = ',', default_value = "256,512,1024,2048")]
     pub sizes: Vec<usize>,

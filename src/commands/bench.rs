@@ -52,10 +52,17 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let ctx = Arc::new(device::open(args.adapter)?);
     let adapter = format!("{} ({:?}, {:?})", ctx.info.name, ctx.info.backend, ctx.info.device_type);
     let mut forward = Vec::new();
-    for name in ["keras_mlp_mnist", "keras_cnn"] {
-        let path = args.models_dir.join(format!("{name}.onnx"));
+    let paths: Vec<std::path::PathBuf> = if args.models.is_empty() {
+        ["keras_mlp_mnist", "keras_cnn"].iter().map(|name| args.models_dir.join(format!("{name}.onnx"))).collect()
+    } else {
+        args.models.clone()
+    };
+    for path in paths {
         if !path.exists() {
-            bail!("`{}` not found: run bench from the repository root or pass --models-dir", path.display());
+            bail!(
+                "`{}` not found: run bench from the repository root, or pass --models-dir or --model",
+                path.display()
+            );
         }
         for device in [DeviceChoice::Wgpu, DeviceChoice::Cpu] {
             let r = if args.suite == "train" {
