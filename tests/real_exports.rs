@@ -38,12 +38,10 @@ fn adds_biases(side: &Value) -> bool {
 
 /// Models whose steps are known to depart from their framework's, with the reason; the test fails
 /// when one of them matches (so the list is kept true).
-const KNOWN_STEP_DIFFERENCES: &[(&str, &str)] = &[
-    (
-        "keras_resnet_bn",
-        "steps 0-2 agree within 2.2e-5, steps 3-4 drift to 4e-4 on both executors; not yet explained (BatchNormalization's batch statistics under a loss that rises at lr 0.05)",
-    ),
-];
+const KNOWN_STEP_DIFFERENCES: &[(&str, &str)] = &[(
+    "keras_resnet_bn",
+    "steps 0-2 agree within 2.2e-5, steps 3-4 drift to 4e-4 on both executors; not yet explained (BatchNormalization's batch statistics under a loss that rises at lr 0.05)",
+)];
 
 fn fixtures() -> Vec<(String, Value)> {
     let dir = root().join("tests/fixtures/real");
