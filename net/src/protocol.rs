@@ -125,11 +125,10 @@ pub fn follow_up(rec: &impl Recorder, st: &mut PsState) -> Result<u64> {
 
 /// Logs and applies the ops due that an earlier failure of the log left undone (a full disk when a
 /// loss closed a round or completed an epoch, with no request after it to try again); the
-/// launcher calls it on every tick.
+/// launcher calls it on every tick, and the changes no request waits for (a loss, a give-up) end
+/// with it.
 pub fn catch_up(rec: &impl Recorder, st: &mut PsState) {
-    if st.follow_up().is_some()
-        && let Err(e) = follow_up(rec, st)
-    {
+    if let Err(e) = follow_up(rec, st) {
         rec.emit(Event::LogFailed { reason: e.to_string() });
     }
 }
@@ -192,9 +191,7 @@ pub fn connection_ended(rec: &impl Recorder, st: &mut PsState, worker: u32, gene
         return false;
     }
     rec.emit(Event::Lost { worker, reason: reason.to_string() });
-    if let Err(e) = follow_up(rec, st) {
-        rec.emit(Event::LogFailed { reason: e.to_string() });
-    }
+    catch_up(rec, st);
     true
 }
 
@@ -205,9 +202,7 @@ pub fn give_up_away(rec: &impl Recorder, st: &mut PsState, reason: &str) -> Vec<
     for &worker in &gone {
         rec.emit(Event::Lost { worker, reason: reason.to_string() });
     }
-    if let Err(e) = follow_up(rec, st) {
-        rec.emit(Event::LogFailed { reason: e.to_string() });
-    }
+    catch_up(rec, st);
     gone
 }
 
@@ -215,9 +210,7 @@ pub fn give_up_away(rec: &impl Recorder, st: &mut PsState, reason: &str) -> Vec<
 /// every worker that did join finished complete. Returns the ids.
 pub fn give_up_missing(rec: &impl Recorder, st: &mut PsState) -> Vec<u32> {
     let missing = st.members.give_up_missing();
-    if let Err(e) = follow_up(rec, st) {
-        rec.emit(Event::LogFailed { reason: e.to_string() });
-    }
+    catch_up(rec, st);
     missing
 }
 
