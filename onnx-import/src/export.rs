@@ -117,27 +117,34 @@ fn rewrite_tensor(t: &[u8], values: &HashMap<String, Vec<f32>>, done: &mut Vec<S
 /// Every name must be an initializer of the graph.
 pub fn replace_initializers(model: &[u8], values: &HashMap<String, Vec<f32>>) -> Result<Vec<u8>> {
     let mut done = Vec::new();
+    let out = with_graph(model, |graph| {
+        let mut g = Vec::with_capacity(graph.len());
+        for gf in fields(graph)? {
+            match (gf.number, gf.payload) {
+                (GRAPH_INITIALIZER, Some(t)) => match rewrite_tensor(t, values, &mut done)? {
+                    Some(nt) => put_bytes_field(GRAPH_INITIALIZER, &nt, &mut g),
+                    None => g.extend_from_slice(gf.whole),
+                },
+                _ => g.extend_from_slice(gf.whole),
+            }
+        }
+        Ok(g)
+    })?;
+    if let Some(missing) = values.keys().find(|k| !done.contains(k)) {
+        return Err(ImportError::Model(format!("cannot rewrite the model: it has no initializer `{missing}`")));
+    }
+    Ok(out)
+}
+
+/// The model with its graph field replaced by what `rewrite` makes of the graph's bytes; every
+/// other field is copied as it is.
+fn with_graph(model: &[u8], mut rewrite: impl FnMut(&[u8]) -> Result<Vec<u8>>) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(model.len());
     for f in fields(model)? {
         match (f.number, f.payload) {
-            (MODEL_GRAPH, Some(graph)) => {
-                let mut g = Vec::with_capacity(graph.len());
-                for gf in fields(graph)? {
-                    match (gf.number, gf.payload) {
-                        (GRAPH_INITIALIZER, Some(t)) => match rewrite_tensor(t, values, &mut done)? {
-                            Some(nt) => put_bytes_field(GRAPH_INITIALIZER, &nt, &mut g),
-                            None => g.extend_from_slice(gf.whole),
-                        },
-                        _ => g.extend_from_slice(gf.whole),
-                    }
-                }
-                put_bytes_field(MODEL_GRAPH, &g, &mut out);
-            }
+            (MODEL_GRAPH, Some(graph)) => put_bytes_field(MODEL_GRAPH, &rewrite(graph)?, &mut out),
             _ => out.extend_from_slice(f.whole),
         }
-    }
-    if let Some(missing) = values.keys().find(|k| !done.contains(k)) {
-        return Err(ImportError::Model(format!("cannot rewrite the model: it has no initializer `{missing}`")));
     }
     Ok(out)
 }
@@ -216,12 +223,7 @@ fn node_text(nf: &[Field<'_>], number: u64) -> Option<String> {
 /// Fill in trained values afterwards with [`replace_initializers`].
 pub fn add_biases(model: &[u8], biases: &[AddedBias]) -> Result<Vec<u8>> {
     let mut placed = Vec::new();
-    let mut out = Vec::with_capacity(model.len());
-    for f in fields(model)? {
-        let (MODEL_GRAPH, Some(graph)) = (f.number, f.payload) else {
-            out.extend_from_slice(f.whole);
-            continue;
-        };
+    let out = with_graph(model, |graph| {
         let mut g = Vec::with_capacity(graph.len());
         for gf in fields(graph)? {
             let (GRAPH_NODE, Some(node)) = (gf.number, gf.payload) else {
@@ -267,8 +269,8 @@ pub fn add_biases(model: &[u8], biases: &[AddedBias]) -> Result<Vec<u8>> {
                 &mut g,
             );
         }
-        put_bytes_field(MODEL_GRAPH, &g, &mut out);
-    }
+        Ok(g)
+    })?;
     if let Some(b) = biases.iter().find(|b| !placed.contains(&b.output)) {
         return Err(ImportError::Model(format!("cannot add a bias: no node writes `{}`", b.output)));
     }
@@ -279,12 +281,7 @@ pub fn add_biases(model: &[u8], biases: &[AddedBias]) -> Result<Vec<u8>> {
 /// a parameter of its own in training) becomes an initializer of its own (zeros of `dims`, to be
 /// filled by [`replace_initializers`]) and its Identity node is dropped.
 pub fn untie_aliases(model: &[u8], aliases: &[(String, Vec<usize>)]) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(model.len());
-    for f in fields(model)? {
-        let (MODEL_GRAPH, Some(graph)) = (f.number, f.payload) else {
-            out.extend_from_slice(f.whole);
-            continue;
-        };
+    with_graph(model, |graph| {
         let mut g = Vec::with_capacity(graph.len());
         for gf in fields(graph)? {
             if let (GRAPH_NODE, Some(node)) = (gf.number, gf.payload) {
@@ -299,7 +296,6 @@ pub fn untie_aliases(model: &[u8], aliases: &[(String, Vec<usize>)]) -> Result<V
         for (name, dims) in aliases {
             put_bytes_field(GRAPH_INITIALIZER, &zero_tensor(name, dims), &mut g);
         }
-        put_bytes_field(MODEL_GRAPH, &g, &mut out);
-    }
-    Ok(out)
+        Ok(g)
+    })
 }
