@@ -8,14 +8,14 @@ Needs: pip install torch onnx onnx2torch. Usage (repository root, after a releas
 """
 import argparse
 import json
-import statistics
 import subprocess
-import time
 
 import onnx
 import onnx2torch
 import torch
 import torch.nn.functional as F
+
+from torch_timing import rows_per_s, synthetic_rows
 
 MODELS = ["keras_mlp_mnist", "keras_cnn"]
 
@@ -35,13 +35,13 @@ def torch_rows_per_s(path, batch, repeats, device):
                 del module._buffers[name]
                 module.register_parameter(name, torch.nn.Parameter(buf))
     shape = input_shape(proto, batch)
-    n = 1
-    for d in shape:
-        n *= d
-    # The same synthetic rows as `distk-gpu bench train`.
-    x = torch.tensor([((i * 7919) % 1000) / 1000.0 for i in range(n)], dtype=torch.float32).reshape(shape).to(device)
+    width = 1
+    for d in shape[1:]:
+        width *= d
     classes = proto.graph.output[0].type.tensor_type.shape.dim[-1].dim_value
-    y = torch.tensor([i % classes for i in range(batch)], dtype=torch.int64, device=device)
+    # The same synthetic rows as `distk-gpu bench train`.
+    x, y = synthetic_rows(batch, width, classes, device)
+    x = x.reshape(shape)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
 
     def step():
@@ -55,22 +55,7 @@ def torch_rows_per_s(path, batch, repeats, device):
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    for _ in range(2):
-        step()
-    sync()
-    t0 = time.perf_counter()
-    step()
-    sync()
-    once = max(time.perf_counter() - t0, 1e-6)
-    steps = max(1, min(1000, int(0.5 / once)))
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(steps):
-            step()
-        sync()
-        times.append((time.perf_counter() - t) / steps)
-    return batch / statistics.median(times)
+    return rows_per_s(step, batch, repeats, sync)
 
 
 def main():

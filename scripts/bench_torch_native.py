@@ -14,10 +14,8 @@ Needs torch (the oracle venv). Usage (repository root, after a release build):
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 
 os.environ["OMP_NUM_THREADS"] = str(os.cpu_count())
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples", "gen"))
@@ -26,6 +24,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from export_real_models import torch_models  # noqa: E402
+from torch_timing import rows_per_s, synthetic_rows  # noqa: E402
 
 MODELS = ["torch_resnet", "torch_lstm", "torch_transformer"]
 WIDTH = {"torch_resnet": 784, "torch_lstm": 64, "torch_transformer": 64}
@@ -35,10 +34,8 @@ def torch_rows_per_s(name, batch, repeats):
     torch.manual_seed(42)
     net = torch_models()[name][0]()
     net.train()
-    n = batch * WIDTH[name]
     # The same synthetic rows and labels as `distk-gpu bench train`.
-    x = torch.tensor([((i * 7919) % 1000) / 1000.0 for i in range(n)], dtype=torch.float32).reshape(batch, -1)
-    y = torch.tensor([i % 10 for i in range(batch)], dtype=torch.int64)
+    x, y = synthetic_rows(batch, WIDTH[name], 10)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
 
     def step():
@@ -46,19 +43,7 @@ def torch_rows_per_s(name, batch, repeats):
         F.cross_entropy(net(x), y).backward()
         opt.step()
 
-    for _ in range(2):
-        step()
-    t0 = time.perf_counter()
-    step()
-    once = max(time.perf_counter() - t0, 1e-6)
-    steps = max(1, min(1000, int(0.5 / once)))
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(steps):
-            step()
-        times.append((time.perf_counter() - t) / steps)
-    return batch / statistics.median(times)
+    return rows_per_s(step, batch, repeats)
 
 
 def main():
