@@ -38,10 +38,7 @@ fn adds_biases(side: &Value) -> bool {
 
 /// Models whose steps are known to depart from their framework's, with the reason; the test fails
 /// when one of them matches (so the list is kept true).
-const KNOWN_STEP_DIFFERENCES: &[(&str, &str)] = &[(
-    "keras_resnet_bn",
-    "steps 0-2 agree within 2.2e-5, steps 3-4 drift to 4e-4 on both executors; not yet explained (BatchNormalization's batch statistics under a loss that rises at lr 0.05)",
-)];
+const KNOWN_STEP_DIFFERENCES: &[(&str, &str)] = &[];
 
 fn fixtures() -> Vec<(String, Value)> {
     let dir = root().join("tests/fixtures/real");
@@ -121,11 +118,20 @@ fn sgd_losses(side: &Value, device: DeviceChoice) -> Vec<f64> {
 fn five_sgd_steps_match_the_frameworks_own_losses_on_cpu_and_wgsl() {
     let mut failures = Vec::new();
     for (name, side) in fixtures() {
-        let want: Vec<f64> = side["sgd"]["losses"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        // The framework's steps in float64 from the same weights: its arithmetic without its own
+        // rounding. Its float32 steps are printed beside them; TensorFlow's drift from its float64
+        // ones by 3e-4 on keras_resnet_bn (its f32 BatchNormalization gradients are 1e-3 off).
+        let losses = |key: &str| -> Vec<f64> {
+            let v = side["sgd"][key].as_array().unwrap_or_else(|| panic!("{name}: no sgd.{key} (regenerate)"));
+            v.iter().map(|v| v.as_f64().unwrap()).collect()
+        };
+        let (want, framework_f32) = (losses("losses_float64"), losses("losses"));
         let known = KNOWN_STEP_DIFFERENCES.iter().find(|(n, _)| *n == name);
         for device in [DeviceChoice::Cpu, DeviceChoice::Wgpu] {
             let got = sgd_losses(&side, device);
-            eprintln!("{name} on {device:?}: losses {got:.6?} (framework {want:.6?})");
+            eprintln!(
+                "{name} on {device:?}: losses {got:.6?} (framework float64 {want:.6?}, float32 {framework_f32:.6?})"
+            );
             let worst = got.iter().zip(&want).map(|(g, w)| (g - w).abs() / w.abs()).fold(0.0f64, f64::max);
             match known {
                 Some((_, why)) if worst <= STEP_TOLERANCE => failures.push(format!(
@@ -133,7 +139,7 @@ fn five_sgd_steps_match_the_frameworks_own_losses_on_cpu_and_wgsl() {
                 )),
                 Some(_) => {}
                 None if worst > STEP_TOLERANCE => failures.push(format!(
-                    "{name} on {device:?}: losses {got:?} vs the framework's {want:?} (worst {worst:e})"
+                    "{name} on {device:?}: losses {got:?} vs the framework's float64 {want:?} (worst {worst:e})"
                 )),
                 None => {}
             }
@@ -144,10 +150,12 @@ fn five_sgd_steps_match_the_frameworks_own_losses_on_cpu_and_wgsl() {
 
 /// Models whose training run is known to end more than 2 points from their framework's, with the
 /// reason; the test fails when one of them comes within 2 points.
-const KNOWN_ACCURACY_DIFFERENCES: &[(&str, &str)] = &[(
-    "torch_resnet",
-    "44.8% against PyTorch's 42.4% after 2 epochs of Adam (the five SGD steps agree within 2e-5): not yet explained; PyTorch's Adam applies epsilon after the bias correction, Keras' (distk's) before it, which an under-trained BatchNorm model may amplify",
-)];
+///
+/// keras_gru_embedding ends 1.9 points above Keras 3 for a known reason, not listed because it is
+/// within 2: Keras 3's Adam on TensorFlow squares an Embedding's gradient per token occurrence;
+/// fed dense gradients, Keras' epoch losses and accuracy equal distk-gpu's to 4 decimals
+/// (examples/gen/keras3_sparse_adam.py).
+const KNOWN_ACCURACY_DIFFERENCES: &[(&str, &str)] = &[];
 
 fn distk(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_distk-gpu")).args(args).output().expect("run distk-gpu")

@@ -5,6 +5,7 @@ pub mod gemm;
 pub mod im2col;
 pub mod kernels;
 pub mod real;
+pub mod sum;
 
 use crate::cpu::real::Real;
 use crate::error::{EngineError, Result};

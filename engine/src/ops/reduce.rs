@@ -3,6 +3,7 @@
 
 use crate::cpu::kernels::for_each_index;
 use crate::cpu::real::Real;
+use crate::cpu::sum::{BlockedSum, pairwise_sum};
 use crate::error::Result;
 use crate::graph::ValueId;
 use crate::ops::{BinaryOp, Broadcast, CaseInput, CaseRng, CpuArgs, OpCase, OpDef, Reshape, VjpCtx, arity};
@@ -133,12 +134,14 @@ impl OpDef for Reduce {
             let a = kept_axes[0];
             let (outer, dim, inner) =
                 (shape[..a].iter().product::<usize>(), shape[a], shape[a + 1..].iter().product::<usize>());
-            out.iter_mut().for_each(|v| *v = T::zero());
-            for o in 0..outer {
-                for (ch, acc) in out.iter_mut().enumerate().take(dim) {
+            // Pairwise sums of each run, then of the runs of a channel (pairwise_sum).
+            let mut runs = vec![T::zero(); outer];
+            for (ch, acc) in out.iter_mut().enumerate().take(dim) {
+                for (o, run) in runs.iter_mut().enumerate() {
                     let base = (o * dim + ch) * inner;
-                    *acc = *acc + x[base..base + inner].iter().copied().sum::<T>();
+                    *run = pairwise_sum(&x[base..base + inner]);
                 }
+                *acc = pairwise_sum(&runs);
             }
             if self.op == ReduceOp::Mean {
                 let count = T::count((outer * inner).max(1));
@@ -149,9 +152,17 @@ impl OpDef for Reduce {
         let (kept_dims, kept_strides, red_dims, red_strides) = self.split(shape);
         let count = T::count(numel(&red_dims).max(1));
         let mut o = 0;
+        let summing = matches!(self.op, ReduceOp::Sum | ReduceOp::Mean);
         for_each_index(&kept_dims, [&kept_strides], |[base]| {
-            let mut acc = self.op.init();
-            for_each_index(&red_dims, [&red_strides], |[r]| acc = self.op.combine(acc, x[base + r]));
+            let acc = if summing {
+                let mut sum = BlockedSum::new();
+                for_each_index(&red_dims, [&red_strides], |[r]| sum.push(x[base + r]));
+                sum.total()
+            } else {
+                let mut acc = self.op.init();
+                for_each_index(&red_dims, [&red_strides], |[r]| acc = self.op.combine(acc, x[base + r]));
+                acc
+            };
             out[o] = if self.op == ReduceOp::Mean { acc / count } else { acc };
             o += 1;
         });
