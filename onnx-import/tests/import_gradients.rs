@@ -199,6 +199,51 @@ fn model_of(opset: i64, dims: &[usize], op_nodes: Vec<pb::NodeProto>, mut inits:
     model(opset, dims, nodes, inits)
 }
 
+/// LSTM and GRU with rows shorter than the sequence (`sequence_lens`), forward and reverse: the
+/// held states and zeroed outputs train by autodiff like the rest of the unrolled layer.
+#[test]
+fn recurrent_layers_with_sequence_lens_train_by_autodiff() {
+    let (h, i) = (2usize, 2usize);
+    for (op, gates) in [("LSTM", 4), ("GRU", 3)] {
+        for direction in ["forward", "reverse"] {
+            let inits = vec![
+                f32_tensor("W", &[1, gates * h, i], &weights(gates * h * i, 90)),
+                f32_tensor("R", &[1, gates * h, h], &weights(gates * h * h, 91)),
+                f32_tensor("B", &[1, 2 * gates * h], &weights(2 * gates * h, 92)),
+                pb::TensorProto {
+                    name: "L".into(),
+                    dims: vec![3],
+                    data_type: 6,
+                    int32_data: vec![4, 2, 3],
+                    ..Default::default()
+                },
+            ];
+            let mut layer = node(
+                op,
+                &["a", "W", "R", "B", "L"],
+                "Y",
+                vec![attr_i("hidden_size", h as i64), attr_s("direction", direction)],
+            );
+            layer.output.push("Yh".into());
+            let flat = i64_tensor("flat_y", &[-1]);
+            let nodes = vec![
+                layer,
+                node("Reshape", &["Y", "flat_y"], "yf", vec![]),
+                node("Reshape", &["Yh", "flat_y"], "yhf", vec![]),
+                node("Concat", &["yf", "yhf"], "o", vec![attr_i("axis", 0)]),
+            ];
+            let mut inits = inits;
+            inits.push(flat);
+            check_gradients(
+                &format!("{op} {direction} with sequence_lens"),
+                model_of(13, &[3, i], nodes, inits),
+                4,
+                &[3, i],
+            );
+        }
+    }
+}
+
 #[test]
 fn decomposed_ops_train_by_autodiff() {
     // The losses over a = x * s, [2, 4, 3]; the class weights are trainable too.

@@ -1379,6 +1379,94 @@ fn reverse_and_bidirectional_recurrent_layers() {
     }
 }
 
+/// `sequence_lens`: each row of a forward or reverse layer against the same layer (tract's
+/// forward layer, time-reversed around it for reverse) run on that row's own steps alone, its Y
+/// padded with zeros to the full length; Y and Y_h both compared.
+#[test]
+fn recurrent_layers_with_sequence_lens() {
+    let (h, i, t_len) = (4usize, 3usize, 5usize);
+    let lens = [5i64, 2, 4];
+    let n = lens.len();
+    for (op, gates) in [("LSTM", 4), ("GRU", 3), ("RNN", 1)] {
+        for direction in ["forward", "reverse"] {
+            let what = format!("{op} {direction} with sequence_lens {lens:?}");
+            let mut inits = vec![
+                f32_tensor("W", &[1, gates * h, i], &weights(gates * h * i, 80)),
+                f32_tensor("R", &[1, gates * h, h], &weights(gates * h * h, 81)),
+                f32_tensor("B", &[1, 2 * gates * h], &weights(2 * gates * h, 82)),
+                pb::TensorProto {
+                    name: "L".into(),
+                    dims: vec![n as i64],
+                    data_type: 6,
+                    int32_data: lens.iter().map(|&l| l as i32).collect(),
+                    ..Default::default()
+                },
+                i64_tensor("flat", &[-1]),
+                i64_tensor("s", &[-1]),
+                i64_tensor("e", &[i64::MIN]),
+                i64_tensor("a", &[0]),
+                i64_tensor("st", &[-1]),
+            ];
+            let attrs = || vec![attr_i("hidden_size", h as i64), attr_s("direction", direction)];
+            let both = |y: &str, yh: &str| {
+                vec![
+                    node("Reshape", &[y, "flat"], "y_flat", vec![]),
+                    node("Reshape", &[yh, "flat"], "yh_flat", vec![]),
+                    node("Concat", &["y_flat", "yh_flat"], "y", vec![attr_i("axis", 0)]),
+                ]
+            };
+            let mut layer = node(op, &["x", "W", "R", "B", "L"], "Y", attrs());
+            layer.output.push("Yh".into());
+            let mut nodes = vec![layer];
+            nodes.extend(both("Y", "Yh"));
+            let ours = model(13, &[n, i], nodes, inits.clone());
+            // Theirs: one forward layer per row on its own steps.
+            let mut nodes = Vec::new();
+            let (mut ys, mut yhs) = (Vec::new(), Vec::new());
+            for (b, &l) in lens.iter().enumerate() {
+                inits.push(i64_tensor(&format!("starts{b}"), &[0, b as i64]));
+                inits.push(i64_tensor(&format!("ends{b}"), &[l, b as i64 + 1]));
+                inits.push(i64_tensor(&format!("axes{b}"), &[0, 1]));
+                inits.push(i64_tensor(&format!("pads{b}"), &[0, 0, 0, 0, t_len as i64 - l, 0, 0, 0]));
+                let (xb, yb, yhb, yp) = (format!("x{b}"), format!("y{b}"), format!("yh{b}"), format!("yp{b}"));
+                let (starts, ends, axes) = (format!("starts{b}"), format!("ends{b}"), format!("axes{b}"));
+                nodes.push(node("Slice", &["x", &starts, &ends, &axes], &xb, vec![]));
+                let reverse = direction == "reverse";
+                let input = if reverse {
+                    nodes.push(node("Slice", &[&xb, "s", "e", "a", "st"], &format!("{xb}r"), vec![]));
+                    format!("{xb}r")
+                } else {
+                    xb.clone()
+                };
+                let raw = if reverse { format!("{yb}r") } else { yb.clone() };
+                let mut fwd = node(
+                    op,
+                    &[&input, "W", "R", "B"],
+                    &raw,
+                    vec![attr_i("hidden_size", h as i64), attr_s("direction", "forward")],
+                );
+                fwd.name = format!("{op}_row{b}");
+                fwd.output.push(yhb.clone());
+                nodes.push(fwd);
+                if reverse {
+                    nodes.push(node("Slice", &[&raw, "s", "e", "a", "st"], &yb, vec![]));
+                }
+                nodes.push(node("Pad", &[&yb, &format!("pads{b}")], &yp, vec![]));
+                ys.push(yp);
+                yhs.push(yhb);
+            }
+            let ys: Vec<&str> = ys.iter().map(String::as_str).collect();
+            let yhs: Vec<&str> = yhs.iter().map(String::as_str).collect();
+            nodes.push(node("Concat", &ys, "Y", vec![attr_i("axis", 2)]));
+            nodes.push(node("Concat", &yhs, "Yh", vec![attr_i("axis", 1)]));
+            nodes.extend(both("Y", "Yh"));
+            let theirs = model(13, &[n, i], nodes, inits);
+            let e = compare_with(&what, &ours, &theirs, t_len, &[n, i]).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(e <= TOLERANCE, "{what}: error {e:e}");
+        }
+    }
+}
+
 /// Ops checked against their definition in primitive ops, which tract runs, because tract's own
 /// form of the op departs from ONNX's definition (ONNX's reference and test cases agree with ours):
 /// Celu `max(0, x) + min(0, alpha * (exp(x / alpha) - 1))`; Swish `x * sigmoid(alpha * x)` (tract

@@ -6,8 +6,9 @@
 //! Supported: every direction (forward, reverse, bidirectional), biases, initial states, LSTM
 //! peepholes, `clip`, `layout` 0 and 1, GRU's `linear_before_reset`, the activations Sigmoid, Tanh,
 //! Relu, HardSigmoid, LeakyRelu, Elu, Softsign and Softplus (with their alpha/beta), all three
-//! outputs. Refused with a clear error: `sequence_lens` other than the full length for every row,
-//! LSTM's `input_forget`.
+//! outputs, `sequence_lens` known at import (a row shorter than the sequence holds its state and
+//! outputs zeros past its length; a reverse layer starts at the row's last step). Refused with a
+//! clear error: `sequence_lens` computed at run time, LSTM's `input_forget`.
 //!
 //! Opset history: LSTM, GRU and RNN 1 (GRU 1 has `output_sequence`), 7 (no more
 //! `output_sequence`), 14 adds `layout`, 22 widens the types. GRU 3 adds `linear_before_reset`.
@@ -168,6 +169,8 @@ struct Unroll {
     batch: usize,
     hidden: usize,
     clip: Option<f32>,
+    /// Each row's length where some row is shorter than `steps`.
+    lens: Option<Vec<usize>>,
     /// Activations of this direction (f, g, h for LSTM; f, g for GRU; f for RNN).
     acts: Vec<UnaryOp>,
 }
@@ -250,6 +253,15 @@ fn direction(
     let mut outs = vec![h0; t_len];
     let order: Vec<usize> = if reverse { (0..t_len).rev().collect() } else { (0..t_len).collect() };
     for t in order {
+        // Rows whose sequence has ended before step t hold their state and output zeros.
+        let valid: Option<Vec<f32>> =
+            u.lens.as_ref().map(|l| l.iter().map(|&l| if t < l { 1.0 } else { 0.0 }).collect());
+        let valid = valid.filter(|v| v.contains(&0.0));
+        if valid.as_ref().is_some_and(|v| v.iter().all(|&k| k == 0.0)) {
+            outs[t] = cx.constant("ended_rows_output", vec![n, h], vec![0.0; n * h])?;
+            continue;
+        }
+        let c_before = cp;
         let xt = cx.emit(Op::Slice(Slice { axis: 0, start: t, len: 1 }), &[xw])?;
         let xt = cx.reshape(xt, vec![n, g * h])?;
         let mm = Op::MatMul(MatMul { trans_a: false, trans_b: true, alpha: 1.0 });
@@ -322,8 +334,29 @@ fn direction(
                 act(cx, u, u.acts[0], pre)?
             }
         };
+        let hn = match valid {
+            Some(valid) => {
+                let hold: Vec<f32> = valid.iter().map(|&k| 1.0 - k).collect();
+                let keep = cx.constant("sequence_keep", vec![n, 1], valid)?;
+                let hold = cx.constant("sequence_hold", vec![n, 1], hold)?;
+                let mix = |cx: &mut ImportCx<'_, '_>, new: ValueId, old: ValueId| -> Result<(ValueId, ValueId)> {
+                    let kept = bin(cx, BinaryOp::Mul, new, keep)?;
+                    let held = bin(cx, BinaryOp::Mul, old, hold)?;
+                    Ok((kept, bin(cx, BinaryOp::Add, kept, held)?))
+                };
+                if let (Some(cn), Some(cb)) = (cp, c_before) {
+                    cp = Some(mix(cx, cn, cb)?.1);
+                }
+                let (out, state) = mix(cx, hn, hp)?;
+                outs[t] = out;
+                state
+            }
+            None => {
+                outs[t] = hn;
+                hn
+            }
+        };
         hp = hn;
-        outs[t] = hn;
     }
     Ok((outs, hp, cp))
 }
@@ -355,14 +388,19 @@ fn import(cx: &mut ImportCx<'_, '_>) -> Result<()> {
     if ws != [nd, cell.gates() * hidden, xs[2]] {
         return Err(cx.err(format!("W is {ws:?}, expected {:?}", [nd, cell.gates() * hidden, xs[2]])));
     }
-    if let Some(lens) = cx.known(4)?
-        && lens.data.iter().any(|&l| l as usize != steps)
-    {
-        return Err(cx.err(format!(
-            "sequence_lens {:?} are not all the full length {steps}: variable-length sequences are not supported (pad them)",
-            lens.as_i64()
-        )));
-    }
+    let lens = match cx.known(4)? {
+        Some(lens) => {
+            let values = lens.as_i64();
+            if values.len() != batch || values.iter().any(|&l| l < 1 || l as usize > steps) {
+                return Err(cx.err(format!(
+                    "sequence_lens {values:?} must give each of the {batch} rows a length from 1 to {steps}"
+                )));
+            }
+            let lens: Vec<usize> = values.iter().map(|&l| l as usize).collect();
+            lens.iter().any(|&l| l < steps).then_some(lens)
+        }
+        None => None,
+    };
     let alphas = cx.floats_opt("activation_alpha")?.unwrap_or_default();
     let betas = cx.floats_opt("activation_beta")?.unwrap_or_default();
     let names: Vec<String> = match cx.tensor("activations").ok().flatten() {
@@ -446,7 +484,7 @@ fn import(cx: &mut ImportCx<'_, '_>) -> Result<()> {
             let i = at(k);
             acts.push(activation(cx, &names[i], alphas.get(i).copied(), betas.get(i).copied())?);
         }
-        let u = Unroll { cell, steps, batch, hidden, clip, acts };
+        let u = Unroll { cell, steps, batch, hidden, clip, lens: lens.clone(), acts };
         let (outs, hl, cl) = direction(cx, &u, x, w, r, bias, h0, c0, peep, reverse)?;
         // Y of this direction: [T, 1, N, H].
         let mut parts = Vec::new();
