@@ -104,13 +104,22 @@ pub fn build_training_graph(graph: Graph, spec: &TrainingSpec) -> Result<Graph> 
     grads[spec.prediction] = Some(seed);
     for idx in (0..forward_nodes).rev() {
         let node = b.nodes()[idx].clone();
-        // Gradients flow from the first output: the other outputs of the registered multi-output
-        // ops are integers (TopK's indices).
-        let Some(dy) = grads[node.output()] else { continue };
-        if !node.inputs.iter().any(|&i| needs[i]) {
+        // The gradient of every output; where only a later output (LstmCell's c) has one, the first
+        // output's is zeros.
+        let output_grads: Vec<Option<ValueId>> = node.outputs.iter().map(|&o| grads[o]).collect();
+        if output_grads.iter().all(Option::is_none) || !node.inputs.iter().any(|&i| needs[i]) {
             continue;
         }
-        let input_grads = node.op.vjp(&mut VjpCtx::new(&mut b, &node.name, &node.inputs, &node.outputs, dy, &needs))?;
+        let dy = match output_grads[0] {
+            Some(dy) => dy,
+            None => {
+                let shape = b.shape(node.output()).to_vec();
+                let zeros = vec![0.0; shape.iter().product()];
+                b.constant(&format!("{}/grad/zero", node.name), shape, zeros)?
+            }
+        };
+        let cx = &mut VjpCtx::new(&mut b, &node.name, &node.inputs, &node.outputs, dy, &output_grads, &needs);
+        let input_grads = node.op.vjp(cx)?;
         for (&inp, g) in node.inputs.iter().zip(input_grads) {
             let Some(g) = g else { continue };
             if !needs[inp] {

@@ -24,6 +24,7 @@ pub mod gather_nd;
 pub mod index;
 pub mod loss;
 pub mod loss_reference;
+pub mod lstm_cell;
 pub mod matmul;
 pub mod one_hot;
 pub mod pool;
@@ -61,6 +62,7 @@ pub use gather_elements::GatherElements;
 pub use gather_nd::GatherNd;
 pub use index::Reduction;
 pub use loss::{Accuracy, Loss, LossGrad, LossKind};
+pub use lstm_cell::{LstmCell, LstmCellGrad};
 pub use matmul::{MatMul, MatMulDims};
 pub use one_hot::OneHot;
 pub use pool::{PoolAttrs, PoolGrad, PoolKind, window_output};
@@ -293,6 +295,11 @@ register_ops! {
     /// ArgMax or ArgMin along an axis; input x.
     ArgReduce(ArgReduce),
     /// The k largest or smallest entries and their positions (two outputs); input x.
+    /// The LSTM cell's elementwise step; inputs gate pre-activations [N, 4H], c_prev [N, H];
+    /// outputs h, c.
+    LstmCell(LstmCell),
+    /// The gradient of [`LstmCell`]; inputs pre-activations, c_prev, dh, dc; outputs d_pre, d_c_prev.
+    LstmCellGrad(LstmCellGrad),
     TopK(TopK),
     /// The positions of max pooling's maxima; input x.
     PoolArgMax(PoolArgMax),

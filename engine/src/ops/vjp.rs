@@ -17,6 +17,8 @@ pub struct VjpCtx<'a> {
     pub outputs: &'a [ValueId],
     /// The gradient of the output.
     pub dy: ValueId,
+    /// The gradient of each output (`None` where none flows; the first is `dy`'s source).
+    output_grads: &'a [Option<ValueId>],
     /// The node's name (backward nodes are named after it).
     pub name: &'a str,
     needs: &'a [bool],
@@ -32,9 +34,30 @@ impl<'a> VjpCtx<'a> {
         inputs: &'a [ValueId],
         outputs: &'a [ValueId],
         dy: ValueId,
+        output_grads: &'a [Option<ValueId>],
         needs: &'a [bool],
     ) -> Self {
-        VjpCtx { b, inputs, output: outputs[0], outputs, dy, name, needs, grad_name: format!("{name}/grad") }
+        VjpCtx {
+            b,
+            inputs,
+            output: outputs[0],
+            outputs,
+            dy,
+            output_grads,
+            name,
+            needs,
+            grad_name: format!("{name}/grad"),
+        }
+    }
+
+    /// The gradient of output `k` (multi-output ops), if any flows there.
+    pub fn output_grad(&self, k: usize) -> Option<ValueId> {
+        self.output_grads.get(k).copied().flatten()
+    }
+
+    /// Adds a multi-output backward node; returns its outputs.
+    pub fn nodes(&mut self, op: impl Into<Op>, inputs: &[ValueId]) -> Result<Vec<ValueId>> {
+        self.b.node_outputs(&self.grad_name, op.into(), inputs)
     }
 
     /// Whether input `i` needs a gradient.

@@ -1,7 +1,8 @@
 //! LSTM, GRU and RNN, unrolled over the (static) sequence length into engine ops: one matrix
 //! product of every time step's inputs with the input weights, then per step the recurrent product,
-//! the gates and the state updates. Autodiff then trains them through time like any graph; the
-//! weights stay the model's parameters (sliced per direction and gate).
+//! the gates and the state updates (the default LSTM's gates and states as one engine op,
+//! `LstmCell`). Autodiff then trains them through time like any graph; the weights stay the model's
+//! parameters (sliced per direction and gate).
 //!
 //! Supported: every direction (forward, reverse, bidirectional), biases, initial states, LSTM
 //! peepholes, `clip`, `layout` 0 and 1, GRU's `linear_before_reset`, the activations Sigmoid, Tanh,
@@ -13,7 +14,7 @@
 //! Opset history: LSTM, GRU and RNN 1 (GRU 1 has `output_sequence`), 7 (no more
 //! `output_sequence`), 14 adds `layout`, 22 widens the types. GRU 3 adds `linear_before_reset`.
 
-use distk_engine::{BinaryOp, Concat, MatMul, Op, Slice, Transpose, UnaryOp, ValueId};
+use distk_engine::{BinaryOp, Concat, LstmCell, MatMul, Op, Slice, Transpose, UnaryOp, ValueId};
 
 use crate::context::ImportCx;
 use crate::error::Result;
@@ -249,6 +250,12 @@ fn direction(
     let r_h = if is_gru { Some(cx.emit(Op::Slice(Slice { axis: 0, start: 2 * h, len: h }), &[r])?) } else { None };
     let r_zr = if is_gru { Some(cx.emit(Op::Slice(Slice { axis: 0, start: 0, len: 2 * h }), &[r])?) } else { None };
     let one = cx.constant("one", vec![], vec![1.0])?;
+    // The default LSTM (sigmoid gates, tanh cell and output, no peepholes, no clip) runs its
+    // elementwise step as one engine op.
+    let fused_lstm = u.cell == Cell::Lstm
+        && peeps.is_none()
+        && u.clip.is_none()
+        && u.acts[..] == [UnaryOp::Sigmoid, UnaryOp::Tanh, UnaryOp::Tanh];
     let (mut hp, mut cp) = (h0, c0);
     let mut outs = vec![h0; t_len];
     let order: Vec<usize> = if reverse { (0..t_len).rev().collect() } else { (0..t_len).collect() };
@@ -266,6 +273,14 @@ fn direction(
         let xt = cx.reshape(xt, vec![n, g * h])?;
         let mm = Op::MatMul(MatMul { trans_a: false, trans_b: true, alpha: 1.0 });
         let hn = match u.cell {
+            Cell::Lstm if fused_lstm => {
+                let hr = cx.emit(mm, &[hp, r])?;
+                let pre = bin(cx, BinaryOp::Add, xt, hr)?;
+                let cprev = cp.ok_or_else(|| cx.err("internal: LSTM without a cell state"))?;
+                let hc = cx.emit_outputs(Op::LstmCell(LstmCell), &[pre, cprev])?;
+                cp = Some(hc[1]);
+                hc[0]
+            }
             Cell::Lstm => {
                 let hr = cx.emit(mm, &[hp, r])?;
                 let pre = bin(cx, BinaryOp::Add, xt, hr)?;
