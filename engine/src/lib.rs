@@ -26,7 +26,8 @@ pub use graph::{Graph, GraphBuilder, Node, ValueId, ValueInfo, ValueKind};
 pub use layout::{PARAM_ALIGN_BYTES, ParamLayout, ParamSlot};
 pub use ops::{
     Accuracy, ArgReduce, BatchNorm, BinaryOp, Broadcast, Cast, Concat, ConvAttrs, ConvGradInput, ConvGradWeight,
-    Dropout, DropoutMask, Gather, GatherElements, GatherGrad, GatherNd, Loss, LossGrad, LossKind, LstmCell,
-    LstmCellGrad, MatMul, OneHot, Op, OpDef, PoolArgMax, PoolAttrs, PoolGrad, PoolKind, Reduce, ReduceOp, Reduction,
-    Reshape, ScatterElements, ScatterNd, Slice, Softmax, SoftmaxGrad, TopK, Transpose, UnaryGrad, UnaryOp, Where,
+    Dropout, DropoutMask, Gather, GatherElements, GatherGrad, GatherNd, GruCell, GruCellGrad, Loss, LossGrad, LossKind,
+    LstmCell, LstmCellGrad, MatMul, OneHot, Op, OpDef, PoolArgMax, PoolAttrs, PoolGrad, PoolKind, Reduce, ReduceOp,
+    Reduction, Reshape, ScatterElements, ScatterNd, Slice, Softmax, SoftmaxGrad, TopK, Transpose, UnaryGrad, UnaryOp,
+    Where,
 };

@@ -199,12 +199,13 @@ fn model_of(opset: i64, dims: &[usize], op_nodes: Vec<pb::NodeProto>, mut inits:
     model(opset, dims, nodes, inits)
 }
 
-/// LSTM and GRU with rows shorter than the sequence (`sequence_lens`), forward and reverse: the
-/// held states and zeroed outputs train by autodiff like the rest of the unrolled layer.
+/// LSTM and GRU (both reset forms) with rows shorter than the sequence (`sequence_lens`), forward
+/// and reverse: the held states, zeroed outputs and fused cells (LstmCell; GruCell for
+/// linear_before_reset) train by autodiff like the rest of the unrolled layer.
 #[test]
 fn recurrent_layers_with_sequence_lens_train_by_autodiff() {
     let (h, i) = (2usize, 2usize);
-    for (op, gates) in [("LSTM", 4), ("GRU", 3)] {
+    for (op, gates, linear_before_reset) in [("LSTM", 4, 0), ("GRU", 3, 0), ("GRU", 3, 1)] {
         for direction in ["forward", "reverse"] {
             let inits = vec![
                 f32_tensor("W", &[1, gates * h, i], &weights(gates * h * i, 90)),
@@ -224,6 +225,9 @@ fn recurrent_layers_with_sequence_lens_train_by_autodiff() {
                 "Y",
                 vec![attr_i("hidden_size", h as i64), attr_s("direction", direction)],
             );
+            if op == "GRU" {
+                layer.attribute.push(attr_i("linear_before_reset", linear_before_reset));
+            }
             layer.output.push("Yh".into());
             let flat = i64_tensor("flat_y", &[-1]);
             let nodes = vec![

@@ -21,6 +21,7 @@ pub mod dropout;
 pub mod gather;
 pub mod gather_elements;
 pub mod gather_nd;
+pub mod gru_cell;
 pub mod index;
 pub mod loss;
 pub mod loss_reference;
@@ -60,6 +61,7 @@ pub use dropout::{Dropout, DropoutMask, dropout_keep};
 pub use gather::{Gather, GatherGrad};
 pub use gather_elements::GatherElements;
 pub use gather_nd::GatherNd;
+pub use gru_cell::{GruCell, GruCellGrad};
 pub use index::Reduction;
 pub use loss::{Accuracy, Loss, LossGrad, LossKind};
 pub use lstm_cell::{LstmCell, LstmCellGrad};
@@ -295,6 +297,10 @@ register_ops! {
     /// ArgMax or ArgMin along an axis; input x.
     ArgReduce(ArgReduce),
     /// The k largest or smallest entries and their positions (two outputs); input x.
+    /// The GRU cell's elementwise step (linear_before_reset); inputs x and hr [N, 3H], h_prev [N, H].
+    GruCell(GruCell),
+    /// The gradient of [`GruCell`]; inputs x, hr, h_prev, dh; outputs dx, dhr, dh_prev.
+    GruCellGrad(GruCellGrad),
     /// The LSTM cell's elementwise step; inputs gate pre-activations [N, 4H], c_prev [N, H];
     /// outputs h, c.
     LstmCell(LstmCell),

@@ -1,7 +1,7 @@
 //! LSTM, GRU and RNN, unrolled over the (static) sequence length into engine ops: one matrix
 //! product of every time step's inputs with the input weights, then per step the recurrent product,
-//! the gates and the state updates (the default LSTM's gates and states as one engine op,
-//! `LstmCell`). Autodiff then trains them through time like any graph; the weights stay the model's
+//! the gates and the state updates (the default LSTM's and PyTorch's GRU's gates and states as one
+//! engine op, `LstmCell`, `GruCell`). Autodiff then trains them through time like any graph; the weights stay the model's
 //! parameters (sliced per direction and gate).
 //!
 //! Supported: every direction (forward, reverse, bidirectional), biases, initial states, LSTM
@@ -14,7 +14,7 @@
 //! Opset history: LSTM, GRU and RNN 1 (GRU 1 has `output_sequence`), 7 (no more
 //! `output_sequence`), 14 adds `layout`, 22 widens the types. GRU 3 adds `linear_before_reset`.
 
-use distk_engine::{BinaryOp, Concat, LstmCell, MatMul, Op, Slice, Transpose, UnaryOp, ValueId};
+use distk_engine::{BinaryOp, Concat, GruCell, LstmCell, MatMul, Op, Slice, Transpose, UnaryOp, ValueId};
 
 use crate::context::ImportCx;
 use crate::error::Result;
@@ -256,6 +256,18 @@ fn direction(
         && peeps.is_none()
         && u.clip.is_none()
         && u.acts[..] == [UnaryOp::Sigmoid, UnaryOp::Tanh, UnaryOp::Tanh];
+    // PyTorch's GRU (linear_before_reset, sigmoid and tanh, no clip) likewise as `GruCell`, its
+    // recurrent product over all three blocks at once (Rb_h added to the h block).
+    let fused_gru = u.cell == (Cell::Gru { linear_before_reset: true })
+        && u.clip.is_none()
+        && u.acts[..] == [UnaryOp::Sigmoid, UnaryOp::Tanh];
+    let rb_h_block = match rb_h {
+        Some(b) if fused_gru => {
+            let zeros = cx.constant("zeros_zr", vec![2 * h], vec![0.0; 2 * h])?;
+            Some(cx.emit(Op::Concat(Concat { axis: 0 }), &[zeros, b])?)
+        }
+        _ => None,
+    };
     let (mut hp, mut cp) = (h0, c0);
     let mut outs = vec![h0; t_len];
     let order: Vec<usize> = if reverse { (0..t_len).rev().collect() } else { (0..t_len).collect() };
@@ -309,6 +321,13 @@ fn direction(
                 let hc = cx.emit(Op::Unary(ha), &[cn])?;
                 cp = Some(cn);
                 bin(cx, BinaryOp::Mul, o, hc)?
+            }
+            Cell::Gru { .. } if fused_gru => {
+                let mut hr = cx.emit(mm, &[hp, r])?;
+                if let Some(b) = rb_h_block {
+                    hr = bin(cx, BinaryOp::Add, hr, b)?;
+                }
+                cx.emit(Op::GruCell(GruCell), &[xt, hr, hp])?
             }
             Cell::Gru { linear_before_reset } => {
                 let (r_zr, r_h) = (r_zr.unwrap_or(r), r_h.unwrap_or(r));
