@@ -58,7 +58,7 @@ fn gates<T: Real>(x: &[T], hr: &[T], h: usize, row: usize, j: usize) -> (T, T, T
     let z = sigmoid(x[p] + hr[p]);
     let r = sigmoid(x[p + h] + hr[p + h]);
     let hh = hr[p + 2 * h];
-    (z, r, hh, (x[p + 2 * h] + r * hh).tanh())
+    (z, r, hh, (x[p + 2 * h] + r * hh).tanh_kernel())
 }
 
 impl OpDef for GruCell {

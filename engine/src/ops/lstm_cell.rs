@@ -57,7 +57,7 @@ fn cell_dims(inputs: &[&[usize]]) -> std::result::Result<(usize, usize), String>
 /// The gates of element `j` of row `r`: (i, o, f, g).
 fn gates<T: Real>(pre: &[T], h: usize, r: usize, j: usize) -> (T, T, T, T) {
     let p = r * 4 * h + j;
-    (sigmoid(pre[p]), sigmoid(pre[p + h]), sigmoid(pre[p + 2 * h]), pre[p + 3 * h].tanh())
+    (sigmoid(pre[p]), sigmoid(pre[p + h]), sigmoid(pre[p + 2 * h]), pre[p + 3 * h].tanh_kernel())
 }
 
 impl OpDef for LstmCell {
@@ -86,7 +86,7 @@ impl OpDef for LstmCell {
         for (k, &cp) in c_prev.iter().enumerate() {
             let (i, o, f, g) = gates(pre, h, k / h.max(1), k % h.max(1));
             let c = f * cp + i * g;
-            outs[0][k] = o * c.tanh();
+            outs[0][k] = o * c.tanh_kernel();
             if let Some(co) = outs.get_mut(1) {
                 co[k] = c;
             }
@@ -153,7 +153,7 @@ impl OpDef for LstmCellGrad {
         for (k, &cp) in c_prev.iter().enumerate() {
             let (r, j) = (k / h.max(1), k % h.max(1));
             let (i, o, f, g) = gates(pre, h, r, j);
-            let t = (f * cp + i * g).tanh();
+            let t = (f * cp + i * g).tanh_kernel();
             let dct = dc[k] + dh[k] * o * (one - t * t);
             let p = r * 4 * h + j;
             outs[0][p] = dct * g * i * (one - i);

@@ -110,7 +110,7 @@ impl UnaryOp {
             }
             UnaryOp::Sigmoid => sigmoid(x),
             UnaryOp::HardSigmoid { alpha, beta } => (T::of(alpha) * x + T::of(beta)).max(zero).min(one),
-            UnaryOp::Tanh => x.tanh(),
+            UnaryOp::Tanh => x.tanh_kernel(),
             UnaryOp::Softplus => softplus(x),
             UnaryOp::Exp => x.exp(),
             UnaryOp::Log => x.ln(),
@@ -188,7 +188,7 @@ impl UnaryOp {
                 if v > zero && v < one { T::of(alpha) } else { zero }
             }
             UnaryOp::Tanh => {
-                let t = x.tanh();
+                let t = x.tanh_kernel();
                 one - t * t
             }
             UnaryOp::Softplus => sigmoid(x),
