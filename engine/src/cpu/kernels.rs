@@ -10,12 +10,23 @@ pub fn for_each_index<const K: usize>(dims: &[usize], strides: [&[usize]; K], mu
     if total == 0 {
         return;
     }
-    let rank = dims.len();
-    let mut idx = vec![0usize; rank];
+    let Some(last) = dims.len().checked_sub(1) else {
+        f([0; K]);
+        return;
+    };
+    // The innermost dim runs as a tight loop; the carry over the outer dims happens once per row.
+    let (inner, step) = (dims[last], std::array::from_fn::<usize, K, _>(|k| strides[k][last]));
+    let mut idx = vec![0usize; last];
     let mut off = [0usize; K];
-    for _ in 0..total {
-        f(off);
-        for d in (0..rank).rev() {
+    for _ in 0..total / inner {
+        let mut o = off;
+        for _ in 0..inner {
+            f(o);
+            for k in 0..K {
+                o[k] += step[k];
+            }
+        }
+        for d in (0..last).rev() {
             idx[d] += 1;
             for k in 0..K {
                 off[k] += strides[k][d];
