@@ -167,6 +167,17 @@ impl DataReader {
             .iter()
             .map(|s| s.trim().to_string())
             .collect();
+        // Columns are looked up by name: a repeated name would silently read the first one twice.
+        for (j, name) in names.iter().enumerate() {
+            if let Some(first) = names[..j].iter().position(|n| n == name) {
+                bail!(
+                    "`{}` names the column `{name}` twice (columns {} and {}); give every column its own name",
+                    path.display(),
+                    first + 1,
+                    j + 1
+                );
+            }
+        }
         // The fixtures' CSV form: f0..fN-1, or the named columns.
         let wanted: Vec<String> = if features.0.len() == 1 && !names.contains(&features.0[0]) {
             names
@@ -410,4 +421,24 @@ fn is_integer(dt: &DataType) -> bool {
             | DataType::UInt16
             | DataType::UInt32
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_csv_header_naming_a_column_twice_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dup.csv");
+        std::fs::write(&path, "f0,f0,f2,label\n1,2,3,0\n").unwrap();
+        let err = DataReader::open(&path, &FeatureColumns::parse("features"), Some("label"), 4).err().unwrap();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("names the column `f0` twice (columns 1 and 2)"), "{msg}");
+        // Distinct names still read.
+        std::fs::write(&path, "f0,f1,f2,label\n1,2,3,0\n").unwrap();
+        let mut r = DataReader::open(&path, &FeatureColumns::parse("features"), Some("label"), 4).unwrap();
+        let rows = r.next_rows().unwrap().unwrap();
+        assert_eq!(rows.features, vec![1.0, 2.0, 3.0]);
+    }
 }
