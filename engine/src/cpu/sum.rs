@@ -51,12 +51,16 @@ impl<T: Real> BlockedSum<T> {
         }
     }
 
-    /// The sum of every term pushed.
-    pub fn total(mut self) -> T {
+    /// The sum of every term pushed since the last call; empties the sum (its buffers are kept,
+    /// so one `BlockedSum` serves every output of a reduction without allocating).
+    pub fn take_total(&mut self) -> T {
         if !self.block.is_empty() {
             self.sums.push(pairwise_sum(&self.block));
+            self.block.clear();
         }
-        pairwise_sum(&self.sums)
+        let total = pairwise_sum(&self.sums);
+        self.sums.clear();
+        total
     }
 }
 
@@ -91,7 +95,8 @@ mod tests {
             let got = pairwise_sum(&xs) as f64;
             let mut blocked = BlockedSum::new();
             xs.iter().for_each(|&v| blocked.push(v));
-            let got_blocked = blocked.total() as f64;
+            let got_blocked = blocked.take_total() as f64;
+            assert_eq!(blocked.take_total(), 0.0, "n {n}: take_total empties the sum");
             let tol = 4.0 * f32::EPSILON as f64 * want.abs().max(1.0);
             assert!((got - want).abs() <= tol, "n {n}: pairwise {got} vs {want}");
             assert!((got_blocked - want).abs() <= tol, "n {n}: blocked {got_blocked} vs {want}");

@@ -153,11 +153,11 @@ impl OpDef for Reduce {
         let count = T::count(numel(&red_dims).max(1));
         let mut o = 0;
         let summing = matches!(self.op, ReduceOp::Sum | ReduceOp::Mean);
+        let mut sum = BlockedSum::new();
         for_each_index(&kept_dims, [&kept_strides], |[base]| {
             let acc = if summing {
-                let mut sum = BlockedSum::new();
                 for_each_index(&red_dims, [&red_strides], |[r]| sum.push(x[base + r]));
-                sum.total()
+                sum.take_total()
             } else {
                 let mut acc = self.op.init();
                 for_each_index(&red_dims, [&red_strides], |[r]| acc = self.op.combine(acc, x[base + r]));
