@@ -1,6 +1,6 @@
 //! Every registered gradient rule against central finite differences in f64 on the CPU reference
 //! (`CpuExecutor<f64>`), on the cases each op marks for it. Each op's inputs are trainable
-//! parameters, the loss is mean(y^2) over its output; the analytic gradient is read back from one
+//! parameters, the loss is mean(y^2) over its float outputs; the analytic gradient is read back from one
 //! SGD step with learning rate 1 (g = p_before - p_after). Step h = 1e-6; tolerance 1e-6 of the
 //! tensor's largest gradient (the central difference's truncation error is O(h^2), its round-off
 //! about 1e-16 / h).
@@ -9,7 +9,7 @@ use distk_engine::autodiff::{TrainingSpec, build_eval_graph, build_training_grap
 use distk_engine::cpu::CpuExecutor;
 use distk_engine::ops::{CaseData, CaseRng, OpCase};
 use distk_engine::optimizer::{Optimizer, OptimizerKind};
-use distk_engine::{Graph, GraphBuilder, LossKind, Op, Reshape};
+use distk_engine::{Concat, Graph, GraphBuilder, LossKind, Op, Reshape};
 
 const H: f64 = 1e-6;
 const TOLERANCE: f64 = 1e-6;
@@ -36,9 +36,24 @@ fn graphs(case: &OpCase, rng: &mut CaseRng) -> (Graph, Result<Graph, String>, us
             }
         })
         .collect();
-    let y = b.node("op", case.op.clone(), &ids).unwrap();
-    let n = b.shape(y).iter().product();
-    let flat = b.node("flat", Reshape { shape: vec![1, n] }.into(), &[y]).unwrap();
+    // Every float output enters the loss (a multi-output op's rule must pass each output's
+    // gradient, LstmCell's c as well as its h); integer outputs such as TopK's indices do not.
+    let ys = b.node_outputs("op", case.op.clone(), &ids).unwrap();
+    // (An op with no float output, ArgMax's, still runs as before: its first output.)
+    let float_outputs = ys.iter().filter(|&&y| b.dtype(y).is_float()).count();
+    let mut flats = Vec::new();
+    for (k, y) in ys.into_iter().enumerate() {
+        if float_outputs > 0 && !b.dtype(y).is_float() || float_outputs == 0 && k > 0 {
+            continue;
+        }
+        let len = b.shape(y).iter().product();
+        flats.push(b.node(&format!("flat{k}"), Reshape { shape: vec![1, len] }.into(), &[y]).unwrap());
+    }
+    let flat = match flats[..] {
+        [one] => one,
+        _ => b.node("flat", Concat { axis: 1 }.into(), &flats).unwrap(),
+    };
+    let n = b.shape(flat)[1];
     b.output(flat);
     let forward = b.finish();
     let sgd = Optimizer {
