@@ -1,8 +1,7 @@
 // The GRU cell's elementwise step (linear_before_reset), one invocation per element of [N, H]:
 // z and r from X + HR, n = tanh(x_h + r * hr_h), h = (1 - z) * n + z * h_prev.
 // Uniforms: GruCellParams (engine/src/ops/gru_cell.rs).
-fn sigm(x: f32) -> f32 { return select(exp(x) / (1.0 + exp(x)), 1.0 / (1.0 + exp(-x)), x >= 0.0); }
-fn th(x: f32) -> f32 { return tanh(clamp(x, -20.0, 20.0)); }
+// sigm and th: shaders/cell_activations.wgsl.
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -1,8 +1,7 @@
 // The gradient of the GRU cell (shaders/gru_cell.wgsl), one invocation per element of [N, H]:
 // the input and recurrent projections' gradients (z, r, h blocks) and the previous state's.
 // Uniforms: GruCellGradParams (engine/src/ops/gru_cell.rs).
-fn sigm(x: f32) -> f32 { return select(exp(x) / (1.0 + exp(x)), 1.0 / (1.0 + exp(-x)), x >= 0.0); }
-fn th(x: f32) -> f32 { return tanh(clamp(x, -20.0, 20.0)); }
+// sigm and th: shaders/cell_activations.wgsl.
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

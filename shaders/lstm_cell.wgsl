@@ -1,8 +1,7 @@
 // The LSTM cell's elementwise step, one invocation per element of [N, H]: gates from the
 // pre-activations P ([N, 4H], blocks i, o, f, c), then c = f * c_prev + i * g and h = o * tanh(c).
 // Uniforms: LstmCellParams (engine/src/ops/lstm_cell.rs).
-fn sigm(x: f32) -> f32 { return select(exp(x) / (1.0 + exp(x)), 1.0 / (1.0 + exp(-x)), x >= 0.0); }
-fn th(x: f32) -> f32 { return tanh(clamp(x, -20.0, 20.0)); }
+// sigm and th: shaders/cell_activations.wgsl.
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

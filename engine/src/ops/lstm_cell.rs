@@ -14,6 +14,8 @@ use crate::wgpu_exec::lower::{Dispatch, LowerCtx};
 
 const LSTM_CELL: &str = include_str!("../../../shaders/lstm_cell.wgsl");
 const LSTM_CELL_GRAD: &str = include_str!("../../../shaders/lstm_cell_grad.wgsl");
+/// The gate activations the LSTM and GRU cell shaders share (`sigm`, `th`).
+pub(crate) const CELL_ACTIVATIONS: &str = include_str!("../../../shaders/cell_activations.wgsl");
 
 /// Inputs: the gate pre-activations `[N, 4H]` (i, o, f, c blocks) and the previous cell state
 /// `[N, H]`. Outputs: the hidden state `h = o * tanh(c)` and the cell state
@@ -114,7 +116,7 @@ impl OpDef for LstmCell {
             c: c.offset as u32,
         };
         let bindings = [("P", pre.region), ("CP", c_prev.region), ("H", h.region), ("C", c.region)];
-        Ok(vec![Dispatch::new(LSTM_CELL, &[], params, &bindings, &[], cx.grid(n))])
+        Ok(vec![Dispatch::new(LSTM_CELL, &[CELL_ACTIVATIONS], params, &bindings, &[], cx.grid(n))])
     }
 
     fn cases(rng: &mut CaseRng) -> Vec<OpCase> {
@@ -193,7 +195,7 @@ impl OpDef for LstmCellGrad {
             ("DP", d_pre.region),
             ("DCP", d_c_prev.region),
         ];
-        Ok(vec![Dispatch::new(LSTM_CELL_GRAD, &[], params, &bindings, &[], cx.grid(n))])
+        Ok(vec![Dispatch::new(LSTM_CELL_GRAD, &[CELL_ACTIVATIONS], params, &bindings, &[], cx.grid(n))])
     }
 
     fn cases(rng: &mut CaseRng) -> Vec<OpCase> {
@@ -203,58 +205,5 @@ impl OpDef for LstmCellGrad {
             out.push(OpCase::uniform(LstmCellGrad, &[vec![n, 4 * h], hs.clone(), hs.clone(), hs], -3.0, 3.0));
         }
         out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The cell's outputs h and c for f64 inputs.
-    fn cell(pre: &[f64], c_prev: &[f64], h: usize) -> (Vec<f64>, Vec<f64>) {
-        let n = c_prev.len() / h;
-        let shapes: [&[usize]; 2] = [&[n, 4 * h], &[n, h]];
-        let args = CpuArgs { inputs: &[pre, c_prev], shapes: &shapes, out_shape: &[n, h] };
-        let (mut ho, mut co) = (vec![0.0; n * h], vec![0.0; n * h]);
-        LstmCell.eval_outputs(&args, &mut [&mut ho, &mut co]);
-        (ho, co)
-    }
-
-    /// The gradient of L = a·h + b·c against central differences in f64, through both outputs.
-    #[test]
-    fn gradient_of_both_outputs_matches_finite_differences() {
-        let (n, h) = (3usize, 4usize);
-        let mut state = 7u64;
-        let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((state >> 33) as f64 / (1u64 << 31) as f64) * 4.0 - 2.0
-        };
-        let pre: Vec<f64> = (0..n * 4 * h).map(|_| next()).collect();
-        let c_prev: Vec<f64> = (0..n * h).map(|_| next()).collect();
-        let a: Vec<f64> = (0..n * h).map(|_| next()).collect();
-        let b: Vec<f64> = (0..n * h).map(|_| next()).collect();
-        let loss = |pre: &[f64], c_prev: &[f64]| {
-            let (ho, co) = cell(pre, c_prev, h);
-            ho.iter().zip(&a).map(|(x, y)| x * y).sum::<f64>() + co.iter().zip(&b).map(|(x, y)| x * y).sum::<f64>()
-        };
-        let shapes: [&[usize]; 4] = [&[n, 4 * h], &[n, h], &[n, h], &[n, h]];
-        let args = CpuArgs { inputs: &[&pre, &c_prev, &a, &b], shapes: &shapes, out_shape: &[n, 4 * h] };
-        let (mut d_pre, mut d_cp) = (vec![0.0; n * 4 * h], vec![0.0; n * h]);
-        LstmCellGrad.eval_outputs(&args, &mut [&mut d_pre, &mut d_cp]);
-        let eps = 1e-6;
-        for k in 0..pre.len() {
-            let (mut up, mut down) = (pre.clone(), pre.clone());
-            up[k] += eps;
-            down[k] -= eps;
-            let fd = (loss(&up, &c_prev) - loss(&down, &c_prev)) / (2.0 * eps);
-            assert!((fd - d_pre[k]).abs() <= 1e-8 * fd.abs().max(1.0), "d_pre[{k}]: {} vs {fd}", d_pre[k]);
-        }
-        for k in 0..c_prev.len() {
-            let (mut up, mut down) = (c_prev.clone(), c_prev.clone());
-            up[k] += eps;
-            down[k] -= eps;
-            let fd = (loss(&pre, &up) - loss(&pre, &down)) / (2.0 * eps);
-            assert!((fd - d_cp[k]).abs() <= 1e-8 * fd.abs().max(1.0), "d_c_prev[{k}]: {} vs {fd}", d_cp[k]);
-        }
     }
 }
