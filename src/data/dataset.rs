@@ -54,27 +54,20 @@ impl Dataset {
             ds.labels.reserve(n);
         }
         let max_class = if classes == 1 { 2 } else { classes };
-        while let Some(rows) = reader.next_rows()? {
+        while let Some(mut rows) = reader.next_rows()? {
             if rows.width != expect_width {
                 bail!(
-                    "input width {} (in `{}`) does not match the model's input ({expect_width} values per row); check --features-col or the model",
+                    "input width {} (in {}) does not match the model's input ({expect_width} values per row); check --features-col or the model",
                     rows.width,
-                    path.display()
+                    reader.parts()[rows.part].display()
                 );
             }
-            if let Some(t) = rows.targets {
+            if let Some(t) = rows.targets.take() {
                 if rows.target_width != classes {
                     bail!(
-                        "`{}` column `{label}`: {} targets per row, but the model has {classes} outputs",
-                        path.display(),
+                        "{} column `{label}`: {} targets per row, but the model has {classes} outputs",
+                        reader.parts()[rows.part].display(),
                         rows.target_width
-                    );
-                }
-                if let Some(i) = t.iter().position(|v| !v.is_finite()) {
-                    bail!(
-                        "`{}` row {}, column `{label}`: a target is not finite",
-                        path.display(),
-                        rows.first_row + i / classes
                     );
                 }
                 ds.label_width = classes;
@@ -84,12 +77,11 @@ impl Dataset {
                 continue;
             }
             ds.label_width = 1;
-            let labels = rows.labels.unwrap_or_default();
+            let labels = rows.labels.take().unwrap_or_default();
             if let Some((i, &l)) = labels.iter().enumerate().find(|&(_, &l)| l < 0 || l as usize >= max_class) {
                 bail!(
-                    "`{}` row {}, column `{label}`: label {l} is outside the model's {max_class} classes (0..{})",
-                    path.display(),
-                    rows.first_row + i,
+                    "{}, column `{label}`: label {l} is outside the model's {max_class} classes (0..{})",
+                    reader.locate(&rows, i),
                     max_class - 1
                 );
             }

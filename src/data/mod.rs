@@ -2,7 +2,9 @@
 //! batches, and result files written atomically.
 
 pub mod atomic;
+pub mod columns;
 pub mod dataset;
+pub mod parts;
 pub mod predictions;
 pub mod reader;
 

@@ -1,17 +1,22 @@
-//! Reading rows from Parquet or CSV as a stream of batches. Features come from one list column
-//! (`list<float32>` as in the fixtures) or from several scalar columns; labels from an integer
-//! column. Every error names the file, the column and, for bad values, the row.
+//! Reading rows as a stream of batches from the parts of a dataset (see [`crate::data::parts`]):
+//! Parquet, CSV and Arrow IPC files, Spark part directories, globs and standard input. Features come
+//! from one list or Spark ML vector column, or from several scalar columns; labels from an integer
+//! or integral float column (class indices) or a list/vector column (one-hot or soft targets).
+//! Hive partition values (`label=3/`) read as columns. Every error names the file, the column and,
+//! for bad values, the row group and row.
 
 use std::fs::File;
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Float32Type, Float64Type, Int32Type, Int64Type};
 use arrow_array::{Array, ArrayRef, RecordBatch};
-use arrow_schema::DataType;
+use arrow_schema::{ArrowError, Schema};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+
+use crate::data::columns::{self, CellError, ColumnShape};
+use crate::data::parts::{self, Part, PartFormat};
 
 /// Which columns hold the features.
 #[derive(Clone, Debug)]
@@ -24,7 +29,7 @@ impl FeatureColumns {
     }
 }
 
-/// A batch of rows.
+/// A batch of rows, all from one part.
 #[derive(Clone, Debug, Default)]
 pub struct Rows {
     /// Number of rows.
@@ -33,394 +38,600 @@ pub struct Rows {
     pub width: usize,
     /// Row-major features, `count * width` values.
     pub features: Vec<f32>,
-    /// Labels, when an integer label column was asked for.
+    /// Labels, when a scalar label column was asked for.
     pub labels: Option<Vec<i64>>,
-    /// Targets, when the label column is a list (one-hot or soft targets): `count * target_width`.
+    /// Targets, when the label column is a list or vector (one-hot or soft targets): `count * target_width`.
     pub targets: Option<Vec<f32>>,
     /// Values per row in `targets`.
     pub target_width: usize,
-    /// Index of the first row in the file.
+    /// Index of the part the rows come from.
+    pub part: usize,
+    /// Index of the first row within its part.
     pub first_row: usize,
 }
 
-enum Source {
-    Parquet { reader: ParquetRecordBatchReader, features: Vec<usize>, label: Option<usize> },
-    Csv { reader: csv::Reader<File>, features: Vec<usize>, names: Vec<String>, label: Option<usize>, batch: usize },
+/// Where a wanted column's values come from in a part.
+#[derive(Clone, Debug)]
+enum Column {
+    /// A column of the file (index after projection).
+    File(usize),
+    /// A hive partition folder's value.
+    Partition(String),
 }
 
-/// A stream of [`Rows`] from a file.
-pub struct DataReader {
-    path: PathBuf,
-    source: Source,
+/// The wanted columns of an Arrow-decoded part.
+#[derive(Clone, Debug)]
+struct ArrowColumns {
+    features: Vec<Column>,
+    label: Option<Column>,
     feature_names: Vec<String>,
-    label_name: Option<String>,
-    next_row: usize,
-    total_rows: Option<usize>,
+    label_name: String,
 }
 
-fn is_csv(path: &Path) -> bool {
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+enum PartReader {
+    Parquet {
+        reader: ParquetRecordBatchReader,
+        columns: ArrowColumns,
+    },
+    Ipc {
+        batches: Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>>>,
+        columns: ArrowColumns,
+        pending: Option<(RecordBatch, usize)>,
+    },
+    Csv {
+        reader: csv::Reader<File>,
+        features: Vec<CsvColumn>,
+        label: Option<CsvColumn>,
+    },
+}
+
+/// A CSV value: a cell of the row, or a partition value.
+#[derive(Clone, Debug)]
+enum CsvColumn {
+    Cell(usize, String),
+    Partition(String, String),
+}
+
+/// What is known of a part before it is read.
+#[derive(Clone, Debug, Default)]
+struct PartInfo {
+    /// Rows, where the footer says so (Parquet, Arrow files).
+    rows: Option<usize>,
+    /// First row of each row group (Parquet).
+    row_group_starts: Vec<usize>,
+}
+
+/// A stream of [`Rows`] from a dataset.
+pub struct DataReader {
+    spec: PathBuf,
+    parts: Vec<Part>,
+    infos: Vec<PartInfo>,
+    features: FeatureColumns,
+    label: Option<String>,
+    batch: usize,
+    current: Option<(usize, PartReader)>,
+    next_part: usize,
+    next_row: usize,
+    width: Option<(usize, usize)>,
 }
 
 impl DataReader {
-    /// Opens `path` for reading batches of `batch` rows, with features from `features` and, when
-    /// `label` is given, labels from that column.
+    /// Opens the dataset `path` names (a file, a part directory, a glob or `-`) for reading
+    /// batches of `batch` rows, with features from `features` and, when `label` is given, labels
+    /// from that column. Parquet parts are checked (columns and types) before anything is read.
     pub fn open(path: &Path, features: &FeatureColumns, label: Option<&str>, batch: usize) -> Result<Self> {
-        let file = File::open(path).with_context(|| format!("cannot open data file `{}`", path.display()))?;
-        if is_csv(path) {
-            Self::open_csv(path, file, features, label, batch)
-        } else {
-            Self::open_parquet(path, file, features, label, batch)
-        }
-    }
-
-    fn open_parquet(
-        path: &Path,
-        file: File,
-        features: &FeatureColumns,
-        label: Option<&str>,
-        batch: usize,
-    ) -> Result<Self> {
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
-            anyhow!(
-                "`{}` is not a readable Parquet file ({e}); give a .parquet file, or a .csv file with a header row",
-                path.display()
-            )
-        })?;
-        let schema = builder.schema().clone();
-        let total_rows = usize::try_from(builder.metadata().file_metadata().num_rows()).ok();
-        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-        let find = |name: &str| -> Result<usize> {
-            names.iter().position(|n| n == name).ok_or_else(|| {
-                anyhow!(
-                    "`{}` has no column `{name}` (columns: {}); choose one with --features-col / --label-col",
-                    path.display(),
-                    names.join(", ")
-                )
-            })
-        };
-        let feat_idx: Vec<usize> = features.0.iter().map(|n| find(n)).collect::<Result<_>>()?;
-        for &i in &feat_idx {
-            let dt = schema.field(i).data_type();
-            let ok = match dt {
-                DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
-                    feat_idx.len() == 1 && is_number(f.data_type())
-                }
-                other => is_number(other),
-            };
-            if !ok {
-                bail!(
-                    "column `{}` of `{}` has type {dt}; features must be one list<float32> column or several numeric columns",
-                    names[i],
-                    path.display()
-                );
-            }
-        }
-        let label_idx = match label {
-            Some(l) => {
-                let i = find(l)?;
-                let dt = schema.field(i).data_type();
-                let ok = match dt {
-                    DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
-                        is_number(f.data_type())
+        let parts = parts::resolve(path)?;
+        let mut infos = Vec::with_capacity(parts.len());
+        for part in &parts {
+            infos.push(match (part.format, &part.path) {
+                (PartFormat::Parquet, Some(p)) => {
+                    let builder = parquet_builder(p)?;
+                    let schema = builder.schema().clone();
+                    check_arrow_columns(part, &schema, features, label)?;
+                    let mut starts = Vec::new();
+                    let mut rows = 0usize;
+                    for rg in builder.metadata().row_groups() {
+                        starts.push(rows);
+                        rows += usize::try_from(rg.num_rows()).unwrap_or(0);
                     }
-                    other => is_integer(other),
-                };
-                if !ok {
-                    bail!(
-                        "label column `{l}` of `{}` has type {dt}; labels must be integer class indices or a list of targets (one-hot)",
-                        path.display()
-                    );
+                    PartInfo { rows: Some(rows), row_group_starts: starts }
                 }
-                Some(i)
-            }
-            None => None,
-        };
-        let mut roots = feat_idx.clone();
-        roots.extend(label_idx);
-        let mask = ProjectionMask::roots(builder.parquet_schema(), roots.clone());
-        let reader = builder.with_projection(mask).with_batch_size(batch.max(1)).build()?;
-        // After projection, columns keep their relative order.
-        let mut sorted = roots.clone();
-        sorted.sort_unstable();
-        sorted.dedup();
-        let pos = |i: usize| sorted.iter().position(|&x| x == i).unwrap_or(0);
-        Ok(DataReader {
-            path: path.to_path_buf(),
-            source: Source::Parquet {
-                reader,
-                features: feat_idx.iter().map(|&i| pos(i)).collect(),
-                label: label_idx.map(pos),
-            },
-            feature_names: features.0.clone(),
-            label_name: label.map(str::to_string),
+                _ => PartInfo::default(),
+            });
+        }
+        let mut reader = DataReader {
+            spec: path.to_path_buf(),
+            parts,
+            infos,
+            features: features.clone(),
+            label: label.map(str::to_string),
+            batch: batch.max(1),
+            current: None,
+            next_part: 0,
             next_row: 0,
-            total_rows,
-        })
+            width: None,
+        };
+        // Open the first part now, so that a bad header or column fails before any work.
+        reader.advance_part()?;
+        Ok(reader)
     }
 
-    fn open_csv(path: &Path, file: File, features: &FeatureColumns, label: Option<&str>, batch: usize) -> Result<Self> {
-        let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(file);
-        let names: Vec<String> = reader
-            .headers()
-            .with_context(|| format!("`{}` has no readable CSV header row", path.display()))?
-            .iter()
-            .map(|s| s.trim().to_string())
-            .collect();
-        // Columns are looked up by name: a repeated name would silently read the first one twice.
-        for (j, name) in names.iter().enumerate() {
-            if let Some(first) = names[..j].iter().position(|n| n == name) {
-                bail!(
-                    "`{}` names the column `{name}` twice (columns {} and {}); give every column its own name",
-                    path.display(),
-                    first + 1,
-                    j + 1
-                );
-            }
-        }
-        // The fixtures' CSV form: f0..fN-1, or the named columns.
-        let wanted: Vec<String> = if features.0.len() == 1 && !names.contains(&features.0[0]) {
-            names
-                .iter()
-                .filter(|n| n.len() > 1 && n.starts_with('f') && n[1..].chars().all(|c| c.is_ascii_digit()))
-                .cloned()
-                .collect()
-        } else {
-            features.0.clone()
-        };
-        if wanted.is_empty() {
-            bail!(
-                "`{}` has no column `{}` and no f0..fN-1 columns (columns: {}); choose them with --features-col a,b,c",
-                path.display(),
-                features.0.join(","),
-                names.join(", ")
-            );
-        }
-        let find = |name: &str| -> Result<usize> {
-            names
-                .iter()
-                .position(|n| n == name)
-                .ok_or_else(|| anyhow!("`{}` has no column `{name}` (columns: {})", path.display(), names.join(", ")))
-        };
-        let feat_idx = wanted.iter().map(|n| find(n)).collect::<Result<Vec<_>>>()?;
-        let label_idx = label.map(find).transpose()?;
-        Ok(DataReader {
-            path: path.to_path_buf(),
-            source: Source::Csv { reader, features: feat_idx, names, label: label_idx, batch: batch.max(1) },
-            feature_names: wanted,
-            label_name: label.map(str::to_string),
-            next_row: 0,
-            total_rows: None,
-        })
-    }
-
-    /// Rows in the file, where the format says so without reading it (Parquet).
+    /// Rows in the dataset, where every part's footer says so (Parquet).
     pub fn total_rows(&self) -> Option<usize> {
-        self.total_rows
+        self.infos.iter().map(|i| i.rows).sum()
+    }
+
+    /// The parts read, in order.
+    pub fn parts(&self) -> &[Part] {
+        &self.parts
+    }
+
+    /// The dataset as given on the command line, for messages.
+    pub fn spec(&self) -> &Path {
+        &self.spec
+    }
+
+    /// Names the row `offset` of `rows` for a message: "`file` row group G, row R" (row within the file).
+    pub fn locate(&self, rows: &Rows, offset: usize) -> String {
+        self.locate_in(rows.part, rows.first_row + offset)
+    }
+
+    fn locate_in(&self, part: usize, row: usize) -> String {
+        let name = self.parts.get(part).map(Part::display).unwrap_or_default();
+        match self.infos.get(part).map(|i| &i.row_group_starts) {
+            Some(starts) if !starts.is_empty() => {
+                let g = starts.partition_point(|&s| s <= row).saturating_sub(1);
+                format!("`{name}` row group {g}, row {row}")
+            }
+            _ => format!("`{name}` row {row}"),
+        }
+    }
+
+    fn advance_part(&mut self) -> Result<bool> {
+        self.current = None;
+        if self.next_part >= self.parts.len() {
+            return Ok(false);
+        }
+        let i = self.next_part;
+        self.next_part += 1;
+        self.next_row = 0;
+        let part = &self.parts[i];
+        let label = self.label.as_deref();
+        let reader = match (part.format, &part.path) {
+            (PartFormat::Parquet, Some(p)) => {
+                let builder = parquet_builder(p)?;
+                let schema = builder.schema().clone();
+                let (roots, columns) = arrow_columns(part, &schema, &self.features, label)?;
+                let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+                let reader = builder
+                    .with_projection(mask)
+                    .with_batch_size(self.batch)
+                    .build()
+                    .with_context(|| format!("reading `{}`", p.display()))?;
+                PartReader::Parquet { reader, columns }
+            }
+            (PartFormat::ArrowFile, Some(p)) => {
+                let file = File::open(p).with_context(|| format!("cannot open data file `{}`", p.display()))?;
+                let r = arrow_ipc::reader::FileReader::try_new(BufReader::new(file), None)
+                    .map_err(|e| anyhow!("`{}` is not a readable Arrow IPC file ({e})", p.display()))?;
+                let (_, columns) = arrow_columns(part, &r.schema(), &self.features, label)?;
+                PartReader::Ipc { batches: Box::new(r), columns, pending: None }
+            }
+            (PartFormat::ArrowStream, path) => {
+                let input: Box<dyn std::io::Read> = match path {
+                    Some(p) => {
+                        Box::new(File::open(p).with_context(|| format!("cannot open data file `{}`", p.display()))?)
+                    }
+                    None => Box::new(std::io::stdin()),
+                };
+                let r = arrow_ipc::reader::StreamReader::try_new(BufReader::new(input), None)
+                    .map_err(|e| anyhow!("{} is not a readable Arrow IPC stream ({e})", part.display()))?;
+                let (_, columns) = arrow_columns(part, &r.schema(), &self.features, label)?;
+                PartReader::Ipc { batches: Box::new(r), columns, pending: None }
+            }
+            (PartFormat::Csv, Some(p)) => open_csv(part, p, &self.features, label)?,
+            (_, None) => bail!("only an Arrow IPC stream can come from standard input"),
+        };
+        self.current = Some((i, reader));
+        Ok(true)
     }
 
     /// The next batch, or `None` at the end.
     pub fn next_rows(&mut self) -> Result<Option<Rows>> {
-        let rows = match &mut self.source {
-            Source::Parquet { reader, features, label } => {
-                let Some(batch) = reader.next() else { return Ok(None) };
-                let batch = batch.with_context(|| format!("reading `{}`", self.path.display()))?;
-                let (features, label) = (features.clone(), *label);
-                self.rows_from_arrow(&batch, &features, label)?
-            }
-            Source::Csv { reader, features, names, label, batch } => {
-                let mut rows = Rows { width: features.len(), first_row: self.next_row, ..Default::default() };
-                let mut labels = Vec::new();
-                let mut record = csv::StringRecord::new();
-                while rows.count < *batch {
-                    let more = reader
-                        .read_record(&mut record)
-                        .with_context(|| format!("reading `{}`", self.path.display()))?;
-                    if !more {
-                        break;
-                    }
-                    let row = self.next_row + rows.count;
-                    for &i in features.iter() {
-                        let cell = record.get(i).unwrap_or("").trim();
-                        let v: f32 = cell.parse().map_err(|_| {
-                            anyhow!(
-                                "`{}` row {row}, column `{}`: `{cell}` is not a number",
-                                self.path.display(),
-                                names[i]
-                            )
-                        })?;
-                        rows.features.push(v);
-                    }
-                    if let Some(l) = label {
-                        let cell = record.get(*l).unwrap_or("").trim();
-                        let v: i64 = cell.parse().map_err(|_| {
-                            anyhow!(
-                                "`{}` row {row}, column `{}`: `{cell}` is not an integer class index",
-                                self.path.display(),
-                                names[*l]
-                            )
-                        })?;
-                        labels.push(v);
-                    }
-                    rows.count += 1;
-                }
-                if rows.count == 0 {
+        loop {
+            let Some((part, reader)) = &mut self.current else {
+                if !self.advance_part()? {
                     return Ok(None);
                 }
-                rows.labels = label.map(|_| labels);
-                rows
+                continue;
+            };
+            let part = *part;
+            let first_row = self.next_row;
+            // Reading errors (I/O, corrupt pages) as text, decoding errors as cells: both are named
+            // with their place once `reader`'s borrow ends.
+            let decoded: Result<Option<Result<Rows, DecodeError>>, String> = match reader {
+                PartReader::Parquet { reader, columns } => match reader.next() {
+                    None => Ok(None),
+                    Some(Err(e)) => Err(e.to_string()),
+                    Some(Ok(b)) => Ok(Some(decode_arrow(&b, columns))),
+                },
+                PartReader::Ipc { batches, columns, pending } => {
+                    let mut failed = None;
+                    if pending.is_none() {
+                        match batches.next() {
+                            None => {}
+                            Some(Err(e)) => failed = Some(e.to_string()),
+                            Some(Ok(b)) => *pending = Some((b, 0)),
+                        }
+                    }
+                    match (failed, pending.take()) {
+                        (Some(e), _) => Err(e),
+                        (None, None) => Ok(None),
+                        (None, Some((b, at))) => {
+                            let n = (b.num_rows() - at).min(self.batch);
+                            let slice = b.slice(at, n);
+                            if at + n < b.num_rows() {
+                                *pending = Some((b, at + n));
+                            }
+                            Ok(Some(decode_arrow(&slice, columns)))
+                        }
+                    }
+                }
+                PartReader::Csv { reader, features, label } => {
+                    read_csv_rows(reader, features, label.as_ref(), self.batch).map_err(|e| e.to_string())
+                }
+            };
+            let decoded = decoded.map_err(|e| anyhow!("reading {}: {e}", self.locate_in(part, first_row)))?;
+            let Some(decoded) = decoded else {
+                self.current = None;
+                continue;
+            };
+            let mut rows = decoded.map_err(|e| self.cell_error(part, first_row, e))?;
+            if rows.count == 0 {
+                continue;
             }
-        };
-        self.check_finite(&rows)?;
-        self.next_row += rows.count;
-        Ok(Some(rows))
+            rows.part = part;
+            rows.first_row = first_row;
+            self.check_rows(&rows)?;
+            self.next_row += rows.count;
+            return Ok(Some(rows));
+        }
     }
 
-    fn check_finite(&self, rows: &Rows) -> Result<()> {
+    fn cell_error(&self, part: usize, first_row: usize, e: DecodeError) -> anyhow::Error {
+        match e.cell.row {
+            Some(r) => anyhow!("{}, column `{}`: {}", self.locate_in(part, first_row + r), e.column, e.cell.message),
+            None => anyhow!("{} column `{}` {}", self.parts[part].display(), e.column, e.cell.message),
+        }
+    }
+
+    fn check_rows(&mut self, rows: &Rows) -> Result<()> {
+        match self.width {
+            None => self.width = Some((rows.width, rows.part)),
+            Some((w, p)) if w != rows.width => bail!(
+                "{} has {} feature values per row where {} has {w}; every part of a dataset must have the same width",
+                self.parts[rows.part].display(),
+                rows.width,
+                self.parts[p].display()
+            ),
+            _ => {}
+        }
         if let Some(i) = rows.features.iter().position(|v| !v.is_finite()) {
-            let (row, col) = (rows.first_row + i / rows.width.max(1), i % rows.width.max(1));
-            let column = if self.feature_names.len() == 1 {
-                format!("`{}` (element {col})", self.feature_names[0])
+            let (row, col) = (i / rows.width.max(1), i % rows.width.max(1));
+            let column = if self.features.0.len() == 1 {
+                format!("`{}` (element {col})", self.features.0[0])
             } else {
-                format!("`{}`", self.feature_names[col])
+                format!("`{}`", self.features.0.get(col).cloned().unwrap_or_default())
             };
             bail!(
-                "`{}` row {row}, column {column}: value {} is not finite; clean or impute the data first",
-                self.path.display(),
+                "{}, column {column}: value {} is not finite; clean or impute the data first",
+                self.locate(rows, row),
                 rows.features[i]
+            );
+        }
+        if let Some(t) = &rows.targets
+            && let Some(i) = t.iter().position(|v| !v.is_finite())
+        {
+            bail!(
+                "{}, column `{}`: a target is not finite",
+                self.locate(rows, i / rows.target_width.max(1)),
+                self.label.as_deref().unwrap_or_default()
             );
         }
         Ok(())
     }
-
-    fn rows_from_arrow(&self, batch: &RecordBatch, features: &[usize], label: Option<usize>) -> Result<Rows> {
-        let n = batch.num_rows();
-        let first_row = self.next_row;
-        let mut rows = Rows { count: n, first_row, ..Default::default() };
-        if features.len() == 1 && is_list(batch.column(features[0]).data_type()) {
-            let name = self.feature_names[0].clone();
-            rows.features.reserve(n * 64);
-            rows.width = self.list_rows(batch.column(features[0]), &name, first_row, &mut rows.features)?;
-        } else {
-            rows.width = features.len();
-            let mut cols = Vec::new();
-            for (k, &f) in features.iter().enumerate() {
-                let mut v = Vec::with_capacity(n);
-                push_numbers(batch.column(f), &mut v)
-                    .map_err(|e| anyhow!("`{}` column `{}`: {e}", self.path.display(), self.feature_names[k]))?;
-                cols.push(v);
-            }
-            rows.features = (0..n).flat_map(|r| cols.iter().map(move |c| c[r])).collect();
-        }
-        if let Some(l) = label
-            && is_list(batch.column(l).data_type())
-        {
-            let name = self.label_name.clone().unwrap_or_default();
-            let mut t = Vec::with_capacity(n * 10);
-            rows.target_width = self.list_rows(batch.column(l), &name, first_row, &mut t)?;
-            rows.targets = Some(t);
-        } else if let Some(l) = label {
-            let col = batch.column(l);
-            let name = self.label_name.clone().unwrap_or_default();
-            if col.null_count() > 0 {
-                let r = (0..n).find(|&r| col.is_null(r)).unwrap_or(0);
-                bail!("`{}` row {}, column `{name}`: the label is null", self.path.display(), first_row + r);
-            }
-            let cast = arrow_cast_int(col).map_err(|e| anyhow!("`{}` column `{name}`: {e}", self.path.display()))?;
-            rows.labels = Some(cast);
-        }
-        Ok(rows)
-    }
 }
 
-impl DataReader {
-    /// Appends every row of a list column to `out`; returns the row width (equal for all rows).
-    fn list_rows(&self, col: &ArrayRef, name: &str, first_row: usize, out: &mut Vec<f32>) -> Result<usize> {
-        let mut width = None;
-        for r in 0..col.len() {
-            if col.is_null(r) {
-                bail!("`{}` row {}, column `{name}`: the value is null", self.path.display(), first_row + r);
-            }
-            let item: ArrayRef = match col.data_type() {
-                DataType::List(_) => col.as_list::<i32>().value(r),
-                DataType::LargeList(_) => col.as_list::<i64>().value(r),
-                _ => col.as_fixed_size_list().value(r),
-            };
-            let before = out.len();
-            push_numbers(&item, out).map_err(|e| anyhow!("`{}` column `{name}`: {e}", self.path.display()))?;
-            let w = out.len() - before;
-            match width {
-                None => width = Some(w),
-                Some(x) if x != w => {
-                    bail!(
-                        "`{}` row {}, column `{name}`: {w} values where earlier rows have {x}",
-                        self.path.display(),
-                        first_row + r
-                    )
-                }
-                _ => {}
-            }
-        }
-        Ok(width.unwrap_or(0))
-    }
+/// A decoding failure and the column it is in.
+struct DecodeError {
+    column: String,
+    cell: CellError,
 }
 
-fn is_list(dt: &DataType) -> bool {
-    matches!(dt, DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _))
-}
-
-fn is_number(dt: &DataType) -> bool {
-    matches!(
-        dt,
-        DataType::Float32
-            | DataType::Float64
-            | DataType::Int64
-            | DataType::Int32
-            | DataType::Int16
-            | DataType::Int8
-            | DataType::UInt8
-    )
-}
-
-fn push_numbers(a: &ArrayRef, out: &mut Vec<f32>) -> Result<()> {
-    if a.null_count() > 0 {
-        bail!("contains null values");
-    }
-    match a.data_type() {
-        DataType::Float32 => out.extend_from_slice(a.as_primitive::<Float32Type>().values()),
-        DataType::Float64 => out.extend(a.as_primitive::<Float64Type>().values().iter().map(|&x| x as f32)),
-        DataType::Int64 => out.extend(a.as_primitive::<Int64Type>().values().iter().map(|&x| x as f32)),
-        DataType::Int32 => out.extend(a.as_primitive::<Int32Type>().values().iter().map(|&x| x as f32)),
-        other => bail!("has element type {other}; expected float32"),
-    }
-    Ok(())
-}
-
-fn arrow_cast_int(a: &ArrayRef) -> Result<Vec<i64>> {
-    use arrow_array::types::*;
-    Ok(match a.data_type() {
-        DataType::Int64 => a.as_primitive::<Int64Type>().values().to_vec(),
-        DataType::Int32 => a.as_primitive::<Int32Type>().values().iter().map(|&x| x as i64).collect(),
-        DataType::Int16 => a.as_primitive::<Int16Type>().values().iter().map(|&x| x as i64).collect(),
-        DataType::Int8 => a.as_primitive::<Int8Type>().values().iter().map(|&x| x as i64).collect(),
-        DataType::UInt8 => a.as_primitive::<UInt8Type>().values().iter().map(|&x| x as i64).collect(),
-        DataType::UInt16 => a.as_primitive::<UInt16Type>().values().iter().map(|&x| x as i64).collect(),
-        DataType::UInt32 => a.as_primitive::<UInt32Type>().values().iter().map(|&x| x as i64).collect(),
-        other => bail!("has type {other}; labels must be integers"),
+fn parquet_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+    let file = File::open(path).with_context(|| format!("cannot open data file `{}`", path.display()))?;
+    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
+        anyhow!(
+            "`{}` is not a readable Parquet file ({e}); give Parquet, CSV with a header row, or Arrow IPC",
+            path.display()
+        )
     })
 }
 
-fn is_integer(dt: &DataType) -> bool {
-    matches!(
-        dt,
-        DataType::Int64
-            | DataType::Int32
-            | DataType::Int16
-            | DataType::Int8
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32
-    )
+fn check_arrow_columns(part: &Part, schema: &Schema, features: &FeatureColumns, label: Option<&str>) -> Result<()> {
+    arrow_columns(part, schema, features, label).map(|_| ())
+}
+
+/// Finds the wanted columns in `schema` (or the part's partition values) and checks their types.
+/// Returns the file's column indices to read and where each wanted column is after projection.
+fn arrow_columns(
+    part: &Part,
+    schema: &Schema,
+    features: &FeatureColumns,
+    label: Option<&str>,
+) -> Result<(Vec<usize>, ArrowColumns)> {
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    enum Found {
+        File(usize),
+        Partition(String),
+    }
+    let find = |name: &str| -> Result<Found> {
+        if let Some(i) = names.iter().position(|n| *n == name) {
+            return Ok(Found::File(i));
+        }
+        if let Some((_, v)) = part.partition.iter().find(|(k, _)| k == name) {
+            return Ok(Found::Partition(v.clone()));
+        }
+        let mut all: Vec<&str> = names.clone();
+        all.extend(part.partition.iter().map(|(k, _)| k.as_str()));
+        bail!(
+            "{} has no column `{name}` (columns: {}); choose one with --features-col / --label-col",
+            quoted(part),
+            all.join(", ")
+        )
+    };
+    let partition_number = |name: &str, v: &str| -> Result<()> {
+        if columns::partition_array(v, 0).is_none() {
+            bail!("{}: partition folder `{name}={v}` is not a number; it cannot be a feature or label", quoted(part));
+        }
+        Ok(())
+    };
+    let mut feats = Vec::new();
+    for name in &features.0 {
+        match find(name)? {
+            Found::File(i) => {
+                let dt = schema.field(i).data_type();
+                let ok = match columns::column_shape(dt) {
+                    Some(ColumnShape::Scalar) => true,
+                    Some(_) => features.0.len() == 1,
+                    None => false,
+                };
+                if !ok {
+                    bail!(
+                        "column `{name}` of {} has type {dt}; features must be one list or Spark ML vector column, or several number columns",
+                        quoted(part)
+                    );
+                }
+                feats.push(Found::File(i));
+            }
+            Found::Partition(v) => {
+                partition_number(name, &v)?;
+                feats.push(Found::Partition(v));
+            }
+        }
+    }
+    let lab = match label {
+        None => None,
+        Some(l) => Some(match find(l)? {
+            Found::File(i) => {
+                let dt = schema.field(i).data_type();
+                if columns::column_shape(dt).is_none() {
+                    bail!(
+                        "label column `{l}` of {} has type {dt}; labels must be class indices (integers or whole floats), or a list or vector of targets (one-hot)",
+                        quoted(part)
+                    );
+                }
+                Found::File(i)
+            }
+            Found::Partition(v) => {
+                if columns::parse_class_index(&v).is_none() {
+                    bail!("{}: partition folder `{l}={v}` is not a class index", quoted(part));
+                }
+                Found::Partition(v)
+            }
+        }),
+    };
+    let mut roots: Vec<usize> =
+        feats.iter().chain(lab.iter()).filter_map(|f| if let Found::File(i) = f { Some(*i) } else { None }).collect();
+    roots.sort_unstable();
+    roots.dedup();
+    // After projection, columns keep their relative order.
+    let to_column = |f: Found| match f {
+        Found::File(i) => Column::File(roots.iter().position(|&x| x == i).unwrap_or(0)),
+        Found::Partition(v) => Column::Partition(v),
+    };
+    let columns = ArrowColumns {
+        features: feats.into_iter().map(to_column).collect(),
+        label: lab.map(to_column),
+        feature_names: features.0.clone(),
+        label_name: label.unwrap_or_default().to_string(),
+    };
+    // Arrow IPC readers do not project: their batches keep every column.
+    let columns = if part.format == PartFormat::Parquet {
+        columns
+    } else {
+        let unproject = |c: Column| match c {
+            Column::File(k) => Column::File(roots[k]),
+            other => other,
+        };
+        ArrowColumns {
+            features: columns.features.into_iter().map(unproject).collect(),
+            label: columns.label.map(unproject),
+            ..columns
+        }
+    };
+    Ok((roots, columns))
+}
+
+fn quoted(part: &Part) -> String {
+    match &part.path {
+        Some(p) => format!("`{}`", p.display()),
+        None => part.display(),
+    }
+}
+
+/// Decodes a record batch into rows.
+fn decode_arrow(batch: &RecordBatch, columns: &ArrowColumns) -> Result<Rows, DecodeError> {
+    let n = batch.num_rows();
+    let column = |c: &Column| -> ArrayRef {
+        match c {
+            Column::File(i) => batch.column(*i).clone(),
+            // Checked to be a number when the part was opened; a null column otherwise.
+            Column::Partition(v) => columns::partition_array(v, n)
+                .unwrap_or_else(|| arrow_array::new_null_array(&arrow_schema::DataType::Float64, n)),
+        }
+    };
+    let mut rows = Rows { count: n, ..Default::default() };
+    let names = |k: usize| columns.feature_names.get(k).cloned().unwrap_or_default();
+    if columns.features.len() == 1 && column(&columns.features[0]).data_type().is_nested() {
+        let col = column(&columns.features[0]);
+        rows.features.reserve(n * 64);
+        rows.width = columns::push_rows(col.as_ref(), &mut rows.features)
+            .map_err(|cell| DecodeError { column: names(0), cell })?
+            .unwrap_or(0);
+    } else {
+        rows.width = columns.features.len();
+        let mut cols = Vec::with_capacity(rows.width);
+        for (k, c) in columns.features.iter().enumerate() {
+            let mut v = Vec::with_capacity(n);
+            columns::push_numbers(column(c).as_ref(), &mut v).map_err(|cell| DecodeError { column: names(k), cell })?;
+            cols.push(v);
+        }
+        rows.features = Vec::with_capacity(n * rows.width);
+        for r in 0..n {
+            rows.features.extend(cols.iter().map(|c| c[r]));
+        }
+    }
+    if let Some(l) = &columns.label {
+        let col = column(l);
+        let name = columns.label_name.clone();
+        if col.data_type().is_nested() {
+            let mut t = Vec::with_capacity(n * 10);
+            rows.target_width = columns::push_rows(col.as_ref(), &mut t)
+                .map_err(|cell| DecodeError { column: name, cell })?
+                .unwrap_or(0);
+            rows.targets = Some(t);
+        } else {
+            rows.labels =
+                Some(columns::class_indices(col.as_ref()).map_err(|cell| DecodeError { column: name, cell })?);
+        }
+    }
+    Ok(rows)
+}
+
+fn open_csv(part: &Part, path: &Path, features: &FeatureColumns, label: Option<&str>) -> Result<PartReader> {
+    let file = File::open(path).with_context(|| format!("cannot open data file `{}`", path.display()))?;
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(file);
+    let names: Vec<String> = reader
+        .headers()
+        .with_context(|| format!("`{}` has no readable CSV header row", path.display()))?
+        .iter()
+        .map(|s| s.trim().to_string())
+        .collect();
+    // Columns are looked up by name: a repeated name would silently read the first one twice.
+    for (j, name) in names.iter().enumerate() {
+        if let Some(first) = names[..j].iter().position(|n| n == name) {
+            bail!(
+                "`{}` names the column `{name}` twice (columns {} and {}); give every column its own name",
+                path.display(),
+                first + 1,
+                j + 1
+            );
+        }
+    }
+    // The fixtures' CSV form: f0..fN-1, or the named columns.
+    let wanted: Vec<String> = if features.0.len() == 1 && !names.contains(&features.0[0]) {
+        names
+            .iter()
+            .filter(|n| n.len() > 1 && n.starts_with('f') && n[1..].chars().all(|c| c.is_ascii_digit()))
+            .cloned()
+            .collect()
+    } else {
+        features.0.clone()
+    };
+    if wanted.is_empty() {
+        bail!(
+            "`{}` has no column `{}` and no f0..fN-1 columns (columns: {}); choose them with --features-col a,b,c",
+            path.display(),
+            features.0.join(","),
+            names.join(", ")
+        );
+    }
+    let find = |name: &str| -> Result<CsvColumn> {
+        if let Some(i) = names.iter().position(|n| n == name) {
+            return Ok(CsvColumn::Cell(i, name.to_string()));
+        }
+        if let Some((_, v)) = part.partition.iter().find(|(k, _)| k == name) {
+            return Ok(CsvColumn::Partition(name.to_string(), v.clone()));
+        }
+        bail!("`{}` has no column `{name}` (columns: {})", path.display(), names.join(", "))
+    };
+    let features = wanted.iter().map(|n| find(n)).collect::<Result<Vec<_>>>()?;
+    let label = label.map(find).transpose()?;
+    Ok(PartReader::Csv { reader, features, label })
+}
+
+fn read_csv_rows(
+    reader: &mut csv::Reader<File>,
+    features: &[CsvColumn],
+    label: Option<&CsvColumn>,
+    batch: usize,
+) -> Result<Option<Result<Rows, DecodeError>>> {
+    let mut rows = Rows { width: features.len(), ..Default::default() };
+    let mut labels = Vec::new();
+    let mut record = csv::StringRecord::new();
+    let cell = |record: &csv::StringRecord, c: &CsvColumn| -> (String, String) {
+        match c {
+            CsvColumn::Cell(i, name) => (record.get(*i).unwrap_or("").trim().to_string(), name.clone()),
+            CsvColumn::Partition(name, v) => (v.clone(), name.clone()),
+        }
+    };
+    while rows.count < batch {
+        if !reader.read_record(&mut record)? {
+            break;
+        }
+        let row = rows.count;
+        for c in features {
+            let (text, name) = cell(&record, c);
+            match text.parse::<f32>() {
+                Ok(v) => rows.features.push(v),
+                Err(_) => {
+                    return Ok(Some(Err(DecodeError {
+                        column: name,
+                        cell: CellError { row: Some(row), message: format!("`{text}` is not a number") },
+                    })));
+                }
+            }
+        }
+        if let Some(c) = label {
+            let (text, name) = cell(&record, c);
+            match columns::parse_class_index(&text) {
+                Some(v) => labels.push(v),
+                None => {
+                    return Ok(Some(Err(DecodeError {
+                        column: name,
+                        cell: CellError { row: Some(row), message: format!("`{text}` is not an integer class index") },
+                    })));
+                }
+            }
+        }
+        rows.count += 1;
+    }
+    if rows.count == 0 {
+        return Ok(None);
+    }
+    rows.labels = label.map(|_| labels);
+    Ok(Some(Ok(rows)))
 }
 
 #[cfg(test)]
