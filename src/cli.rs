@@ -45,6 +45,8 @@ pub enum Command {
     Job(Box<JobCmdArgs>),
     /// Loss and accuracy of a model on labelled data.
     Evaluate(EvaluateArgs),
+    /// Apply dist-keras' transformers to a dataset and write it as Parquet (all columns kept).
+    Transform(TransformArgs),
     /// Measure forward throughput and matrix-product speed beside CPU baselines.
     Bench(BenchArgs),
 }
@@ -187,6 +189,12 @@ pub struct JobArgs {
     /// Insert Dropout after a node in training (`NODE=RATE`; `inspect` lists node names). Repeatable.
     #[arg(long = "dropout", value_name = "NODE=RATE")]
     pub dropout: Vec<String>,
+    /// A dist-keras transformer applied to the rows as they are read, `KIND:INPUT:OUTPUT[:args]`
+    /// (repeatable, in order): one-hot (output_dim=), min-max (o_min=,o_max=,n_min=,n_max=),
+    /// standard ([mean=..;..,std=..;..]: fitted on the training data when not given), reshape
+    /// (shape=AxB), dense, label-index ([threshold=0.55] or argmax=true), binary-label (label=).
+    #[arg(long = "transform", value_name = "STEP")]
+    pub transform: Vec<String>,
     /// Train this float initializer although the importer freezes it (it trains weights of
     /// parametrised ops only; `inspect` shows each decision). Repeatable.
     #[arg(long = "trainable", value_name = "NAME")]
@@ -411,6 +419,23 @@ pub struct WorkerArgs {
     pub device: DeviceArgs,
 }
 
+/// `transform`.
+#[derive(Debug, Args)]
+pub struct TransformArgs {
+    /// Input rows: Parquet, CSV or Arrow IPC; a file, a Spark part directory, a glob, or `-`.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Output Parquet: a file, or a directory of parts when --data is a directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// `KIND:INPUT:OUTPUT[:key=value,...]`, applied in order (repeatable): one-hot (output_dim=),
+    /// min-max (o_min=0,o_max=1,n_min=0,n_max=1), standard ([mean=..;..,std=..;..], else fitted
+    /// on the data and printed), reshape (shape=AxB), dense, label-index ([threshold=0.55,
+    /// default_index=0] or argmax=true), binary-label (label=).
+    #[arg(long, value_name = "STEP", required = true)]
+    pub step: Vec<String>,
+}
+
 /// `evaluate`.
 #[derive(Debug, Args)]
 pub struct EvaluateArgs {
@@ -431,6 +456,9 @@ pub struct EvaluateArgs {
     /// Rows per pass.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
+    /// A transformer applied to the rows as they are read (see `run --help`; repeatable).
+    #[arg(long = "transform", value_name = "STEP")]
+    pub transform: Vec<String>,
     /// Print exactly one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -477,15 +505,23 @@ pub struct PredictArgs {
     /// Input rows: Parquet (a list<float32> column) or CSV (columns f0..fN-1).
     #[arg(long)]
     pub data: PathBuf,
-    /// Output Parquet file (columns `prediction`, `predicted_class`).
+    /// Output Parquet (columns: the kept ones, `prediction`, `predicted_class`): a file, or a
+    /// directory with one part per input part when --data is a directory.
     #[arg(long)]
     pub out: PathBuf,
+    /// Input columns copied beside each prediction (comma-separated, e.g. `id`), so that Spark
+    /// can join the predictions back.
+    #[arg(long, default_value = "")]
+    pub keep_cols: String,
     /// The features column, or several scalar columns separated by commas.
     #[arg(long, default_value = "features")]
     pub features_col: String,
     /// Rows per forward pass.
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
+    /// A transformer applied to the rows as they are read (see `run --help`; repeatable).
+    #[arg(long = "transform", value_name = "STEP")]
+    pub transform: Vec<String>,
     /// Where the model runs.
     #[command(flatten)]
     pub device: DeviceArgs,
@@ -571,6 +607,7 @@ impl JobArgs {
             bn_momentum: self.bn_momentum,
             add_missing_biases: self.add_missing_biases,
             dropout: self.dropout.clone(),
+            transforms: self.transform.clone(),
             trainable: self.trainable.clone(),
             frozen: self.frozen.clone(),
             from_logits: self.from_logits,

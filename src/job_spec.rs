@@ -9,8 +9,11 @@ use distk_engine::training_rewrite::TrainingOptions;
 use distk_onnx::ImportOptions;
 use serde::{Deserialize, Serialize};
 
+use crate::data::FeatureColumns;
+use crate::data::dataset::DataColumns;
 use crate::trainers::{TrainerKind, TrainerParams};
 use crate::training::{SessionConfig, parse_optimizer};
+use crate::transform::Transforms;
 
 /// The trainer and its hyper-parameters as given; unset ones take the original's defaults.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -70,6 +73,9 @@ pub struct TrainOptions {
     /// unless the model ends in Softmax/Sigmoid).
     #[serde(default)]
     pub from_logits: Option<bool>,
+    /// Steps applied to the data as it is read (`--transform KIND:INPUT:OUTPUT[:args]`).
+    #[serde(default)]
+    pub transforms: Vec<String>,
 }
 
 /// Everything a worker trains with, besides the model and its data.
@@ -114,9 +120,44 @@ pub struct JobSpec {
     pub features_col: String,
     /// The label column.
     pub label_col: String,
+    /// Steps applied to the data as it is read; `standard` steps fitted (by `run` on its
+    /// training data) before the spec reaches a worker.
+    #[serde(default)]
+    pub transforms: Vec<String>,
 }
 
 impl JobSpec {
+    /// The parsed steps.
+    pub fn transforms(&self) -> Result<Transforms> {
+        Ok(Transforms::parse(&self.transforms)?)
+    }
+
+    /// What a worker's rows are read with.
+    pub fn data_columns(&self) -> Result<DataColumns> {
+        Ok(DataColumns {
+            features: FeatureColumns::parse(&self.features_col),
+            label: self.label_col.clone(),
+            transforms: self.transforms()?,
+        })
+    }
+
+    /// Fits the `standard` steps on `train` (mean and std from all its rows) and writes them
+    /// back fitted, so that validation data and every worker scale alike. Prints each fitted step.
+    pub fn fit_transforms(&mut self, train: &std::path::Path) -> Result<()> {
+        let mut t = self.transforms()?;
+        if t.unfitted().is_empty() {
+            return Ok(());
+        }
+        crate::data::fit::fit_standard_steps(train, &mut t)?;
+        for i in 0..t.0.len() {
+            if t.0[i].text != t.0[i].to_text() {
+                eprintln!("fitted on the training data: --transform '{}'", t.0[i].to_text());
+            }
+        }
+        self.transforms = t.texts();
+        Ok(())
+    }
+
     /// The training session's configuration for labels that are class indices (`sparse`) or not.
     pub fn session_config(&self, loss: &str, sparse: bool) -> Result<SessionConfig> {
         let optimizer = parse_optimizer(&self.optimizer, self.learning_rate, &self.optimizer_args)?;
@@ -150,6 +191,7 @@ impl JobSpec {
         }
         // Fails early on a bad optimizer name or argument.
         parse_optimizer(&job.optimizer, job.learning_rate, &job.optimizer_args)?;
+        Transforms::parse(&job.transforms)?;
         let mut params =
             TrainerParams::new(kind, trainer.communication_window, trainer.rho, trainer.elastic_lr, trainer.momentum)?;
         params.overlap = !trainer.no_overlap;
@@ -172,6 +214,7 @@ impl JobSpec {
             parallelism_factor: trainer.parallelism_factor,
             features_col: job.features_col.clone(),
             label_col: job.label_col.clone(),
+            transforms: job.transforms.clone(),
         })
     }
 }

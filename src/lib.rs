@@ -13,3 +13,4 @@ pub mod punchcard;
 pub mod runtime;
 pub mod trainers;
 pub mod training;
+pub mod transform;

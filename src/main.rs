@@ -40,6 +40,7 @@ fn main() -> ExitCode {
         Command::Submit(a) => commands::submit::run(*a),
         Command::Job(a) => commands::job::run(*a),
         Command::Evaluate(a) => commands::evaluate::run(a),
+        Command::Transform(a) => commands::transform::run(a),
         Command::Bench(a) => commands::bench::run(a),
     };
     match result {

@@ -5,10 +5,11 @@ use distk_onnx::OnnxModel;
 
 use crate::cli::EvaluateArgs;
 use crate::data::FeatureColumns;
-use crate::data::dataset::Dataset;
+use crate::data::dataset::{DataColumns, Dataset};
 use crate::runtime::Runtime;
 use crate::training::evaluate::Evaluator;
 use crate::training::model_widths;
+use crate::transform::Transforms;
 
 /// Prints loss, accuracy and rows (one JSON object with `--json`).
 pub fn run(args: EvaluateArgs) -> Result<()> {
@@ -17,7 +18,17 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
     }
     let model = OnnxModel::load(&args.model)?;
     let (width, classes) = model_widths(&model)?;
-    let data = Dataset::load(&args.data, &FeatureColumns::parse(&args.features_col), &args.label_col, width, classes)?;
+    let mut transforms = Transforms::parse(&args.transform)?;
+    if !transforms.unfitted().is_empty() {
+        crate::data::fit::fit_standard_steps(&args.data, &mut transforms)?;
+        eprintln!(
+            "standard steps fitted on the evaluated rows (give the training rows' mean= and std= to scale alike): {:?}",
+            transforms.texts()
+        );
+    }
+    let cols =
+        DataColumns { features: FeatureColumns::parse(&args.features_col), label: args.label_col.clone(), transforms };
+    let data = Dataset::load(&args.data, &cols, width, classes)?;
     let mut runtime = Runtime::open(args.device.device, args.device.adapter)?;
     let loss = args.loss.clone().unwrap_or_else(|| data.default_loss(classes).to_string());
     let mut ev = Evaluator::with_import(

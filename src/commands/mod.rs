@@ -11,4 +11,5 @@ pub mod punchcard;
 pub mod run;
 pub mod secret;
 pub mod submit;
+pub mod transform;
 pub mod worker;

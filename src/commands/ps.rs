@@ -13,7 +13,6 @@ use distk_net::tls::{Identity, hex};
 use distk_onnx::OnnxModel;
 
 use crate::cli::PsArgs;
-use crate::data::FeatureColumns;
 use crate::data::dataset::Dataset;
 use crate::distributed::ps::{PsSetup, persistent_identity, run_ps};
 use crate::distributed::report::finish_run;
@@ -36,8 +35,14 @@ pub fn run(args: PsArgs) -> Result<()> {
     let spec = JobSpec::resolve(&args.job.options(), &args.trainer.options(), kind)?;
     let model = OnnxModel::load(&args.model)?;
     let (width, classes) = model_widths(&model)?;
+    let cols = spec.data_columns()?;
+    if !cols.transforms.unfitted().is_empty() {
+        bail!(
+            "a standard step needs mean= and std= on a parameter server (it has no training rows to fit them on); `distk-gpu transform --data TRAIN --step ...` prints them"
+        );
+    }
     let validation = match &args.validation_data {
-        Some(p) => Some(Dataset::load(p, &FeatureColumns::parse(&spec.features_col), &spec.label_col, width, classes)?),
+        Some(p) => Some(Dataset::load(p, &cols, width, classes)?),
         None => None,
     };
     let secrets = Secrets::load(&args.secrets)?;

@@ -45,9 +45,11 @@ pub enum ColumnShape {
 /// The shape of a column of type `dt`, or `None` if it holds no numbers.
 pub fn column_shape(dt: &DataType) -> Option<ColumnShape> {
     match dt {
-        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
-            is_number(f.data_type()).then_some(ColumnShape::List)
-        }
+        DataType::List(f) | DataType::LargeList(f) => is_number(f.data_type()).then_some(ColumnShape::List),
+        DataType::FixedSizeList(f, _) => (is_number(f.data_type())
+            || matches!(column_shape(f.data_type()), Some(ColumnShape::List))
+                && matches!(f.data_type(), DataType::FixedSizeList(..)))
+        .then_some(ColumnShape::List),
         DataType::Struct(fields) if is_spark_vector(fields) => Some(ColumnShape::SparkVector),
         other => is_number(other).then_some(ColumnShape::Scalar),
     }
@@ -120,11 +122,18 @@ pub fn push_rows(col: &dyn Array, out: &mut Vec<f32>) -> Result<Option<usize>, C
             let offsets: Vec<usize> = l.value_offsets().iter().map(|&o| o as usize).collect();
             push_offset_rows(l.values().as_ref(), &offsets, out)
         }
-        DataType::FixedSizeList(_, w) => {
+        DataType::FixedSizeList(_, _) => {
+            // Nested fixed-size lists (a reshaped row) read flat, row-major.
             let l = col.as_fixed_size_list();
-            let w = *w as usize;
-            let start = l.offset() * w;
-            let values = l.values().slice(start, l.len() * w);
+            // Slicing a fixed-size list slices its values (arrow-rs), level by level.
+            let mut w = l.value_length() as usize;
+            let mut leaf = l.values().clone();
+            while let DataType::FixedSizeList(_, n) = leaf.data_type() {
+                w *= *n as usize;
+                let next = leaf.as_fixed_size_list().values().clone();
+                leaf = next;
+            }
+            let values = leaf.slice(0, l.len() * w);
             push_numbers(values.as_ref(), out).map_err(|e| CellError { row: e.row.map(|r| r / w.max(1)), ..e })?;
             Ok((!l.is_empty()).then_some(w))
         }

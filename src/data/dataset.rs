@@ -5,7 +5,31 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 
+use crate::data::reader::ReadOptions;
 use crate::data::{DataReader, FeatureColumns};
+use crate::transform::Transforms;
+
+/// Which columns a labelled dataset is read from, and the steps applied as it is read.
+#[derive(Clone, Debug)]
+pub struct DataColumns {
+    /// The features column(s).
+    pub features: FeatureColumns,
+    /// The label column.
+    pub label: String,
+    /// Steps applied to every batch (fitted).
+    pub transforms: Transforms,
+}
+
+impl DataColumns {
+    /// Features and label without steps.
+    pub fn plain(features: &str, label: &str) -> Self {
+        DataColumns {
+            features: FeatureColumns::parse(features),
+            label: label.to_string(),
+            transforms: Transforms::default(),
+        }
+    }
+}
 
 /// Rows of features with integer class labels.
 #[derive(Clone, Debug, Default)]
@@ -40,14 +64,13 @@ impl Dataset {
 
     /// Reads every row of `path`. Checks the width against the model (`expect_width`) and every
     /// label against the model's `classes` (for a single sigmoid output, labels must be 0 or 1).
-    pub fn load(
-        path: &Path,
-        features: &FeatureColumns,
-        label: &str,
-        expect_width: usize,
-        classes: usize,
-    ) -> Result<Self> {
-        let mut reader = DataReader::open(path, features, Some(label), 4096)?;
+    pub fn load(path: &Path, columns: &DataColumns, expect_width: usize, classes: usize) -> Result<Self> {
+        if !columns.transforms.unfitted().is_empty() {
+            bail!("internal: standard steps must be fitted before the data is loaded");
+        }
+        let label = columns.label.as_str();
+        let options = ReadOptions { batch: 4096, transforms: columns.transforms.clone(), ..Default::default() };
+        let mut reader = DataReader::open_with(path, &columns.features, Some(label), options)?;
         let mut ds = Dataset { width: expect_width, ..Default::default() };
         if let Some(n) = reader.total_rows() {
             ds.features.reserve(n * expect_width);

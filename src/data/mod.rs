@@ -4,6 +4,8 @@
 pub mod atomic;
 pub mod columns;
 pub mod dataset;
+pub mod fit;
+pub mod parquet_output;
 pub mod parts;
 pub mod predictions;
 pub mod reader;

@@ -51,7 +51,7 @@ pub fn resolve(spec: &Path) -> Result<Vec<Part>> {
     if !spec.exists() && text.contains(['*', '?', '[']) {
         return resolve_glob(&text);
     }
-    let meta = std::fs::metadata(spec).with_context(|| format!("cannot open data `{}`", spec.display()))?;
+    let meta = std::fs::metadata(spec).with_context(|| format!("cannot open data file `{}`", spec.display()))?;
     if meta.is_dir() {
         let mut parts = Vec::new();
         collect_dir(spec, &mut Vec::new(), &mut parts)?;

@@ -1,22 +1,27 @@
 //! Reading rows as a stream of batches from the parts of a dataset (see [`crate::data::parts`]):
-//! Parquet, CSV and Arrow IPC files, Spark part directories, globs and standard input. Features come
-//! from one list or Spark ML vector column, or from several scalar columns; labels from an integer
-//! or integral float column (class indices) or a list/vector column (one-hot or soft targets).
-//! Hive partition values (`label=3/`) read as columns. Every error names the file, the column and,
-//! for bad values, the row group and row.
+//! Parquet, CSV and Arrow IPC files, Spark part directories, globs and standard input.
+//!
+//! Every part becomes Arrow record batches: the file's columns (Parquet projected to what is
+//! needed; CSV cells parsed as numbers), then the hive partition values (`label=3/`) as columns,
+//! then the `--transform` steps' columns. Features come from one list or Spark ML vector column
+//! or several number columns of that view; labels from an integer or integral float column (class
+//! indices) or a list/vector column (one-hot or soft targets). Every error names the file, the
+//! column and, for bad values, the row group and row.
 
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
-use arrow_array::{Array, ArrayRef, RecordBatch};
-use arrow_schema::{ArrowError, Schema};
+use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray};
+use arrow_schema::{ArrowError, DataType, Field, Schema};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
 use crate::data::columns::{self, CellError, ColumnShape};
 use crate::data::parts::{self, Part, PartFormat};
+use crate::transform::Transforms;
 
 /// Which columns hold the features.
 #[derive(Clone, Debug)]
@@ -27,6 +32,19 @@ impl FeatureColumns {
     pub fn parse(spec: &str) -> Self {
         FeatureColumns(spec.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
     }
+}
+
+/// How to read: batch size, steps, and whether every column is kept (for `transform`).
+#[derive(Clone, Debug, Default)]
+pub struct ReadOptions {
+    /// Rows per batch (at most).
+    pub batch: usize,
+    /// Steps applied to every batch.
+    pub transforms: Transforms,
+    /// Keep every column of the source (else only those the features, label and steps need).
+    pub keep_all_columns: bool,
+    /// Columns kept besides those (`predict --keep-cols`); each must exist.
+    pub keep_columns: Vec<String>,
 }
 
 /// A batch of rows, all from one part.
@@ -50,66 +68,59 @@ pub struct Rows {
     pub first_row: usize,
 }
 
-/// Where a wanted column's values come from in a part.
+/// A record batch of one part, with partition values and step columns appended.
 #[derive(Clone, Debug)]
-enum Column {
-    /// A column of the file (index after projection).
-    File(usize),
-    /// A hive partition folder's value.
-    Partition(String),
+pub struct PartBatch {
+    /// Index of the part.
+    pub part: usize,
+    /// Index of the first row within its part.
+    pub first_row: usize,
+    /// The columns.
+    pub batch: RecordBatch,
 }
 
-/// The wanted columns of an Arrow-decoded part.
-#[derive(Clone, Debug)]
-struct ArrowColumns {
-    features: Vec<Column>,
-    label: Option<Column>,
-    feature_names: Vec<String>,
-    label_name: String,
+enum Source {
+    Parquet(ParquetRecordBatchReader),
+    Ipc { batches: Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>>>, pending: Option<(RecordBatch, usize)> },
+    Csv { reader: csv::Reader<File>, columns: Vec<CsvColumn>, schema: Arc<Schema> },
 }
 
-enum PartReader {
-    Parquet {
-        reader: ParquetRecordBatchReader,
-        columns: ArrowColumns,
-    },
-    Ipc {
-        batches: Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>>>,
-        columns: ArrowColumns,
-        pending: Option<(RecordBatch, usize)>,
-    },
-    Csv {
-        reader: csv::Reader<File>,
-        features: Vec<CsvColumn>,
-        label: Option<CsvColumn>,
-    },
+/// A CSV column read: its index in the record and whether it must hold numbers.
+#[derive(Clone, Debug)]
+struct CsvColumn {
+    index: usize,
+    name: String,
+    numeric: bool,
 }
 
-/// A CSV value: a cell of the row, or a partition value.
-#[derive(Clone, Debug)]
-enum CsvColumn {
-    Cell(usize, String),
-    Partition(String, String),
+/// A part being read and what to take from it.
+struct OpenPart {
+    index: usize,
+    source: Source,
+    /// Partition values appended as columns.
+    partition: Vec<(String, String)>,
+    /// The feature columns in this part (the CSV `f0..fN` form resolves per file).
+    features: Vec<String>,
 }
 
 /// What is known of a part before it is read.
 #[derive(Clone, Debug, Default)]
 struct PartInfo {
-    /// Rows, where the footer says so (Parquet, Arrow files).
+    /// Rows, where the footer says so (Parquet).
     rows: Option<usize>,
     /// First row of each row group (Parquet).
     row_group_starts: Vec<usize>,
 }
 
-/// A stream of [`Rows`] from a dataset.
+/// A stream of [`Rows`] (or [`PartBatch`]es) from a dataset.
 pub struct DataReader {
     spec: PathBuf,
     parts: Vec<Part>,
     infos: Vec<PartInfo>,
     features: FeatureColumns,
     label: Option<String>,
-    batch: usize,
-    current: Option<(usize, PartReader)>,
+    options: ReadOptions,
+    current: Option<OpenPart>,
     next_part: usize,
     next_row: usize,
     width: Option<(usize, usize)>,
@@ -118,8 +129,19 @@ pub struct DataReader {
 impl DataReader {
     /// Opens the dataset `path` names (a file, a part directory, a glob or `-`) for reading
     /// batches of `batch` rows, with features from `features` and, when `label` is given, labels
-    /// from that column. Parquet parts are checked (columns and types) before anything is read.
+    /// from that column.
     pub fn open(path: &Path, features: &FeatureColumns, label: Option<&str>, batch: usize) -> Result<Self> {
+        Self::open_with(path, features, label, ReadOptions { batch, ..Default::default() })
+    }
+
+    /// [`DataReader::open`] with steps and column options. Parquet parts are checked (columns,
+    /// types, steps) before anything is read.
+    pub fn open_with(
+        path: &Path,
+        features: &FeatureColumns,
+        label: Option<&str>,
+        options: ReadOptions,
+    ) -> Result<Self> {
         let parts = parts::resolve(path)?;
         let mut infos = Vec::with_capacity(parts.len());
         for part in &parts {
@@ -127,7 +149,7 @@ impl DataReader {
                 (PartFormat::Parquet, Some(p)) => {
                     let builder = parquet_builder(p)?;
                     let schema = builder.schema().clone();
-                    check_arrow_columns(part, &schema, features, label)?;
+                    plan(part, &schema, features, label, &options)?;
                     let mut starts = Vec::new();
                     let mut rows = 0usize;
                     for rg in builder.metadata().row_groups() {
@@ -145,7 +167,7 @@ impl DataReader {
             infos,
             features: features.clone(),
             label: label.map(str::to_string),
-            batch: batch.max(1),
+            options: ReadOptions { batch: options.batch.max(1), ..options },
             current: None,
             next_part: 0,
             next_row: 0,
@@ -176,14 +198,16 @@ impl DataReader {
         self.locate_in(rows.part, rows.first_row + offset)
     }
 
-    fn locate_in(&self, part: usize, row: usize) -> String {
+    /// Names row `row` of part `part` for a message.
+    pub fn locate_in(&self, part: usize, row: usize) -> String {
         let name = self.parts.get(part).map(Part::display).unwrap_or_default();
+        let name = if self.parts.get(part).is_some_and(|p| p.path.is_some()) { format!("`{name}`") } else { name };
         match self.infos.get(part).map(|i| &i.row_group_starts) {
             Some(starts) if !starts.is_empty() => {
                 let g = starts.partition_point(|&s| s <= row).saturating_sub(1);
-                format!("`{name}` row group {g}, row {row}")
+                format!("{name} row group {g}, row {row}")
             }
-            _ => format!("`{name}` row {row}"),
+            _ => format!("{name} row {row}"),
         }
     }
 
@@ -192,30 +216,38 @@ impl DataReader {
         if self.next_part >= self.parts.len() {
             return Ok(false);
         }
-        let i = self.next_part;
+        let index = self.next_part;
         self.next_part += 1;
         self.next_row = 0;
-        let part = &self.parts[i];
+        let part = &self.parts[index];
         let label = self.label.as_deref();
-        let reader = match (part.format, &part.path) {
+        let options = &self.options;
+        let (source, plan) = match (part.format, &part.path) {
             (PartFormat::Parquet, Some(p)) => {
                 let builder = parquet_builder(p)?;
                 let schema = builder.schema().clone();
-                let (roots, columns) = arrow_columns(part, &schema, &self.features, label)?;
+                let plan = plan(part, &schema, &self.features, label, options)?;
+                let roots: Vec<usize> = schema
+                    .fields()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| plan.file_columns.contains(f.name()))
+                    .map(|(i, _)| i)
+                    .collect();
                 let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
                 let reader = builder
                     .with_projection(mask)
-                    .with_batch_size(self.batch)
+                    .with_batch_size(options.batch)
                     .build()
                     .with_context(|| format!("reading `{}`", p.display()))?;
-                PartReader::Parquet { reader, columns }
+                (Source::Parquet(reader), plan)
             }
             (PartFormat::ArrowFile, Some(p)) => {
                 let file = File::open(p).with_context(|| format!("cannot open data file `{}`", p.display()))?;
                 let r = arrow_ipc::reader::FileReader::try_new(BufReader::new(file), None)
                     .map_err(|e| anyhow!("`{}` is not a readable Arrow IPC file ({e})", p.display()))?;
-                let (_, columns) = arrow_columns(part, &r.schema(), &self.features, label)?;
-                PartReader::Ipc { batches: Box::new(r), columns, pending: None }
+                let plan = plan(part, &r.schema(), &self.features, label, options)?;
+                (Source::Ipc { batches: Box::new(r), pending: None }, plan)
             }
             (PartFormat::ArrowStream, path) => {
                 let input: Box<dyn std::io::Read> = match path {
@@ -226,36 +258,34 @@ impl DataReader {
                 };
                 let r = arrow_ipc::reader::StreamReader::try_new(BufReader::new(input), None)
                     .map_err(|e| anyhow!("{} is not a readable Arrow IPC stream ({e})", part.display()))?;
-                let (_, columns) = arrow_columns(part, &r.schema(), &self.features, label)?;
-                PartReader::Ipc { batches: Box::new(r), columns, pending: None }
+                let plan = plan(part, &r.schema(), &self.features, label, options)?;
+                (Source::Ipc { batches: Box::new(r), pending: None }, plan)
             }
-            (PartFormat::Csv, Some(p)) => open_csv(part, p, &self.features, label)?,
+            (PartFormat::Csv, Some(p)) => open_csv(part, p, &self.features, label, options)?,
             (_, None) => bail!("only an Arrow IPC stream can come from standard input"),
         };
-        self.current = Some((i, reader));
+        self.current = Some(OpenPart { index, source, partition: plan.partition, features: plan.features });
         Ok(true)
     }
 
-    /// The next batch, or `None` at the end.
-    pub fn next_rows(&mut self) -> Result<Option<Rows>> {
+    /// The next record batch (source columns, partition values and step columns), or `None` at
+    /// the end.
+    pub fn next_batch(&mut self) -> Result<Option<PartBatch>> {
         loop {
-            let Some((part, reader)) = &mut self.current else {
+            let Some(open) = &mut self.current else {
                 if !self.advance_part()? {
                     return Ok(None);
                 }
                 continue;
             };
-            let part = *part;
+            let part = open.index;
             let first_row = self.next_row;
-            // Reading errors (I/O, corrupt pages) as text, decoding errors as cells: both are named
-            // with their place once `reader`'s borrow ends.
-            let decoded: Result<Option<Result<Rows, DecodeError>>, String> = match reader {
-                PartReader::Parquet { reader, columns } => match reader.next() {
-                    None => Ok(None),
-                    Some(Err(e)) => Err(e.to_string()),
-                    Some(Ok(b)) => Ok(Some(decode_arrow(&b, columns))),
-                },
-                PartReader::Ipc { batches, columns, pending } => {
+            let batch = self.options.batch;
+            // Reading errors as text, cell errors as cells: both are named with their place once
+            // `open`'s borrow ends.
+            let raw: Result<Option<RecordBatch>, ReadError> = match &mut open.source {
+                Source::Parquet(reader) => reader.next().transpose().map_err(|e| ReadError::Io(e.to_string())),
+                Source::Ipc { batches, pending } => {
                     let mut failed = None;
                     if pending.is_none() {
                         match batches.next() {
@@ -265,43 +295,73 @@ impl DataReader {
                         }
                     }
                     match (failed, pending.take()) {
-                        (Some(e), _) => Err(e),
+                        (Some(e), _) => Err(ReadError::Io(e)),
                         (None, None) => Ok(None),
                         (None, Some((b, at))) => {
-                            let n = (b.num_rows() - at).min(self.batch);
+                            let n = (b.num_rows() - at).min(batch);
                             let slice = b.slice(at, n);
                             if at + n < b.num_rows() {
                                 *pending = Some((b, at + n));
                             }
-                            Ok(Some(decode_arrow(&slice, columns)))
+                            Ok(Some(slice))
                         }
                     }
                 }
-                PartReader::Csv { reader, features, label } => {
-                    read_csv_rows(reader, features, label.as_ref(), self.batch).map_err(|e| e.to_string())
-                }
+                Source::Csv { reader, columns, schema } => read_csv_batch(reader, columns, schema, batch),
             };
-            let decoded = decoded.map_err(|e| anyhow!("reading {}: {e}", self.locate_in(part, first_row)))?;
-            let Some(decoded) = decoded else {
+            let raw = match raw {
+                Ok(r) => r,
+                Err(ReadError::Io(e)) => bail!("reading {}: {e}", self.locate_in(part, first_row)),
+                Err(ReadError::Cell(e)) => return Err(self.cell_error(part, first_row, e)),
+            };
+            let Some(raw) = raw else {
                 self.current = None;
                 continue;
             };
-            let mut rows = decoded.map_err(|e| self.cell_error(part, first_row, e))?;
-            if rows.count == 0 {
+            if raw.num_rows() == 0 {
                 continue;
             }
-            rows.part = part;
-            rows.first_row = first_row;
-            self.check_rows(&rows)?;
-            self.next_row += rows.count;
-            return Ok(Some(rows));
+            let partition = self.current.as_ref().map(|o| o.partition.clone()).unwrap_or_default();
+            let with_partition = append_partition(raw, &partition).map_err(|e| anyhow!("{e}"))?;
+            let view = self
+                .options
+                .transforms
+                .apply(with_partition)
+                .map_err(|(column, cell)| self.cell_error(part, first_row, DecodeError { column, cell }))?;
+            self.next_row += view.num_rows();
+            return Ok(Some(PartBatch { part, first_row, batch: view }));
+        }
+    }
+
+    /// The next batch of rows, or `None` at the end.
+    pub fn next_rows(&mut self) -> Result<Option<Rows>> {
+        Ok(self.next_rows_and_batch()?.map(|(rows, _)| rows))
+    }
+
+    /// The next batch of rows with the record batch they were decoded from (for the columns
+    /// kept beside predictions).
+    pub fn next_rows_and_batch(&mut self) -> Result<Option<(Rows, PartBatch)>> {
+        let Some(b) = self.next_batch()? else { return Ok(None) };
+        let features = self.current_features(b.part);
+        let mut rows =
+            decode(&b.batch, &features, self.label.as_deref()).map_err(|e| self.cell_error(b.part, b.first_row, e))?;
+        rows.part = b.part;
+        rows.first_row = b.first_row;
+        self.check_rows(&rows)?;
+        Ok(Some((rows, b)))
+    }
+
+    fn current_features(&self, part: usize) -> Vec<String> {
+        match &self.current {
+            Some(open) if open.index == part => open.features.clone(),
+            _ => self.features.0.clone(),
         }
     }
 
     fn cell_error(&self, part: usize, first_row: usize, e: DecodeError) -> anyhow::Error {
         match e.cell.row {
             Some(r) => anyhow!("{}, column `{}`: {}", self.locate_in(part, first_row + r), e.column, e.cell.message),
-            None => anyhow!("{} column `{}` {}", self.parts[part].display(), e.column, e.cell.message),
+            None => anyhow!("{}: column `{}` {}", self.locate_in(part, first_row), e.column, e.cell.message),
         }
     }
 
@@ -318,10 +378,11 @@ impl DataReader {
         }
         if let Some(i) = rows.features.iter().position(|v| !v.is_finite()) {
             let (row, col) = (i / rows.width.max(1), i % rows.width.max(1));
-            let column = if self.features.0.len() == 1 {
-                format!("`{}` (element {col})", self.features.0[0])
+            let names = self.current_features(rows.part);
+            let column = if names.len() == 1 {
+                format!("`{}` (element {col})", names[0])
             } else {
-                format!("`{}`", self.features.0.get(col).cloned().unwrap_or_default())
+                format!("`{}`", names.get(col).cloned().unwrap_or_default())
             };
             bail!(
                 "{}, column {column}: value {} is not finite; clean or impute the data first",
@@ -342,6 +403,11 @@ impl DataReader {
     }
 }
 
+enum ReadError {
+    Io(String),
+    Cell(DecodeError),
+}
+
 /// A decoding failure and the column it is in.
 struct DecodeError {
     column: String,
@@ -358,119 +424,132 @@ fn parquet_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>>
     })
 }
 
-fn check_arrow_columns(part: &Part, schema: &Schema, features: &FeatureColumns, label: Option<&str>) -> Result<()> {
-    arrow_columns(part, schema, features, label).map(|_| ())
+/// What to read from a part.
+struct Plan {
+    /// The file's columns to read.
+    file_columns: Vec<String>,
+    /// The partition values to append.
+    partition: Vec<(String, String)>,
+    /// The feature column names.
+    features: Vec<String>,
 }
 
-/// Finds the wanted columns in `schema` (or the part's partition values) and checks their types.
-/// Returns the file's column indices to read and where each wanted column is after projection.
-fn arrow_columns(
+/// The type of a partition value's column.
+fn partition_type(value: &str) -> DataType {
+    if value.parse::<i64>().is_ok() {
+        DataType::Int64
+    } else if value.parse::<f64>().is_ok() {
+        DataType::Float64
+    } else {
+        DataType::Utf8
+    }
+}
+
+fn append_partition(batch: RecordBatch, partition: &[(String, String)]) -> Result<RecordBatch, ArrowError> {
+    if partition.is_empty() {
+        return Ok(batch);
+    }
+    let n = batch.num_rows();
+    let mut fields: Vec<Arc<Field>> = batch.schema().fields().iter().cloned().collect();
+    let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
+    for (k, v) in partition {
+        let col: ArrayRef = match partition_type(v) {
+            DataType::Utf8 => Arc::new(StringArray::from(vec![v.as_str(); n])),
+            _ => columns::partition_array(v, n).unwrap_or_else(|| Arc::new(Float64Array::from(vec![f64::NAN; n]))),
+        };
+        fields.push(Arc::new(Field::new(k, col.data_type().clone(), false)));
+        cols.push(col);
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
+}
+
+/// Checks that `schema` (the file's), the part's partition values and the steps give the
+/// features and label with usable types; says which file columns and partition values to read.
+fn plan(
     part: &Part,
     schema: &Schema,
     features: &FeatureColumns,
     label: Option<&str>,
-) -> Result<(Vec<usize>, ArrowColumns)> {
-    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-    enum Found {
-        File(usize),
-        Partition(String),
-    }
-    let find = |name: &str| -> Result<Found> {
-        if let Some(i) = names.iter().position(|n| *n == name) {
-            return Ok(Found::File(i));
-        }
-        if let Some((_, v)) = part.partition.iter().find(|(k, _)| k == name) {
-            return Ok(Found::Partition(v.clone()));
-        }
-        let mut all: Vec<&str> = names.clone();
-        all.extend(part.partition.iter().map(|(k, _)| k.as_str()));
-        bail!(
-            "{} has no column `{name}` (columns: {}); choose one with --features-col / --label-col",
-            quoted(part),
-            all.join(", ")
-        )
+    options: &ReadOptions,
+) -> Result<Plan> {
+    let file_names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let mut wanted: Vec<String> = features.0.clone();
+    wanted.extend(label.map(str::to_string));
+    wanted.extend(options.keep_columns.iter().cloned());
+    let sources = options.transforms.sources_of(&wanted);
+    let keep = |name: &str| options.keep_all_columns || sources.iter().any(|s| s == name);
+    let file_columns: Vec<String> = file_names.iter().filter(|n| keep(n)).map(|n| n.to_string()).collect();
+    let partition: Vec<(String, String)> =
+        part.partition.iter().filter(|(k, _)| keep(k) && !file_names.contains(&k.as_str())).cloned().collect();
+    let mut fields: Vec<Arc<Field>> =
+        schema.fields().iter().filter(|f| file_columns.contains(f.name())).cloned().collect();
+    fields.extend(partition.iter().map(|(k, v)| Arc::new(Field::new(k, partition_type(v), false))));
+    let view = options.transforms.output_schema(&Schema::new(fields)).map_err(|e| anyhow!("{}: {e}", quoted(part)))?;
+    check_view(part, &view, &features.0, label)?;
+    let own: Vec<String> = file_names.iter().map(|n| n.to_string()).collect();
+    check_kept(part, &view, &options.keep_columns, &all_columns(part, &own, &options.transforms))?;
+    Ok(Plan { file_columns, partition, features: features.0.clone() })
+}
+
+/// Checks the features and label in the columns a part gives (after partition values and steps).
+fn check_view(part: &Part, view: &Schema, features: &[String], label: Option<&str>) -> Result<()> {
+    let find = |name: &str| -> Result<&Field> {
+        view.fields().iter().find(|f| f.name() == name).map(|f| f.as_ref()).ok_or_else(|| {
+            let names: Vec<&str> = view.fields().iter().map(|f| f.name().as_str()).collect();
+            let mut all: Vec<&str> = names;
+            all.extend(
+                part.partition.iter().map(|(k, _)| k.as_str()).filter(|k| !view.fields().iter().any(|f| f.name() == k)),
+            );
+            anyhow!(
+                "{} has no column `{name}` (columns: {}); choose one with --features-col / --label-col",
+                quoted(part),
+                all.join(", ")
+            )
+        })
     };
-    let partition_number = |name: &str, v: &str| -> Result<()> {
-        if columns::partition_array(v, 0).is_none() {
-            bail!("{}: partition folder `{name}={v}` is not a number; it cannot be a feature or label", quoted(part));
-        }
-        Ok(())
-    };
-    let mut feats = Vec::new();
-    for name in &features.0 {
-        match find(name)? {
-            Found::File(i) => {
-                let dt = schema.field(i).data_type();
-                let ok = match columns::column_shape(dt) {
-                    Some(ColumnShape::Scalar) => true,
-                    Some(_) => features.0.len() == 1,
-                    None => false,
-                };
-                if !ok {
-                    bail!(
-                        "column `{name}` of {} has type {dt}; features must be one list or Spark ML vector column, or several number columns",
-                        quoted(part)
-                    );
-                }
-                feats.push(Found::File(i));
-            }
-            Found::Partition(v) => {
-                partition_number(name, &v)?;
-                feats.push(Found::Partition(v));
-            }
-        }
-    }
-    let lab = match label {
-        None => None,
-        Some(l) => Some(match find(l)? {
-            Found::File(i) => {
-                let dt = schema.field(i).data_type();
-                if columns::column_shape(dt).is_none() {
-                    bail!(
-                        "label column `{l}` of {} has type {dt}; labels must be class indices (integers or whole floats), or a list or vector of targets (one-hot)",
-                        quoted(part)
-                    );
-                }
-                Found::File(i)
-            }
-            Found::Partition(v) => {
-                if columns::parse_class_index(&v).is_none() {
-                    bail!("{}: partition folder `{l}={v}` is not a class index", quoted(part));
-                }
-                Found::Partition(v)
-            }
-        }),
-    };
-    let mut roots: Vec<usize> =
-        feats.iter().chain(lab.iter()).filter_map(|f| if let Found::File(i) = f { Some(*i) } else { None }).collect();
-    roots.sort_unstable();
-    roots.dedup();
-    // After projection, columns keep their relative order.
-    let to_column = |f: Found| match f {
-        Found::File(i) => Column::File(roots.iter().position(|&x| x == i).unwrap_or(0)),
-        Found::Partition(v) => Column::Partition(v),
-    };
-    let columns = ArrowColumns {
-        features: feats.into_iter().map(to_column).collect(),
-        label: lab.map(to_column),
-        feature_names: features.0.clone(),
-        label_name: label.unwrap_or_default().to_string(),
-    };
-    // Arrow IPC readers do not project: their batches keep every column.
-    let columns = if part.format == PartFormat::Parquet {
-        columns
-    } else {
-        let unproject = |c: Column| match c {
-            Column::File(k) => Column::File(roots[k]),
-            other => other,
+    for name in features {
+        let f = find(name)?;
+        let dt = f.data_type();
+        let ok = match columns::column_shape(dt) {
+            Some(ColumnShape::Scalar) => true,
+            Some(_) => features.len() == 1,
+            None => false,
         };
-        ArrowColumns {
-            features: columns.features.into_iter().map(unproject).collect(),
-            label: columns.label.map(unproject),
-            ..columns
+        if !ok {
+            bail!(
+                "column `{name}` of {} has type {dt}; features must be one list or Spark ML vector column, or several number columns",
+                quoted(part)
+            );
         }
-    };
-    Ok((roots, columns))
+    }
+    if let Some(l) = label {
+        let dt = find(l)?.data_type();
+        if columns::column_shape(dt).is_none() {
+            bail!(
+                "label column `{l}` of {} has type {dt}; labels must be class indices (integers or whole floats), or a list or vector of targets (one-hot)",
+                quoted(part)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Checks the columns kept beside predictions; `all` names every column the part has.
+fn check_kept(part: &Part, view: &Schema, keep: &[String], all: &[String]) -> Result<()> {
+    for name in keep {
+        if view.field_with_name(name).is_err() {
+            bail!("{} has no column `{name}` to keep (columns: {})", quoted(part), all.join(", "));
+        }
+    }
+    Ok(())
+}
+
+/// Every column a part offers: its own, its partition values', the steps'.
+fn all_columns(part: &Part, own: &[String], transforms: &Transforms) -> Vec<String> {
+    let mut all = own.to_vec();
+    all.extend(part.partition.iter().map(|(k, _)| k.clone()).filter(|k| !own.contains(k)));
+    all.extend(transforms.0.iter().map(|s| s.output.clone()));
+    all
 }
 
 fn quoted(part: &Part) -> String {
@@ -480,31 +559,29 @@ fn quoted(part: &Part) -> String {
     }
 }
 
-/// Decodes a record batch into rows.
-fn decode_arrow(batch: &RecordBatch, columns: &ArrowColumns) -> Result<Rows, DecodeError> {
+/// Decodes the features and label of a record batch into rows.
+fn decode(batch: &RecordBatch, features: &[String], label: Option<&str>) -> Result<Rows, DecodeError> {
     let n = batch.num_rows();
-    let column = |c: &Column| -> ArrayRef {
-        match c {
-            Column::File(i) => batch.column(*i).clone(),
-            // Checked to be a number when the part was opened; a null column otherwise.
-            Column::Partition(v) => columns::partition_array(v, n)
-                .unwrap_or_else(|| arrow_array::new_null_array(&arrow_schema::DataType::Float64, n)),
-        }
+    let column = |name: &str| -> Result<ArrayRef, DecodeError> {
+        batch.column_by_name(name).cloned().ok_or_else(|| DecodeError {
+            column: name.to_string(),
+            cell: CellError { row: None, message: "is missing from this part".into() },
+        })
     };
     let mut rows = Rows { count: n, ..Default::default() };
-    let names = |k: usize| columns.feature_names.get(k).cloned().unwrap_or_default();
-    if columns.features.len() == 1 && column(&columns.features[0]).data_type().is_nested() {
-        let col = column(&columns.features[0]);
+    let first = column(&features[0])?;
+    if features.len() == 1 && first.data_type().is_nested() {
         rows.features.reserve(n * 64);
-        rows.width = columns::push_rows(col.as_ref(), &mut rows.features)
-            .map_err(|cell| DecodeError { column: names(0), cell })?
+        rows.width = columns::push_rows(first.as_ref(), &mut rows.features)
+            .map_err(|cell| DecodeError { column: features[0].clone(), cell })?
             .unwrap_or(0);
     } else {
-        rows.width = columns.features.len();
+        rows.width = features.len();
         let mut cols = Vec::with_capacity(rows.width);
-        for (k, c) in columns.features.iter().enumerate() {
+        for name in features {
             let mut v = Vec::with_capacity(n);
-            columns::push_numbers(column(c).as_ref(), &mut v).map_err(|cell| DecodeError { column: names(k), cell })?;
+            columns::push_numbers(column(name)?.as_ref(), &mut v)
+                .map_err(|cell| DecodeError { column: name.clone(), cell })?;
             cols.push(v);
         }
         rows.features = Vec::with_capacity(n * rows.width);
@@ -512,24 +589,27 @@ fn decode_arrow(batch: &RecordBatch, columns: &ArrowColumns) -> Result<Rows, Dec
             rows.features.extend(cols.iter().map(|c| c[r]));
         }
     }
-    if let Some(l) = &columns.label {
-        let col = column(l);
-        let name = columns.label_name.clone();
+    if let Some(l) = label {
+        let col = column(l)?;
+        let err = |cell| DecodeError { column: l.to_string(), cell };
         if col.data_type().is_nested() {
             let mut t = Vec::with_capacity(n * 10);
-            rows.target_width = columns::push_rows(col.as_ref(), &mut t)
-                .map_err(|cell| DecodeError { column: name, cell })?
-                .unwrap_or(0);
+            rows.target_width = columns::push_rows(col.as_ref(), &mut t).map_err(err)?.unwrap_or(0);
             rows.targets = Some(t);
         } else {
-            rows.labels =
-                Some(columns::class_indices(col.as_ref()).map_err(|cell| DecodeError { column: name, cell })?);
+            rows.labels = Some(columns::class_indices(col.as_ref()).map_err(err)?);
         }
     }
     Ok(rows)
 }
 
-fn open_csv(part: &Part, path: &Path, features: &FeatureColumns, label: Option<&str>) -> Result<PartReader> {
+fn open_csv(
+    part: &Part,
+    path: &Path,
+    features: &FeatureColumns,
+    label: Option<&str>,
+    options: &ReadOptions,
+) -> Result<(Source, Plan)> {
     let file = File::open(path).with_context(|| format!("cannot open data file `{}`", path.display()))?;
     let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(file);
     let names: Vec<String> = reader
@@ -549,89 +629,117 @@ fn open_csv(part: &Part, path: &Path, features: &FeatureColumns, label: Option<&
             );
         }
     }
-    // The fixtures' CSV form: f0..fN-1, or the named columns.
-    let wanted: Vec<String> = if features.0.len() == 1 && !names.contains(&features.0[0]) {
-        names
+    // The fixtures' CSV form: f0..fN-1 when the one features column named is absent.
+    let produced = |n: &str| options.transforms.0.iter().any(|s| s.output == n);
+    let feature_names: Vec<String> = if features.0.len() == 1
+        && !names.contains(&features.0[0])
+        && !produced(&features.0[0])
+        && !part.partition.iter().any(|(k, _)| *k == features.0[0])
+    {
+        let f: Vec<String> = names
             .iter()
             .filter(|n| n.len() > 1 && n.starts_with('f') && n[1..].chars().all(|c| c.is_ascii_digit()))
             .cloned()
-            .collect()
+            .collect();
+        if f.is_empty() {
+            bail!(
+                "`{}` has no column `{}` and no f0..fN-1 columns (columns: {}); choose them with --features-col a,b,c",
+                path.display(),
+                features.0.join(","),
+                names.join(", ")
+            );
+        }
+        f
     } else {
         features.0.clone()
     };
-    if wanted.is_empty() {
-        bail!(
-            "`{}` has no column `{}` and no f0..fN-1 columns (columns: {}); choose them with --features-col a,b,c",
-            path.display(),
-            features.0.join(","),
-            names.join(", ")
-        );
-    }
-    let find = |name: &str| -> Result<CsvColumn> {
-        if let Some(i) = names.iter().position(|n| n == name) {
-            return Ok(CsvColumn::Cell(i, name.to_string()));
-        }
-        if let Some((_, v)) = part.partition.iter().find(|(k, _)| k == name) {
-            return Ok(CsvColumn::Partition(name.to_string(), v.clone()));
-        }
-        bail!("`{}` has no column `{name}` (columns: {})", path.display(), names.join(", "))
-    };
-    let features = wanted.iter().map(|n| find(n)).collect::<Result<Vec<_>>>()?;
-    let label = label.map(find).transpose()?;
-    Ok(PartReader::Csv { reader, features, label })
+    let mut wanted = feature_names.clone();
+    wanted.extend(label.map(str::to_string));
+    wanted.extend(options.keep_columns.iter().cloned());
+    let sources = options.transforms.sources_of(&wanted);
+    let columns: Vec<CsvColumn> = names
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| options.keep_all_columns || sources.contains(n))
+        .map(|(index, n)| CsvColumn { index, name: n.clone(), numeric: sources.contains(n) })
+        .collect();
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|c| Field::new(&c.name, if c.numeric { DataType::Float64 } else { DataType::Utf8 }, false))
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let partition: Vec<(String, String)> = part
+        .partition
+        .iter()
+        .filter(|(k, _)| (options.keep_all_columns || sources.contains(k)) && !names.contains(k))
+        .cloned()
+        .collect();
+    let mut view_fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();
+    view_fields.extend(partition.iter().map(|(k, v)| Arc::new(Field::new(k, partition_type(v), false))));
+    let view = options
+        .transforms
+        .output_schema(&Schema::new(view_fields))
+        .map_err(|e| anyhow!("`{}`: {e}", path.display()))?;
+    check_view(part, &view, &feature_names, label)?;
+    check_kept(part, &view, &options.keep_columns, &all_columns(part, &names, &options.transforms))?;
+    Ok((Source::Csv { reader, columns, schema }, Plan { file_columns: Vec::new(), partition, features: feature_names }))
 }
 
-fn read_csv_rows(
+fn read_csv_batch(
     reader: &mut csv::Reader<File>,
-    features: &[CsvColumn],
-    label: Option<&CsvColumn>,
+    columns: &[CsvColumn],
+    schema: &Arc<Schema>,
     batch: usize,
-) -> Result<Option<Result<Rows, DecodeError>>> {
-    let mut rows = Rows { width: features.len(), ..Default::default() };
-    let mut labels = Vec::new();
+) -> Result<Option<RecordBatch>, ReadError> {
+    let mut numbers: Vec<Vec<f64>> = columns.iter().map(|_| Vec::new()).collect();
+    let mut texts: Vec<Vec<String>> = columns.iter().map(|_| Vec::new()).collect();
     let mut record = csv::StringRecord::new();
-    let cell = |record: &csv::StringRecord, c: &CsvColumn| -> (String, String) {
-        match c {
-            CsvColumn::Cell(i, name) => (record.get(*i).unwrap_or("").trim().to_string(), name.clone()),
-            CsvColumn::Partition(name, v) => (v.clone(), name.clone()),
+    let mut count = 0;
+    while count < batch {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(ReadError::Io(e.to_string())),
         }
-    };
-    while rows.count < batch {
-        if !reader.read_record(&mut record)? {
-            break;
-        }
-        let row = rows.count;
-        for c in features {
-            let (text, name) = cell(&record, c);
-            match text.parse::<f32>() {
-                Ok(v) => rows.features.push(v),
-                Err(_) => {
-                    return Ok(Some(Err(DecodeError {
-                        column: name,
-                        cell: CellError { row: Some(row), message: format!("`{text}` is not a number") },
-                    })));
+        for (k, c) in columns.iter().enumerate() {
+            let cell = record.get(c.index).unwrap_or("").trim();
+            if c.numeric {
+                match cell.parse::<f64>() {
+                    Ok(v) => numbers[k].push(v),
+                    Err(_) => {
+                        return Err(ReadError::Cell(DecodeError {
+                            column: c.name.clone(),
+                            cell: CellError { row: Some(count), message: format!("`{cell}` is not a number") },
+                        }));
+                    }
                 }
+            } else {
+                texts[k].push(cell.to_string());
             }
         }
-        if let Some(c) = label {
-            let (text, name) = cell(&record, c);
-            match columns::parse_class_index(&text) {
-                Some(v) => labels.push(v),
-                None => {
-                    return Ok(Some(Err(DecodeError {
-                        column: name,
-                        cell: CellError { row: Some(row), message: format!("`{text}` is not an integer class index") },
-                    })));
-                }
-            }
-        }
-        rows.count += 1;
+        count += 1;
     }
-    if rows.count == 0 {
+    if count == 0 {
         return Ok(None);
     }
-    rows.labels = label.map(|_| labels);
-    Ok(Some(Ok(rows)))
+    let arrays: Vec<ArrayRef> = columns
+        .iter()
+        .enumerate()
+        .map(|(k, c)| -> ArrayRef {
+            if c.numeric {
+                Arc::new(Float64Array::from(std::mem::take(&mut numbers[k])))
+            } else {
+                Arc::new(StringArray::from(std::mem::take(&mut texts[k])))
+            }
+        })
+        .collect();
+    RecordBatch::try_new_with_options(
+        schema.clone(),
+        arrays,
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(count)),
+    )
+    .map(Some)
+    .map_err(|e| ReadError::Io(e.to_string()))
 }
 
 #[cfg(test)]
@@ -651,5 +759,22 @@ mod tests {
         let mut r = DataReader::open(&path, &FeatureColumns::parse("features"), Some("label"), 4).unwrap();
         let rows = r.next_rows().unwrap().unwrap();
         assert_eq!(rows.features, vec![1.0, 2.0, 3.0]);
+    }
+
+    #[test]
+    fn steps_apply_on_the_fly_to_csv_and_name_the_bad_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.csv");
+        std::fs::write(&path, "id,a,b,label\nx,0,16,1\ny,8,4,0\nz,16,0,3\n").unwrap();
+        let transforms =
+            Transforms::parse(&["min-max:a:a_n:o_max=16".into(), "one-hot:label:label_1h:output_dim=3".into()])
+                .unwrap();
+        let options = ReadOptions { batch: 2, transforms, ..Default::default() };
+        let mut r = DataReader::open_with(&path, &FeatureColumns::parse("a_n,b"), Some("label_1h"), options).unwrap();
+        let rows = r.next_rows().unwrap().unwrap();
+        assert_eq!(rows.features, vec![0.0, 16.0, 0.5, 4.0]);
+        assert_eq!(rows.targets.unwrap(), vec![0.0, 1.0, 0.0, 1.0, 0.0, 0.0]);
+        let e = r.next_rows().unwrap_err().to_string();
+        assert!(e.contains("d.csv` row 2, column `label`: class 3 is outside 0..2"), "{e}");
     }
 }

@@ -13,7 +13,6 @@ use distk_net::client::{ConnectOptions, new_incarnation};
 use distk_net::tls::{Identity, Trust};
 use distk_onnx::OnnxModel;
 
-use crate::data::FeatureColumns;
 use crate::data::dataset::Dataset;
 use crate::distributed::ps::{PsSetup, RunProgress, persistent_identity, run_ps};
 use crate::distributed::report::finish_run;
@@ -64,13 +63,15 @@ pub fn train_local(args: LocalRun) -> Result<()> {
     if args.workers == 0 {
         bail!("--workers must be at least 1");
     }
-    let spec = args.spec.clone();
+    let mut spec = args.spec.clone();
     let model = OnnxModel::load(&args.model)?;
     let (width, classes) = model_widths(&model)?;
-    let cols = FeatureColumns::parse(&spec.features_col);
-    let data = Arc::new(Dataset::load(&args.data, &cols, &spec.label_col, width, classes)?);
+    // Standard steps are fitted once on all the training rows; the workers get them fitted.
+    spec.fit_transforms(&args.data)?;
+    let cols = spec.data_columns()?;
+    let data = Arc::new(Dataset::load(&args.data, &cols, width, classes)?);
     let validation = match &args.validation {
-        Some(p) => Some(Dataset::load(p, &cols, &spec.label_col, width, classes)?),
+        Some(p) => Some(Dataset::load(p, &cols, width, classes)?),
         None => None,
     };
     let shards = contiguous_shards(data.rows, args.workers as usize, spec.batch_size)?;

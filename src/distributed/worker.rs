@@ -13,7 +13,6 @@ use anyhow::{Context, Result, bail};
 use distk_net::client::{ConnectOptions, join};
 use serde::{Deserialize, Serialize};
 
-use crate::data::FeatureColumns;
 use crate::data::dataset::Dataset;
 use crate::distributed::job;
 use crate::distributed::shard::contiguous_shards;
@@ -109,7 +108,13 @@ pub fn run_worker(run: WorkerRun, net: &tokio::runtime::Handle) -> Result<Worker
     let (data, range) = match run.data {
         WorkerData::Loaded(d, r) => (d, r),
         WorkerData::File(p, shard) => {
-            let d = Dataset::load(&p, &FeatureColumns::parse(&spec.features_col), &spec.label_col, width, classes)?;
+            let cols = spec.data_columns()?;
+            if !cols.transforms.unfitted().is_empty() {
+                bail!(
+                    "the server's job has a standard step without mean and std; give them to the server's --transform"
+                );
+            }
+            let d = Dataset::load(&p, &cols, width, classes)?;
             let range = match shard {
                 Some((i, n)) => contiguous_shards(d.rows, n, spec.batch_size)?[i].clone(),
                 None => 0..d.rows,

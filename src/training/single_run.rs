@@ -12,7 +12,6 @@ use anyhow::{Context, Result, bail};
 use distk_onnx::OnnxModel;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::data::FeatureColumns;
 use crate::data::dataset::Dataset;
 use crate::job_spec::JobSpec;
 use crate::runtime::{DeviceChoice, Runtime};
@@ -61,14 +60,16 @@ pub struct SingleRun {
 }
 
 /// Trains `run` to the end and writes the model and history.
-pub fn train_single(run: SingleRun) -> Result<()> {
+pub fn train_single(mut run: SingleRun) -> Result<()> {
+    // Standard steps are fitted on the training rows and scale the validation rows alike.
+    run.spec.fit_transforms(&run.data)?;
     let spec = &run.spec;
     let model = OnnxModel::load(&run.model)?;
     let (width, classes) = model_widths(&model)?;
-    let cols = FeatureColumns::parse(&spec.features_col);
-    let train = Dataset::load(&run.data, &cols, &spec.label_col, width, classes)?;
+    let cols = spec.data_columns()?;
+    let train = Dataset::load(&run.data, &cols, width, classes)?;
     let val = match &run.validation {
-        Some(p) => Some(Dataset::load(p, &cols, &spec.label_col, width, classes)?),
+        Some(p) => Some(Dataset::load(p, &cols, width, classes)?),
         None => None,
     };
     let mut runtime = Runtime::open(run.device, run.adapter)?;
