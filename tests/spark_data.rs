@@ -231,3 +231,236 @@ fn bad_parts_are_named_with_their_row_group_and_row() {
     std::fs::write(empty.join("_SUCCESS"), b"").unwrap();
     assert_refused(&["evaluate", m, "--data", empty.to_str().unwrap(), "--device", "cpu"], &["holds no data files"]);
 }
+
+/// Every row of a Parquet file or directory by `id`: each column's values as f64 (scalars one
+/// value; lists, nested lists and vectors flattened).
+fn columns_by_id(path: &Path) -> std::collections::BTreeMap<i64, std::collections::BTreeMap<String, Vec<f64>>> {
+    use distk_gpu::data::columns::{ColumnShape, column_shape, push_rows};
+    use distk_gpu::transform::values::scalars;
+    let files: Vec<PathBuf> = if path.is_dir() {
+        let mut f: Vec<PathBuf> = std::fs::read_dir(path)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .collect();
+        f.sort();
+        f
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for f in files {
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).unwrap())
+                .unwrap()
+                .build()
+                .unwrap();
+        for b in reader {
+            let b = b.unwrap();
+            let ids = scalars(b.column_by_name("id").unwrap().as_ref()).unwrap();
+            for (field, col) in b.schema().fields().iter().zip(b.columns()) {
+                let values: Vec<Vec<f64>> = match column_shape(col.data_type()) {
+                    Some(ColumnShape::Scalar) => scalars(col.as_ref()).unwrap().into_iter().map(|v| vec![v]).collect(),
+                    Some(_) => {
+                        let mut flat = Vec::new();
+                        let w = push_rows(col.as_ref(), &mut flat).unwrap().unwrap_or(0);
+                        flat.chunks(w).map(|r| r.iter().map(|&v| v as f64).collect()).collect()
+                    }
+                    None => continue,
+                };
+                for (id, v) in ids.iter().zip(values) {
+                    out.entry(*id as i64)
+                        .or_insert_with(std::collections::BTreeMap::new)
+                        .insert(field.name().clone(), v);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn transform_writes_every_step_as_computed_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let steps = [
+        "dense:features:fd",
+        "min-max:fd:fm:o_min=0,o_max=2,n_min=-1,n_max=1",
+        "standard:fd:fs",
+        "one-hot:label:l1h:output_dim=10",
+        "label-index:l1h:li:argmax=true",
+        "binary-label:label:lb:label=3",
+        "reshape:fd:img:shape=8x8x1",
+    ];
+    let input = spark("vectors");
+    let mut args = vec!["transform", "--data", input.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    for s in &steps {
+        args.extend(["--step", s]);
+    }
+    let o = distk(&args, None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A directory in, a directory out: one part per input part and Spark's marker.
+    let mut names: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["_SUCCESS", "part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]);
+
+    // The original rows in file order: Spark's ids are the row numbers (one input partition).
+    let mut reader =
+        DataReader::open(&data("digits_test.parquet"), &FeatureColumns::parse("features"), Some("label"), 1000)
+            .unwrap();
+    let original = reader.next_rows().unwrap().unwrap();
+    let w = original.width;
+    let rows = columns_by_id(&out);
+    assert_eq!(rows.len(), 360);
+    let n = 360.0;
+    let mean: Vec<f64> =
+        (0..w).map(|k| (0..360).map(|r| original.features[r * w + k] as f64).sum::<f64>() / n).collect();
+    let std: Vec<f64> = (0..w)
+        .map(|k| ((0..360).map(|r| (original.features[r * w + k] as f64 - mean[k]).powi(2)).sum::<f64>() / n).sqrt())
+        .collect();
+    for (&id, row) in &rows {
+        let r = id as usize;
+        let x: Vec<f64> = original.features[r * w..(r + 1) * w].iter().map(|&v| v as f64).collect();
+        let label = original.labels.as_ref().unwrap()[r];
+        assert_eq!(row["fd"], x, "dense row {id}");
+        assert_eq!(row["img"], x, "reshape keeps the values in order, row {id}");
+        assert_eq!(row["label"], vec![label as f64]);
+        let fm: Vec<f64> = x.iter().map(|v| ((v - 1.0) as f32) as f64).collect();
+        assert_eq!(row["fm"], fm, "min-max [0,2] -> [-1,1] is x - 1, row {id}");
+        for k in 0..w {
+            let want = if std[k] == 0.0 { x[k] - mean[k] } else { (x[k] - mean[k]) / std[k] };
+            assert!(
+                (row["fs"][k] - want).abs() <= 1e-5 * want.abs().max(1.0),
+                "standard row {id} [{k}]: {} vs {want}",
+                row["fs"][k]
+            );
+        }
+        let mut one_hot = vec![0.0; 10];
+        one_hot[label as usize] = 1.0;
+        assert_eq!(row["l1h"], one_hot);
+        assert_eq!(row["li"], vec![label as f64]);
+        assert_eq!(row["lb"], if label == 3 { vec![1.0, 0.0] } else { vec![0.0, 1.0] });
+    }
+    // The fitted step is printed so that it can be given again.
+    assert!(String::from_utf8_lossy(&o.stderr).contains("fitted: --transform 'standard:fd:fs:mean="));
+}
+
+#[test]
+fn predict_keeps_columns_and_writes_a_part_per_input_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = model("keras_mlp.onnx");
+    let m = m.to_str().unwrap();
+    let spark_out = dir.path().join("preds");
+    let o = distk(
+        &[
+            "predict",
+            m,
+            "--data",
+            spark("vectors").to_str().unwrap(),
+            "--out",
+            spark_out.to_str().unwrap(),
+            "--keep-cols",
+            "id,label",
+            "--device",
+            "cpu",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let plain_out = dir.path().join("plain.parquet");
+    let o = distk(
+        &[
+            "predict",
+            m,
+            "--data",
+            data("digits_test.parquet").to_str().unwrap(),
+            "--out",
+            plain_out.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Join the Spark-side predictions back by id: the same outputs as the original file's rows.
+    let joined = columns_by_id(&spark_out);
+    assert_eq!(joined.len(), 360);
+    let file = std::fs::File::open(&plain_out).unwrap();
+    let mut plain = Vec::new();
+    for b in parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap() {
+        let b = b.unwrap();
+        let mut flat = Vec::new();
+        let w = distk_gpu::data::columns::push_rows(b.column_by_name("prediction").unwrap().as_ref(), &mut flat)
+            .unwrap()
+            .unwrap();
+        plain.extend(flat.chunks(w).map(|r| r.to_vec()));
+    }
+    for (&id, row) in &joined {
+        let want = &plain[id as usize];
+        for (g, w) in row["prediction"].iter().zip(want) {
+            assert!((g - *w as f64).abs() <= 1e-6, "row {id}: {g} vs {w}");
+        }
+        assert_eq!(row["predicted_class"][0] as i64, distk_gpu::data::predictions::predicted_class(want));
+        assert!(row.contains_key("label"));
+    }
+    let parts = std::fs::read_dir(&spark_out)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|e| e == "parquet"))
+        .count();
+    assert_eq!(parts, 3);
+    // A column to keep that is not there: one error, nothing written.
+    let missing = dir.path().join("missing");
+    assert_refused(
+        &[
+            "predict",
+            m,
+            "--data",
+            spark("vectors").to_str().unwrap(),
+            "--out",
+            missing.to_str().unwrap(),
+            "--keep-cols",
+            "row_id",
+            "--device",
+            "cpu",
+        ],
+        &["has no column `row_id` to keep (columns: id, features, label)"],
+    );
+    assert!(!missing.exists());
+}
+
+#[test]
+fn run_applies_steps_on_the_fly_and_fits_standard_on_the_training_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = model("keras_mlp.onnx");
+    let out = dir.path().join("trained.onnx");
+    let o = distk(
+        &[
+            "run",
+            m.to_str().unwrap(),
+            "--data",
+            spark("vectors").to_str().unwrap(),
+            "--validation-data",
+            spark("partitioned").to_str().unwrap(),
+            "--transform",
+            "standard:features:fs",
+            "--transform",
+            "one-hot:label:l1h:output_dim=10",
+            "--features-col",
+            "fs",
+            "--label-col",
+            "l1h",
+            "--epochs",
+            "2",
+            "--device",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("fitted on the training data: --transform 'standard:features:fs:mean="), "{err}");
+    assert!(out.exists());
+}
