@@ -357,6 +357,12 @@ pub struct PsArgs {
     /// Write the run's history as JSON here.
     #[arg(long)]
     pub history: Option<PathBuf>,
+    /// Write every worker step and centre validation as CSV here.
+    #[arg(long)]
+    pub history_csv: Option<PathBuf>,
+    /// Draw loss and accuracy per epoch into this .png or .svg file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
     /// Keep the server's state durable here: snapshots and a write-ahead log of every change (what
     /// `--resume` recovers from).
     #[arg(long)]

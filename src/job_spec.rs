@@ -138,6 +138,7 @@ impl JobSpec {
             features: FeatureColumns::parse(&self.features_col),
             label: self.label_col.clone(),
             transforms: self.transforms()?,
+            regression: crate::training::is_regression_loss(self.loss.as_deref()),
         })
     }
 

@@ -87,6 +87,12 @@ fn evaluate_on_a_spark_directory_equals_evaluate_on_the_original_file() {
             let (a, b) = (got[key].as_f64().unwrap(), want[key].as_f64().unwrap());
             assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{dir}: {key} {a} vs {b}");
         }
+        // The same predictions row for row: the same confusion matrix, whose diagonal is the accuracy.
+        assert_eq!(got["confusion_matrix"], want["confusion_matrix"], "{dir}");
+        let m = got["confusion_matrix"].as_array().unwrap();
+        let diagonal: u64 = (0..m.len()).map(|i| m[i][i].as_u64().unwrap()).sum();
+        assert!((diagonal as f64 / 360.0 - got["accuracy"].as_f64().unwrap()).abs() < 1e-6);
+        assert_eq!(got["per_class"].as_array().unwrap().len(), 10);
     }
 }
 
@@ -463,4 +469,126 @@ fn run_applies_steps_on_the_fly_and_fits_standard_on_the_training_rows() {
     assert!(o.status.success(), "{err}");
     assert!(err.contains("fitted on the training data: --transform 'standard:features:fs:mean="), "{err}");
     assert!(out.exists());
+}
+
+#[test]
+fn regression_on_float_labels_trains_and_evaluates_with_mse_and_mae() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = digits_batch();
+    let labels = arrow_array::cast::AsArray::as_primitive::<arrow_array::types::Int64Type>(batch.column(1));
+    // A non-whole target: half the digit.
+    let target: Vec<f64> = labels.values().iter().map(|&l| l as f64 / 2.0).collect();
+    let path = dir.path().join("regression.parquet");
+    write_parquet(&path, vec![("features", batch.column(0).clone()), ("target", Arc::new(Float64Array::from(target)))]);
+    let m = root().join("tests/fixtures/models/torch_regression.onnx");
+    let out = dir.path().join("trained.onnx");
+    let history = dir.path().join("h.json");
+    let p = path.to_str().unwrap();
+    let o = distk(
+        &[
+            "run",
+            m.to_str().unwrap(),
+            "--data",
+            p,
+            "--label-col",
+            "target",
+            "--loss",
+            "mean_squared_error",
+            "--epochs",
+            "5",
+            "--learning-rate",
+            "0.01",
+            "--device",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+            "--history",
+            history.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let h: serde_json::Value = serde_json::from_slice(&std::fs::read(&history).unwrap()).unwrap();
+    let losses: Vec<f64> = h["epochs"].as_array().unwrap().iter().map(|e| e["loss"].as_f64().unwrap()).collect();
+    assert!(losses.last().unwrap() < &(losses[0] * 0.8), "the MSE falls: {losses:?}");
+    let o = distk(
+        &[
+            "evaluate",
+            out.to_str().unwrap(),
+            "--data",
+            p,
+            "--label-col",
+            "target",
+            "--loss",
+            "mse",
+            "--device",
+            "cpu",
+            "--json",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (loss, mse, mae) = (r["loss"].as_f64().unwrap(), r["mse"].as_f64().unwrap(), r["mae"].as_f64().unwrap());
+    // The MSE loss graph and the MSE of the predicted outputs are the same number.
+    assert!((loss - mse).abs() <= 1e-5 * loss, "loss {loss} vs mse {mse}");
+    assert!(mae > 0.0 && mae * mae <= mse + 1e-9, "mae {mae}, mse {mse}");
+    assert!(r.get("confusion_matrix").is_none());
+}
+
+#[test]
+fn a_distributed_run_writes_its_history_as_csv_and_a_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = model("keras_mlp.onnx");
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let o = distk(
+        &[
+            "run",
+            m.to_str().unwrap(),
+            "--data",
+            data("digits_train.parquet").to_str().unwrap(),
+            "--validation-data",
+            data("digits_test.parquet").to_str().unwrap(),
+            "--workers",
+            "2",
+            "--epochs",
+            "2",
+            "--device",
+            "cpu",
+            "--out",
+            &path("c.onnx"),
+            "--history",
+            &path("h.json"),
+            "--history-csv",
+            &path("h.csv"),
+            "--plot",
+            &path("h.svg"),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(path("h.json")).unwrap()).unwrap();
+    let csv = std::fs::read_to_string(path("h.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "kind,worker,step,epoch,loss,accuracy,clock,staleness,net_wait_s,time,val_loss,val_accuracy"
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let steps: usize = report["worker_reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["history"]["steps"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(rows.iter().filter(|r| r[0] == "step").count(), steps);
+    let centre: Vec<&Vec<&str>> = rows.iter().filter(|r| r[0] == "centre").collect();
+    let epochs = report["epochs"].as_array().unwrap();
+    assert_eq!(centre.len(), epochs.len());
+    for (row, e) in centre.iter().zip(epochs) {
+        assert_eq!(row[10].parse::<f64>().unwrap(), e["loss"].as_f64().unwrap());
+        assert_eq!(row[11].parse::<f64>().unwrap(), e["accuracy"].as_f64().unwrap());
+    }
+    let svg = std::fs::read_to_string(path("h.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("</svg>"), "an SVG plot");
 }

@@ -6,12 +6,15 @@ use distk_onnx::OnnxModel;
 use crate::cli::EvaluateArgs;
 use crate::data::FeatureColumns;
 use crate::data::dataset::{DataColumns, Dataset};
+use crate::predictor::Predictor;
 use crate::runtime::Runtime;
 use crate::training::evaluate::Evaluator;
-use crate::training::model_widths;
+use crate::training::metrics::{classification, regression};
+use crate::training::{is_regression_loss, model_widths};
 use crate::transform::Transforms;
 
-/// Prints loss, accuracy and rows (one JSON object with `--json`).
+/// Prints loss, accuracy and rows, and for classification the confusion matrix and per-class
+/// precision, recall and F1, for regression MSE and MAE (one JSON object with `--json`).
 pub fn run(args: EvaluateArgs) -> Result<()> {
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
@@ -26,8 +29,12 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
             transforms.texts()
         );
     }
-    let cols =
-        DataColumns { features: FeatureColumns::parse(&args.features_col), label: args.label_col.clone(), transforms };
+    let cols = DataColumns {
+        features: FeatureColumns::parse(&args.features_col),
+        label: args.label_col.clone(),
+        transforms,
+        regression: crate::training::is_regression_loss(args.loss.as_deref()),
+    };
     let data = Dataset::load(&args.data, &cols, width, classes)?;
     let mut runtime = Runtime::open(args.device.device, args.device.adapter)?;
     let loss = args.loss.clone().unwrap_or_else(|| data.default_loss(classes).to_string());
@@ -41,10 +48,79 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
         None,
     )?;
     let r = ev.evaluate(&data)?;
-    if args.json {
-        println!("{}", serde_json::to_string(&r)?);
+    drop(ev);
+    // Per-row outputs for the metrics beyond loss and accuracy.
+    let ends_in_sigmoid = last_op(&model).as_deref() == Some("Sigmoid");
+    let mut predictor = Predictor::new(model, runtime)?;
+    let mut outputs = Vec::with_capacity(data.rows * predictor.output_width);
+    let mut start = 0;
+    while start < data.rows {
+        let n = args.batch_size.min(data.rows - start);
+        outputs.extend(predictor.predict(n, &data.features[start * width..(start + n) * width])?);
+        start += n;
+    }
+    let ow = predictor.output_width;
+    let mut json = serde_json::to_value(r)?;
+    let mut text = format!("loss {:.6}  accuracy {:.4}  rows {}", r.loss, r.accuracy, r.rows);
+    if is_regression_loss(Some(&loss)) {
+        let e = regression(&outputs, &data.labels);
+        json["mse"] = e.mse.into();
+        json["mae"] = e.mae.into();
+        text.push_str(&format!("\nmse {:.6}  mae {:.6}", e.mse, e.mae));
     } else {
-        println!("loss {:.6}  accuracy {:.4}  rows {}", r.loss, r.accuracy, r.rows);
+        let lw = data.label_width;
+        let truth: Vec<usize> = if data.sparse() {
+            data.labels.iter().map(|&l| l as usize).collect()
+        } else {
+            data.labels.chunks(lw).map(argmax).collect()
+        };
+        // One output: a probability above 0.5 after a Sigmoid, a logit above 0 otherwise.
+        let threshold = if ends_in_sigmoid { 0.5 } else { 0.0 };
+        let predicted: Vec<usize> = if ow == 1 {
+            outputs.iter().map(|&o| (o > threshold) as usize).collect()
+        } else {
+            outputs.chunks(ow).map(argmax).collect()
+        };
+        let report = classification(&truth, &predicted, ow.max(2));
+        for key in ["confusion_matrix", "per_class", "macro_f1", "weighted_f1"] {
+            json[key] = serde_json::to_value(&report)?[key].clone();
+        }
+        text.push_str(&format!("\nmacro F1 {:.4}  weighted F1 {:.4}\n", report.macro_f1, report.weighted_f1));
+        text.push_str("class  precision  recall  f1      support\n");
+        for c in &report.per_class {
+            text.push_str(&format!(
+                "{:<6} {:<10.4} {:<7.4} {:<7.4} {}\n",
+                c.class, c.precision, c.recall, c.f1, c.support
+            ));
+        }
+        text.push_str("confusion matrix (rows: true class, columns: predicted)\n");
+        for row in &report.confusion_matrix {
+            text.push_str(&row.iter().map(|v| format!("{v:>5}")).collect::<String>());
+            text.push('\n');
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&json)?);
+    } else {
+        println!("{}", text.trim_end());
     }
     Ok(())
+}
+
+/// The index of the largest value (the first of equals).
+fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// The op producing the model's first output.
+fn last_op(model: &OnnxModel) -> Option<String> {
+    let g = model.graph();
+    let out = g.output.first()?;
+    g.node.iter().find(|n| n.output.contains(&out.name)).map(|n| n.op_type.clone())
 }

@@ -34,8 +34,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     }
     let model = OnnxModel::load(&args.model)?;
     let mut predictor = Predictor::new(model, Runtime::open(args.device.device, args.device.adapter)?)?;
-    let options =
-        ReadOptions { batch: args.batch_size, transforms, keep_all_columns: false, keep_columns: keep.clone() };
+    let options = ReadOptions { batch: args.batch_size, transforms, keep_columns: keep.clone(), ..Default::default() };
     let mut reader = DataReader::open_with(&args.data, &FeatureColumns::parse(&args.features_col), None, options)?;
     let mut out = ParquetOutput::create(&args.out, args.data.is_dir())?;
     while let Some((rows, batch)) = reader.next_rows_and_batch()? {

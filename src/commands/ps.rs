@@ -15,7 +15,7 @@ use distk_onnx::OnnxModel;
 use crate::cli::PsArgs;
 use crate::data::dataset::Dataset;
 use crate::distributed::ps::{PsSetup, persistent_identity, run_ps};
-use crate::distributed::report::finish_run;
+use crate::distributed::report::{HistoryOutputs, finish_run};
 use crate::job_spec::JobSpec;
 use crate::trainers::TrainerKind;
 use crate::training::model_widths;
@@ -33,6 +33,9 @@ pub fn run(args: PsArgs) -> Result<()> {
         bail!("--resume needs --checkpoint-dir");
     }
     let spec = JobSpec::resolve(&args.job.options(), &args.trainer.options(), kind)?;
+    if let Some(p) = &args.plot {
+        crate::training::plot::check_path(p)?;
+    }
     let model = OnnxModel::load(&args.model)?;
     let (width, classes) = model_widths(&model)?;
     let cols = spec.data_columns()?;
@@ -86,5 +89,7 @@ pub fn run(args: PsArgs) -> Result<()> {
         let _ = writeln!(out, "certificate sha256 {}", hex(&s.sha256));
         let _ = out.flush();
     })?;
-    finish_run(&outcome, &spec, &model, &args.out, args.history.as_deref(), validation.as_ref(), args.device.device)
+    let outputs =
+        HistoryOutputs { json: args.history.as_deref(), csv: args.history_csv.as_deref(), plot: args.plot.as_deref() };
+    finish_run(&outcome, &spec, &model, &args.out, outputs, validation.as_ref(), args.device.device)
 }

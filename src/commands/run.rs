@@ -19,15 +19,13 @@ pub fn run(args: RunArgs) -> Result<()> {
         bail!("--workers 0 would train nothing: give at least 1 (1 trains one replica on this device)");
     }
     let kind = args.trainer.trainer.unwrap_or(if args.workers > 1 { TrainerKind::Adag } else { TrainerKind::Single });
+    if let Some(p) = &args.plot {
+        crate::training::plot::check_path(p)?;
+    }
     if kind.uses_server() || args.workers > 1 {
         return run_distributed(args, kind);
     }
     let spec = JobSpec::resolve(&args.job.options(), &args.trainer.options(), kind)?;
-    if let Some(p) = &args.plot
-        && !matches!(p.extension().and_then(|e| e.to_str()), Some("png" | "svg" | "PNG" | "SVG"))
-    {
-        bail!("--plot {}: the file must end in .png or .svg", p.display());
-    }
     if args.resume && args.checkpoint_dir.is_none() {
         bail!("--resume needs --checkpoint-dir");
     }
@@ -65,10 +63,9 @@ fn run_distributed(args: RunArgs, kind: TrainerKind) -> Result<()> {
             args.workers
         );
     }
-    if args.history_csv.is_some() || args.plot.is_some() || args.target_loss.is_some() || args.target_accuracy.is_some()
-    {
+    if args.target_loss.is_some() || args.target_accuracy.is_some() {
         bail!(
-            "--history-csv, --plot, --target-loss and --target-accuracy are for one worker; with --workers use --history (JSON)"
+            "--target-loss and --target-accuracy are for one worker; with --workers every worker trains its --epochs"
         );
     }
     let spec = JobSpec::resolve(&args.job.options(), &args.trainer.options(), kind)?;
@@ -85,6 +82,8 @@ fn run_distributed(args: RunArgs, kind: TrainerKind) -> Result<()> {
         workers: args.workers,
         out: args.out,
         history: args.history,
+        history_csv: args.history_csv,
+        plot: args.plot,
         checkpoint_dir: args.checkpoint_dir,
         checkpoint_every: args.checkpoint_every,
         wal: !args.no_wal,

@@ -18,6 +18,8 @@ pub struct DataColumns {
     pub label: String,
     /// Steps applied to every batch (fitted).
     pub transforms: Transforms,
+    /// A scalar label is a regression target (MSE/MAE losses), not a class index.
+    pub regression: bool,
 }
 
 impl DataColumns {
@@ -27,6 +29,7 @@ impl DataColumns {
             features: FeatureColumns::parse(features),
             label: label.to_string(),
             transforms: Transforms::default(),
+            regression: false,
         }
     }
 }
@@ -42,6 +45,8 @@ pub struct Dataset {
     pub label_width: usize,
     /// Number of rows.
     pub rows: usize,
+    /// Whether `labels` are class indices (else targets: one-hot, soft or regression).
+    pub sparse_labels: bool,
     /// Features per row.
     pub width: usize,
 }
@@ -59,7 +64,7 @@ impl Dataset {
 
     /// Whether labels are class indices.
     pub fn sparse(&self) -> bool {
-        self.label_width == 1
+        self.sparse_labels
     }
 
     /// Reads every row of `path`. Checks the width against the model (`expect_width`) and every
@@ -69,7 +74,12 @@ impl Dataset {
             bail!("internal: standard steps must be fitted before the data is loaded");
         }
         let label = columns.label.as_str();
-        let options = ReadOptions { batch: 4096, transforms: columns.transforms.clone(), ..Default::default() };
+        let options = ReadOptions {
+            batch: 4096,
+            transforms: columns.transforms.clone(),
+            label_as_targets: columns.regression,
+            ..Default::default()
+        };
         let mut reader = DataReader::open_with(path, &columns.features, Some(label), options)?;
         let mut ds = Dataset { width: expect_width, ..Default::default() };
         if let Some(n) = reader.total_rows() {
@@ -88,7 +98,7 @@ impl Dataset {
             if let Some(t) = rows.targets.take() {
                 if rows.target_width != classes {
                     bail!(
-                        "{} column `{label}`: {} targets per row, but the model has {classes} outputs",
+                        "{} column `{label}`: {} target value(s) per row, but the model has {classes} outputs: choose a loss that fits the labels (MSE/MAE take one target per output; class indices take a cross-entropy)",
                         reader.parts()[rows.part].display(),
                         rows.target_width
                     );
@@ -100,6 +110,7 @@ impl Dataset {
                 continue;
             }
             ds.label_width = 1;
+            ds.sparse_labels = true;
             let labels = rows.labels.take().unwrap_or_default();
             if let Some((i, &l)) = labels.iter().enumerate().find(|&(_, &l)| l < 0 || l as usize >= max_class) {
                 bail!(

@@ -45,6 +45,8 @@ pub struct ReadOptions {
     pub keep_all_columns: bool,
     /// Columns kept besides those (`predict --keep-cols`); each must exist.
     pub keep_columns: Vec<String>,
+    /// Read a scalar label column as float targets (regression) instead of class indices.
+    pub label_as_targets: bool,
 }
 
 /// A batch of rows, all from one part.
@@ -343,8 +345,8 @@ impl DataReader {
     pub fn next_rows_and_batch(&mut self) -> Result<Option<(Rows, PartBatch)>> {
         let Some(b) = self.next_batch()? else { return Ok(None) };
         let features = self.current_features(b.part);
-        let mut rows =
-            decode(&b.batch, &features, self.label.as_deref()).map_err(|e| self.cell_error(b.part, b.first_row, e))?;
+        let mut rows = decode(&b.batch, &features, self.label.as_deref(), self.options.label_as_targets)
+            .map_err(|e| self.cell_error(b.part, b.first_row, e))?;
         rows.part = b.part;
         rows.first_row = b.first_row;
         self.check_rows(&rows)?;
@@ -560,7 +562,12 @@ fn quoted(part: &Part) -> String {
 }
 
 /// Decodes the features and label of a record batch into rows.
-fn decode(batch: &RecordBatch, features: &[String], label: Option<&str>) -> Result<Rows, DecodeError> {
+fn decode(
+    batch: &RecordBatch,
+    features: &[String],
+    label: Option<&str>,
+    label_as_targets: bool,
+) -> Result<Rows, DecodeError> {
     let n = batch.num_rows();
     let column = |name: &str| -> Result<ArrayRef, DecodeError> {
         batch.column_by_name(name).cloned().ok_or_else(|| DecodeError {
@@ -596,6 +603,10 @@ fn decode(batch: &RecordBatch, features: &[String], label: Option<&str>) -> Resu
             let mut t = Vec::with_capacity(n * 10);
             rows.target_width = columns::push_rows(col.as_ref(), &mut t).map_err(err)?.unwrap_or(0);
             rows.targets = Some(t);
+        } else if label_as_targets {
+            let v = crate::transform::values::scalars(col.as_ref()).map_err(err)?;
+            rows.targets = Some(v.into_iter().map(|x| x as f32).collect());
+            rows.target_width = 1;
         } else {
             rows.labels = Some(columns::class_indices(col.as_ref()).map_err(err)?);
         }

@@ -15,7 +15,7 @@ use distk_onnx::OnnxModel;
 
 use crate::data::dataset::Dataset;
 use crate::distributed::ps::{PsSetup, RunProgress, persistent_identity, run_ps};
-use crate::distributed::report::finish_run;
+use crate::distributed::report::{HistoryOutputs, finish_run};
 use crate::distributed::shard::contiguous_shards;
 use crate::distributed::worker::{WorkerData, WorkerRun, run_worker};
 use crate::job_spec::JobSpec;
@@ -38,6 +38,10 @@ pub struct LocalRun {
     pub out: PathBuf,
     /// Where the history goes.
     pub history: Option<PathBuf>,
+    /// Where the history goes as CSV.
+    pub history_csv: Option<PathBuf>,
+    /// Where the per-epoch plot goes.
+    pub plot: Option<PathBuf>,
     /// Snapshots of the server.
     pub checkpoint_dir: Option<PathBuf>,
     /// Updates between snapshots.
@@ -170,5 +174,7 @@ pub fn train_local(args: LocalRun) -> Result<()> {
         eprintln!("{e}");
     }
     let outcome = outcome?;
-    finish_run(&outcome, &spec, &model, &args.out, args.history.as_deref(), validation.as_ref(), args.device)
+    let outputs =
+        HistoryOutputs { json: args.history.as_deref(), csv: args.history_csv.as_deref(), plot: args.plot.as_deref() };
+    finish_run(&outcome, &spec, &model, &args.out, outputs, validation.as_ref(), args.device)
 }

@@ -1,6 +1,7 @@
 //! Distributed training: the job handed to workers, contiguous shards, the worker loop, the
 //! parameter server of a run, the local launcher of `run --workers`, and the end-of-run report.
 
+pub mod history_export;
 pub mod job;
 pub mod launch;
 pub mod ps;

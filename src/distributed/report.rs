@@ -99,6 +99,17 @@ pub fn evaluate_ensemble(models: &[Vec<u8>], data: &Dataset, device: DeviceChoic
     Ok(EnsembleEvaluation { members: models.len(), accuracy: right as f64 / data.rows.max(1) as f64, rows: data.rows })
 }
 
+/// Where a run's history goes: JSON report, CSV, plot.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HistoryOutputs<'a> {
+    /// The JSON report (`--history`).
+    pub json: Option<&'a Path>,
+    /// The CSV of every step and centre validation (`--history-csv`).
+    pub csv: Option<&'a Path>,
+    /// The per-epoch plot (`--plot`, .png or .svg).
+    pub plot: Option<&'a Path>,
+}
+
 /// Writes the model(s) and the history of a finished run; an error when nothing was trained, a
 /// [`PartialRun`] when some worker did not finish.
 pub fn finish_run(
@@ -106,7 +117,7 @@ pub fn finish_run(
     spec: &JobSpec,
     model: &OnnxModel,
     out: &Path,
-    history: Option<&Path>,
+    outputs: HistoryOutputs,
     validation: Option<&Dataset>,
     device: DeviceChoice,
 ) -> Result<()> {
@@ -152,7 +163,13 @@ pub fn finish_run(
         );
     }
     let failures = outcome.failures();
-    if let Some(p) = history {
+    if let Some(p) = outputs.csv {
+        crate::distributed::history_export::write_csv(outcome, p)?;
+    }
+    if let Some(p) = outputs.plot {
+        crate::training::plot::plot(&crate::distributed::history_export::as_history(outcome), p)?;
+    }
+    if let Some(p) = outputs.json {
         let report = RunReport {
             trainer: &spec.trainer,
             workers: outcome.workers.len(),

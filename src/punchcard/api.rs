@@ -433,6 +433,8 @@ async fn receive(
         workers: request.workers,
         out: dir.join("trained.onnx"),
         history: Some(dir.join("history.json")),
+        history_csv: None,
+        plot: None,
         checkpoint_dir: None,
         checkpoint_every: 500,
         wal: false,

@@ -8,6 +8,7 @@ pub mod epoch;
 pub mod epochs;
 pub mod evaluate;
 pub mod history;
+pub mod metrics;
 pub mod model_io;
 pub mod optimizers;
 pub mod plot;
@@ -18,6 +19,11 @@ pub use epoch::epoch_order;
 pub use model_io::{model_widths, trained_model_bytes, write_trained_model};
 pub use optimizers::parse_optimizer;
 pub use session::{SessionConfig, StepStats, TrainSession};
+
+/// Whether the loss makes a scalar label a regression target (MSE, MAE) rather than a class.
+pub fn is_regression_loss(loss: Option<&str>) -> bool {
+    matches!(loss, Some("mean_squared_error" | "mse" | "mean_absolute_error" | "mae"))
+}
 
 /// What `run` says when it takes a model's output as logits on its own: a cross-entropy on a model
 /// that does not end in Softmax or Sigmoid (PyTorch's usual export) reads its output as logits

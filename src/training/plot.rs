@@ -61,6 +61,14 @@ where
     Ok(())
 }
 
+/// Checks that `path` names a kind of file [`plot`] draws (before any training).
+pub fn check_path(path: &Path) -> Result<()> {
+    if !matches!(path.extension().and_then(|e| e.to_str()), Some("png" | "svg" | "PNG" | "SVG")) {
+        bail!("--plot {}: the file must end in .png or .svg", path.display());
+    }
+    Ok(())
+}
+
 /// Draws the history's epochs into `path` (PNG or SVG by extension), atomically.
 pub fn plot(history: &History, path: &Path) -> Result<()> {
     let _ = register_font("sans-serif", FontStyle::Normal, FONT);
