@@ -21,7 +21,9 @@ use crate::trainers::WorkerSide;
 use crate::trainers::link::{Link, QuicLink, Reconnecting};
 use crate::trainers::policy::WorkerPolicy;
 use crate::trainers::replica::{Replica, SessionReplica};
-use crate::training::epochs::{Ended, EpochHooks, EpochSummary, NonFiniteLoss, Schedule, StepAt, train_epochs};
+use crate::training::epochs::{
+    Ended, EpochHooks, EpochSummary, MemoryRows, NonFiniteLoss, Schedule, StepAt, train_epochs,
+};
 use crate::training::{StepStats, TrainSession, model_widths};
 
 /// One local step of a worker.
@@ -145,19 +147,11 @@ pub fn run_worker(run: WorkerRun, net: &tokio::runtime::Handle) -> Result<Worker
     let mut link = QuicLink::start(net, conn, spec.trainer.kind.worker() != WorkerSide::EpochAverage);
     let mut policy = WorkerPolicy::new(spec.trainer, replica.session.layout().trainable_len());
     policy.start(&mut replica, &mut link)?;
-    let schedule = Schedule {
-        rows: range.clone(),
-        epochs: spec.epochs,
-        batch,
-        shuffle: spec.shuffle,
-        seed: spec.seed ^ (u64::from(worker) << 32),
-        start_epoch: 0,
-        skip_batches: 0,
-        first_step: 0,
-    };
+    let mut source = MemoryRows::new(data.clone(), range.clone(), spec.shuffle, spec.seed ^ (u64::from(worker) << 32));
+    let schedule = Schedule { epochs: spec.epochs, batch, start_epoch: 0, skip_batches: 0, first_step: 0 };
     let mut hooks = WorkerHooks {
         worker,
-        data: &data,
+
         replica: &mut replica,
         link: &mut link,
         policy: &mut policy,
@@ -169,7 +163,7 @@ pub fn run_worker(run: WorkerRun, net: &tokio::runtime::Handle) -> Result<Worker
         epochs: spec.epochs,
         verbose: run.verbose,
     };
-    let (ended, _) = train_epochs(&schedule, &mut hooks).map_err(|e| {
+    let (ended, _) = train_epochs(&schedule, &mut source, &mut hooks).map_err(|e| {
         // A diverging worker says which it is; other errors (the link's) name it already.
         if e.is::<NonFiniteLoss>() { e.context(format!("worker {worker}")) } else { e }
     })?;
@@ -192,7 +186,6 @@ pub fn run_worker(run: WorkerRun, net: &tokio::runtime::Handle) -> Result<Worker
 /// A worker around the shared loop: its trainer's policy at each step and epoch, its history.
 struct WorkerHooks<'a> {
     worker: u32,
-    data: &'a Dataset,
     replica: &'a mut SessionReplica,
     link: &'a mut QuicLink,
     policy: &'a mut WorkerPolicy,
@@ -220,9 +213,12 @@ impl EpochHooks for WorkerHooks<'_> {
         Ok(())
     }
 
-    fn train_batch(&mut self, rows: &[usize]) -> Result<StepStats> {
-        self.data.gather(rows, &mut self.replica.x, &mut self.replica.y);
-        self.replica.rows = rows.len();
+    fn train_batch(&mut self, rows: usize, x: &[f32], y: &[f32]) -> Result<StepStats> {
+        self.replica.x.clear();
+        self.replica.x.extend_from_slice(x);
+        self.replica.y.clear();
+        self.replica.y.extend_from_slice(y);
+        self.replica.rows = rows;
         self.wait_before = self.link.stats().wait_s;
         self.policy.step(self.replica, self.link)
     }

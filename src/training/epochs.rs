@@ -1,30 +1,70 @@
-//! The training loop that `run` and every worker share: epochs over a range of rows in a seeded
-//! order, batches of at most `batch` rows, a stop request checked before each batch, a non-finite
-//! loss refused, and each epoch's mean loss and accuracy. What happens at each step and at the end
-//! of an epoch (a progress bar and checkpoints, or a trainer's exchanges) is the caller's
-//! [`EpochHooks`].
+//! The training loop that `run` and every worker share: epochs over the rows of a [`RowSource`]
+//! (in memory in a seeded order, or streamed through a shuffle buffer), batches of at most
+//! `batch` rows, a stop request checked before each batch, a non-finite loss refused, and each
+//! epoch's mean loss and accuracy. What happens at each step and at the end of an epoch (a
+//! progress bar and checkpoints, or a trainer's exchanges) is the caller's [`EpochHooks`].
 
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
 
+use crate::data::dataset::Dataset;
 use crate::training::StepStats;
 use crate::training::epoch::epoch_order;
 
-/// Which rows are trained, how often and in what order.
+/// Where an epoch's rows come from, batch by batch.
+pub trait RowSource {
+    /// Starts `epoch`; returns its number of rows.
+    fn begin_epoch(&mut self, epoch: usize) -> Result<usize>;
+    /// Fills `x` (features) and `y` (labels) with the next at most `batch` rows of the epoch;
+    /// returns how many (0 at its end).
+    fn next_batch(&mut self, batch: usize, x: &mut Vec<f32>, y: &mut Vec<f32>) -> Result<usize>;
+}
+
+/// Rows of an in-memory dataset: a range of it, in a seeded order per epoch.
+pub struct MemoryRows {
+    data: Arc<Dataset>,
+    rows: Range<usize>,
+    shuffle: bool,
+    seed: u64,
+    order: Vec<usize>,
+    at: usize,
+}
+
+impl MemoryRows {
+    /// The rows `rows` of `data`, shuffled every epoch when `shuffle` (seeded by `seed`).
+    pub fn new(data: Arc<Dataset>, rows: Range<usize>, shuffle: bool, seed: u64) -> Self {
+        MemoryRows { data, rows, shuffle, seed, order: Vec::new(), at: 0 }
+    }
+}
+
+impl RowSource for MemoryRows {
+    fn begin_epoch(&mut self, epoch: usize) -> Result<usize> {
+        let start = self.rows.start;
+        self.order =
+            epoch_order(self.rows.len(), self.shuffle, self.seed, epoch).into_iter().map(|i| start + i).collect();
+        self.at = 0;
+        Ok(self.order.len())
+    }
+
+    fn next_batch(&mut self, batch: usize, x: &mut Vec<f32>, y: &mut Vec<f32>) -> Result<usize> {
+        let end = (self.at + batch).min(self.order.len());
+        let idx = &self.order[self.at..end];
+        self.data.gather(idx, x, y);
+        self.at = end;
+        Ok(idx.len())
+    }
+}
+
+/// How often and in what batches the rows are trained.
 #[derive(Clone, Debug)]
 pub struct Schedule {
-    /// The rows (indices into the dataset).
-    pub rows: Range<usize>,
     /// Passes over the rows.
     pub epochs: usize,
     /// Rows per step (the last batch of an epoch may be shorter).
     pub batch: usize,
-    /// Shuffle the rows every epoch.
-    pub shuffle: bool,
-    /// Seed of the shuffling.
-    pub seed: u64,
     /// The epoch to start at (a resumed run).
     pub start_epoch: usize,
     /// Batches of the first epoch already trained (a resumed run).
@@ -94,30 +134,33 @@ pub trait EpochHooks {
     }
     /// A batch of a resumed epoch that was trained before.
     fn skipped_batch(&mut self) {}
-    /// Trains one step on these rows.
-    fn train_batch(&mut self, rows: &[usize]) -> Result<StepStats>;
+    /// Trains one step on `rows` rows: features `x`, labels `y`.
+    fn train_batch(&mut self, rows: usize, x: &[f32], y: &[f32]) -> Result<StepStats>;
     /// After the step at `at`: its statistics and the epoch so far.
     fn after_step(&mut self, at: StepAt, stats: &StepStats, epoch_so_far: &EpochSummary) -> Result<()>;
     /// The end of `epoch`; returns whether to go on with the next.
     fn end_epoch(&mut self, epoch: usize, summary: &EpochSummary) -> Result<bool>;
 }
 
-/// Trains `schedule` with `hooks`; returns how it ended and the number of the next step.
-pub fn train_epochs(schedule: &Schedule, hooks: &mut impl EpochHooks) -> Result<(Ended, u64)> {
-    let n = schedule.rows.len();
+/// Trains `schedule` over the rows of `source` with `hooks`; returns how it ended and the number
+/// of the next step.
+pub fn train_epochs(
+    schedule: &Schedule,
+    source: &mut impl RowSource,
+    hooks: &mut impl EpochHooks,
+) -> Result<(Ended, u64)> {
     let batch = schedule.batch.max(1);
     let mut step = schedule.first_step;
+    let (mut x, mut y) = (Vec::new(), Vec::new());
     for epoch in schedule.start_epoch..schedule.epochs {
-        let order: Vec<usize> = epoch_order(n, schedule.shuffle, schedule.seed, epoch)
-            .into_iter()
-            .map(|i| schedule.rows.start + i)
-            .collect();
+        let n = source.begin_epoch(epoch)?;
         let batches = n.div_ceil(batch);
         hooks.start_epoch(epoch, batches)?;
         let started = Instant::now();
         let (mut loss_sum, mut acc_sum, mut rows_done) = (0.0f64, 0.0f64, 0usize);
-        for (b, chunk) in order.chunks(batch).enumerate() {
+        for b in 0..batches {
             if epoch == schedule.start_epoch && b < schedule.skip_batches {
+                source.next_batch(batch, &mut x, &mut y)?;
                 hooks.skipped_batch();
                 continue;
             }
@@ -125,13 +168,17 @@ pub fn train_epochs(schedule: &Schedule, hooks: &mut impl EpochHooks) -> Result<
             if hooks.stop_requested() {
                 return Ok((Ended::Stopped, step));
             }
-            let s = hooks.train_batch(chunk)?;
+            let rows = source.next_batch(batch, &mut x, &mut y)?;
+            if rows == 0 {
+                break;
+            }
+            let s = hooks.train_batch(rows, &x, &y)?;
             if !s.loss.is_finite() {
                 return Err(NonFiniteLoss { loss: s.loss, step, epoch }.into());
             }
-            loss_sum += s.loss as f64 * chunk.len() as f64;
-            acc_sum += s.accuracy as f64 * chunk.len() as f64;
-            rows_done += chunk.len();
+            loss_sum += s.loss as f64 * rows as f64;
+            acc_sum += s.accuracy as f64 * rows as f64;
+            rows_done += rows;
             let rows = rows_done as f64;
             let so_far = EpochSummary {
                 loss: loss_sum / rows,
@@ -160,6 +207,20 @@ pub fn train_epochs(schedule: &Schedule, hooks: &mut impl EpochHooks) -> Result<
 mod tests {
     use super::*;
 
+    /// Rows whose one feature is their index.
+    fn rows(range: Range<usize>) -> MemoryRows {
+        let n = range.end;
+        let data = Dataset {
+            features: (0..n).map(|i| i as f32).collect(),
+            labels: vec![0.0; n],
+            label_width: 1,
+            rows: n,
+            width: 1,
+            sparse_labels: true,
+        };
+        MemoryRows::new(Arc::new(data), range, false, 0)
+    }
+
     /// Records what the loop asked for; the loss of each step is its first row.
     #[derive(Default)]
     struct Log {
@@ -178,9 +239,9 @@ mod tests {
         fn skipped_batch(&mut self) {
             self.skipped += 1;
         }
-        fn train_batch(&mut self, rows: &[usize]) -> Result<StepStats> {
-            self.batches.push(rows.to_vec());
-            Ok(StepStats { loss: rows[0] as f32, accuracy: 1.0 })
+        fn train_batch(&mut self, rows: usize, x: &[f32], _: &[f32]) -> Result<StepStats> {
+            self.batches.push(x[..rows].iter().map(|&v| v as usize).collect());
+            Ok(StepStats { loss: x[0], accuracy: 1.0 })
         }
         fn after_step(&mut self, at: StepAt, _: &StepStats, _: &EpochSummary) -> Result<()> {
             self.steps.push(at.step);
@@ -193,22 +254,13 @@ mod tests {
     }
 
     fn schedule(epochs: usize) -> Schedule {
-        Schedule {
-            rows: 10..15,
-            epochs,
-            batch: 2,
-            shuffle: false,
-            seed: 0,
-            start_epoch: 0,
-            skip_batches: 0,
-            first_step: 0,
-        }
+        Schedule { epochs, batch: 2, start_epoch: 0, skip_batches: 0, first_step: 0 }
     }
 
     #[test]
     fn batches_cover_the_rows_each_epoch_and_the_means_weigh_rows() {
         let mut log = Log::default();
-        assert_eq!(train_epochs(&schedule(2), &mut log).unwrap(), (Ended::Completed, 6));
+        assert_eq!(train_epochs(&schedule(2), &mut rows(10..15), &mut log).unwrap(), (Ended::Completed, 6));
         assert_eq!(log.batches[..3], [vec![10, 11], vec![12, 13], vec![14]]);
         assert_eq!(log.steps, vec![0, 1, 2, 3, 4, 5]);
         // (10 * 2 + 12 * 2 + 14) / 5
@@ -219,16 +271,16 @@ mod tests {
     fn a_resumed_run_skips_what_it_trained_and_numbers_on() {
         let mut log = Log::default();
         let s = Schedule { start_epoch: 1, skip_batches: 2, first_step: 5, ..schedule(2) };
-        assert_eq!(train_epochs(&s, &mut log).unwrap(), (Ended::Completed, 6));
+        assert_eq!(train_epochs(&s, &mut rows(10..15), &mut log).unwrap(), (Ended::Completed, 6));
         assert_eq!((log.batches, log.steps, log.skipped), (vec![vec![14]], vec![5], 2));
     }
 
     #[test]
     fn stops_before_a_batch_or_after_an_epoch() {
         let mut log = Log { stop_after: Some(2), ..Default::default() };
-        assert_eq!(train_epochs(&schedule(3), &mut log).unwrap(), (Ended::Stopped, 2));
+        assert_eq!(train_epochs(&schedule(3), &mut rows(10..15), &mut log).unwrap(), (Ended::Stopped, 2));
         let mut log = Log { stop_epoch: Some(0), ..Default::default() };
-        assert_eq!(train_epochs(&schedule(3), &mut log).unwrap(), (Ended::EndedEarly, 3));
+        assert_eq!(train_epochs(&schedule(3), &mut rows(10..15), &mut log).unwrap(), (Ended::EndedEarly, 3));
     }
 
     #[test]
@@ -238,7 +290,7 @@ mod tests {
             fn stop_requested(&self) -> bool {
                 false
             }
-            fn train_batch(&mut self, _: &[usize]) -> Result<StepStats> {
+            fn train_batch(&mut self, _: usize, _: &[f32], _: &[f32]) -> Result<StepStats> {
                 Ok(StepStats { loss: f32::NAN, accuracy: 0.0 })
             }
             fn after_step(&mut self, _: StepAt, _: &StepStats, _: &EpochSummary) -> Result<()> {
@@ -248,7 +300,7 @@ mod tests {
                 Ok(true)
             }
         }
-        let e = train_epochs(&schedule(1), &mut Nan).unwrap_err().to_string();
+        let e = train_epochs(&schedule(1), &mut rows(10..15), &mut Nan).unwrap_err().to_string();
         assert!(e.contains("the loss became NaN at step 0 (epoch 1)"), "{e}");
     }
 }

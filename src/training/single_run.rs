@@ -16,7 +16,7 @@ use crate::data::dataset::Dataset;
 use crate::job_spec::JobSpec;
 use crate::runtime::{DeviceChoice, Runtime};
 use crate::training::checkpoint::{Checkpoint, CheckpointMeta};
-use crate::training::epochs::{Ended, EpochHooks, EpochSummary, Schedule, StepAt, train_epochs};
+use crate::training::epochs::{Ended, EpochHooks, EpochSummary, MemoryRows, Schedule, StepAt, train_epochs};
 use crate::training::evaluate::Evaluator;
 use crate::training::history::{EpochRecord, History, StepRecord};
 use crate::training::{StepStats, TrainSession, model_widths, write_trained_model};
@@ -67,7 +67,7 @@ pub fn train_single(mut run: SingleRun) -> Result<()> {
     let model = OnnxModel::load(&run.model)?;
     let (width, classes) = model_widths(&model)?;
     let cols = spec.data_columns()?;
-    let train = Dataset::load(&run.data, &cols, width, classes)?;
+    let train = Arc::new(Dataset::load(&run.data, &cols, width, classes)?);
     let val = match &run.validation {
         Some(p) => Some(Dataset::load(p, &cols, width, classes)?),
         None => None,
@@ -120,19 +120,10 @@ pub fn train_single(mut run: SingleRun) -> Result<()> {
     if let Some(note) = crate::training::output_kind_note(&model, &loss, spec.from_logits) {
         eprintln!("{note}");
     }
-    let schedule = Schedule {
-        rows: 0..train.rows,
-        epochs: spec.epochs,
-        batch,
-        shuffle: spec.shuffle,
-        seed: spec.seed,
-        start_epoch,
-        skip_batches,
-        first_step: global_step,
-    };
+    let mut source = MemoryRows::new(train.clone(), 0..train.rows, spec.shuffle, spec.seed);
+    let schedule = Schedule { epochs: spec.epochs, batch, start_epoch, skip_batches, first_step: global_step };
     let mut hooks = SingleHooks {
         session: &mut session,
-        train: &train,
         validation: evaluator.as_mut().zip(val.as_ref()),
         stop: &run.stop,
         history: History { stopped: "completed".into(), ..Default::default() },
@@ -144,10 +135,8 @@ pub fn train_single(mut run: SingleRun) -> Result<()> {
         next_step: global_step,
         checkpoint: run.checkpoint_dir.as_deref().map(|d| (d, run.checkpoint_every.max(1))),
         targets: (run.target_loss, run.target_accuracy),
-        x: Vec::new(),
-        y: Vec::new(),
     };
-    let outcome = train_epochs(&schedule, &mut hooks);
+    let outcome = train_epochs(&schedule, &mut source, &mut hooks);
     let mut history = std::mem::take(&mut hooks.history);
     let global_step = match outcome {
         Ok((ended, next_step)) => {
@@ -186,7 +175,6 @@ pub fn train_single(mut run: SingleRun) -> Result<()> {
 /// validation after each epoch, checkpoints and the targets.
 struct SingleHooks<'a> {
     session: &'a mut TrainSession,
-    train: &'a Dataset,
     validation: Option<(&'a mut Evaluator, &'a Dataset)>,
     stop: &'a AtomicBool,
     history: History,
@@ -201,8 +189,6 @@ struct SingleHooks<'a> {
     checkpoint: Option<(&'a Path, u64)>,
     /// `--target-loss`, `--target-accuracy`.
     targets: (Option<f64>, Option<f64>),
-    x: Vec<f32>,
-    y: Vec<f32>,
 }
 
 impl EpochHooks for SingleHooks<'_> {
@@ -224,9 +210,8 @@ impl EpochHooks for SingleHooks<'_> {
         self.bar.inc(1);
     }
 
-    fn train_batch(&mut self, rows: &[usize]) -> Result<StepStats> {
-        self.train.gather(rows, &mut self.x, &mut self.y);
-        self.session.step(rows.len(), &self.x, &self.y)
+    fn train_batch(&mut self, rows: usize, x: &[f32], y: &[f32]) -> Result<StepStats> {
+        self.session.step(rows, x, y)
     }
 
     fn after_step(&mut self, at: StepAt, s: &StepStats, so_far: &EpochSummary) -> Result<()> {
