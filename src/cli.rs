@@ -195,6 +195,15 @@ pub struct JobArgs {
     /// (shape=AxB), dense, label-index ([threshold=0.55] or argmax=true), binary-label (label=).
     #[arg(long = "transform", value_name = "STEP")]
     pub transform: Vec<String>,
+    /// Rows held for shuffling when the training data is streamed (larger than
+    /// --in-memory-max-bytes): row groups are read in a seeded order into a buffer of this many
+    /// rows, each buffer-full shuffled.
+    #[arg(long, default_value_t = crate::job_spec::default_shuffle_buffer())]
+    pub shuffle_buffer: usize,
+    /// Training data whose decoded features exceed this many bytes is streamed from its Parquet
+    /// row groups instead of held in memory (0: always stream).
+    #[arg(long, default_value_t = crate::job_spec::default_in_memory_max_bytes())]
+    pub in_memory_max_bytes: u64,
     /// Train this float initializer although the importer freezes it (it trains weights of
     /// parametrised ops only; `inspect` shows each decision). Repeatable.
     #[arg(long = "trainable", value_name = "NAME")]
@@ -614,6 +623,8 @@ impl JobArgs {
             add_missing_biases: self.add_missing_biases,
             dropout: self.dropout.clone(),
             transforms: self.transform.clone(),
+            shuffle_buffer: self.shuffle_buffer,
+            in_memory_max_bytes: self.in_memory_max_bytes,
             trainable: self.trainable.clone(),
             frozen: self.frozen.clone(),
             from_logits: self.from_logits,

@@ -76,6 +76,22 @@ pub struct TrainOptions {
     /// Steps applied to the data as it is read (`--transform KIND:INPUT:OUTPUT[:args]`).
     #[serde(default)]
     pub transforms: Vec<String>,
+    /// Rows held for shuffling when the data is streamed.
+    #[serde(default = "default_shuffle_buffer")]
+    pub shuffle_buffer: usize,
+    /// Decoded training data up to this size is held in memory; larger data is streamed.
+    #[serde(default = "default_in_memory_max_bytes")]
+    pub in_memory_max_bytes: u64,
+}
+
+/// The default `--shuffle-buffer`: 65,536 rows.
+pub fn default_shuffle_buffer() -> usize {
+    65_536
+}
+
+/// The default `--in-memory-max-bytes`: 1 GiB of decoded features.
+pub fn default_in_memory_max_bytes() -> u64 {
+    1 << 30
 }
 
 /// Everything a worker trains with, besides the model and its data.
@@ -124,6 +140,12 @@ pub struct JobSpec {
     /// training data) before the spec reaches a worker.
     #[serde(default)]
     pub transforms: Vec<String>,
+    /// Rows held for shuffling when the data is streamed.
+    #[serde(default = "default_shuffle_buffer")]
+    pub shuffle_buffer: usize,
+    /// Decoded training data up to this size is held in memory; larger data is streamed.
+    #[serde(default = "default_in_memory_max_bytes")]
+    pub in_memory_max_bytes: u64,
 }
 
 impl JobSpec {
@@ -193,6 +215,9 @@ impl JobSpec {
         // Fails early on a bad optimizer name or argument.
         parse_optimizer(&job.optimizer, job.learning_rate, &job.optimizer_args)?;
         Transforms::parse(&job.transforms)?;
+        if job.shuffle_buffer == 0 {
+            bail!("--shuffle-buffer must be at least 1 row");
+        }
         let mut params =
             TrainerParams::new(kind, trainer.communication_window, trainer.rho, trainer.elastic_lr, trainer.momentum)?;
         params.overlap = !trainer.no_overlap;
@@ -216,6 +241,8 @@ impl JobSpec {
             features_col: job.features_col.clone(),
             label_col: job.label_col.clone(),
             transforms: job.transforms.clone(),
+            shuffle_buffer: job.shuffle_buffer,
+            in_memory_max_bytes: job.in_memory_max_bytes,
         })
     }
 }

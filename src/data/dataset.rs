@@ -55,11 +55,7 @@ impl Dataset {
     /// The Keras loss to use when none is given: sparse cross-entropy for integer labels
     /// (binary for a single output), categorical cross-entropy for one-hot lists.
     pub fn default_loss(&self, outputs: usize) -> &'static str {
-        match (self.label_width, outputs) {
-            (1, 1) => "binary_crossentropy",
-            (1, _) => "sparse_categorical_crossentropy",
-            _ => "categorical_crossentropy",
-        }
+        default_loss(self.label_width, outputs)
     }
 
     /// Whether labels are class indices.
@@ -83,44 +79,16 @@ impl Dataset {
         let mut reader = DataReader::open_with(path, &columns.features, Some(label), options)?;
         let mut ds = Dataset { width: expect_width, ..Default::default() };
         if let Some(n) = reader.total_rows() {
-            ds.features.reserve(n * expect_width);
-            ds.labels.reserve(n);
+            // Sizes from a file's footer: reserved only where the memory is there.
+            let _ = n.checked_mul(expect_width).map(|v| ds.features.try_reserve(v));
+            let _ = ds.labels.try_reserve(n);
         }
-        let max_class = if classes == 1 { 2 } else { classes };
         while let Some(mut rows) = reader.next_rows()? {
-            if rows.width != expect_width {
-                bail!(
-                    "input width {} (in {}) does not match the model's input ({expect_width} values per row); check --features-col or the model",
-                    rows.width,
-                    reader.parts()[rows.part].display()
-                );
-            }
-            if let Some(t) = rows.targets.take() {
-                if rows.target_width != classes {
-                    bail!(
-                        "{} column `{label}`: {} target value(s) per row, but the model has {classes} outputs: choose a loss that fits the labels (MSE/MAE take one target per output; class indices take a cross-entropy)",
-                        reader.parts()[rows.part].display(),
-                        rows.target_width
-                    );
-                }
-                ds.label_width = classes;
-                ds.features.extend_from_slice(&rows.features);
-                ds.labels.extend_from_slice(&t);
-                ds.rows += rows.count;
-                continue;
-            }
-            ds.label_width = 1;
-            ds.sparse_labels = true;
-            let labels = rows.labels.take().unwrap_or_default();
-            if let Some((i, &l)) = labels.iter().enumerate().find(|&(_, &l)| l < 0 || l as usize >= max_class) {
-                bail!(
-                    "{}, column `{label}`: label {l} is outside the model's {max_class} classes (0..{})",
-                    reader.locate(&rows, i),
-                    max_class - 1
-                );
-            }
+            let (y, label_width, sparse) = checked_labels(&reader, &mut rows, label, expect_width, classes)?;
+            ds.label_width = label_width;
+            ds.sparse_labels = sparse;
             ds.features.extend_from_slice(&rows.features);
-            ds.labels.extend(labels.iter().map(|&l| l as f32));
+            ds.labels.extend_from_slice(&y);
             ds.rows += rows.count;
         }
         if ds.rows == 0 {
@@ -138,5 +106,54 @@ impl Dataset {
             x.extend_from_slice(&self.features[i * self.width..(i + 1) * self.width]);
             y.extend_from_slice(&self.labels[i * lw..(i + 1) * lw]);
         }
+    }
+}
+
+/// Checks a batch against the model (its width, the labels' classes or the targets' count) and
+/// returns its labels as f32 rows, values per row, and whether they are class indices.
+pub fn checked_labels(
+    reader: &DataReader,
+    rows: &mut crate::data::Rows,
+    label: &str,
+    expect_width: usize,
+    classes: usize,
+) -> Result<(Vec<f32>, usize, bool)> {
+    if rows.width != expect_width {
+        bail!(
+            "input width {} (in {}) does not match the model's input ({expect_width} values per row); check --features-col or the model",
+            rows.width,
+            reader.parts()[rows.part].display()
+        );
+    }
+    if let Some(t) = rows.targets.take() {
+        if rows.target_width != classes {
+            bail!(
+                "{} column `{label}`: {} target value(s) per row, but the model has {classes} outputs: choose a loss that fits the labels (MSE/MAE take one target per output; class indices take a cross-entropy)",
+                reader.parts()[rows.part].display(),
+                rows.target_width
+            );
+        }
+        return Ok((t, classes, false));
+    }
+    let max_class = if classes == 1 { 2 } else { classes };
+    let labels = rows.labels.take().unwrap_or_default();
+    if let Some((i, &l)) = labels.iter().enumerate().find(|&(_, &l)| l < 0 || l as usize >= max_class) {
+        bail!(
+            "{}, column `{label}`: label {l} is outside the model's {max_class} classes (0..{})",
+            reader.locate(rows, i),
+            max_class - 1
+        );
+    }
+    Ok((labels.iter().map(|&l| l as f32).collect(), 1, true))
+}
+
+/// The Keras loss to use when none is given, for labels of `label_width` values per row and a
+/// model of `outputs` outputs: sparse cross-entropy for class indices (binary for one output),
+/// categorical cross-entropy for one-hot rows.
+pub fn default_loss(label_width: usize, outputs: usize) -> &'static str {
+    match (label_width, outputs) {
+        (1, 1) => "binary_crossentropy",
+        (1, _) => "sparse_categorical_crossentropy",
+        _ => "categorical_crossentropy",
     }
 }

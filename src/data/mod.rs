@@ -9,5 +9,6 @@ pub mod parquet_output;
 pub mod parts;
 pub mod predictions;
 pub mod reader;
+pub mod stream;
 
 pub use reader::{DataReader, FeatureColumns, Rows};

@@ -47,6 +47,17 @@ pub struct ReadOptions {
     pub keep_columns: Vec<String>,
     /// Read a scalar label column as float targets (regression) instead of class indices.
     pub label_as_targets: bool,
+    /// Read only these units, in this order (else every part whole, in order).
+    pub units: Option<Vec<Unit>>,
+}
+
+/// A unit of reading: a Parquet row group, or a whole part of another format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unit {
+    /// The part.
+    pub part: usize,
+    /// The row group within it (Parquet).
+    pub row_group: Option<usize>,
 }
 
 /// A batch of rows, all from one part.
@@ -112,6 +123,8 @@ struct PartInfo {
     rows: Option<usize>,
     /// First row of each row group (Parquet).
     row_group_starts: Vec<usize>,
+    /// Rows of each row group (Parquet).
+    row_group_rows: Vec<usize>,
 }
 
 /// A stream of [`Rows`] (or [`PartBatch`]es) from a dataset.
@@ -123,6 +136,8 @@ pub struct DataReader {
     label: Option<String>,
     options: ReadOptions,
     current: Option<OpenPart>,
+    /// What is read, in order.
+    order: Vec<Unit>,
     next_part: usize,
     next_row: usize,
     width: Option<(usize, usize)>,
@@ -152,18 +167,32 @@ impl DataReader {
                     let builder = parquet_builder(p)?;
                     let schema = builder.schema().clone();
                     plan(part, &schema, features, label, &options)?;
-                    let mut starts = Vec::new();
+                    let (mut starts, mut sizes) = (Vec::new(), Vec::new());
                     let mut rows = 0usize;
                     for rg in builder.metadata().row_groups() {
                         starts.push(rows);
-                        rows += usize::try_from(rg.num_rows()).unwrap_or(0);
+                        let n = usize::try_from(rg.num_rows()).unwrap_or(0);
+                        sizes.push(n);
+                        rows += n;
                     }
-                    PartInfo { rows: Some(rows), row_group_starts: starts }
+                    PartInfo { rows: Some(rows), row_group_starts: starts, row_group_rows: sizes }
                 }
                 _ => PartInfo::default(),
             });
         }
+        let order = match &options.units {
+            Some(u) => {
+                if let Some(bad) = u.iter().find(|u| {
+                    u.part >= parts.len() || u.row_group.is_some_and(|g| g >= infos[u.part].row_group_starts.len())
+                }) {
+                    bail!("internal: no unit {bad:?} in `{}`", path.display());
+                }
+                u.clone()
+            }
+            None => (0..parts.len()).map(|part| Unit { part, row_group: None }).collect(),
+        };
         let mut reader = DataReader {
+            order,
             spec: path.to_path_buf(),
             parts,
             infos,
@@ -183,6 +212,22 @@ impl DataReader {
     /// Rows in the dataset, where every part's footer says so (Parquet).
     pub fn total_rows(&self) -> Option<usize> {
         self.infos.iter().map(|i| i.rows).sum()
+    }
+
+    /// Every unit of reading with its rows: each row group of a Parquet part, each other part
+    /// whole (rows unknown).
+    pub fn units(&self) -> Vec<(Unit, Option<usize>)> {
+        let mut out = Vec::new();
+        for (part, info) in self.infos.iter().enumerate() {
+            if info.row_group_rows.is_empty() {
+                out.push((Unit { part, row_group: None }, info.rows));
+            } else {
+                for (g, &n) in info.row_group_rows.iter().enumerate() {
+                    out.push((Unit { part, row_group: Some(g) }, Some(n)));
+                }
+            }
+        }
+        out
     }
 
     /// The parts read, in order.
@@ -215,12 +260,12 @@ impl DataReader {
 
     fn advance_part(&mut self) -> Result<bool> {
         self.current = None;
-        if self.next_part >= self.parts.len() {
+        let Some(&unit) = self.order.get(self.next_part) else {
             return Ok(false);
-        }
-        let index = self.next_part;
+        };
         self.next_part += 1;
-        self.next_row = 0;
+        let index = unit.part;
+        self.next_row = unit.row_group.map_or(0, |g| self.infos[index].row_group_starts[g]);
         let part = &self.parts[index];
         let label = self.label.as_deref();
         let options = &self.options;
@@ -237,6 +282,10 @@ impl DataReader {
                     .map(|(i, _)| i)
                     .collect();
                 let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+                let builder = match unit.row_group {
+                    Some(g) => builder.with_row_groups(vec![g]),
+                    None => builder,
+                };
                 let reader = builder
                     .with_projection(mask)
                     .with_batch_size(options.batch)

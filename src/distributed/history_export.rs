@@ -73,5 +73,5 @@ pub fn as_history(outcome: &PsOutcome) -> History {
         });
         previous_end = end;
     }
-    History { steps, epochs, stopped: outcome.stopped.clone() }
+    History { steps, epochs, stopped: outcome.stopped.clone(), peak_resident_rows: None }
 }

@@ -14,8 +14,25 @@ use crate::data::dataset::Dataset;
 use crate::training::StepStats;
 use crate::training::epoch::epoch_order;
 
+/// What a row source holds: rows per epoch and the labels' form.
+#[derive(Clone, Copy, Debug)]
+pub struct SourceShape {
+    /// Rows per epoch.
+    pub rows: usize,
+    /// Label values per row.
+    pub label_width: usize,
+    /// Whether labels are class indices.
+    pub sparse: bool,
+    /// Whether the rows are streamed (not held in memory).
+    pub streamed: bool,
+    /// The most rows held at once so far.
+    pub peak_resident_rows: usize,
+}
+
 /// Where an epoch's rows come from, batch by batch.
 pub trait RowSource {
+    /// Rows and labels' form.
+    fn shape(&self) -> SourceShape;
     /// Starts `epoch`; returns its number of rows.
     fn begin_epoch(&mut self, epoch: usize) -> Result<usize>;
     /// Fills `x` (features) and `y` (labels) with the next at most `batch` rows of the epoch;
@@ -41,6 +58,16 @@ impl MemoryRows {
 }
 
 impl RowSource for MemoryRows {
+    fn shape(&self) -> SourceShape {
+        SourceShape {
+            rows: self.rows.len(),
+            label_width: self.data.label_width,
+            sparse: self.data.sparse(),
+            streamed: false,
+            peak_resident_rows: self.data.rows,
+        }
+    }
+
     fn begin_epoch(&mut self, epoch: usize) -> Result<usize> {
         let start = self.rows.start;
         self.order =
@@ -146,7 +173,7 @@ pub trait EpochHooks {
 /// of the next step.
 pub fn train_epochs(
     schedule: &Schedule,
-    source: &mut impl RowSource,
+    source: &mut dyn RowSource,
     hooks: &mut impl EpochHooks,
 ) -> Result<(Ended, u64)> {
     let batch = schedule.batch.max(1);

@@ -51,6 +51,10 @@ pub struct History {
     pub epochs: Vec<EpochRecord>,
     /// Why the run ended (`completed`, `target reached`, `interrupted`).
     pub stopped: String,
+    /// For streamed training data: the most training rows held in memory at once (the shuffle
+    /// buffer and the batch being read into it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_resident_rows: Option<usize>,
 }
 
 impl History {

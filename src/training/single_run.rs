@@ -13,10 +13,12 @@ use distk_onnx::OnnxModel;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::data::dataset::Dataset;
+use crate::data::dataset::default_loss;
+use crate::data::stream::{StreamOptions, StreamedRows, too_large_for_memory};
 use crate::job_spec::JobSpec;
 use crate::runtime::{DeviceChoice, Runtime};
 use crate::training::checkpoint::{Checkpoint, CheckpointMeta};
-use crate::training::epochs::{Ended, EpochHooks, EpochSummary, MemoryRows, Schedule, StepAt, train_epochs};
+use crate::training::epochs::{Ended, EpochHooks, EpochSummary, MemoryRows, RowSource, Schedule, StepAt, train_epochs};
 use crate::training::evaluate::Evaluator;
 use crate::training::history::{EpochRecord, History, StepRecord};
 use crate::training::{StepStats, TrainSession, model_widths, write_trained_model};
@@ -67,22 +69,31 @@ pub fn train_single(mut run: SingleRun) -> Result<()> {
     let model = OnnxModel::load(&run.model)?;
     let (width, classes) = model_widths(&model)?;
     let cols = spec.data_columns()?;
-    let train = Arc::new(Dataset::load(&run.data, &cols, width, classes)?);
+    // Data whose decoded features exceed --in-memory-max-bytes is streamed through the shuffle
+    // buffer; smaller data is held in memory.
+    let mut source: Box<dyn RowSource> = if too_large_for_memory(&run.data, &cols, width, spec.in_memory_max_bytes)? {
+        let options = StreamOptions { shuffle_buffer: spec.shuffle_buffer, shuffle: spec.shuffle, seed: spec.seed };
+        Box::new(StreamedRows::open(&run.data, &cols, width, classes, options)?)
+    } else {
+        let train = Arc::new(Dataset::load(&run.data, &cols, width, classes)?);
+        Box::new(MemoryRows::new(train.clone(), 0..train.rows, spec.shuffle, spec.seed))
+    };
+    let shape = source.shape();
     let val = match &run.validation {
         Some(p) => Some(Dataset::load(p, &cols, width, classes)?),
         None => None,
     };
     let mut runtime = Runtime::open(run.device, run.adapter)?;
-    let batch = spec.batch_size.min(train.rows);
-    let loss = spec.loss.clone().unwrap_or_else(|| train.default_loss(classes).to_string());
-    let config = spec.session_config(&loss, train.sparse())?;
+    let batch = spec.batch_size.min(shape.rows);
+    let loss = spec.loss.clone().unwrap_or_else(|| default_loss(shape.label_width, classes).to_string());
+    let config = spec.session_config(&loss, shape.sparse)?;
     let mut session = TrainSession::with_config(&model, &mut runtime, batch, &config)?;
-    if session.target_width() != train.label_width {
+    if session.target_width() != shape.label_width {
         bail!(
             "loss `{loss}` takes {} target value(s) per row, the label column `{}` has {}: choose a loss that fits the labels",
             session.target_width(),
             spec.label_col,
-            train.label_width
+            shape.label_width
         );
     }
     let mut evaluator = match &val {
@@ -91,7 +102,7 @@ pub fn train_single(mut run: SingleRun) -> Result<()> {
             &mut runtime,
             batch,
             &loss,
-            train.sparse(),
+            shape.sparse,
             &config.import,
             config.from_logits,
         )?),
@@ -116,11 +127,20 @@ pub fn train_single(mut run: SingleRun) -> Result<()> {
         (start_epoch, skip_batches, global_step) = (ck.meta.epoch, ck.meta.batch_in_epoch, ck.meta.global_step);
         eprintln!("resuming at epoch {} batch {} (step {global_step})", start_epoch + 1, skip_batches);
     }
-    eprintln!("training on {} ({} rows, batch {batch}, {} optimizer)", runtime.describe(), train.rows, spec.optimizer);
+    eprintln!(
+        "training on {} ({} rows{}, batch {batch}, {} optimizer)",
+        runtime.describe(),
+        shape.rows,
+        if shape.streamed {
+            format!(" streamed through a shuffle buffer of {} rows", spec.shuffle_buffer)
+        } else {
+            String::new()
+        },
+        spec.optimizer
+    );
     if let Some(note) = crate::training::output_kind_note(&model, &loss, spec.from_logits) {
         eprintln!("{note}");
     }
-    let mut source = MemoryRows::new(train.clone(), 0..train.rows, spec.shuffle, spec.seed);
     let schedule = Schedule { epochs: spec.epochs, batch, start_epoch, skip_batches, first_step: global_step };
     let mut hooks = SingleHooks {
         session: &mut session,
@@ -136,7 +156,7 @@ pub fn train_single(mut run: SingleRun) -> Result<()> {
         checkpoint: run.checkpoint_dir.as_deref().map(|d| (d, run.checkpoint_every.max(1))),
         targets: (run.target_loss, run.target_accuracy),
     };
-    let outcome = train_epochs(&schedule, &mut source, &mut hooks);
+    let outcome = train_epochs(&schedule, source.as_mut(), &mut hooks);
     let mut history = std::mem::take(&mut hooks.history);
     let global_step = match outcome {
         Ok((ended, next_step)) => {
@@ -153,6 +173,14 @@ pub fn train_single(mut run: SingleRun) -> Result<()> {
     };
     if global_step == 0 && !run.resume {
         bail!("no training step ran (interrupted before the first step); nothing written");
+    }
+    let end = source.shape();
+    if end.streamed {
+        history.peak_resident_rows = Some(end.peak_resident_rows);
+        eprintln!(
+            "streamed {} rows per epoch; at most {} rows were held at once (shuffle buffer {})",
+            end.rows, end.peak_resident_rows, spec.shuffle_buffer
+        );
     }
     write_trained_model(&model, &mut session, &run.out, spec.add_missing_biases)?;
     eprintln!("wrote the trained model to {}", run.out.display());
