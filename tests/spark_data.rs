@@ -705,3 +705,43 @@ fn streaming_a_50_mb_file_holds_at_most_the_shuffle_buffer_and_one_row_group() {
     assert!(peak <= buffer + group, "{peak} rows resident");
     assert_eq!(h["steps"].as_array().unwrap().len(), rows.div_ceil(256), "every row trained");
 }
+
+#[test]
+fn streamed_workers_each_read_their_own_row_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let hist = dir.path().join("h.json");
+    // digits_train.parquet holds 6 row groups (5 of 256 rows, 1 of 157).
+    let o = distk(
+        &[
+            "run",
+            model("keras_mlp.onnx").to_str().unwrap(),
+            "--data",
+            data("digits_train.parquet").to_str().unwrap(),
+            "--workers",
+            "3",
+            "--epochs",
+            "2",
+            "--shuffle",
+            "--device",
+            "cpu",
+            "--in-memory-max-bytes",
+            "0",
+            "--shuffle-buffer",
+            "300",
+            "--out",
+            dir.path().join("c.onnx").to_str().unwrap(),
+            "--history",
+            hist.to_str().unwrap(),
+        ],
+        None,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("1437 rows (streamed: each worker reads its own row groups)"), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&hist).unwrap()).unwrap();
+    let mut rows: Vec<u64> =
+        report["worker_reports"].as_array().unwrap().iter().map(|w| w["history"]["rows"].as_u64().unwrap()).collect();
+    rows.sort_unstable();
+    // Largest row groups first, each to the worker with the fewest rows: 256+157, 256+256, 256+256.
+    assert_eq!(rows, vec![413, 512, 512]);
+}

@@ -66,6 +66,11 @@ pub struct StreamedRows {
     /// Whether labels are class indices.
     pub sparse: bool,
     reader: Option<DataReader>,
+    /// For a worker's share of a file with fewer row groups than workers: its rows, counted in
+    /// file order over the whole file.
+    row_range: Option<std::ops::Range<usize>>,
+    /// Rows read so far this epoch (for `row_range`).
+    read_in_epoch: usize,
     epoch: usize,
     block: u64,
     x: Vec<f32>,
@@ -86,6 +91,21 @@ impl StreamedRows {
         width: usize,
         classes: usize,
         options: StreamOptions,
+    ) -> Result<Self> {
+        Self::open_shard(path, columns, width, classes, options, None)
+    }
+
+    /// [`StreamedRows::open`] for worker `i` of `n` (`shard`: `(i, n, batch)`): it reads only its
+    /// own row groups, assigned so that row counts balance (largest first, each to the worker with
+    /// the fewest rows); with fewer row groups than workers, each worker takes a contiguous range
+    /// of rows. Every worker must get at least `batch` rows.
+    pub fn open_shard(
+        path: &Path,
+        columns: &DataColumns,
+        width: usize,
+        classes: usize,
+        options: StreamOptions,
+        shard: Option<(usize, usize, usize)>,
     ) -> Result<Self> {
         if options.shuffle_buffer == 0 {
             bail!("--shuffle-buffer must be at least 1 row");
@@ -108,6 +128,24 @@ impl StreamedRows {
         }
         let Some(mut first) = probe.next_rows()? else { bail!("`{}` has no rows", path.display()) };
         let (_, label_width, sparse) = checked_labels(&probe, &mut first, &columns.label, width, classes)?;
+        let mut row_range = None;
+        if let Some((i, n, batch)) = shard {
+            let sizes: Vec<usize> = probe.units().into_iter().filter_map(|(_, r)| r.filter(|&r| r > 0)).collect();
+            if units.len() >= n {
+                let mine = assign_units(&sizes, n)[i].clone();
+                rows = mine.iter().map(|&k| sizes[k]).sum();
+                units = mine.into_iter().map(|k| units[k]).collect();
+                if rows < batch {
+                    bail!(
+                        "worker {i} of {n} gets {rows} rows, less than one batch ({batch}); use fewer workers or a smaller --batch-size"
+                    );
+                }
+            } else {
+                let range = crate::distributed::shard::contiguous_shards(rows, n, batch)?[i].clone();
+                rows = range.len();
+                row_range = Some(range);
+            }
+        }
         Ok(StreamedRows {
             path: path.to_path_buf(),
             columns: columns.clone(),
@@ -119,6 +157,8 @@ impl StreamedRows {
             label_width,
             sparse,
             reader: None,
+            row_range,
+            read_in_epoch: 0,
             epoch: 0,
             block: 0,
             x: Vec::new(),
@@ -145,10 +185,23 @@ impl StreamedRows {
             if lw != self.label_width || sparse != self.sparse {
                 bail!("{} gives labels of another form than the first part's", reader.parts()[rows.part].display());
             }
-            self.x.extend_from_slice(&rows.features);
-            self.y.extend_from_slice(&y);
-            self.block_rows += rows.count;
+            // A worker's row range: only its rows of the batch (file order).
+            let (from, to) = match &self.row_range {
+                Some(r) => {
+                    let start = self.read_in_epoch;
+                    (r.start.clamp(start, start + rows.count) - start, r.end.clamp(start, start + rows.count) - start)
+                }
+                None => (0, rows.count),
+            };
+            self.read_in_epoch += rows.count;
+            self.x.extend_from_slice(&rows.features[from * self.width..to * self.width]);
+            self.y.extend_from_slice(&y[from * lw..to * lw]);
+            self.block_rows += to - from;
             self.peak_resident_rows = self.peak_resident_rows.max(self.block_rows);
+            if self.row_range.as_ref().is_some_and(|r| self.read_in_epoch >= r.end) {
+                self.reader = None;
+                break;
+            }
         }
         if self.block_rows == 0 {
             return Ok(false);
@@ -175,7 +228,8 @@ impl RowSource for StreamedRows {
 
     fn begin_epoch(&mut self, epoch: usize) -> Result<usize> {
         let mut units = self.units.clone();
-        if self.options.shuffle && units.len() > 1 {
+        // A row range counts rows in file order: its units are read in order.
+        if self.options.shuffle && units.len() > 1 && self.row_range.is_none() {
             let mut rng = rand::rngs::StdRng::seed_from_u64(self.options.seed ^ 0x005e_ed0f_b10c ^ epoch as u64);
             units.shuffle(&mut rng);
         }
@@ -187,6 +241,7 @@ impl RowSource for StreamedRows {
             read_options(&self.columns, batch, Some(units)),
         )?);
         self.epoch = epoch;
+        self.read_in_epoch = 0;
         self.block = 0;
         self.order.clear();
         self.at = 0;
@@ -212,6 +267,24 @@ impl RowSource for StreamedRows {
         }
         Ok(n)
     }
+}
+
+/// Unit indices per worker: the largest first, each to the worker with the fewest rows so far
+/// (the lowest index on ties); each worker's units in file order.
+pub fn assign_units(sizes: &[usize], workers: usize) -> Vec<Vec<usize>> {
+    let mut by_size: Vec<usize> = (0..sizes.len()).collect();
+    by_size.sort_by(|&a, &b| sizes[b].cmp(&sizes[a]).then(a.cmp(&b)));
+    let mut out = vec![Vec::new(); workers];
+    let mut load = vec![0usize; workers];
+    for k in by_size {
+        let w = (0..workers).min_by_key(|&w| (load[w], w)).unwrap_or(0);
+        out[w].push(k);
+        load[w] += sizes[k];
+    }
+    for units in &mut out {
+        units.sort_unstable();
+    }
+    out
 }
 
 #[cfg(test)]
@@ -271,5 +344,42 @@ mod tests {
         assert_ne!(orders[0], orders[1], "another order each epoch");
         // The buffer (7) plus at most one read batch (7) were ever held.
         assert!(s.peak_resident_rows <= 14, "{}", s.peak_resident_rows);
+    }
+
+    #[test]
+    fn workers_get_balanced_row_groups_or_row_ranges() {
+        assert_eq!(assign_units(&[10, 10, 10, 5, 5], 2), vec![vec![0, 2], vec![1, 3, 4]]);
+        let dir = tempfile::tempdir().unwrap();
+        let cols = DataColumns::plain("features", "label");
+        let options = StreamOptions { shuffle_buffer: 100, shuffle: false, seed: 0 };
+        let read_all = |s: &mut StreamedRows| {
+            s.begin_epoch(0).unwrap();
+            let (mut x, mut y, mut seen) = (Vec::new(), Vec::new(), Vec::new());
+            while s.next_batch(3, &mut x, &mut y).unwrap() > 0 {
+                seen.extend(x.iter().map(|&v| v as usize));
+            }
+            seen
+        };
+        // Three row groups of 10 for two workers: 20 and 10 rows, every row once.
+        let path = dir.path().join("three.parquet");
+        write(&path, 30, 10);
+        let mut all = Vec::new();
+        for i in 0..2 {
+            let mut s = StreamedRows::open_shard(&path, &cols, 1, 2, options, Some((i, 2, 4))).unwrap();
+            let seen = read_all(&mut s);
+            assert_eq!(seen.len(), s.rows);
+            all.extend(seen);
+        }
+        all.sort_unstable();
+        assert_eq!(all, (0..30).collect::<Vec<_>>());
+        // One row group for three workers: contiguous row ranges.
+        let path = dir.path().join("one.parquet");
+        write(&path, 30, 100);
+        let mut ranges = Vec::new();
+        for i in 0..3 {
+            let mut s = StreamedRows::open_shard(&path, &cols, 1, 2, options, Some((i, 3, 4))).unwrap();
+            ranges.push(read_all(&mut s));
+        }
+        assert_eq!(ranges, vec![(0..10).collect::<Vec<_>>(), (10..20).collect(), (20..30).collect()]);
     }
 }

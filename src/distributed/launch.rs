@@ -13,7 +13,9 @@ use distk_net::client::{ConnectOptions, new_incarnation};
 use distk_net::tls::{Identity, Trust};
 use distk_onnx::OnnxModel;
 
+use crate::data::DataReader;
 use crate::data::dataset::Dataset;
+use crate::data::stream::too_large_for_memory;
 use crate::distributed::ps::{PsSetup, RunProgress, persistent_identity, run_ps};
 use crate::distributed::report::{HistoryOutputs, finish_run};
 use crate::distributed::shard::contiguous_shards;
@@ -73,12 +75,20 @@ pub fn train_local(args: LocalRun) -> Result<()> {
     // Standard steps are fitted once on all the training rows; the workers get them fitted.
     spec.fit_transforms(&args.data)?;
     let cols = spec.data_columns()?;
-    let data = Arc::new(Dataset::load(&args.data, &cols, width, classes)?);
+    // Data larger than --in-memory-max-bytes: every worker streams its own row groups.
+    let streamed = too_large_for_memory(&args.data, &cols, width, spec.in_memory_max_bytes)?;
+    let (data, rows) = if streamed {
+        (None, DataReader::open(&args.data, &cols.features, Some(&cols.label), 1)?.total_rows().unwrap_or(0))
+    } else {
+        let d = Arc::new(Dataset::load(&args.data, &cols, width, classes)?);
+        let rows = d.rows;
+        (Some(d), rows)
+    };
     let validation = match &args.validation {
         Some(p) => Some(Dataset::load(p, &cols, width, classes)?),
         None => None,
     };
-    let shards = contiguous_shards(data.rows, args.workers as usize, spec.batch_size)?;
+    let shards = contiguous_shards(rows, args.workers as usize, spec.batch_size)?;
     let secret = random_secret()?;
     let secrets = Secrets(vec![SecretEntry { secret: secret.clone(), identity: "local".into() }]);
     let identity = match &args.checkpoint_dir {
@@ -88,14 +98,21 @@ pub fn train_local(args: LocalRun) -> Result<()> {
     let net = crate::distributed::net_runtime()?;
     let stop = args.stop.clone();
     let kind = spec.trainer.kind;
+    let shares = if streamed {
+        " (streamed: each worker reads its own row groups)".to_string()
+    } else {
+        format!(
+            " in shards of {}..{}",
+            shards.iter().map(|s| s.len()).min().unwrap_or(0),
+            shards.iter().map(|s| s.len()).max().unwrap_or(0)
+        )
+    };
     eprintln!(
-        "training with {} workers, trainer {} (window {}), {} rows in shards of {}..{}",
+        "training with {} workers, trainer {} (window {}), {} rows{shares}",
         args.workers,
         kind.name(),
         spec.trainer.window,
-        data.rows,
-        shards.iter().map(|s| s.len()).min().unwrap_or(0),
-        shards.iter().map(|s| s.len()).max().unwrap_or(0)
+        rows
     );
     let setup = PsSetup {
         listen: ([127, 0, 0, 1], 0).into(),
@@ -143,7 +160,10 @@ pub fn train_local(args: LocalRun) -> Result<()> {
                 // The join deadline of the server: connection attempts are retried within it.
                 reconnect_timeout: Duration::from_secs(120),
                 ack_log: None,
-                data: WorkerData::Loaded(data.clone(), range.clone()),
+                data: match &data {
+                    Some(d) => WorkerData::Loaded(d.clone(), range.clone()),
+                    None => WorkerData::File(args.data.clone(), Some((i, args.workers as usize))),
+                },
                 device: args.device,
                 adapter: args.adapter,
                 stop: stop.clone(),

@@ -14,6 +14,8 @@ use distk_net::client::{ConnectOptions, join};
 use serde::{Deserialize, Serialize};
 
 use crate::data::dataset::Dataset;
+use crate::data::dataset::default_loss;
+use crate::data::stream::{StreamOptions, StreamedRows, too_large_for_memory};
 use crate::distributed::job;
 use crate::distributed::shard::contiguous_shards;
 use crate::runtime::{DeviceChoice, Runtime};
@@ -22,7 +24,7 @@ use crate::trainers::link::{Link, QuicLink, Reconnecting};
 use crate::trainers::policy::WorkerPolicy;
 use crate::trainers::replica::{Replica, SessionReplica};
 use crate::training::epochs::{
-    Ended, EpochHooks, EpochSummary, MemoryRows, NonFiniteLoss, Schedule, StepAt, train_epochs,
+    Ended, EpochHooks, EpochSummary, MemoryRows, NonFiniteLoss, RowSource, Schedule, StepAt, train_epochs,
 };
 use crate::training::{StepStats, TrainSession, model_widths};
 
@@ -107,8 +109,9 @@ pub fn run_worker(run: WorkerRun, net: &tokio::runtime::Handle) -> Result<Worker
     let job_bytes = net.block_on(client.fetch_job())?;
     let (spec, model) = job::decode(&job_bytes)?;
     let (width, classes) = model_widths(&model)?;
-    let (data, range) = match run.data {
-        WorkerData::Loaded(d, r) => (d, r),
+    let seed = spec.seed ^ (u64::from(worker) << 32);
+    let mut source: Box<dyn RowSource> = match run.data {
+        WorkerData::Loaded(d, r) => Box::new(MemoryRows::new(d, r, spec.shuffle, seed)),
         WorkerData::File(p, shard) => {
             let cols = spec.data_columns()?;
             if !cols.transforms.unfitted().is_empty() {
@@ -116,27 +119,34 @@ pub fn run_worker(run: WorkerRun, net: &tokio::runtime::Handle) -> Result<Worker
                     "the server's job has a standard step without mean and std; give them to the server's --transform"
                 );
             }
-            let d = Dataset::load(&p, &cols, width, classes)?;
-            let range = match shard {
-                Some((i, n)) => contiguous_shards(d.rows, n, spec.batch_size)?[i].clone(),
-                None => 0..d.rows,
-            };
-            (Arc::new(d), range)
+            if too_large_for_memory(&p, &cols, width, spec.in_memory_max_bytes)? {
+                let options = StreamOptions { shuffle_buffer: spec.shuffle_buffer, shuffle: spec.shuffle, seed };
+                let shard = shard.map(|(i, n)| (i, n, spec.batch_size));
+                Box::new(StreamedRows::open_shard(&p, &cols, width, classes, options, shard)?)
+            } else {
+                let d = Dataset::load(&p, &cols, width, classes)?;
+                let range = match shard {
+                    Some((i, n)) => contiguous_shards(d.rows, n, spec.batch_size)?[i].clone(),
+                    None => 0..d.rows,
+                };
+                Box::new(MemoryRows::new(Arc::new(d), range, spec.shuffle, seed))
+            }
         }
     };
-    if range.is_empty() {
+    let shape = source.shape();
+    if shape.rows == 0 {
         bail!("worker {worker} has no rows");
     }
-    let loss = spec.loss.clone().unwrap_or_else(|| data.default_loss(classes).to_string());
-    let config = spec.session_config(&loss, data.sparse())?;
+    let loss = spec.loss.clone().unwrap_or_else(|| default_loss(shape.label_width, classes).to_string());
+    let config = spec.session_config(&loss, shape.sparse)?;
     let mut runtime = Runtime::open(run.device, run.adapter)?;
-    let batch = spec.batch_size.min(range.len());
+    let batch = spec.batch_size.min(shape.rows);
     let session = TrainSession::with_config(&model, &mut runtime, batch, &config)?;
-    if session.target_width() != data.label_width {
+    if session.target_width() != shape.label_width {
         bail!(
             "loss `{loss}` takes {} target value(s) per row, the labels have {}",
             session.target_width(),
-            data.label_width
+            shape.label_width
         );
     }
     let mut replica = SessionReplica { session, rows: 0, x: Vec::new(), y: Vec::new() };
@@ -147,7 +157,6 @@ pub fn run_worker(run: WorkerRun, net: &tokio::runtime::Handle) -> Result<Worker
     let mut link = QuicLink::start(net, conn, spec.trainer.kind.worker() != WorkerSide::EpochAverage);
     let mut policy = WorkerPolicy::new(spec.trainer, replica.session.layout().trainable_len());
     policy.start(&mut replica, &mut link)?;
-    let mut source = MemoryRows::new(data.clone(), range.clone(), spec.shuffle, spec.seed ^ (u64::from(worker) << 32));
     let schedule = Schedule { epochs: spec.epochs, batch, start_epoch: 0, skip_batches: 0, first_step: 0 };
     let mut hooks = WorkerHooks {
         worker,
@@ -156,14 +165,14 @@ pub fn run_worker(run: WorkerRun, net: &tokio::runtime::Handle) -> Result<Worker
         link: &mut link,
         policy: &mut policy,
         stop: &run.stop,
-        history: WorkerHistory { worker, rows: range.len(), stopped: "completed".into(), ..Default::default() },
+        history: WorkerHistory { worker, rows: shape.rows, stopped: "completed".into(), ..Default::default() },
         started: Instant::now(),
         wait_before: 0.0,
         parallelism_factor: spec.parallelism_factor,
         epochs: spec.epochs,
         verbose: run.verbose,
     };
-    let (ended, _) = train_epochs(&schedule, &mut source, &mut hooks).map_err(|e| {
+    let (ended, _) = train_epochs(&schedule, source.as_mut(), &mut hooks).map_err(|e| {
         // A diverging worker says which it is; other errors (the link's) name it already.
         if e.is::<NonFiniteLoss>() { e.context(format!("worker {worker}")) } else { e }
     })?;
