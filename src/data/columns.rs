@@ -12,6 +12,9 @@ use arrow_array::types::{
 use arrow_array::{Array, ArrayRef, StructArray};
 use arrow_schema::{DataType, Fields};
 
+/// The largest size a sparse vector may declare: its dense row is allocated (64 Mi values, 256 MiB).
+pub const MAX_SPARSE_SIZE: usize = 1 << 26;
+
 /// A bad value: its row within the batch (`None` for the whole column) and what is wrong.
 #[derive(Debug)]
 pub struct CellError {
@@ -206,6 +209,14 @@ fn push_spark_vectors(s: &StructArray, out: &mut Vec<f32>) -> Result<Option<usiz
                     return Err(CellError::at(r, format!("a sparse vector of negative size {n}")));
                 }
                 let n = n as usize;
+                if n > MAX_SPARSE_SIZE {
+                    return Err(CellError::at(
+                        r,
+                        format!(
+                            "a sparse vector of size {n} (more than {MAX_SPARSE_SIZE} values per row) would not fit in memory"
+                        ),
+                    ));
+                }
                 let idx = indices.value(r);
                 let idx = idx.as_primitive::<Int32Type>();
                 if idx.len() != row_values.len() {
@@ -364,6 +375,13 @@ mod tests {
         let e = push_rows(col.as_ref(), &mut Vec::new()).unwrap_err();
         assert_eq!(e.row, Some(1));
         assert!(e.message.contains("index 2 is outside its size 2"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_sparse_vector_declaring_a_huge_size_is_refused_before_allocating() {
+        let col = spark_vectors(&[(0, Some(i32::MAX), Some(vec![0]), vec![1.0])]);
+        let e = push_rows(col.as_ref(), &mut Vec::new()).unwrap_err();
+        assert!(e.message.contains("would not fit in memory"), "{}", e.message);
     }
 
     #[test]

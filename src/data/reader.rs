@@ -17,7 +17,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
 use crate::data::columns::{self, CellError, ColumnShape};
 use crate::data::parts::{self, Part, PartFormat};
@@ -119,6 +119,8 @@ struct OpenPart {
 /// What is known of a part before it is read.
 #[derive(Clone, Debug, Default)]
 struct PartInfo {
+    /// The Parquet footer, parsed once (a part is opened once per row group when streaming).
+    metadata: Option<ArrowReaderMetadata>,
     /// Rows, where the footer says so (Parquet).
     rows: Option<usize>,
     /// First row of each row group (Parquet).
@@ -175,7 +177,12 @@ impl DataReader {
                         sizes.push(n);
                         rows += n;
                     }
-                    PartInfo { rows: Some(rows), row_group_starts: starts, row_group_rows: sizes }
+                    PartInfo {
+                        metadata: Some(ArrowReaderMetadata::try_new(builder.metadata().clone(), Default::default())?),
+                        rows: Some(rows),
+                        row_group_starts: starts,
+                        row_group_rows: sizes,
+                    }
                 }
                 _ => PartInfo::default(),
             });
@@ -271,7 +278,13 @@ impl DataReader {
         let options = &self.options;
         let (source, plan) = match (part.format, &part.path) {
             (PartFormat::Parquet, Some(p)) => {
-                let builder = parquet_builder(p)?;
+                let builder = match &self.infos[index].metadata {
+                    Some(m) => {
+                        let file = File::open(p).with_context(|| format!("cannot open data file `{}`", p.display()))?;
+                        ParquetRecordBatchReaderBuilder::new_with_metadata(file, m.clone())
+                    }
+                    None => parquet_builder(p)?,
+                };
                 let schema = builder.schema().clone();
                 let plan = plan(part, &schema, &self.features, label, options)?;
                 let roots: Vec<usize> = schema
