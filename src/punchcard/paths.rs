@@ -1,5 +1,6 @@
 //! Data paths a job names are resolved under the server's data root, and only there: no absolute
-//! paths, no `..`, no symbolic links anywhere on the way (a link could lead out of the root).
+//! paths, no `..`, no symbolic links anywhere on the way or below a directory of parts (a link
+//! could lead out of the root).
 
 use std::path::{Component, Path, PathBuf};
 
@@ -29,10 +30,31 @@ pub fn resolve_under(root: &Path, rel: &str) -> Result<PathBuf, String> {
             }
         }
     }
-    if !out.is_file() {
-        return Err(format!("`{rel}` is not a file under the server's data root"));
+    if out.is_dir() {
+        // A Spark output directory: every entry below it must be a plain file or folder.
+        no_links_below(&out, rel)?;
+    } else if !out.is_file() {
+        return Err(format!("`{rel}` is not a file or a directory of part files under the server's data root"));
     }
     Ok(out)
+}
+
+fn no_links_below(dir: &Path, rel: &str) -> Result<(), String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot list `{rel}`: {e}"))?;
+    for e in entries {
+        let e = e.map_err(|e| format!("cannot list `{rel}`: {e}"))?;
+        let kind = e.file_type().map_err(|e| format!("cannot list `{rel}`: {e}"))?;
+        if kind.is_symlink() {
+            return Err(format!(
+                "`{rel}` holds a symbolic link ({}); links are not followed under the data root",
+                e.file_name().to_string_lossy()
+            ));
+        }
+        if kind.is_dir() {
+            no_links_below(&e.path(), rel)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -52,7 +74,11 @@ mod tests {
         assert!(resolve_under(d.path(), "sub/../../outside.parquet").is_err());
         assert!(resolve_under(d.path(), "/etc/passwd").unwrap_err().contains("absolute"));
         assert!(resolve_under(d.path(), "link").unwrap_err().contains("symbolic link"));
-        assert!(resolve_under(d.path(), "sub").unwrap_err().contains("not a file"));
+        // A directory of parts resolves; one holding a link anywhere below does not.
+        assert_eq!(resolve_under(d.path(), "sub").unwrap(), d.path().join("sub"));
+        std::fs::create_dir_all(d.path().join("parts/label=1")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.path().join("parts/label=1/part-0.parquet")).unwrap();
+        assert!(resolve_under(d.path(), "parts").unwrap_err().contains("holds a symbolic link"));
         assert!(resolve_under(d.path(), "missing").unwrap_err().contains("does not exist"));
         assert!(resolve_under(d.path(), "").is_err());
     }
