@@ -234,6 +234,26 @@ fn bad_parts_are_named_with_their_row_group_and_row() {
         &["part-00001.parquet` is not a readable Parquet file"],
     );
 
+    // Parts whose labels are of different forms: class indices, then one-hot lists.
+    let mixed = dir.path().join("mixed");
+    std::fs::create_dir(&mixed).unwrap();
+    write_parquet(
+        &mixed.join("part-00000.parquet"),
+        vec![("features", features.clone()), ("label", Arc::new(Int64Array::from(vec![1; 8])))],
+    );
+    let mut one_hot = vec![0.0f32; 80];
+    for r in 0..8 {
+        one_hot[r * 10 + 1] = 1.0;
+    }
+    write_parquet(
+        &mixed.join("part-00001.parquet"),
+        vec![("features", features.clone()), ("label", distk_gpu::transform::values::float_list(one_hot, 10))],
+    );
+    assert_refused(
+        &["evaluate", m, "--data", mixed.to_str().unwrap(), "--device", "cpu"],
+        &["part-00001.parquet column `label` holds labels of another form"],
+    );
+
     // An empty directory (only Spark's marker files).
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();

@@ -6,6 +6,7 @@ use distk_onnx::OnnxModel;
 use crate::cli::EvaluateArgs;
 use crate::data::FeatureColumns;
 use crate::data::dataset::{DataColumns, Dataset};
+use crate::data::predictions::single_output_threshold;
 use crate::predictor::Predictor;
 use crate::runtime::Runtime;
 use crate::training::evaluate::Evaluator;
@@ -50,7 +51,7 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
     let r = ev.evaluate(&data)?;
     drop(ev);
     // Per-row outputs for the metrics beyond loss and accuracy.
-    let ends_in_sigmoid = last_op(&model).as_deref() == Some("Sigmoid");
+    let threshold = single_output_threshold(&model);
     let mut predictor = Predictor::new(model, runtime)?;
     let mut outputs = Vec::with_capacity(data.rows * predictor.output_width);
     let mut start = 0;
@@ -75,7 +76,6 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
             data.labels.chunks(lw).map(argmax).collect()
         };
         // One output: a probability above 0.5 after a Sigmoid, a logit above 0 otherwise.
-        let threshold = if ends_in_sigmoid { 0.5 } else { 0.0 };
         let predicted: Vec<usize> = if ow == 1 {
             outputs.iter().map(|&o| (o > threshold) as usize).collect()
         } else {
@@ -116,11 +116,4 @@ fn argmax(row: &[f32]) -> usize {
         }
     }
     best
-}
-
-/// The op producing the model's first output.
-fn last_op(model: &OnnxModel) -> Option<String> {
-    let g = model.graph();
-    let out = g.output.first()?;
-    g.node.iter().find(|n| n.output.contains(&out.name)).map(|n| n.op_type.clone())
 }

@@ -11,7 +11,7 @@ use crate::cli::PredictArgs;
 use crate::data::FeatureColumns;
 use crate::data::fit::fit_standard_steps;
 use crate::data::parquet_output::ParquetOutput;
-use crate::data::predictions::prediction_batch;
+use crate::data::predictions::{prediction_batch, single_output_threshold};
 use crate::data::reader::{DataReader, ReadOptions};
 use crate::predictor::Predictor;
 use crate::runtime::Runtime;
@@ -33,6 +33,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
         eprintln!("standard steps fitted on the predicted rows: {:?}", transforms.texts());
     }
     let model = OnnxModel::load(&args.model)?;
+    let threshold = single_output_threshold(&model);
     let mut predictor = Predictor::new(model, Runtime::open(args.device.device, args.device.adapter)?)?;
     let options = ReadOptions { batch: args.batch_size, transforms, keep_columns: keep.clone(), ..Default::default() };
     let mut reader = DataReader::open_with(&args.data, &FeatureColumns::parse(&args.features_col), None, options)?;
@@ -56,7 +57,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
             let indices = keep.iter().map(|k| schema.index_of(k)).collect::<Result<Vec<_>, _>>()?;
             batch.batch.project(&indices)?
         };
-        out.write(rows.part, &prediction_batch(&kept, &outputs, predictor.output_width)?)?;
+        out.write(rows.part, &prediction_batch(&kept, &outputs, predictor.output_width, threshold)?)?;
     }
     if out.rows() == 0 {
         bail!("`{}` has no rows", args.data.display());

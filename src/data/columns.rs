@@ -15,6 +15,10 @@ use arrow_schema::{DataType, Fields};
 /// The largest size a sparse vector may declare: its dense row is allocated (64 Mi values, 256 MiB).
 pub const MAX_SPARSE_SIZE: usize = 1 << 26;
 
+/// The most values one decoded batch may hold (1 GiB of f32): sparse sizes beyond any model
+/// input are refused before they are allocated.
+pub const MAX_BATCH_VALUES: usize = 1 << 28;
+
 /// A bad value: its row within the batch (`None` for the whole column) and what is wrong.
 #[derive(Debug)]
 pub struct CellError {
@@ -209,7 +213,12 @@ fn push_spark_vectors(s: &StructArray, out: &mut Vec<f32>) -> Result<Option<usiz
                     return Err(CellError::at(r, format!("a sparse vector of negative size {n}")));
                 }
                 let n = n as usize;
-                if n > MAX_SPARSE_SIZE {
+                if let Some(x) = width
+                    && x != n
+                {
+                    return Err(CellError::at(r, format!("{n} values where earlier rows have {x}")));
+                }
+                if n > MAX_SPARSE_SIZE || out.len().saturating_add(n) > MAX_BATCH_VALUES {
                     return Err(CellError::at(
                         r,
                         format!(

@@ -85,6 +85,12 @@ impl Dataset {
         }
         while let Some(mut rows) = reader.next_rows()? {
             let (y, label_width, sparse) = checked_labels(&reader, &mut rows, label, expect_width, classes)?;
+            if ds.rows > 0 && (label_width, sparse) != (ds.label_width, ds.sparse_labels) {
+                bail!(
+                    "{} column `{label}` holds labels of another form (class indices or target lists) than the parts before it",
+                    reader.parts()[rows.part].display()
+                );
+            }
             ds.label_width = label_width;
             ds.sparse_labels = sparse;
             ds.features.extend_from_slice(&rows.features);

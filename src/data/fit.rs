@@ -11,6 +11,11 @@ use crate::transform::{StepKind, Transforms};
 
 /// Fits every `standard` step of `transforms` that has no mean and std on the rows of `path`.
 pub fn fit_standard_steps(path: &Path, transforms: &mut Transforms) -> Result<()> {
+    if !transforms.unfitted().is_empty() && path.as_os_str() == "-" {
+        anyhow::bail!(
+            "a standard step without mean= and std= needs a first pass over the data, and standard input can be read only once: give mean= and std=, or write the rows to a file"
+        );
+    }
     for i in transforms.unfitted() {
         let before = Transforms(transforms.0[..i].to_vec());
         let input = transforms.0[i].input.clone();
@@ -36,4 +41,16 @@ pub fn fit_standard_steps(path: &Path, transforms: &mut Transforms) -> Result<()
         transforms.0[i].kind = StepKind::Standard(Standard { mean: Some(mean), std: Some(std) });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_input_cannot_be_fitted_on() {
+        let mut t = Transforms::parse(&["standard:features:fs".into()]).unwrap();
+        let e = fit_standard_steps(Path::new("-"), &mut t).unwrap_err().to_string();
+        assert!(e.contains("standard input can be read only once"), "{e}");
+    }
 }

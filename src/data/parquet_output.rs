@@ -31,6 +31,12 @@ impl ParquetOutput {
         if path.is_dir() {
             bail!("`{}` is a directory already; remove it or choose another output", path.display());
         }
+        if per_part && path.exists() {
+            bail!(
+                "`{}` exists; a directory input writes a directory of parts there: remove it or choose another output",
+                path.display()
+            );
+        }
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),

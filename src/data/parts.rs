@@ -111,7 +111,8 @@ fn collect_dir(dir: &Path, partition: &mut Vec<(String, String)>, out: &mut Vec<
             partition.push((key.to_string(), unescape_partition_value(value)));
             collect_dir(&path, partition, out)?;
             partition.pop();
-        } else {
+        } else if std::fs::metadata(&path).map(|m| m.len() > 0).unwrap_or(true) {
+            // Spark writes an empty file for an empty CSV partition: no rows, no header.
             out.push(Part { format: sniff(&path)?, path: Some(path), partition: partition.clone() });
         }
     }

@@ -94,8 +94,16 @@ pub struct PartBatch {
 
 enum Source {
     Parquet(ParquetRecordBatchReader),
-    Ipc { batches: Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>>>, pending: Option<(RecordBatch, usize)> },
-    Csv { reader: csv::Reader<File>, columns: Vec<CsvColumn>, schema: Arc<Schema> },
+    Ipc {
+        batches: Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>>>,
+        pending: Option<(RecordBatch, usize)>,
+        /// The file's columns to keep (IPC readers do not project).
+        keep: Vec<usize>,
+    },
+    Csv {
+        reader: csv::Reader<File>,
+        columns: Vec<CsvColumn>,
+    },
 }
 
 /// A CSV column read: its index in the record and whether it must hold numbers.
@@ -103,7 +111,11 @@ enum Source {
 struct CsvColumn {
     index: usize,
     name: String,
+    /// Read as numbers (features, labels, step inputs): a cell that is not one is an error.
     numeric: bool,
+    /// The type of a pass-through column, inferred from the part's first batch (Int64, Float64,
+    /// else Utf8), as Spark's `inferSchema` does.
+    inferred: Option<DataType>,
 }
 
 /// A part being read and what to take from it.
@@ -161,6 +173,9 @@ impl DataReader {
         label: Option<&str>,
         options: ReadOptions,
     ) -> Result<Self> {
+        if features.0.is_empty() && !options.keep_all_columns {
+            bail!("--features-col names no column; give one column, or several separated by commas");
+        }
         let parts = parts::resolve(path)?;
         let mut infos = Vec::with_capacity(parts.len());
         for part in &parts {
@@ -175,7 +190,7 @@ impl DataReader {
                         starts.push(rows);
                         let n = usize::try_from(rg.num_rows()).unwrap_or(0);
                         sizes.push(n);
-                        rows += n;
+                        rows = rows.saturating_add(n);
                     }
                     PartInfo {
                         metadata: Some(ArrowReaderMetadata::try_new(builder.metadata().clone(), Default::default())?),
@@ -310,8 +325,10 @@ impl DataReader {
                 let file = File::open(p).with_context(|| format!("cannot open data file `{}`", p.display()))?;
                 let r = arrow_ipc::reader::FileReader::try_new(BufReader::new(file), None)
                     .map_err(|e| anyhow!("`{}` is not a readable Arrow IPC file ({e})", p.display()))?;
-                let plan = plan(part, &r.schema(), &self.features, label, options)?;
-                (Source::Ipc { batches: Box::new(r), pending: None }, plan)
+                let schema = r.schema();
+                let plan = plan(part, &schema, &self.features, label, options)?;
+                let keep = column_indices(&schema, &plan.file_columns);
+                (Source::Ipc { batches: Box::new(r), pending: None, keep }, plan)
             }
             (PartFormat::ArrowStream, path) => {
                 let input: Box<dyn std::io::Read> = match path {
@@ -322,8 +339,10 @@ impl DataReader {
                 };
                 let r = arrow_ipc::reader::StreamReader::try_new(BufReader::new(input), None)
                     .map_err(|e| anyhow!("{} is not a readable Arrow IPC stream ({e})", part.display()))?;
-                let plan = plan(part, &r.schema(), &self.features, label, options)?;
-                (Source::Ipc { batches: Box::new(r), pending: None }, plan)
+                let schema = r.schema();
+                let plan = plan(part, &schema, &self.features, label, options)?;
+                let keep = column_indices(&schema, &plan.file_columns);
+                (Source::Ipc { batches: Box::new(r), pending: None, keep }, plan)
             }
             (PartFormat::Csv, Some(p)) => open_csv(part, p, &self.features, label, options)?,
             (_, None) => bail!("only an Arrow IPC stream can come from standard input"),
@@ -349,7 +368,7 @@ impl DataReader {
             // `open`'s borrow ends.
             let raw: Result<Option<RecordBatch>, ReadError> = match &mut open.source {
                 Source::Parquet(reader) => reader.next().transpose().map_err(|e| ReadError::Io(e.to_string())),
-                Source::Ipc { batches, pending } => {
+                Source::Ipc { batches, pending, keep } => {
                     let mut failed = None;
                     if pending.is_none() {
                         match batches.next() {
@@ -367,11 +386,11 @@ impl DataReader {
                             if at + n < b.num_rows() {
                                 *pending = Some((b, at + n));
                             }
-                            Ok(Some(slice))
+                            slice.project(keep).map(Some).map_err(|e| ReadError::Io(e.to_string()))
                         }
                     }
                 }
-                Source::Csv { reader, columns, schema } => read_csv_batch(reader, columns, schema, batch),
+                Source::Csv { reader, columns } => read_csv_batch(reader, columns, batch),
             };
             let raw = match raw {
                 Ok(r) => r,
@@ -488,6 +507,11 @@ fn parquet_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>>
     })
 }
 
+/// The indices of `names` in `schema`, in the schema's order.
+fn column_indices(schema: &Schema, names: &[String]) -> Vec<usize> {
+    schema.fields().iter().enumerate().filter(|(_, f)| names.contains(f.name())).map(|(i, _)| i).collect()
+}
+
 /// What to read from a part.
 struct Plan {
     /// The file's columns to read.
@@ -498,9 +522,14 @@ struct Plan {
     features: Vec<String>,
 }
 
+/// Spark's folder name for a null partition value.
+const HIVE_NULL: &str = "__HIVE_DEFAULT_PARTITION__";
+
 /// The type of a partition value's column.
 fn partition_type(value: &str) -> DataType {
-    if value.parse::<i64>().is_ok() {
+    if value == HIVE_NULL {
+        DataType::Float64
+    } else if value.parse::<i64>().is_ok() {
         DataType::Int64
     } else if value.parse::<f64>().is_ok() {
         DataType::Float64
@@ -518,6 +547,7 @@ fn append_partition(batch: RecordBatch, partition: &[(String, String)]) -> Resul
     let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
     for (k, v) in partition {
         let col: ArrayRef = match partition_type(v) {
+            _ if v == HIVE_NULL => arrow_array::new_null_array(&DataType::Float64, n),
             DataType::Utf8 => Arc::new(StringArray::from(vec![v.as_str(); n])),
             _ => columns::partition_array(v, n).unwrap_or_else(|| Arc::new(Float64Array::from(vec![f64::NAN; n]))),
         };
@@ -709,11 +739,20 @@ fn open_csv(
         && !produced(&features.0[0])
         && !part.partition.iter().any(|(k, _)| *k == features.0[0])
     {
-        let f: Vec<String> = names
+        // f0, f1, ... in numeric order, every index from 0 present, never the label.
+        let mut numbered: Vec<(usize, String)> = names
             .iter()
-            .filter(|n| n.len() > 1 && n.starts_with('f') && n[1..].chars().all(|c| c.is_ascii_digit()))
-            .cloned()
+            .filter(|n| Some(n.as_str()) != label)
+            .filter_map(|n| n.strip_prefix('f').and_then(|d| d.parse::<usize>().ok()).map(|i| (i, n.clone())))
             .collect();
+        numbered.sort();
+        if let Some((k, (i, _))) = numbered.iter().enumerate().find(|(k, (i, _))| k != i) {
+            bail!(
+                "`{}` has f-numbered columns with a gap or repeat (f{k} expected, f{i} found); name the features with --features-col a,b,c",
+                path.display()
+            );
+        }
+        let f: Vec<String> = numbered.into_iter().map(|(_, n)| n).collect();
         if f.is_empty() {
             bail!(
                 "`{}` has no column `{}` and no f0..fN-1 columns (columns: {}); choose them with --features-col a,b,c",
@@ -734,8 +773,13 @@ fn open_csv(
         .iter()
         .enumerate()
         .filter(|(_, n)| options.keep_all_columns || sources.contains(n))
-        .map(|(index, n)| CsvColumn { index, name: n.clone(), numeric: sources.contains(n) })
+        .map(|(index, n)| {
+            let kept = options.keep_columns.contains(n);
+            CsvColumn { index, name: n.clone(), numeric: sources.contains(n) && !kept, inferred: None }
+        })
         .collect();
+    // Numbers for what is decoded; pass-through columns are typed from the first batch (Utf8 in
+    // this provisional schema, which only the steps' and the features' checks read).
     let fields: Vec<Field> = columns
         .iter()
         .map(|c| Field::new(&c.name, if c.numeric { DataType::Float64 } else { DataType::Utf8 }, false))
@@ -755,13 +799,12 @@ fn open_csv(
         .map_err(|e| anyhow!("`{}`: {e}", path.display()))?;
     check_view(part, &view, &feature_names, label)?;
     check_kept(part, &view, &options.keep_columns, &all_columns(part, &names, &options.transforms))?;
-    Ok((Source::Csv { reader, columns, schema }, Plan { file_columns: Vec::new(), partition, features: feature_names }))
+    Ok((Source::Csv { reader, columns }, Plan { file_columns: Vec::new(), partition, features: feature_names }))
 }
 
 fn read_csv_batch(
     reader: &mut csv::Reader<File>,
-    columns: &[CsvColumn],
-    schema: &Arc<Schema>,
+    columns: &mut [CsvColumn],
     batch: usize,
 ) -> Result<Option<RecordBatch>, ReadError> {
     let mut numbers: Vec<Vec<f64>> = columns.iter().map(|_| Vec::new()).collect();
@@ -795,24 +838,59 @@ fn read_csv_batch(
     if count == 0 {
         return Ok(None);
     }
-    let arrays: Vec<ArrayRef> = columns
-        .iter()
-        .enumerate()
-        .map(|(k, c)| -> ArrayRef {
-            if c.numeric {
-                Arc::new(Float64Array::from(std::mem::take(&mut numbers[k])))
-            } else {
-                Arc::new(StringArray::from(std::mem::take(&mut texts[k])))
-            }
-        })
-        .collect();
+    let mut fields = Vec::with_capacity(columns.len());
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
+    for (k, c) in columns.iter_mut().enumerate() {
+        let array: ArrayRef = if c.numeric {
+            Arc::new(Float64Array::from(std::mem::take(&mut numbers[k])))
+        } else {
+            let cells = std::mem::take(&mut texts[k]);
+            let ty = c.inferred.get_or_insert_with(|| infer_type(&cells)).clone();
+            typed_cells(&cells, &ty).map_err(|row| {
+                ReadError::Cell(DecodeError {
+                    column: c.name.clone(),
+                    cell: CellError {
+                        row: Some(row),
+                        message: format!("`{}` is not of the column's type {ty} (from the first rows)", cells[row]),
+                    },
+                })
+            })?
+        };
+        fields.push(Field::new(&c.name, array.data_type().clone(), false));
+        arrays.push(array);
+    }
     RecordBatch::try_new_with_options(
-        schema.clone(),
+        Arc::new(Schema::new(fields)),
         arrays,
         &arrow_array::RecordBatchOptions::new().with_row_count(Some(count)),
     )
     .map(Some)
     .map_err(|e| ReadError::Io(e.to_string()))
+}
+
+/// The type of a pass-through CSV column: Int64 if every cell is an integer, Float64 if a
+/// number, else Utf8.
+fn infer_type(cells: &[String]) -> DataType {
+    if cells.iter().all(|c| c.parse::<i64>().is_ok()) {
+        DataType::Int64
+    } else if cells.iter().all(|c| c.parse::<f64>().is_ok()) {
+        DataType::Float64
+    } else {
+        DataType::Utf8
+    }
+}
+
+/// The cells as an array of `ty`, or the first row that does not parse.
+fn typed_cells(cells: &[String], ty: &DataType) -> Result<ArrayRef, usize> {
+    Ok(match ty {
+        DataType::Int64 => Arc::new(arrow_array::Int64Array::from(
+            cells.iter().enumerate().map(|(r, c)| c.parse::<i64>().map_err(|_| r)).collect::<Result<Vec<_>, _>>()?,
+        )),
+        DataType::Float64 => Arc::new(Float64Array::from(
+            cells.iter().enumerate().map(|(r, c)| c.parse::<f64>().map_err(|_| r)).collect::<Result<Vec<_>, _>>()?,
+        )),
+        _ => Arc::new(StringArray::from(cells.to_vec())),
+    })
 }
 
 #[cfg(test)]
@@ -849,5 +927,29 @@ mod tests {
         assert_eq!(rows.targets.unwrap(), vec![0.0, 1.0, 0.0, 1.0, 0.0, 0.0]);
         let e = r.next_rows().unwrap_err().to_string();
         assert!(e.contains("d.csv` row 2, column `label`: class 3 is outside 0..2"), "{e}");
+    }
+
+    #[test]
+    fn csv_pass_through_columns_keep_their_type_and_f_columns_go_in_numeric_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.csv");
+        std::fs::write(&path, "name,f1,f0,count,label\na1,2,1,7,0\nb2,4,3,8,1\n").unwrap();
+        let options =
+            ReadOptions { batch: 10, keep_columns: vec!["name".into(), "count".into()], ..Default::default() };
+        let mut r = DataReader::open_with(&path, &FeatureColumns::parse("features"), Some("label"), options).unwrap();
+        let (rows, batch) = r.next_rows_and_batch().unwrap().unwrap();
+        // f0 before f1 whatever the header order; the label is never a feature.
+        assert_eq!(rows.features, vec![1.0, 2.0, 3.0, 4.0]);
+        let schema = batch.batch.schema();
+        assert_eq!(schema.field_with_name("name").unwrap().data_type(), &DataType::Utf8);
+        assert_eq!(schema.field_with_name("count").unwrap().data_type(), &DataType::Int64);
+        // A gap in the numbering is refused.
+        std::fs::write(&path, "f0,f2,label\n1,2,0\n").unwrap();
+        let e =
+            DataReader::open(&path, &FeatureColumns::parse("features"), Some("label"), 4).err().unwrap().to_string();
+        assert!(e.contains("f1 expected, f2 found"), "{e}");
+        // No features column named at all.
+        let e = DataReader::open(&path, &FeatureColumns::parse(" , "), Some("label"), 4).err().unwrap().to_string();
+        assert!(e.contains("--features-col names no column"), "{e}");
     }
 }

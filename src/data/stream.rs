@@ -123,7 +123,7 @@ impl StreamedRows {
             };
             if n > 0 {
                 units.push(unit);
-                rows += n;
+                rows = rows.saturating_add(n);
             }
         }
         let Some(mut first) = probe.next_rows()? else { bail!("`{}` has no rows", path.display()) };
@@ -181,6 +181,8 @@ impl StreamedRows {
                 self.reader = None;
                 break;
             };
+            // The buffer and the batch just read are both held here.
+            self.peak_resident_rows = self.peak_resident_rows.max(self.block_rows + rows.count);
             let (y, lw, sparse) = checked_labels(reader, &mut rows, &self.columns.label, self.width, self.classes)?;
             if lw != self.label_width || sparse != self.sparse {
                 bail!("{} gives labels of another form than the first part's", reader.parts()[rows.part].display());

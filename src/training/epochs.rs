@@ -197,7 +197,10 @@ pub fn train_epochs(
             }
             let rows = source.next_batch(batch, &mut x, &mut y)?;
             if rows == 0 {
-                break;
+                anyhow::bail!(
+                    "the data ended after {rows_done} of the {n} rows of epoch {} (was it changed while training?)",
+                    epoch + 1
+                );
             }
             let s = hooks.train_batch(rows, &x, &y)?;
             if !s.loss.is_finite() {

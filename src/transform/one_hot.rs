@@ -19,7 +19,12 @@ pub struct OneHot {
 impl OneHot {
     /// `output_dim=N`.
     pub fn parse(args: &mut StepArgs) -> Result<Self, StepError> {
-        Ok(OneHot { output_dim: args.count("output_dim")? })
+        let output_dim = args.count("output_dim")?;
+        if output_dim > 1 << 24 {
+            return Err(args
+                .error(format!("output_dim={output_dim} is more classes than a model can have (at most 16,777,216)")));
+        }
+        Ok(OneHot { output_dim })
     }
 
     /// The one-hot rows of `input`'s class indices.

@@ -28,6 +28,10 @@ impl Reshape {
             .map(|d| d.trim().parse::<usize>().ok().filter(|&d| d > 0))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| args.error(format!("shape={text} is not positive sizes joined by `x`")))?;
+        let total = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).filter(|&t| t <= i32::MAX as usize);
+        if total.is_none() {
+            return Err(args.error(format!("shape={text} holds more than {} values per row", i32::MAX)));
+        }
         Ok(Reshape { shape })
     }
 
