@@ -6,7 +6,7 @@ use distk_onnx::OnnxModel;
 use crate::cli::EvaluateArgs;
 use crate::data::FeatureColumns;
 use crate::data::dataset::{DataColumns, Dataset};
-use crate::data::predictions::single_output_threshold;
+use crate::data::predictions::{predicted_class_at, single_output_threshold};
 use crate::predictor::Predictor;
 use crate::runtime::Runtime;
 use crate::training::evaluate::Evaluator;
@@ -70,20 +70,18 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
         text.push_str(&format!("\nmse {:.6}  mae {:.6}", e.mse, e.mae));
     } else {
         let lw = data.label_width;
+        // Target rows (one-hot or soft) name their class as predictions do: the argmax.
         let truth: Vec<usize> = if data.sparse() {
             data.labels.iter().map(|&l| l as usize).collect()
         } else {
-            data.labels.chunks(lw).map(argmax).collect()
+            data.labels.chunks(lw).map(|t| predicted_class_at(t, 0.5) as usize).collect()
         };
         // One output: a probability above 0.5 after a Sigmoid, a logit above 0 otherwise.
-        let predicted: Vec<usize> = if ow == 1 {
-            outputs.iter().map(|&o| (o > threshold) as usize).collect()
-        } else {
-            outputs.chunks(ow).map(argmax).collect()
-        };
+        let predicted: Vec<usize> = outputs.chunks(ow).map(|o| predicted_class_at(o, threshold) as usize).collect();
         let report = classification(&truth, &predicted, ow.max(2));
+        let report_json = serde_json::to_value(&report)?;
         for key in ["confusion_matrix", "per_class", "macro_f1", "weighted_f1"] {
-            json[key] = serde_json::to_value(&report)?[key].clone();
+            json[key] = report_json[key].clone();
         }
         text.push_str(&format!("\nmacro F1 {:.4}  weighted F1 {:.4}\n", report.macro_f1, report.weighted_f1));
         text.push_str("class  precision  recall  f1      support\n");
@@ -105,15 +103,4 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
         println!("{}", text.trim_end());
     }
     Ok(())
-}
-
-/// The index of the largest value (the first of equals).
-fn argmax(row: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &v) in row.iter().enumerate() {
-        if v > row[best] {
-            best = i;
-        }
-    }
-    best
 }
