@@ -256,6 +256,31 @@ fn push_spark_vectors(s: &StructArray, out: &mut Vec<f32>) -> Result<Option<usiz
     Ok(width)
 }
 
+/// The values of a scalar number column as f64.
+pub fn scalars(a: &dyn Array) -> Result<Vec<f64>, CellError> {
+    if let Some(r) = (0..a.len()).find(|&r| a.is_null(r)) {
+        return Err(CellError::at(r, "the value is null"));
+    }
+    macro_rules! cast {
+        ($t:ty) => {
+            a.as_primitive::<$t>().values().iter().map(|&x| x as f64).collect()
+        };
+    }
+    Ok(match a.data_type() {
+        DataType::Float64 => a.as_primitive::<Float64Type>().values().to_vec(),
+        DataType::Float32 => cast!(Float32Type),
+        DataType::Int64 => cast!(Int64Type),
+        DataType::Int32 => cast!(Int32Type),
+        DataType::Int16 => cast!(Int16Type),
+        DataType::Int8 => cast!(Int8Type),
+        DataType::UInt8 => cast!(UInt8Type),
+        DataType::UInt16 => cast!(UInt16Type),
+        DataType::UInt32 => cast!(UInt32Type),
+        DataType::UInt64 => cast!(UInt64Type),
+        other => return Err(CellError::column(format!("has type {other}; expected numbers"))),
+    })
+}
+
 /// Class indices from a scalar label column: integers, or floats that are whole numbers
 /// (StringIndexer writes doubles).
 pub fn class_indices(a: &dyn Array) -> Result<Vec<i64>, CellError> {

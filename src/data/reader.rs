@@ -696,7 +696,7 @@ fn decode(
             rows.target_width = columns::push_rows(col.as_ref(), &mut t).map_err(err)?.unwrap_or(0);
             rows.targets = Some(t);
         } else if label_as_targets {
-            let v = crate::transform::values::scalars(col.as_ref()).map_err(err)?;
+            let v = columns::scalars(col.as_ref()).map_err(err)?;
             rows.targets = Some(v.into_iter().map(|x| x as f32).collect());
             rows.target_width = 1;
         } else {
