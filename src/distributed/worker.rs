@@ -222,11 +222,10 @@ impl EpochHooks for WorkerHooks<'_> {
         Ok(())
     }
 
-    fn train_batch(&mut self, rows: usize, x: &[f32], y: &[f32]) -> Result<StepStats> {
-        self.replica.x.clear();
-        self.replica.x.extend_from_slice(x);
-        self.replica.y.clear();
-        self.replica.y.extend_from_slice(y);
+    fn train_batch(&mut self, rows: usize, x: &mut Vec<f32>, y: &mut Vec<f32>) -> Result<StepStats> {
+        // The replica takes the batch's buffers (no copy on the step's path).
+        std::mem::swap(&mut self.replica.x, x);
+        std::mem::swap(&mut self.replica.y, y);
         self.replica.rows = rows;
         self.wait_before = self.link.stats().wait_s;
         self.policy.step(self.replica, self.link)

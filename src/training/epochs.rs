@@ -161,8 +161,9 @@ pub trait EpochHooks {
     }
     /// A batch of a resumed epoch that was trained before.
     fn skipped_batch(&mut self) {}
-    /// Trains one step on `rows` rows: features `x`, labels `y`.
-    fn train_batch(&mut self, rows: usize, x: &[f32], y: &[f32]) -> Result<StepStats>;
+    /// Trains one step on `rows` rows: features `x`, labels `y`. The buffers are the loop's; a
+    /// hook may swap them with its own instead of copying (the loop refills whatever it gets back).
+    fn train_batch(&mut self, rows: usize, x: &mut Vec<f32>, y: &mut Vec<f32>) -> Result<StepStats>;
     /// After the step at `at`: its statistics and the epoch so far.
     fn after_step(&mut self, at: StepAt, stats: &StepStats, epoch_so_far: &EpochSummary) -> Result<()>;
     /// The end of `epoch`; returns whether to go on with the next.
@@ -202,7 +203,7 @@ pub fn train_epochs(
                     epoch + 1
                 );
             }
-            let s = hooks.train_batch(rows, &x, &y)?;
+            let s = hooks.train_batch(rows, &mut x, &mut y)?;
             if !s.loss.is_finite() {
                 return Err(NonFiniteLoss { loss: s.loss, step, epoch }.into());
             }
@@ -269,7 +270,7 @@ mod tests {
         fn skipped_batch(&mut self) {
             self.skipped += 1;
         }
-        fn train_batch(&mut self, rows: usize, x: &[f32], _: &[f32]) -> Result<StepStats> {
+        fn train_batch(&mut self, rows: usize, x: &mut Vec<f32>, _: &mut Vec<f32>) -> Result<StepStats> {
             self.batches.push(x[..rows].iter().map(|&v| v as usize).collect());
             Ok(StepStats { loss: x[0], accuracy: 1.0 })
         }
@@ -320,7 +321,7 @@ mod tests {
             fn stop_requested(&self) -> bool {
                 false
             }
-            fn train_batch(&mut self, _: usize, _: &[f32], _: &[f32]) -> Result<StepStats> {
+            fn train_batch(&mut self, _: usize, _: &mut Vec<f32>, _: &mut Vec<f32>) -> Result<StepStats> {
                 Ok(StepStats { loss: f32::NAN, accuracy: 0.0 })
             }
             fn after_step(&mut self, _: StepAt, _: &StepStats, _: &EpochSummary) -> Result<()> {

@@ -238,7 +238,7 @@ impl EpochHooks for SingleHooks<'_> {
         self.bar.inc(1);
     }
 
-    fn train_batch(&mut self, rows: usize, x: &[f32], y: &[f32]) -> Result<StepStats> {
+    fn train_batch(&mut self, rows: usize, x: &mut Vec<f32>, y: &mut Vec<f32>) -> Result<StepStats> {
         self.session.step(rows, x, y)
     }
 
