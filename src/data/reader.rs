@@ -10,7 +10,7 @@
 
 use std::fs::File;
 use std::io::BufReader;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -143,7 +143,6 @@ struct PartInfo {
 
 /// A stream of [`Rows`] (or [`PartBatch`]es) from a dataset.
 pub struct DataReader {
-    spec: PathBuf,
     parts: Vec<Part>,
     infos: Vec<PartInfo>,
     features: FeatureColumns,
@@ -215,7 +214,6 @@ impl DataReader {
         };
         let mut reader = DataReader {
             order,
-            spec: path.to_path_buf(),
             parts,
             infos,
             features: features.clone(),
@@ -255,11 +253,6 @@ impl DataReader {
     /// The parts read, in order.
     pub fn parts(&self) -> &[Part] {
         &self.parts
-    }
-
-    /// The dataset as given on the command line, for messages.
-    pub fn spec(&self) -> &Path {
-        &self.spec
     }
 
     /// Names the row `offset` of `rows` for a message: "`file` row group G, row R" (row within the file).
@@ -325,10 +318,7 @@ impl DataReader {
                 let file = File::open(p).with_context(|| format!("cannot open data file `{}`", p.display()))?;
                 let r = arrow_ipc::reader::FileReader::try_new(BufReader::new(file), None)
                     .map_err(|e| anyhow!("`{}` is not a readable Arrow IPC file ({e})", p.display()))?;
-                let schema = r.schema();
-                let plan = plan(part, &schema, &self.features, label, options)?;
-                let keep = column_indices(&schema, &plan.file_columns);
-                (Source::Ipc { batches: Box::new(r), pending: None, keep }, plan)
+                ipc_source(r, part, &self.features, label, options)?
             }
             (PartFormat::ArrowStream, path) => {
                 let input: Box<dyn std::io::Read> = match path {
@@ -339,10 +329,7 @@ impl DataReader {
                 };
                 let r = arrow_ipc::reader::StreamReader::try_new(BufReader::new(input), None)
                     .map_err(|e| anyhow!("{} is not a readable Arrow IPC stream ({e})", part.display()))?;
-                let schema = r.schema();
-                let plan = plan(part, &schema, &self.features, label, options)?;
-                let keep = column_indices(&schema, &plan.file_columns);
-                (Source::Ipc { batches: Box::new(r), pending: None, keep }, plan)
+                ipc_source(r, part, &self.features, label, options)?
             }
             (PartFormat::Csv, Some(p)) => open_csv(part, p, &self.features, label, options)?,
             (_, None) => bail!("only an Arrow IPC stream can come from standard input"),
@@ -505,6 +492,20 @@ fn parquet_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>>
             path.display()
         )
     })
+}
+
+/// An Arrow IPC reader (file or stream) as a source: its columns checked, the kept ones chosen.
+fn ipc_source(
+    reader: impl arrow_array::RecordBatchReader + 'static,
+    part: &Part,
+    features: &FeatureColumns,
+    label: Option<&str>,
+    options: &ReadOptions,
+) -> Result<(Source, Plan)> {
+    let schema = reader.schema();
+    let plan = plan(part, &schema, features, label, options)?;
+    let keep = column_indices(&schema, &plan.file_columns);
+    Ok((Source::Ipc { batches: Box::new(reader), pending: None, keep }, plan))
 }
 
 /// The indices of `names` in `schema`, in the schema's order.
