@@ -552,7 +552,8 @@ fn append_partition(batch: RecordBatch, partition: &[(String, String)]) -> Resul
             DataType::Utf8 => Arc::new(StringArray::from(vec![v.as_str(); n])),
             _ => columns::partition_array(v, n).unwrap_or_else(|| Arc::new(Float64Array::from(vec![f64::NAN; n]))),
         };
-        fields.push(Arc::new(Field::new(k, col.data_type().clone(), false)));
+        // Nullable: Spark's __HIVE_DEFAULT_PARTITION__ folder holds nulls.
+        fields.push(Arc::new(Field::new(k, col.data_type().clone(), true)));
         cols.push(col);
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
@@ -952,5 +953,44 @@ mod tests {
         // No features column named at all.
         let e = DataReader::open(&path, &FeatureColumns::parse(" , "), Some("label"), 4).err().unwrap().to_string();
         assert!(e.contains("--features-col names no column"), "{e}");
+    }
+
+    fn write_ipc(path: &Path, cols: Vec<(&str, ArrayRef)>) {
+        let batch = RecordBatch::try_from_iter(cols).unwrap();
+        let mut w = arrow_ipc::writer::FileWriter::try_new(File::create(path).unwrap(), &batch.schema()).unwrap();
+        w.write(&batch).unwrap();
+        w.finish().unwrap();
+    }
+
+    #[test]
+    fn an_ipc_column_a_step_replaces_is_not_read_in_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.arrow");
+        // A stale `scaled` column beside the one the step makes from `a`.
+        write_ipc(
+            &path,
+            vec![
+                ("a", Arc::new(Float64Array::from(vec![0.0, 16.0])) as ArrayRef),
+                ("scaled", Arc::new(Float64Array::from(vec![-7.0, -7.0])) as ArrayRef),
+                ("label", Arc::new(arrow_array::Int64Array::from(vec![0, 1])) as ArrayRef),
+            ],
+        );
+        let transforms = Transforms::parse(&["min-max:a:scaled:o_max=16".into()]).unwrap();
+        let options = ReadOptions { batch: 8, transforms, ..Default::default() };
+        let mut r = DataReader::open_with(&path, &FeatureColumns::parse("scaled"), Some("label"), options).unwrap();
+        assert_eq!(r.next_rows().unwrap().unwrap().features, vec![0.0, 1.0]);
+    }
+
+    #[test]
+    fn spark_null_partitions_read_as_null_and_empty_parts_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("label=__HIVE_DEFAULT_PARTITION__");
+        std::fs::create_dir(&part).unwrap();
+        std::fs::write(part.join("part-0.csv"), "f0,f1\n1,2\n").unwrap();
+        std::fs::write(part.join("part-1.csv"), "").unwrap();
+        let mut r = DataReader::open(dir.path(), &FeatureColumns::parse("features"), Some("label"), 8).unwrap();
+        assert_eq!(r.parts().len(), 1, "the empty part is skipped");
+        let e = r.next_rows().unwrap_err().to_string();
+        assert!(e.contains("column `label`: the label is null"), "{e}");
     }
 }

@@ -341,6 +341,8 @@ mod tests {
             ("one-hot:label:l2:output_dim=3,bogus=1", "unknown argument `bogus`"),
             ("min-max:a:a", "must differ"),
             ("min-max:a:b:o_max=x", "o_max=x is not a finite number"),
+            ("one-hot:l:o:output_dim=99999999", "more classes than a model can have"),
+            ("reshape:a:b:shape=100000x100000", "more than 2147483647 values per row"),
         ] {
             let e = Step::parse(text).unwrap_err().to_string();
             assert!(e.contains(needle), "{text}: {e}");
