@@ -45,6 +45,18 @@ if [ "$(cat "$CASES/.stamp" 2>/dev/null)" != "$STAMP" ] || [ ! -f "$CASES/manife
     echo "$STAMP" >"$CASES/.stamp"
 fi
 
+# A real S3-compatible server for the object-storage test (tests/object_storage.rs): moto's server
+# mode, pinned in scripts/requirements/moto-server.txt, in its own venv (target/py-moto).
+MOTO_VENV=target/py-moto
+MOTO_STAMP="$(sha256sum scripts/requirements/moto-server.txt | cut -d' ' -f1)"
+if [ "$(cat "$MOTO_VENV/.installed" 2>/dev/null)" != "$MOTO_STAMP" ] || ! "$MOTO_VENV/bin/python" -c 'import moto.server, boto3' >/dev/null 2>&1; then
+    echo "setup: creating $MOTO_VENV with moto's S3 server (scripts/requirements/moto-server.txt)" >&2
+    rm -rf "$MOTO_VENV"
+    python3 -m venv "$MOTO_VENV"
+    "$MOTO_VENV/bin/pip" install -q --disable-pip-version-check --no-cache-dir -r scripts/requirements/moto-server.txt
+    echo "$MOTO_STAMP" >"$MOTO_VENV/.installed"
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
     echo "setup: cargo is missing; install Rust 1.85 or newer (https://rustup.rs) and run this again" >&2
     exit 1

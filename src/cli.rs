@@ -105,6 +105,11 @@ pub struct RunArgs {
     /// a crash of the server loses what it acknowledged since the last snapshot).
     #[arg(long)]
     pub no_wal: bool,
+    /// Copy every snapshot of --checkpoint-dir to this s3:// prefix as well (with --resume, an
+    /// empty --checkpoint-dir is filled from it: a server can resume on another machine; the
+    /// write-ahead log stays local).
+    #[arg(long, value_name = "S3_PREFIX")]
+    pub snapshot_copy: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -386,6 +391,11 @@ pub struct PsArgs {
     /// acknowledged since the last snapshot).
     #[arg(long)]
     pub no_wal: bool,
+    /// Copy every snapshot of --checkpoint-dir to this s3:// prefix as well (with --resume, an
+    /// empty --checkpoint-dir is filled from it: a server can resume on another machine; the
+    /// write-ahead log stays local).
+    #[arg(long, value_name = "S3_PREFIX")]
+    pub snapshot_copy: Option<PathBuf>,
     /// Seconds to wait for every worker to join.
     #[arg(long, default_value_t = 300)]
     pub join_timeout: u64,

@@ -11,6 +11,7 @@ pub mod job_spec;
 pub mod predictor;
 pub mod punchcard;
 pub mod runtime;
+pub mod storage;
 pub mod trainers;
 pub mod training;
 pub mod transform;

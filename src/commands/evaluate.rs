@@ -4,6 +4,7 @@ use anyhow::{Result, bail};
 use distk_onnx::OnnxModel;
 
 use crate::cli::EvaluateArgs;
+use crate::commands::object_paths::Staging;
 use crate::data::FeatureColumns;
 use crate::data::dataset::{DataColumns, Dataset};
 use crate::data::predictions::{predicted_class_at, single_output_threshold};
@@ -16,7 +17,14 @@ use crate::transform::Transforms;
 
 /// Prints loss, accuracy and rows, and for classification the confusion matrix and per-class
 /// precision, recall and F1, for regression MSE and MAE (one JSON object with `--json`).
-pub fn run(args: EvaluateArgs) -> Result<()> {
+pub fn run(mut args: EvaluateArgs) -> Result<()> {
+    let mut staging = Staging::default();
+    staging.input(&mut args.model)?;
+    staging.input(&mut args.data)?;
+    evaluate(args)
+}
+
+fn evaluate(args: EvaluateArgs) -> Result<()> {
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }

@@ -7,7 +7,8 @@ use crate::cli::InspectArgs;
 
 /// Prints the model report.
 pub fn run(args: InspectArgs) -> Result<()> {
-    let model = OnnxModel::load(&args.model)?;
+    let staged = crate::storage::stage_input(&args.model)?;
+    let model = OnnxModel::load(staged.path())?;
     let r = inspect(&model)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);

@@ -5,6 +5,7 @@ pub mod devices;
 pub mod evaluate;
 pub mod inspect;
 pub mod job;
+pub mod object_paths;
 pub mod predict;
 pub mod ps;
 pub mod punchcard;

@@ -8,6 +8,7 @@ use arrow_schema::Schema;
 use distk_onnx::OnnxModel;
 
 use crate::cli::PredictArgs;
+use crate::commands::object_paths::Staging;
 use crate::data::FeatureColumns;
 use crate::data::fit::fit_standard_steps;
 use crate::data::parquet_output::ParquetOutput;
@@ -19,7 +20,17 @@ use crate::transform::Transforms;
 
 /// Runs the model over the data and writes the predictions atomically, batch by batch: one file,
 /// or for a directory input a directory with one part per input part.
-pub fn run(args: PredictArgs) -> Result<()> {
+pub fn run(mut args: PredictArgs) -> Result<()> {
+    let mut staging = Staging::default();
+    staging.input(&mut args.model)?;
+    staging.input(&mut args.data)?;
+    let per_part = args.data.is_dir();
+    staging.output(&mut args.out, per_part)?;
+    let result = predict(args);
+    staging.publish(result)
+}
+
+fn predict(args: PredictArgs) -> Result<()> {
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }

@@ -13,6 +13,7 @@ use distk_net::tls::{Identity, hex};
 use distk_onnx::OnnxModel;
 
 use crate::cli::PsArgs;
+use crate::commands::object_paths::Staging;
 use crate::data::dataset::Dataset;
 use crate::distributed::ps::{PsSetup, persistent_identity, run_ps};
 use crate::distributed::report::{HistoryOutputs, finish_run};
@@ -21,7 +22,19 @@ use crate::trainers::TrainerKind;
 use crate::training::model_widths;
 
 /// Runs the parameter server.
-pub fn run(args: PsArgs) -> Result<()> {
+pub fn run(mut args: PsArgs) -> Result<()> {
+    let mut staging = Staging::default();
+    staging.input(&mut args.model)?;
+    staging.input_opt(&mut args.validation_data)?;
+    staging.output(&mut args.out, false)?;
+    staging.output_opt(&mut args.history)?;
+    staging.output_opt(&mut args.history_csv)?;
+    staging.output_opt(&mut args.plot)?;
+    let result = serve(args);
+    staging.publish(result)
+}
+
+fn serve(args: PsArgs) -> Result<()> {
     let kind = args.trainer.trainer.unwrap_or(TrainerKind::Adag);
     if kind == TrainerKind::Single {
         bail!("the single trainer has no parameter server; use `distk-gpu run`");
@@ -77,6 +90,7 @@ pub fn run(args: PsArgs) -> Result<()> {
         checkpoint_every: args.checkpoint_every,
         wal: !args.no_wal,
         resume: args.resume,
+        snapshot_copy: args.snapshot_copy.clone(),
         join_timeout: Duration::from_secs(args.join_timeout),
         round_timeout: Duration::from_secs(24 * 3600),
         stop,

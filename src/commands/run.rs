@@ -8,13 +8,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result, bail};
 
 use crate::cli::RunArgs;
+use crate::commands::object_paths::Staging;
 use crate::distributed::launch::{LocalRun, train_local};
 use crate::job_spec::JobSpec;
 use crate::trainers::TrainerKind;
 use crate::training::single_run::{SingleRun, train_single};
 
-/// Runs training.
-pub fn run(args: RunArgs) -> Result<()> {
+/// Runs training; `s3://` model, data and outputs are staged around it.
+pub fn run(mut args: RunArgs) -> Result<()> {
+    let mut staging = Staging::default();
+    staging.input(&mut args.model)?;
+    staging.input(&mut args.data)?;
+    staging.input_opt(&mut args.validation_data)?;
+    staging.output(&mut args.out, false)?;
+    staging.output_opt(&mut args.history)?;
+    staging.output_opt(&mut args.history_csv)?;
+    staging.output_opt(&mut args.plot)?;
+    let result = run_local_paths(args);
+    staging.publish(result)
+}
+
+fn run_local_paths(args: RunArgs) -> Result<()> {
     if args.workers == 0 {
         bail!("--workers 0 would train nothing: give at least 1 (1 trains one replica on this device)");
     }
@@ -88,6 +102,7 @@ fn run_distributed(args: RunArgs, kind: TrainerKind) -> Result<()> {
         checkpoint_every: args.checkpoint_every,
         wal: !args.no_wal,
         resume: args.resume,
+        snapshot_copy: args.snapshot_copy,
         device: args.device.device,
         adapter: args.device.adapter,
         stop,

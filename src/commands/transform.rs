@@ -4,13 +4,23 @@
 use anyhow::{Result, bail};
 
 use crate::cli::TransformArgs;
+use crate::commands::object_paths::Staging;
 use crate::data::fit::fit_standard_steps;
 use crate::data::parquet_output::ParquetOutput;
 use crate::data::reader::{DataReader, FeatureColumns, ReadOptions};
 use crate::transform::Transforms;
 
 /// Applies the steps and writes the output (a directory of parts for a directory input).
-pub fn run(args: TransformArgs) -> Result<()> {
+pub fn run(mut args: TransformArgs) -> Result<()> {
+    let mut staging = Staging::default();
+    staging.input(&mut args.data)?;
+    let per_part = args.data.is_dir();
+    staging.output(&mut args.out, per_part)?;
+    let result = transform(args);
+    staging.publish(result)
+}
+
+fn transform(args: TransformArgs) -> Result<()> {
     if args.step.is_empty() {
         bail!("give at least one --step KIND:INPUT:OUTPUT[:args] (see `distk-gpu transform --help`)");
     }

@@ -13,10 +13,13 @@ use distk_net::tls::{Trust, parse_sha256};
 use distk_net::wire::ANY_WORKER;
 
 use crate::cli::WorkerArgs;
+use crate::commands::object_paths::Staging;
 use crate::distributed::worker::{WorkerData, WorkerRun, run_worker};
 
 /// Runs one worker.
-pub fn run(args: WorkerArgs) -> Result<()> {
+pub fn run(mut args: WorkerArgs) -> Result<()> {
+    let mut staging = Staging::default();
+    staging.input(&mut args.data)?;
     let addr = args
         .connect
         .to_socket_addrs()

@@ -52,6 +52,8 @@ pub struct LocalRun {
     pub wal: bool,
     /// Continue from the snapshot.
     pub resume: bool,
+    /// An s3:// prefix holding a copy of every snapshot.
+    pub snapshot_copy: Option<PathBuf>,
     /// Where the models run.
     pub device: DeviceChoice,
     /// Adapter index.
@@ -128,6 +130,7 @@ pub fn train_local(args: LocalRun) -> Result<()> {
         checkpoint_every: args.checkpoint_every,
         wal: args.wal,
         resume: args.resume,
+        snapshot_copy: args.snapshot_copy.clone(),
         join_timeout: Duration::from_secs(120),
         round_timeout: Duration::from_secs(24 * 3600),
         stop: stop.clone(),

@@ -7,6 +7,7 @@ pub mod launch;
 pub mod ps;
 pub mod report;
 pub mod shard;
+pub mod snapshot_mirror;
 pub mod worker;
 
 /// A run that ended with a model, but not as planned (a worker lost, an interruption): the CLI

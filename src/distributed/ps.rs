@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::atomic::write_atomically;
 use crate::data::dataset::Dataset;
 use crate::distributed::job;
+use crate::distributed::snapshot_mirror::{SnapshotMirror, restore_if_missing};
 use crate::distributed::worker::WorkerHistory;
 use crate::job_spec::JobSpec;
 use crate::runtime::{DeviceChoice, Runtime};
@@ -66,6 +67,9 @@ pub struct PsSetup {
     pub wal: bool,
     /// Continue from the snapshot in `checkpoint_dir`.
     pub resume: bool,
+    /// An `s3://` prefix that holds a copy of every snapshot (and, on `resume`, fills an empty
+    /// `checkpoint_dir`).
+    pub snapshot_copy: Option<PathBuf>,
     /// How long to wait for every worker to join.
     pub join_timeout: Duration,
     /// How long an averaging round may wait for its slowest worker.
@@ -323,6 +327,16 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
     let mut recoveries: Vec<RecoveryRecord> = Vec::new();
     let mut epochs: Vec<CentreEpoch> = Vec::new();
     let mut replayed_epochs = Vec::new();
+    let mut mirror = match (&setup.snapshot_copy, &setup.checkpoint_dir) {
+        (Some(_), None) => bail!("--snapshot-copy copies the snapshots of --checkpoint-dir: give both"),
+        (Some(url), Some(dir)) => {
+            if setup.resume && restore_if_missing(dir, url)? {
+                eprintln!("restored the snapshot of {} from {}", dir.display(), url.display());
+            }
+            Some(SnapshotMirror::new(url)?)
+        }
+        _ => None,
+    };
     let wal = match (&setup.checkpoint_dir, setup.resume) {
         (None, true) => bail!("--resume needs --checkpoint-dir"),
         (None, false) => None,
@@ -491,9 +505,9 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
     };
     // A checkpoint: the state captured under the lock together with the events emitted before it,
     // which are handled (epochs validated and kept) before the snapshot that holds them is written.
-    let checkpoint = |events: &mut tokio::sync::mpsc::UnboundedReceiver<Event>,
-                      epochs: &mut Vec<CentreEpoch>,
-                      handle: &mut dyn FnMut(Event, &mut Vec<CentreEpoch>) -> Result<()>|
+    let mut checkpoint = |events: &mut tokio::sync::mpsc::UnboundedReceiver<Event>,
+                          epochs: &mut Vec<CentreEpoch>,
+                          handle: &mut dyn FnMut(Event, &mut Vec<CentreEpoch>) -> Result<()>|
      -> Result<u64> {
         let Some(dir) = &setup.checkpoint_dir else { return Ok(0) };
         let mut pending = Vec::new();
@@ -506,6 +520,9 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
             handle(ev, epochs)?;
         }
         write_checkpoint(dir, &host, &snap)?;
+        if let Some(m) = mirror.as_mut() {
+            m.offer(dir);
+        }
         Ok(snap.clock)
     };
     loop {
@@ -585,6 +602,12 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
     }
     if setup.checkpoint_dir.is_some() {
         checkpoint(&mut events, &mut epochs, &mut handle_event)?;
+    }
+    if let (Some(m), Some(dir)) = (mirror, &setup.checkpoint_dir) {
+        // The trained model is still written; the local checkpoint is whole.
+        if let Err(e) = m.finish(dir) {
+            eprintln!("cannot copy the last snapshot: {e:#}");
+        }
     }
     let st = host.lock();
     let centre = st.core.centre().to_vec();

@@ -439,6 +439,7 @@ async fn receive(
         checkpoint_every: 500,
         wal: false,
         resume: false,
+        snapshot_copy: None,
         device: api.device,
         adapter: None,
         stop: stop.clone(),
