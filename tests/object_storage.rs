@@ -278,8 +278,10 @@ fn parameter_server_snapshots_are_copied_to_s3_and_restore_an_empty_checkpoint_d
         ]),
         "the distributed run",
     );
-    // The last snapshot is in the bucket, byte for byte; the log is not.
-    assert_eq!(s3.keys("distk-ps", "run1/"), vec!["run1/ps.json".to_string(), "run1/state.bin".to_string()]);
+    // The last snapshot is in the bucket, byte for byte, with its summary; the log is not.
+    let keys = s3.keys("distk-ps", "run1/");
+    assert!(keys.contains(&"run1/ps.json".to_string()) && keys.contains(&"run1/state.bin".to_string()), "{keys:?}");
+    assert!(!keys.iter().any(|k| k.contains("wal")), "{keys:?}");
     let snapshot = std::fs::read(ckpt.join("state.bin")).unwrap();
     assert_eq!(s3.get("distk-ps", "run1/state.bin"), snapshot);
 
@@ -315,6 +317,50 @@ fn parameter_server_snapshots_are_copied_to_s3_and_restore_an_empty_checkpoint_d
 }
 
 #[test]
+fn keys_as_spark_and_the_console_write_them_and_ensembles_round_trip() {
+    let s3 = start_moto();
+    s3.boto("s3.create_bucket(Bucket='distk-keys')");
+    // A non-ASCII folder with a space, Spark's escaped partition value, a console folder marker,
+    // and a sibling prefix sharing the name's start that holds a file that is not Parquet.
+    let base = "data/ünïcode dir";
+    let test = data("digits_test.parquet");
+    s3.put_file(&test, "distk-keys", &format!("{base}/ts=2020-01-01 00%3A00%3A00/part-00000.parquet"));
+    s3.boto(&format!("s3.put_object(Bucket='distk-keys', Key={:?}, Body=b'')", format!("{base}/")));
+    s3.boto(&format!(
+        "s3.put_object(Bucket='distk-keys', Key={:?}, Body=b'not parquet')",
+        format!("{base}2/bad.parquet")
+    ));
+    let m = model("keras_mlp.onnx");
+    let url = format!("s3://distk-keys/{base}");
+    let e = json(&ok(
+        s3.distk(&["evaluate", m.to_str().unwrap(), "--data", &url, "--device", "cpu", "--json"]),
+        "evaluate on escaped keys",
+    ));
+    assert_eq!(e["rows"], 360);
+    // An ensemble's members are written beside the --out name.
+    ok(
+        s3.distk(&[
+            "run",
+            m.to_str().unwrap(),
+            "--data",
+            test.to_str().unwrap(),
+            "--workers",
+            "2",
+            "--trainer",
+            "ensemble",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--out",
+            "s3://distk-keys/out/ens.onnx",
+        ]),
+        "the ensemble run",
+    );
+    let keys = s3.keys("distk-keys", "out/");
+    assert_eq!(keys, vec!["out/ens-0.onnx".to_string(), "out/ens-1.onnx".to_string()]);
+}
+
+#[test]
 fn missing_objects_and_other_schemes_are_refused_clearly() {
     let s3 = start_moto();
     s3.boto("s3.create_bucket(Bucket='empty')");
@@ -342,6 +388,19 @@ fn missing_objects_and_other_schemes_are_refused_clearly() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("s3://no-such-bucket/m.onnx") && err.contains("NoSuchBucket"), "{err}");
     assert!(!err.contains("epoch 1"), "refused before training: {err}");
+    // Paths that need a local disk say so.
+    for (args, says) in [
+        (vec!["--checkpoint-dir", "s3://empty/ckpt"], "--checkpoint-dir s3://empty/ckpt: must be a local path"),
+        (vec!["--snapshot-copy", "s3://empty/snap"], "--snapshot-copy copies a parameter server's snapshots"),
+    ] {
+        let test = data("digits_test.parquet");
+        let mut a = vec!["run", m.to_str().unwrap(), "--data", test.to_str().unwrap()];
+        a.extend(args);
+        let o = s3.distk(&a);
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(says), "{err}");
+    }
     for (url, says) in [("gs://b/train.parquet", "gs:// is not supported"), ("hdfs://nn/train", "HDFS")] {
         let o = s3.distk(&["evaluate", m.to_str().unwrap(), "--data", url, "--device", "cpu"]);
         assert!(!o.status.success());

@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 use hyper::Method;
 
 use crate::cli::JobCmdArgs;
+use crate::commands::object_paths::require_local;
 use crate::data::atomic::write_atomically;
 use crate::punchcard::client::JobClient;
 
@@ -91,6 +92,7 @@ pub fn run(args: JobCmdArgs) -> Result<()> {
             let name = r["name"].as_str().unwrap_or("job");
             let model = client.send(Method::GET, &format!("/api/jobs/{id}/model"), Vec::new())?.bytes()?;
             let history = client.send(Method::GET, &format!("/api/jobs/{id}/history"), Vec::new())?;
+            require_local("--out-dir", Some(&args.out_dir), "the results are downloaded here")?;
             std::fs::create_dir_all(&args.out_dir)?;
             let mp = args.out_dir.join(format!("{name}-{id}.onnx"));
             write_atomically(&mp, |f| Ok(std::io::Write::write_all(f, &model)?))?;

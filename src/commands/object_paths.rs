@@ -3,9 +3,22 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use std::path::Path;
 
-use crate::storage::{StagedInput, StagedOutput, stage_input};
+use anyhow::{Result, bail};
+
+use crate::storage::{Location, StagedInput, StagedOutput, stage_input};
+
+/// Refuses an object-store path for a flag that needs a local filesystem (logs, secrets, state
+/// directories), saying why and what to do instead.
+pub fn require_local(flag: &str, path: Option<&Path>, why: &str) -> Result<()> {
+    if let Some(p) = path
+        && Location::is_remote(p)
+    {
+        bail!("{flag} {}: must be a local path ({why})", p.display());
+    }
+    Ok(())
+}
 
 /// The staged paths of one command.
 #[derive(Default)]
@@ -33,22 +46,32 @@ impl Staging {
 
     /// Replaces an output path with its local stand-in; with `folder`, refuses an S3 prefix that
     /// holds objects already (before any work is done).
-    pub fn output(&mut self, path: &mut PathBuf, folder: bool) -> Result<()> {
+    /// Returns the output's index (for [`Staging::refuse_existing`]).
+    pub fn output(&mut self, path: &mut PathBuf, folder: bool) -> Result<usize> {
         let staged = StagedOutput::new(path)?;
         if folder {
             staged.refuse_existing()?;
         }
         *path = staged.path().to_path_buf();
         self.outputs.push(staged);
+        Ok(self.outputs.len() - 1)
+    }
+
+    /// Refuses output `index` (from [`Staging::output`]) when its S3 prefix holds objects: a
+    /// folder output is never mixed with old parts.
+    pub fn refuse_existing(&self, index: usize) -> Result<()> {
+        if let Some(o) = self.outputs.get(index) {
+            o.refuse_existing()?;
+        }
         Ok(())
     }
 
     /// [`Staging::output`] for an optional file path.
     pub fn output_opt(&mut self, path: &mut Option<PathBuf>) -> Result<()> {
-        match path {
-            Some(p) => self.output(p, false),
-            None => Ok(()),
+        if let Some(p) = path {
+            self.output(p, false)?;
         }
+        Ok(())
     }
 
     /// Uploads every output that was written, whether or not the command succeeded (an

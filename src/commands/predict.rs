@@ -22,10 +22,12 @@ use crate::transform::Transforms;
 /// or for a directory input a directory with one part per input part.
 pub fn run(mut args: PredictArgs) -> Result<()> {
     let mut staging = Staging::default();
+    let out = staging.output(&mut args.out, false)?;
     staging.input(&mut args.model)?;
     staging.input(&mut args.data)?;
-    let per_part = args.data.is_dir();
-    staging.output(&mut args.out, per_part)?;
+    if args.data.is_dir() {
+        staging.refuse_existing(out)?;
+    }
     let result = predict(args);
     staging.publish(result)
 }

@@ -13,7 +13,7 @@ use distk_net::tls::{Identity, hex};
 use distk_onnx::OnnxModel;
 
 use crate::cli::PsArgs;
-use crate::commands::object_paths::Staging;
+use crate::commands::object_paths::{Staging, require_local};
 use crate::data::dataset::Dataset;
 use crate::distributed::ps::{PsSetup, persistent_identity, run_ps};
 use crate::distributed::report::{HistoryOutputs, finish_run};
@@ -23,13 +23,19 @@ use crate::training::model_widths;
 
 /// Runs the parameter server.
 pub fn run(mut args: PsArgs) -> Result<()> {
+    require_local(
+        "--checkpoint-dir",
+        args.checkpoint_dir.as_deref(),
+        "snapshots and the write-ahead log need append, fsync and rename; with --workers, --snapshot-copy s3://... keeps a copy of the snapshots in object storage",
+    )?;
+    require_local("--secrets", Some(&args.secrets), "secrets stay on this machine")?;
     let mut staging = Staging::default();
-    staging.input(&mut args.model)?;
-    staging.input_opt(&mut args.validation_data)?;
     staging.output(&mut args.out, false)?;
     staging.output_opt(&mut args.history)?;
     staging.output_opt(&mut args.history_csv)?;
     staging.output_opt(&mut args.plot)?;
+    staging.input(&mut args.model)?;
+    staging.input_opt(&mut args.validation_data)?;
     let result = serve(args);
     staging.publish(result)
 }

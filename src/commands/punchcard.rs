@@ -8,6 +8,7 @@ use distk_net::auth::Secrets;
 use distk_net::tls::{Identity, hex};
 
 use crate::cli::PunchcardArgs;
+use crate::commands::object_paths::require_local;
 use crate::distributed::ps::persistent_identity;
 use crate::punchcard::api::{Api, router};
 use crate::punchcard::jobs::JobStore;
@@ -17,6 +18,10 @@ pub fn run(args: PunchcardArgs) -> Result<()> {
     if args.max_workers == 0 || args.max_upload_mb == 0 {
         bail!("--max-workers and --max-upload-mb must be at least 1");
     }
+    let local = "the job server's records need append, fsync and rename";
+    require_local("--state-dir", Some(&args.state_dir), local)?;
+    require_local("--data-root", args.data_root.as_deref(), "jobs read their data from this machine's disk")?;
+    require_local("--secrets", Some(&args.secrets), "secrets stay on this machine")?;
     let secrets = Secrets::load(&args.secrets)?;
     if secrets.0.is_empty() {
         bail!("the secrets file {} lists no secret: add one with `distk-gpu secret`", args.secrets.display());

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result, bail};
 
 use crate::cli::RunArgs;
-use crate::commands::object_paths::Staging;
+use crate::commands::object_paths::{Staging, require_local};
 use crate::distributed::launch::{LocalRun, train_local};
 use crate::job_spec::JobSpec;
 use crate::trainers::TrainerKind;
@@ -16,14 +16,20 @@ use crate::training::single_run::{SingleRun, train_single};
 
 /// Runs training; `s3://` model, data and outputs are staged around it.
 pub fn run(mut args: RunArgs) -> Result<()> {
+    require_local(
+        "--checkpoint-dir",
+        args.checkpoint_dir.as_deref(),
+        "snapshots and the write-ahead log need append, fsync and rename; with --workers, --snapshot-copy s3://... keeps a copy of the snapshots in object storage",
+    )?;
     let mut staging = Staging::default();
-    staging.input(&mut args.model)?;
-    staging.input(&mut args.data)?;
-    staging.input_opt(&mut args.validation_data)?;
+    // Outputs first: a bucket that cannot be written fails before the inputs are downloaded.
     staging.output(&mut args.out, false)?;
     staging.output_opt(&mut args.history)?;
     staging.output_opt(&mut args.history_csv)?;
     staging.output_opt(&mut args.plot)?;
+    staging.input(&mut args.model)?;
+    staging.input(&mut args.data)?;
+    staging.input_opt(&mut args.validation_data)?;
     let result = run_local_paths(args);
     staging.publish(result)
 }
@@ -38,6 +44,11 @@ fn run_local_paths(args: RunArgs) -> Result<()> {
     }
     if kind.uses_server() || args.workers > 1 {
         return run_distributed(args, kind);
+    }
+    if args.snapshot_copy.is_some() {
+        bail!(
+            "--snapshot-copy copies a parameter server's snapshots: it needs --workers N or a server trainer (the single trainer's --checkpoint-dir is local)"
+        );
     }
     let spec = JobSpec::resolve(&args.job.options(), &args.trainer.options(), kind)?;
     if args.resume && args.checkpoint_dir.is_none() {

@@ -5,6 +5,7 @@ use anyhow::{Result, bail};
 
 use crate::cli::SubmitArgs;
 use crate::commands::job::wait_for;
+use crate::commands::object_paths::require_local;
 use crate::punchcard::client::JobClient;
 use crate::punchcard::jobs::JobRequest;
 
@@ -13,6 +14,8 @@ pub fn run(args: SubmitArgs) -> Result<()> {
     if args.data.is_none() && args.upload_data.is_none() {
         bail!("say where the data is: --data PATH (under the server's data root) or --upload-data FILE");
     }
+    require_local("MODEL", Some(&args.model), "it is uploaded from this machine to the job server")?;
+    require_local("--upload-data", args.upload_data.as_deref(), "it is uploaded from this machine to the job server")?;
     if !args.model.is_file() {
         bail!("{}: no such model file", args.model.display());
     }

@@ -13,9 +13,11 @@ use crate::transform::Transforms;
 /// Applies the steps and writes the output (a directory of parts for a directory input).
 pub fn run(mut args: TransformArgs) -> Result<()> {
     let mut staging = Staging::default();
+    let out = staging.output(&mut args.out, false)?;
     staging.input(&mut args.data)?;
-    let per_part = args.data.is_dir();
-    staging.output(&mut args.out, per_part)?;
+    if args.data.is_dir() {
+        staging.refuse_existing(out)?;
+    }
     let result = transform(args);
     staging.publish(result)
 }

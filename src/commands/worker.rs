@@ -13,11 +13,13 @@ use distk_net::tls::{Trust, parse_sha256};
 use distk_net::wire::ANY_WORKER;
 
 use crate::cli::WorkerArgs;
-use crate::commands::object_paths::Staging;
+use crate::commands::object_paths::{Staging, require_local};
 use crate::distributed::worker::{WorkerData, WorkerRun, run_worker};
 
 /// Runs one worker.
 pub fn run(mut args: WorkerArgs) -> Result<()> {
+    require_local("--ack-log", args.ack_log.as_deref(), "the acknowledgement log needs append and fsync")?;
+    require_local("--secret-file", Some(&args.secret_file), "secrets stay on this machine")?;
     let mut staging = Staging::default();
     staging.input(&mut args.data)?;
     let addr = args

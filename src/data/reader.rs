@@ -95,7 +95,7 @@ pub struct PartBatch {
 enum Source {
     Parquet(ParquetRecordBatchReader),
     Ipc {
-        batches: Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>>>,
+        batches: Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>> + Send>,
         pending: Option<(RecordBatch, usize)>,
         /// The file's columns to keep (IPC readers do not project).
         keep: Vec<usize>,
@@ -321,7 +321,7 @@ impl DataReader {
                 ipc_source(r, part, &self.features, label, options)?
             }
             (PartFormat::ArrowStream, path) => {
-                let input: Box<dyn std::io::Read> = match path {
+                let input: Box<dyn std::io::Read + Send> = match path {
                     Some(p) => {
                         Box::new(File::open(p).with_context(|| format!("cannot open data file `{}`", p.display()))?)
                     }
@@ -496,7 +496,7 @@ fn parquet_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>>
 
 /// An Arrow IPC reader (file or stream) as a source: its columns checked, the kept ones chosen.
 fn ipc_source(
-    reader: impl arrow_array::RecordBatchReader + 'static,
+    reader: impl arrow_array::RecordBatchReader + Send + 'static,
     part: &Part,
     features: &FeatureColumns,
     label: Option<&str>,

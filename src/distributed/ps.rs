@@ -333,7 +333,7 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
             if setup.resume && restore_if_missing(dir, url)? {
                 eprintln!("restored the snapshot of {} from {}", dir.display(), url.display());
             }
-            Some(SnapshotMirror::new(url)?)
+            Some(SnapshotMirror::new(url, dir)?)
         }
         _ => None,
     };
@@ -347,6 +347,10 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
                 let _ = std::fs::remove_file(dir.join(name));
             }
             write_summary(dir, &state.snapshot(label, 0))?;
+            // An older run's copy under the same prefix is replaced before this run goes on.
+            if let Some(m) = mirror.as_mut() {
+                m.sync(dir)?;
+            }
             w
         }
         (Some(dir), true) => {
@@ -605,7 +609,8 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
     }
     if let (Some(m), Some(dir)) = (mirror, &setup.checkpoint_dir) {
         // The trained model is still written; the local checkpoint is whole.
-        if let Err(e) = m.finish(dir) {
+        let mut m = m;
+        if let Err(e) = m.sync(dir) {
             eprintln!("cannot copy the last snapshot: {e:#}");
         }
     }

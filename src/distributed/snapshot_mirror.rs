@@ -16,8 +16,10 @@ use distk_net::durable::{SNAPSHOT_FILE, snapshot_path};
 use crate::storage::Location;
 use crate::storage::s3::{Bucket, S3Error, block_on};
 
-/// The summary file written beside each snapshot.
-const SUMMARY_FILE: &str = "ps.json";
+/// The files copied with each snapshot, before it: its summary and the run's validated epochs and
+/// recoveries (what `--history` and `--plot` report after a resume). The snapshot goes last, so
+/// a copy with `state.bin` has the files that belong with it or newer ones.
+const BESIDE: [&str; 3] = ["ps.json", "epochs.json", "recoveries.json"];
 
 /// Uploads a checkpoint directory's snapshots to an S3 prefix.
 pub struct SnapshotMirror {
@@ -42,11 +44,17 @@ fn parse(url: &Path) -> Result<(String, String)> {
 }
 
 impl SnapshotMirror {
-    /// A mirror to `url` (`s3://bucket/prefix`).
-    pub fn new(url: &Path) -> Result<SnapshotMirror> {
+    /// A mirror of checkpoint directory `dir` to `url` (`s3://bucket/prefix`); a bucket that
+    /// cannot be listed fails here, before the run.
+    pub fn new(url: &Path, dir: &Path) -> Result<SnapshotMirror> {
         let (bucket, prefix) = parse(url)?;
-        let staging =
-            tempfile::Builder::new().prefix("distk-snapshot-").tempdir().context("cannot create a temporary folder")?;
+        block_on(|| async { Bucket::open(&bucket)?.probe(&prefix).await })?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        // In the checkpoint directory, so that the snapshot can be hard-linked (same filesystem).
+        let staging = tempfile::Builder::new()
+            .prefix(".distk-snapshot-copy-")
+            .tempdir_in(dir)
+            .with_context(|| format!("cannot write in {}", dir.display()))?;
         Ok(SnapshotMirror {
             bucket,
             prefix,
@@ -72,8 +80,10 @@ impl SnapshotMirror {
         }
     }
 
-    /// Uploads the last snapshot in `dir` and waits for it: the run's end.
-    pub fn finish(mut self, dir: &Path) -> Result<()> {
+    /// Uploads the snapshot in `dir` now and waits for it: at a fresh start (so that an older
+    /// run's copy under the same prefix is replaced before anything could resume from it) and at
+    /// the run's end.
+    pub fn sync(&mut self, dir: &Path) -> Result<()> {
         if let Some(h) = self.uploading.take() {
             let _ = h.join();
         }
@@ -97,8 +107,11 @@ impl SnapshotMirror {
     /// Hard links of the snapshot and its summary, fixed against the next checkpoint's rename.
     fn link(&self, dir: &Path) -> Result<Vec<(PathBuf, String)>> {
         let mut files = Vec::new();
-        for name in [SNAPSHOT_FILE, SUMMARY_FILE] {
+        for name in BESIDE.into_iter().chain([SNAPSHOT_FILE]) {
             let source = dir.join(name);
+            if name != SNAPSHOT_FILE && !source.exists() {
+                continue;
+            }
             let linked = self.staging.path().join(name);
             let _ = std::fs::remove_file(&linked);
             if std::fs::hard_link(&source, &linked).is_err() {
@@ -110,7 +123,7 @@ impl SnapshotMirror {
     }
 }
 
-/// Uploads the files, the snapshot before its summary.
+/// Uploads the files in order (the snapshot last).
 fn upload(bucket: &str, prefix: &str, files: &[(PathBuf, String)]) -> Result<()> {
     block_on(|| async {
         let b = Bucket::open(bucket)?;
@@ -142,9 +155,11 @@ pub fn restore_if_missing(dir: &Path, url: &Path) -> Result<bool> {
             return Ok::<bool, S3Error>(false);
         }
         b.download(&key, &staging.path().join(SNAPSHOT_FILE)).await?;
-        let summary = format!("{prefix}/{SUMMARY_FILE}");
-        if b.head(&summary).await?.is_some() {
-            b.download(&summary, &staging.path().join(SUMMARY_FILE)).await?;
+        for name in BESIDE {
+            let object = format!("{prefix}/{name}");
+            if b.head(&object).await?.is_some() {
+                b.download(&object, &staging.path().join(name)).await?;
+            }
         }
         Ok(true)
     })?;
@@ -156,11 +171,22 @@ pub fn restore_if_missing(dir: &Path, url: &Path) -> Result<bool> {
         );
     }
     // The summary first, the snapshot last: a directory with state.bin is a whole checkpoint.
-    let summary = staging.path().join(SUMMARY_FILE);
-    if summary.exists() {
-        std::fs::rename(&summary, dir.join(SUMMARY_FILE)).context("cannot move the summary into place")?;
+    for name in BESIDE {
+        let file = staging.path().join(name);
+        if file.exists() {
+            std::fs::rename(&file, dir.join(name)).with_context(|| format!("cannot move {name} into place"))?;
+        }
     }
     std::fs::rename(staging.path().join(SNAPSHOT_FILE), snapshot_path(dir))
         .context("cannot move the snapshot into place")?;
     Ok(true)
+}
+
+impl Drop for SnapshotMirror {
+    /// An upload in flight is waited for (a run that ends early still leaves a whole copy).
+    fn drop(&mut self) {
+        if let Some(h) = self.uploading.take() {
+            let _ = h.join();
+        }
+    }
 }

@@ -135,10 +135,12 @@ impl Bucket {
         let files = settings_from_files();
         let region_known = set("AWS_REGION") || set("AWS_DEFAULT_REGION") || files.contains_key("aws_region");
         for (key, value) in files {
+            // Credentials are one unit: a key id in the environment takes none from the files
+            // (a file's session token beside the environment's key would be rejected).
             let in_env = match key {
                 "aws_region" => set("AWS_REGION") || set("AWS_DEFAULT_REGION"),
                 "aws_endpoint" => set("AWS_ENDPOINT_URL") || set("AWS_ENDPOINT"),
-                other => set(&other.to_ascii_uppercase()),
+                _ => set("AWS_ACCESS_KEY_ID"),
             };
             if !in_env && let Ok(k) = key.parse::<AmazonS3ConfigKey>() {
                 builder = builder.with_config(k, value);
@@ -157,6 +159,17 @@ impl Bucket {
         Ok(Bucket { name: bucket.to_string(), store: Arc::new(store) })
     }
 
+    /// `key` as object_store's path, taken as written (not percent-encoded again: listed keys
+    /// such as Spark's escaped partition folders come back exactly as they were stored).
+    fn path(&self, key: &str) -> Result<ObjectPath, S3Error> {
+        ObjectPath::parse(key).map_err(|e| S3Error::Request {
+            bucket: self.name.clone(),
+            key: key.to_string(),
+            what: "naming",
+            reason: format!("not a usable key ({e}); a key has no empty, `.` or `..` parts"),
+        })
+    }
+
     fn failed(&self, key: &str, what: &'static str) -> impl FnOnce(object_store::Error) -> S3Error {
         let (bucket, key) = (self.name.clone(), key.to_string());
         move |e| S3Error::Request { bucket, key, what, reason: condense(&e) }
@@ -165,7 +178,7 @@ impl Bucket {
     /// Fails when the bucket cannot be listed (missing, no access, no endpoint): a check before
     /// work whose output goes to `key`. Reads one page at most.
     pub async fn probe(&self, key: &str) -> Result<(), S3Error> {
-        let p = (!key.is_empty()).then(|| ObjectPath::from(key));
+        let p = if key.is_empty() { None } else { Some(self.path(key)?) };
         match self.store.list(p.as_ref()).next().await {
             Some(Err(e)) => Err(self.failed(key, "LIST")(e)),
             _ => Ok(()),
@@ -177,7 +190,7 @@ impl Bucket {
         if key.is_empty() {
             return Ok(None);
         }
-        match self.store.head(&ObjectPath::from(key)).await {
+        match self.store.head(&self.path(key)?).await {
             Ok(m) => Ok(Some(m)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.failed(key, "HEAD")(e)),
@@ -186,14 +199,14 @@ impl Bucket {
 
     /// Every object below `prefix` (a folder: `prefix/...`), recursively.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, S3Error> {
-        let p = (!prefix.is_empty()).then(|| ObjectPath::from(prefix));
+        let p = if prefix.is_empty() { None } else { Some(self.path(prefix)?) };
         self.store.list(p.as_ref()).try_collect().await.map_err(self.failed(prefix, "LIST"))
     }
 
     /// Downloads `key` into the new file `local`.
     pub async fn download(&self, key: &str, local: &Path) -> Result<(), S3Error> {
         let io = |source| S3Error::Local { path: local.display().to_string(), source };
-        let got = self.store.get(&ObjectPath::from(key)).await.map_err(self.failed(key, "GET"))?;
+        let got = self.store.get(&self.path(key)?).await.map_err(self.failed(key, "GET"))?;
         let mut stream = got.into_stream();
         let mut file = tokio::fs::File::create(local).await.map_err(io)?;
         while let Some(chunk) = stream.next().await {
@@ -219,7 +232,7 @@ impl Bucket {
     pub async fn upload(&self, local: &Path, key: &str) -> Result<(), S3Error> {
         let io = |source| S3Error::Local { path: local.display().to_string(), source };
         let mut file = tokio::fs::File::open(local).await.map_err(io)?;
-        let mut writer = object_store::buffered::BufWriter::new(self.store.clone(), ObjectPath::from(key));
+        let mut writer = object_store::buffered::BufWriter::new(self.store.clone(), self.path(key)?);
         let failed = |e: std::io::Error| S3Error::Request {
             bucket: self.name.clone(),
             key: key.to_string(),

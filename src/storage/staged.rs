@@ -22,6 +22,19 @@ pub enum StagingError {
     /// Nothing at the path.
     #[error("`{0}`: no such object, folder of parts or matching object in the bucket")]
     Missing(String),
+    /// A glob that does not parse.
+    #[error("`{0}`: not a valid glob ({1})")]
+    BadGlob(String, String),
+    /// A folder output failed part way.
+    #[error(
+        "{reason}; parts uploaded before the failure remain under {display}/ without _SUCCESS (Spark ignores such a folder): delete them before writing there again"
+    )]
+    FolderIncomplete {
+        /// The output.
+        display: String,
+        /// Why.
+        reason: String,
+    },
     /// The output exists as a folder already.
     #[error(
         "`{0}` holds objects already; a folder output is not mixed with old parts: remove them or choose another prefix"
@@ -98,12 +111,14 @@ pub fn stage_input(path: &Path) -> Result<StagedInput, StagingError> {
     let local = block_on(|| async {
         let b = Bucket::open(&bucket)?;
         if let Some(folder_end) = glob_folder(&key) {
-            let pattern = glob::Pattern::new(&key).map_err(|_| StagingError::Missing(display.clone()))?;
+            let pattern =
+                glob::Pattern::new(&key).map_err(|e| StagingError::BadGlob(display.clone(), e.to_string()))?;
             let options = glob::MatchOptions { require_literal_separator: true, ..Default::default() };
             let folder = key[..folder_end].trim_end_matches('/');
             let objects = b.list(folder).await?;
             let pairs: Vec<_> = objects
                 .iter()
+                .filter(|o| o.size > 0)
                 .map(|o| o.location.to_string())
                 .filter(|k| is_data_key(k) && pattern.matches_with(k, options))
                 .map(|k| (k.clone(), root.join(&k)))
@@ -122,8 +137,11 @@ pub fn stage_input(path: &Path) -> Result<StagedInput, StagingError> {
         }
         let objects = b.list(&key).await?;
         let base = root.join(&name);
+        // Zero-byte objects are folder markers (the console's `folder/`, s3a's) or `_SUCCESS`:
+        // nothing to read.
         let pairs: Vec<_> = objects
             .iter()
+            .filter(|o| o.size > 0)
             .map(|o| o.location.to_string())
             .filter(|k| is_data_key(k))
             .filter_map(|k| {
@@ -199,7 +217,8 @@ impl StagedOutput {
         };
         block_on(|| async {
             let b = Bucket::open(bucket)?;
-            if b.head(key).await?.is_some() || !b.list(key).await?.is_empty() {
+            let holds_data = b.list(key).await?.iter().any(|o| o.size > 0);
+            if b.head(key).await?.is_some_and(|o| o.size > 0) || holds_data {
                 return Err(StagingError::OutputExists(display.clone()));
             }
             Ok(())
@@ -229,24 +248,47 @@ impl StagedOutput {
         let Some((bucket, key, display)) = &self.remote else {
             return Ok(());
         };
-        if !self.path.exists() {
+        let folder = self.path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let written: Vec<String> = if self.path.is_dir() {
+            Vec::new()
+        } else {
+            let io = |source| StagingError::Local { path: folder.display().to_string(), source };
+            let mut names = Vec::new();
+            for entry in std::fs::read_dir(&folder).map_err(io)? {
+                let entry = entry.map_err(io)?;
+                let name = entry.file_name().to_string_lossy().to_string();
+                if entry.path().is_file() && !name.starts_with('.') {
+                    names.push(name);
+                }
+            }
+            names.sort();
+            names
+        };
+        if !self.path.exists() && written.is_empty() {
             return Ok(());
         }
         let files = if self.path.is_dir() { list_files(&self.path)? } else { Vec::new() };
         block_on(|| async {
             let b = Bucket::open(bucket)?;
             if !self.path.is_dir() {
-                b.upload(&self.path, key).await?;
+                // The file and whatever the command wrote beside it under its name (an ensemble
+                // writes NAME-0.onnx, NAME-1.onnx ... instead of NAME.onnx).
+                let parent = key.rsplit_once('/').map_or(String::new(), |(p, _)| format!("{p}/"));
+                for name in &written {
+                    b.upload(&folder.join(name), &format!("{parent}{name}")).await?;
+                }
                 return Ok(());
             }
-            if !b.list(key).await?.is_empty() {
+            if b.list(key).await?.iter().any(|o| o.size > 0) {
                 return Err(StagingError::OutputExists(display.clone()));
             }
             let (marker, parts): (Vec<_>, Vec<_>) =
                 files.iter().partition(|rel| rel.file_name().is_some_and(|n| n == "_SUCCESS"));
             for rel in parts.into_iter().chain(marker) {
                 let object = format!("{key}/{}", rel.to_string_lossy().replace('\\', "/"));
-                b.upload(&self.path.join(rel), &object).await?;
+                if let Err(e) = b.upload(&self.path.join(rel), &object).await {
+                    return Err(StagingError::FolderIncomplete { display: display.clone(), reason: e.to_string() });
+                }
             }
             Ok(())
         })
