@@ -334,6 +334,10 @@ pub struct SecretArgs {
     /// The secrets file to add it to (created with mode 0600 if missing).
     #[arg(long, default_value = "secrets.json")]
     pub secrets: PathBuf,
+    /// Write the bare secret to this new file (mode 0600) for its holder, instead of printing it
+    /// (a shell redirect would leave it readable by others under the usual umask).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// `ps`: the parameter server of a multi-host run.

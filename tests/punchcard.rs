@@ -121,10 +121,35 @@ fn jobs_are_submitted_fetched_isolated_cancelled_and_survive_a_restart() {
     std::fs::copy(data("digits_test.parquet"), dir.path().join("outside.parquet")).unwrap();
     std::os::unix::fs::symlink(dir.path().join("outside.parquet"), root.join("link.parquet")).unwrap();
     let alice = secret(dir.path(), "alice");
-    let bob = secret(dir.path(), "bob");
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(dir.path().join("secrets.json")).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600, "the secrets file is private");
+    let mode_of = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    // `secret --out` writes the bare secret to a new 0600 file (what the README tells users to run);
+    // an existing file is never overwritten.
+    let bob = dir.path().join("bob.secret");
+    let o = bin()
+        .args(["secret", "--identity", "bob", "--out"])
+        .arg(&bob)
+        .arg("--secrets")
+        .arg(dir.path().join("secrets.json"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.stdout.is_empty(), "the secret is not printed with --out");
+    assert_eq!(mode_of(&bob), 0o600, "the holder's secret file is private");
+    let written = std::fs::read_to_string(&bob).unwrap();
+    assert_eq!(written.trim().len(), 64);
+    assert!(std::fs::read_to_string(dir.path().join("secrets.json")).unwrap().contains(written.trim()));
+    let again = bin()
+        .args(["secret", "--identity", "eve", "--out"])
+        .arg(&bob)
+        .arg("--secrets")
+        .arg(dir.path().join("secrets.json"))
+        .output()
+        .unwrap();
+    assert!(!again.status.success() && stderr(&again).contains("exists"), "{}", stderr(&again));
+    assert_eq!(std::fs::read_to_string(&bob).unwrap(), written, "bob's file is untouched");
+    assert!(!std::fs::read_to_string(dir.path().join("secrets.json")).unwrap().contains("eve"));
+    assert_eq!(mode_of(&dir.path().join("secrets.json")), 0o600, "the secrets file is private");
     let state = dir.path().join("state");
     let server = start(dir.path(), &state);
 
@@ -137,6 +162,22 @@ fn jobs_are_submitted_fetched_isolated_cancelled_and_survive_a_restart() {
     let o = job(&server, &alice, "fetch", Some(&id), &["--out-dir", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let fetched = out.join(format!("digits-{id}.onnx"));
+    // The server's state is private whatever the umask: folders 0700, files 0600 (the uploaded
+    // model, the record, the trained model and history).
+    let job_dir = state.join("jobs").join(&id);
+    for d in [state.clone(), state.join("jobs"), job_dir.clone()] {
+        assert_eq!(mode_of(&d), 0o700, "{}", d.display());
+    }
+    let files: Vec<_> = std::fs::read_dir(&job_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(
+        files.iter().any(|f| f.ends_with("job.json")) && files.iter().any(|f| f.ends_with("trained.onnx")),
+        "{files:?}"
+    );
+    for f in &files {
+        if f.is_file() {
+            assert_eq!(mode_of(f), 0o600, "{}", f.display());
+        }
+    }
     assert!(out.join(format!("digits-{id}.history.json")).exists());
     let v = common::evaluate_json(&fetched, &data("digits_test.parquet"), "cpu");
     assert!(v["accuracy"].as_f64().unwrap() >= 0.9, "{v}");

@@ -26,7 +26,8 @@ pub fn run(args: PunchcardArgs) -> Result<()> {
     if secrets.0.is_empty() {
         bail!("the secrets file {} lists no secret: add one with `distk-gpu secret`", args.secrets.display());
     }
-    std::fs::create_dir_all(&args.state_dir).with_context(|| format!("cannot create {}", args.state_dir.display()))?;
+    // Only the server's user may read its state: records, uploads, trained models.
+    crate::data::atomic::private_dir(&args.state_dir)?;
     let data_root = match &args.data_root {
         Some(d) => Some(d.canonicalize().with_context(|| format!("--data-root {}: no such folder", d.display()))?),
         None => None,

@@ -78,13 +78,18 @@ impl Dataset {
         };
         let mut reader = DataReader::open_with(path, &columns.features, Some(label), options)?;
         let mut ds = Dataset { width: expect_width, ..Default::default() };
-        if let Some(n) = reader.total_rows() {
-            // Sizes from a file's footer: reserved only where the memory is there.
-            let _ = n.checked_mul(expect_width).map(|v| ds.features.try_reserve(v));
-            let _ = ds.labels.try_reserve(n);
-        }
+        let total = reader.total_rows();
         while let Some(mut rows) = reader.next_rows()? {
             let (y, label_width, sparse) = checked_labels(&reader, &mut rows, label, expect_width, classes)?;
+            if ds.rows == 0
+                && let Some(n) = total
+            {
+                // Sizes from a file's footer, reserved once the first rows have the model's width
+                // (a model declaring a huge input is refused by that check, not by an allocation),
+                // and only where the memory is there.
+                let _ = n.checked_mul(expect_width).map(|v| ds.features.try_reserve(v));
+                let _ = n.checked_mul(y.len() / rows.count.max(1)).map(|v| ds.labels.try_reserve(v));
+            }
             if ds.rows > 0 && (label_width, sparse) != (ds.label_width, ds.sparse_labels) {
                 bail!(
                     "{} column `{label}` holds labels of another form (class indices or target lists) than the parts before it",

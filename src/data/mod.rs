@@ -8,7 +8,6 @@ pub mod fit;
 pub mod parquet_output;
 pub mod parts;
 pub mod predictions;
-pub mod prefetch;
 pub mod reader;
 pub mod stream;
 

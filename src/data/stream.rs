@@ -1,9 +1,8 @@
 //! Training rows streamed from Parquet instead of held in memory: each epoch reads its row groups
 //! (in a seeded order when shuffling) into a bounded shuffle buffer, permutes each buffer-full
 //! with the same seeded order the in-memory path uses, and hands out batches. With one block
-//! (the buffer holds every row), an epoch's order is exactly the in-memory one. Batches are
-//! decoded ahead on a thread of their own ([`crate::data::prefetch`]) by at most one row group,
-//! so resident rows stay at most the buffer plus one row group whatever the dataset's size.
+//! (the buffer holds every row), an epoch's order is exactly the in-memory one; resident rows stay
+//! at most the buffer plus one read batch whatever the dataset's size.
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +11,6 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
 use crate::data::dataset::{DataColumns, checked_labels};
-use crate::data::prefetch::{Expected, Prefetch};
 use crate::data::reader::{DataReader, ReadOptions, Unit};
 use crate::training::epoch::epoch_order;
 use crate::training::epochs::{RowSource, SourceShape};
@@ -67,9 +65,7 @@ pub struct StreamedRows {
     pub label_width: usize,
     /// Whether labels are class indices.
     pub sparse: bool,
-    reader: Option<Prefetch>,
-    /// Rows of the largest row group read: the decoding thread may run ahead by that much.
-    largest_unit: usize,
+    reader: Option<DataReader>,
     /// For a worker's share of a file with fewer row groups than workers: its rows, counted in
     /// file order over the whole file.
     row_range: Option<std::ops::Range<usize>>,
@@ -118,7 +114,6 @@ impl StreamedRows {
             DataReader::open_with(path, &columns.features, Some(&columns.label), read_options(columns, 1, None))?;
         let mut units = Vec::new();
         let mut rows = 0usize;
-        let mut largest_unit = 0usize;
         for (unit, n) in probe.units() {
             let Some(n) = n else {
                 bail!(
@@ -127,7 +122,6 @@ impl StreamedRows {
                 );
             };
             if n > 0 {
-                largest_unit = largest_unit.max(n);
                 units.push(unit);
                 rows = rows.saturating_add(n);
             }
@@ -163,7 +157,6 @@ impl StreamedRows {
             label_width,
             sparse,
             reader: None,
-            largest_unit,
             row_range,
             read_in_epoch: 0,
             epoch: 0,
@@ -182,15 +175,18 @@ impl StreamedRows {
         self.x.clear();
         self.y.clear();
         self.block_rows = 0;
-        let Some(reader) = self.reader.as_ref() else { return Ok(false) };
+        let Some(reader) = self.reader.as_mut() else { return Ok(false) };
         while self.block_rows < self.options.shuffle_buffer {
-            let Some(rows) = reader.next()? else {
+            let Some(mut rows) = reader.next_rows()? else {
                 self.reader = None;
                 break;
             };
-            // The buffer, the batch just received and every batch decoded ahead are held here.
-            self.peak_resident_rows = self.peak_resident_rows.max(self.block_rows + reader.in_flight());
-            let (y, lw) = (&rows.y, self.label_width);
+            // The buffer and the batch just read are both held here.
+            self.peak_resident_rows = self.peak_resident_rows.max(self.block_rows + rows.count);
+            let (y, lw, sparse) = checked_labels(reader, &mut rows, &self.columns.label, self.width, self.classes)?;
+            if lw != self.label_width || sparse != self.sparse {
+                bail!("{} gives labels of another form than the first part's", reader.parts()[rows.part].display());
+            }
             // A worker's row range: only its rows of the batch (file order).
             let (from, to) = match &self.row_range {
                 Some(r) => {
@@ -203,7 +199,6 @@ impl StreamedRows {
             self.x.extend_from_slice(&rows.features[from * self.width..to * self.width]);
             self.y.extend_from_slice(&y[from * lw..to * lw]);
             self.block_rows += to - from;
-            reader.consumed(rows.count);
             self.peak_resident_rows = self.peak_resident_rows.max(self.block_rows);
             if self.row_range.as_ref().is_some_and(|r| self.read_in_epoch >= r.end) {
                 self.reader = None;
@@ -241,19 +236,12 @@ impl RowSource for StreamedRows {
             units.shuffle(&mut rng);
         }
         let batch = self.options.shuffle_buffer.min(8192);
-        self.reader = None;
-        let reader = DataReader::open_with(
+        self.reader = Some(DataReader::open_with(
             &self.path,
             &self.columns.features,
             Some(&self.columns.label),
             read_options(&self.columns, batch, Some(units)),
-        )?;
-        // Decoded rows ahead stay within one row group: the buffer, the batch received and the
-        // one being decoded besides `ahead` waiting batches.
-        let ahead = (self.largest_unit / batch).saturating_sub(2);
-        let expected =
-            Expected { width: self.width, classes: self.classes, label_width: self.label_width, sparse: self.sparse };
-        self.reader = Some(Prefetch::start(reader, self.columns.clone(), expected, batch, ahead)?);
+        )?);
         self.epoch = epoch;
         self.read_in_epoch = 0;
         self.block = 0;

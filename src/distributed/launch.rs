@@ -73,6 +73,7 @@ pub fn train_local(args: LocalRun) -> Result<()> {
     }
     let mut spec = args.spec.clone();
     let model = OnnxModel::load(&args.model)?;
+    crate::training::model_io::check_fixed_batch(&model, args.spec.batch_size)?;
     let (width, classes) = model_widths(&model)?;
     // Standard steps are fitted once on all the training rows; the workers get them fitted.
     spec.fit_transforms(&args.data)?;

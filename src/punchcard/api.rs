@@ -259,7 +259,17 @@ async fn save_field(
     limit: u64,
 ) -> Result<Vec<u8>, ApiError> {
     let mut file = match path {
-        Some(p) => Some(tokio::fs::File::create(p).await.map_err(internal)?),
+        // Uploads are the user's data: readable by the server's user alone.
+        Some(p) => Some(
+            tokio::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(p)
+                .await
+                .map_err(internal)?,
+        ),
         None => None,
     };
     let mut kept = Vec::new();
@@ -313,7 +323,7 @@ async fn submit(
         multipart.map_err(|e| bad(format!("send the job as multipart/form-data: {}", e.body_text())))?;
     let id = random_secret().map_err(internal)?[..16].to_string();
     let dir = api.lock().store.job_dir(&id);
-    tokio::fs::create_dir_all(&dir).await.map_err(internal)?;
+    crate::data::atomic::private_dir(&dir).map_err(internal)?;
     let result = receive(&api, &caller, &id, &dir, &mut multipart).await;
     if result.is_err() {
         let _ = tokio::fs::remove_dir_all(&dir).await;
@@ -465,6 +475,10 @@ async fn receive(
             r.progress = progress.lock().unwrap_or_else(|p| p.into_inner()).clone();
             r.finished = Some(now());
             r.has_model = inner.store.job_dir(&id2).join("trained.onnx").exists();
+            // The trained model and history were written readable; the job's folder is private.
+            if let Err(e) = crate::data::atomic::make_private_tree(&inner.store.job_dir(&id2)) {
+                eprintln!("job {id2}: {e:#}");
+            }
             if let Err(e) = inner.store.save(&r) {
                 eprintln!("job {id2}: cannot save its record: {e:#}");
             }

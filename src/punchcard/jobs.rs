@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::data::atomic::write_atomically;
+use crate::data::atomic::{private_dir, write_private};
 use crate::distributed::ps::RunProgress;
 use crate::job_spec::{TrainOptions, TrainerOptions};
 
@@ -98,7 +98,7 @@ impl JobStore {
     /// Opens (or creates) the store in `state_dir/jobs`; marks interrupted jobs failed.
     pub fn open(state_dir: &Path) -> Result<Self> {
         let dir = state_dir.join("jobs");
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        private_dir(&dir)?;
         let mut store = JobStore { dir, jobs: BTreeMap::new() };
         for entry in std::fs::read_dir(&store.dir)? {
             let path = entry?.path().join("job.json");
@@ -129,8 +129,8 @@ impl JobStore {
     /// Writes `r` (atomically) and keeps it.
     pub fn save(&mut self, r: &JobRecord) -> Result<()> {
         let d = self.job_dir(&r.id);
-        std::fs::create_dir_all(&d)?;
-        write_atomically(&d.join("job.json"), |f| Ok(serde_json::to_writer_pretty(f, r)?))?;
+        private_dir(&d)?;
+        write_private(&d.join("job.json"), |f| Ok(serde_json::to_writer_pretty(f, r)?))?;
         self.jobs.insert(r.id.clone(), r.clone());
         Ok(())
     }

@@ -10,12 +10,46 @@ use crate::data::atomic::write_atomically;
 use crate::training::TrainSession;
 
 /// Values per input row and outputs per row of a one-input, one-output model.
+/// A fixed batch declared by the input (see [`check_fixed_batch`]) is not counted into the widths.
 pub fn model_widths(model: &OnnxModel) -> Result<(usize, usize)> {
-    let g = distk_onnx::import(model, 1)?.graph;
+    let batch = match model.inputs()?.first().and_then(|i| i.dims.first().cloned()) {
+        Some(distk_onnx::Dim::Fixed(n)) if n > 0 => n,
+        _ => 1,
+    };
+    let g = distk_onnx::import(model, batch)?.graph;
     if g.inputs.len() != 1 || g.outputs.len() != 1 {
         bail!("distk-gpu trains and evaluates models with one input and one output");
     }
-    Ok((distk_engine::shape::numel(g.shape(g.inputs[0])), distk_engine::shape::numel(g.shape(g.outputs[0]))))
+    let per_row = |shape: &[usize]| distk_engine::shape::numel(shape) / batch;
+    Ok((per_row(g.shape(g.inputs[0])), per_row(g.shape(g.outputs[0]))))
+}
+
+/// Refuses to train `model` with batches of `batch` rows when its input declares another fixed
+/// batch (an export traced with one example and no dynamic batch axis): the rows would be cut
+/// into the wrong shape. Names the input, its shape and the way out.
+pub fn check_fixed_batch(model: &OnnxModel, batch: usize) -> Result<()> {
+    let inputs = model.inputs()?;
+    let Some(input) = inputs.first() else { return Ok(()) };
+    if let Some(distk_onnx::Dim::Fixed(n)) = input.dims.first()
+        && *n != batch
+    {
+        let shape: Vec<String> = input
+            .dims
+            .iter()
+            .map(|d| match d {
+                distk_onnx::Dim::Fixed(k) => k.to_string(),
+                distk_onnx::Dim::Symbolic(s) if s.is_empty() => "?".to_string(),
+                distk_onnx::Dim::Symbolic(s) => s.clone(),
+            })
+            .collect();
+        bail!(
+            "the model's input `{}` has a fixed batch of {n} (shape [{}]) but --batch-size is {batch}: give --batch-size {n}, or export the model with a dynamic batch axis (torch.onnx.export(..., dynamic_axes={{\"{}\": {{0: \"batch\"}}}}) or dynamic=True; tf2onnx and Keras keep it dynamic)",
+            input.name,
+            shape.join(", "),
+            input.name
+        );
+    }
+    Ok(())
 }
 
 /// Writes `session`'s parameters into a copy of the model file (with the biases the import added).

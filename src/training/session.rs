@@ -101,6 +101,7 @@ impl TrainSession {
         if batch == 0 {
             bail!("--batch-size must be at least 1");
         }
+        crate::training::model_io::check_fixed_batch(model, batch)?;
         let imported = distk_onnx::import_with(model, batch, &config.import)?;
         let g = imported.graph;
         if g.inputs.len() != 1 || g.outputs.len() != 1 {

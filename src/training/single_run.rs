@@ -67,6 +67,7 @@ pub fn train_single(mut run: SingleRun) -> Result<()> {
     run.spec.fit_transforms(&run.data)?;
     let spec = &run.spec;
     let model = OnnxModel::load(&run.model)?;
+    crate::training::model_io::check_fixed_batch(&model, run.spec.batch_size)?;
     let (width, classes) = model_widths(&model)?;
     let cols = spec.data_columns()?;
     // Data whose decoded features exceed --in-memory-max-bytes is streamed through the shuffle

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: fixture paths, the .npz reader, comparisons.
 #![allow(dead_code)]
 
+pub mod onnx_pb;
+
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
