@@ -38,8 +38,32 @@ impl Drop for Server {
 }
 
 fn start(dir: &Path, state: &Path) -> Server {
+    start_with(dir, state, None)
+}
+
+/// [`start`] with the server's soft limit of open files lowered to `soft_nofile` first.
+fn start_with(dir: &Path, state: &Path, soft_nofile: Option<u64>) -> Server {
     let log = std::fs::File::create(dir.join(format!("server-{}.log", std::process::id()))).unwrap();
-    let mut child = bin()
+    let mut cmd = bin();
+    if let Some(soft) = soft_nofile {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: the closure runs in the forked child before exec and calls only getrlimit and
+        // setrlimit, which are async-signal-safe, on a stack-local struct.
+        unsafe {
+            cmd.pre_exec(move || {
+                let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+                if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                l.rlim_cur = soft.min(l.rlim_max);
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &l) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = cmd
         .args(["punchcard", "--secrets"])
         .arg(dir.join("secrets.json"))
         .args(["--listen", "127.0.0.1:0", "--state-dir"])
@@ -287,4 +311,34 @@ fn jobs_are_submitted_fetched_isolated_cancelled_and_survive_a_restart() {
     let o = job(&server, &alice, "delete", Some(&long), &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&job(&server, &alice, "status", Some(&long), &[])).contains("404"));
+}
+
+#[test]
+fn the_server_raises_its_open_files_limit_and_caps_job_specs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("root")).unwrap();
+    let alice = secret(dir.path(), "alice");
+    // Started under Debian's default soft limit of 1024 open files, it raises it to the hard limit.
+    let server = start_with(dir.path(), &dir.path().join("state"), Some(1024));
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.child.id())).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers[0], numbers[1], "soft == hard: {line}");
+    assert_ne!(numbers[0], "1024", "{line}");
+
+    let access = |secret_file: &Path| ServerAccess {
+        server: server.url.clone(),
+        secret_file: secret_file.to_path_buf(),
+        server_cert_sha256: Some(server.sha.clone()),
+        ca: None,
+    };
+    // A job spec above 1 MiB is refused by its own limit (413 naming it), not held in memory.
+    let client = JobClient::new(&access(&alice)).unwrap();
+    let spec = format!("{{\"name\": \"{}\"}}", "x".repeat(3 << 19));
+    let a = client.submit(&spec, &model("keras_mlp.onnx"), None).unwrap();
+    assert_eq!(a.status.as_u16(), 413);
+    let body = String::from_utf8_lossy(&a.body);
+    assert!(body.contains("the job spec's limit of 1 MiB"), "{body}");
+    let a = client.send(hyper::Method::GET, "/api/jobs", Vec::new()).unwrap();
+    assert!(a.status.is_success(), "the server still answers");
 }

@@ -26,6 +26,10 @@ pub fn run(args: PunchcardArgs) -> Result<()> {
     if secrets.0.is_empty() {
         bail!("the secrets file {} lists no secret: add one with `distk-gpu secret`", args.secrets.display());
     }
+    match crate::punchcard::raise_open_files_limit() {
+        Ok(n) => eprintln!("open files limit: {n}"),
+        Err(e) => eprintln!("cannot raise the open files limit: {e} (many idle connections may exhaust it)"),
+    }
     // Only the server's user may read its state: records, uploads, trained models.
     crate::data::atomic::private_dir(&args.state_dir)?;
     let data_root = match &args.data_root {

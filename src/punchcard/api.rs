@@ -249,6 +249,9 @@ fn running_conflict(inner: &Inner, caller: &Caller) -> Result<(), ApiError> {
 /// slightly oversized body lets the client see the 413 instead of a reset connection.
 const DRAIN_BYTES: u64 = 64 << 20;
 
+/// The most bytes a job spec may have (it is JSON of a few hundred bytes; it is held in memory).
+pub const MAX_SPEC_BYTES: u64 = 1 << 20;
+
 /// Streams a field to `path` (or, with `path` None, into memory), counting every uploaded byte
 /// against `limit`. Past the limit the rest is read and dropped (up to [`DRAIN_BYTES`]) and 413 is
 /// answered.
@@ -257,6 +260,7 @@ async fn save_field(
     path: Option<&std::path::Path>,
     total: &mut u64,
     limit: u64,
+    limit_name: &str,
 ) -> Result<Vec<u8>, ApiError> {
     let mut file = match path {
         // Uploads are the user's data: readable by the server's user alone.
@@ -273,12 +277,7 @@ async fn save_field(
         None => None,
     };
     let mut kept = Vec::new();
-    let too_large = || {
-        ApiError(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the upload exceeds the server's limit of {} MiB (--max-upload-mb)", limit >> 20),
-        )
-    };
+    let too_large = || ApiError(StatusCode::PAYLOAD_TOO_LARGE, format!("the upload exceeds {limit_name}"));
     while let Some(chunk) = field.chunk().await.map_err(upload_error)? {
         *total += chunk.len() as u64;
         if *total > limit {
@@ -342,10 +341,16 @@ async fn receive(
         (None, None, None);
     let mut total = 0u64;
     let mut spec_error = None;
+    let upload_limit = format!("the server's limit of {} MiB (--max-upload-mb)", api.max_upload >> 20);
     while let Some(mut field) = multipart.next_field().await.map_err(upload_error)? {
         match field.name().unwrap_or("") {
             "spec" => {
-                let text = save_field(&mut field, None, &mut total, api.max_upload).await?;
+                // The spec is held in memory: its own small limit, apart from the upload limit.
+                let mut spec_bytes = 0u64;
+                let text =
+                    save_field(&mut field, None, &mut spec_bytes, MAX_SPEC_BYTES, "the job spec's limit of 1 MiB")
+                        .await?;
+                total += spec_bytes;
                 match serde_json::from_slice::<JobRequest>(&text) {
                     Ok(r) => request = Some(r),
                     Err(e) => spec_error = Some(format!("the job spec is not valid JSON for a job: {e}")),
@@ -353,7 +358,7 @@ async fn receive(
             }
             "model" => {
                 let p = dir.join("model.onnx");
-                save_field(&mut field, Some(&p), &mut total, api.max_upload).await?;
+                save_field(&mut field, Some(&p), &mut total, api.max_upload, &upload_limit).await?;
                 model = Some(p);
             }
             "data" => {
@@ -365,7 +370,7 @@ async fn receive(
                     .filter(|e| e == "parquet" || e == "csv")
                     .ok_or_else(|| bad("the uploaded data must be a .parquet or .csv file"))?;
                 let p = dir.join(format!("data.{ext}"));
-                save_field(&mut field, Some(&p), &mut total, api.max_upload).await?;
+                save_field(&mut field, Some(&p), &mut total, api.max_upload, &upload_limit).await?;
                 upload = Some(p);
             }
             other => return Err(bad(format!("unexpected form field `{other}` (expected spec, model, data)"))),

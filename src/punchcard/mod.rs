@@ -17,6 +17,27 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio_rustls::TlsAcceptor;
 
+/// Raises this process's soft limit of open files to its hard limit, so that many idle
+/// connections cannot exhaust it at Debian's default soft limit of 1024. Returns the new limit.
+pub fn raise_open_files_limit() -> std::io::Result<u64> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one `rlimit` through the valid, exclusive pointer it is given and
+    // reads nothing else; RLIMIT_NOFILE is a valid resource on every Unix.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+        // SAFETY: setrlimit reads one `rlimit` through the valid pointer; raising the soft limit
+        // up to the hard one needs no privilege.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        limit = raised;
+    }
+    Ok(limit.rlim_cur)
+}
+
 /// Serves `app` over TLS on `listener` until the process ends.
 pub async fn serve_tls(listener: tokio::net::TcpListener, identity: &Identity, app: axum::Router) -> Result<()> {
     let tls = identity.server_config(&[b"http/1.1"]).context("TLS configuration")?;
