@@ -34,6 +34,7 @@ impl Predictor {
                 outputs.len()
             );
         }
+        crate::training::model_io::refuse_fixed_batch_for_inference(&model)?;
         let row_width = inputs[0].bind(1).iter().product();
         // Importing once up front checks the whole model before any data is read.
         let probe = distk_onnx::import(&model, 1)?;

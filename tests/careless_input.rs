@@ -62,7 +62,22 @@ fn a_fixed_batch_other_than_the_batch_size_is_refused_naming_the_way_out() {
         );
         assert_eq!(err.trim().lines().count(), 1, "one error line: {err}");
     }
-    // The way out works: the model's own batch trains.
-    let o = run("4", "1");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The way out works: the model's own batch trains, on one worker and on two.
+    for workers in ["1", "2"] {
+        let o = run("4", workers);
+        assert!(o.status.success(), "{workers} workers: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    // Prediction and evaluation take rows in batches of any size: refused up front, clearly.
+    for cmd in ["evaluate", "predict"] {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_distk-gpu"));
+        c.arg(cmd).arg(&model).arg("--data").arg(&test).args(["--device", "cpu"]);
+        if cmd == "predict" {
+            c.arg("--out").arg(dir.path().join("p.parquet"));
+        }
+        let o = c.output().unwrap();
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("fixed batch of 4") && err.contains("dynamic batch axis"), "{cmd}: {err}");
+        assert!(!dir.path().join("p.parquet").exists());
+    }
 }

@@ -29,6 +29,7 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
         bail!("--batch-size must be at least 1");
     }
     let model = OnnxModel::load(&args.model)?;
+    crate::training::model_io::refuse_fixed_batch_for_inference(&model)?;
     let (width, classes) = model_widths(&model)?;
     let mut transforms = Transforms::parse(&args.transform)?;
     if !transforms.unfitted().is_empty() {

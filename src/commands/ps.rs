@@ -56,6 +56,7 @@ fn serve(args: PsArgs) -> Result<()> {
         crate::training::plot::check_path(p)?;
     }
     let model = OnnxModel::load(&args.model)?;
+    crate::training::model_io::check_fixed_batch(&model, spec.batch_size)?;
     let (width, classes) = model_widths(&model)?;
     let cols = spec.data_columns()?;
     if !cols.transforms.unfitted().is_empty() {

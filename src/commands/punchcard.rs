@@ -31,7 +31,7 @@ pub fn run(args: PunchcardArgs) -> Result<()> {
         Err(e) => eprintln!("cannot raise the open files limit: {e} (many idle connections may exhaust it)"),
     }
     // Only the server's user may read its state: records, uploads, trained models.
-    crate::data::atomic::private_dir(&args.state_dir)?;
+    crate::data::atomic::private_dir_if_missing(&args.state_dir)?;
     let data_root = match &args.data_root {
         Some(d) => Some(d.canonicalize().with_context(|| format!("--data-root {}: no such folder", d.display()))?),
         None => None,

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use distk_net::auth::{SecretEntry, Secrets, random_secret};
 
 use crate::cli::SecretArgs;
-use crate::data::atomic::write_private;
+use crate::data::atomic::{write_private, write_private_new};
 
 /// Makes and records a secret.
 pub fn run(args: SecretArgs) -> Result<()> {
@@ -27,8 +27,10 @@ pub fn run(args: SecretArgs) -> Result<()> {
     // The holder's file first: if the secrets file cannot be written, the new file is removed and
     // nothing was granted.
     if let Some(out) = &args.out {
-        write_private(out, |f| Ok(f.write_all(format!("{secret}\n").as_bytes())?))
-            .with_context(|| format!("cannot write {}", out.display()))?;
+        if out == &args.secrets {
+            bail!("--out and --secrets name the same file: the secret goes to its own file");
+        }
+        write_private_new(out, |f| Ok(f.write_all(format!("{secret}\n").as_bytes())?))?;
     }
     secrets.0.push(SecretEntry { secret: secret.clone(), identity: identity.to_string() });
     write_private(&args.secrets, |f| {

@@ -16,11 +16,32 @@ pub fn write_private(path: &Path, write: impl FnOnce(&mut std::fs::File) -> Resu
     write_atomically_with_mode(path, 0o600, write)
 }
 
+/// [`write_private`] for a file that must be new: an existing file (also one that appears while
+/// writing) is never replaced.
+pub fn write_private_new(path: &Path, write: impl FnOnce(&mut std::fs::File) -> Result<()>) -> Result<()> {
+    let tmp = write_temp(path, 0o600, write)?;
+    tmp.persist_noclobber(path).map_err(|e| e.error).with_context(|| {
+        format!("cannot write `{}` (it exists, or the folder is not writable): choose a new file", path.display())
+    })?;
+    Ok(())
+}
+
 fn write_atomically_with_mode(
     path: &Path,
     mode: u32,
     write: impl FnOnce(&mut std::fs::File) -> Result<()>,
 ) -> Result<()> {
+    let tmp = write_temp(path, mode, write)?;
+    tmp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot write `{}`", path.display()))?;
+    Ok(())
+}
+
+/// A complete temporary file beside `path` holding what `write` wrote, with `mode`.
+fn write_temp(
+    path: &Path,
+    mode: u32,
+    write: impl FnOnce(&mut std::fs::File) -> Result<()>,
+) -> Result<tempfile::NamedTempFile> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -35,8 +56,7 @@ fn write_atomically_with_mode(
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode));
     }
-    tmp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot write `{}`", path.display()))?;
-    Ok(())
+    Ok(tmp)
 }
 
 /// Temporary files are created 0600; outputs get the usual 0644 (less the umask's effect is not
@@ -46,8 +66,27 @@ pub fn make_readable(path: &Path) {
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644));
 }
 
+/// Creates `dir` 0700 when it is missing and leaves an existing one as its owner set it (an
+/// operator's folder may be group-shared or not ours to change), warning when others may enter it.
+pub fn private_dir_if_missing(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if dir.is_dir() {
+        if let Ok(m) = std::fs::metadata(dir)
+            && m.permissions().mode() & 0o077 != 0
+        {
+            eprintln!(
+                "note: {} is open to its group or others (mode {:o}); what is below it is private (0700/0600)",
+                dir.display(),
+                m.permissions().mode() & 0o777
+            );
+        }
+        return Ok(());
+    }
+    private_dir(dir)
+}
+
 /// Creates `dir` (and its parents) and makes it 0700, whatever the umask and whether or not it
-/// existed: a folder only its owner may enter (the job server's state, a job's files).
+/// existed: a folder only its owner may enter (the job server's folders, a job's files).
 pub fn private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     std::fs::DirBuilder::new()

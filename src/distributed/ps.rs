@@ -298,7 +298,8 @@ pub fn initial_centre(
     let sparse = !matches!(loss.as_str(), "categorical_crossentropy" | "mean_squared_error" | "mean_absolute_error");
     let config = spec.session_config(&loss, sparse)?;
     let mut cpu = Runtime::open(DeviceChoice::Cpu, None)?;
-    let mut s = TrainSession::with_config(model, &mut cpu, 1, &config)?;
+    let batch = crate::training::model_io::fixed_batch(model)?.unwrap_or(1);
+    let mut s = TrainSession::with_config(model, &mut cpu, batch, &config)?;
     Ok((s.layout().clone(), s.params()?))
 }
 
@@ -415,10 +416,11 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
             let loss = setup.spec.loss.clone().unwrap_or_else(|| v.default_loss(classes).to_string());
             let config = setup.spec.session_config(&loss, v.sparse())?;
             let mut rt = Runtime::open(setup.device, setup.adapter)?;
+            let batch = crate::training::model_io::fixed_batch(&setup.model)?.unwrap_or(256.min(v.rows));
             Some(Evaluator::with_import(
                 &setup.model,
                 &mut rt,
-                256.min(v.rows),
+                batch,
                 &loss,
                 v.sparse(),
                 &config.import,

@@ -140,7 +140,8 @@ pub fn run_worker(run: WorkerRun, net: &tokio::runtime::Handle) -> Result<Worker
     let loss = spec.loss.clone().unwrap_or_else(|| default_loss(shape.label_width, classes).to_string());
     let config = spec.session_config(&loss, shape.sparse)?;
     let mut runtime = Runtime::open(run.device, run.adapter)?;
-    let batch = spec.batch_size.min(shape.rows);
+    // A fixed batch is kept whatever the rows (a last partial batch is masked).
+    let batch = crate::training::model_io::fixed_batch(&model)?.unwrap_or(spec.batch_size.min(shape.rows));
     let session = TrainSession::with_config(&model, &mut runtime, batch, &config)?;
     if session.target_width() != shape.label_width {
         bail!(

@@ -12,16 +12,36 @@ use crate::training::TrainSession;
 /// Values per input row and outputs per row of a one-input, one-output model.
 /// A fixed batch declared by the input (see [`check_fixed_batch`]) is not counted into the widths.
 pub fn model_widths(model: &OnnxModel) -> Result<(usize, usize)> {
-    let batch = match model.inputs()?.first().and_then(|i| i.dims.first().cloned()) {
-        Some(distk_onnx::Dim::Fixed(n)) if n > 0 => n,
-        _ => 1,
-    };
+    let batch = fixed_batch(model)?.unwrap_or(1);
     let g = distk_onnx::import(model, batch)?.graph;
     if g.inputs.len() != 1 || g.outputs.len() != 1 {
         bail!("distk-gpu trains and evaluates models with one input and one output");
     }
     let per_row = |shape: &[usize]| distk_engine::shape::numel(shape) / batch;
     Ok((per_row(g.shape(g.inputs[0])), per_row(g.shape(g.outputs[0]))))
+}
+
+/// The batch `model`'s input declares, when it is fixed (an export traced without a dynamic batch
+/// axis); `None` for the usual symbolic batch.
+pub fn fixed_batch(model: &OnnxModel) -> Result<Option<usize>> {
+    Ok(match model.inputs()?.first().and_then(|i| i.dims.first().cloned()) {
+        Some(distk_onnx::Dim::Fixed(n)) if n > 0 => Some(n),
+        _ => None,
+    })
+}
+
+/// Refuses to run a model with a fixed batch above 1 where rows come in batches of any size
+/// (`predict`, `evaluate`'s per-row pass): the last batch could not be cut to that batch.
+pub fn refuse_fixed_batch_for_inference(model: &OnnxModel) -> Result<()> {
+    if let Some(n) = fixed_batch(model)?
+        && n > 1
+    {
+        let name = model.inputs()?.first().map(|i| i.name.clone()).unwrap_or_default();
+        bail!(
+            "the model's input `{name}` has a fixed batch of {n}: predict and evaluate take rows in batches of any size; export the model with a dynamic batch axis (torch.onnx.export(..., dynamic_axes={{\"{name}\": {{0: \"batch\"}}}}) or dynamic=True; tf2onnx and Keras keep it dynamic)"
+        );
+    }
+    Ok(())
 }
 
 /// Refuses to train `model` with batches of `batch` rows when its input declares another fixed
