@@ -39,6 +39,9 @@ pub enum Command {
     Secret(SecretArgs),
     /// Run the job server.
     Punchcard(Box<PunchcardArgs>),
+    /// One job of the job server, in its own process (started by `punchcard`).
+    #[command(hide = true)]
+    PunchcardJob(PunchcardJobArgs),
     /// Send a training job to a job server.
     Submit(Box<SubmitArgs>),
     /// Follow, fetch, cancel or list jobs on a job server.
@@ -250,9 +253,23 @@ pub struct PunchcardArgs {
     /// Largest upload (model and data) in MiB.
     #[arg(long, default_value_t = 1024)]
     pub max_upload_mb: usize,
+    /// Most memory each job's process may use, in MiB (default: half of this machine's memory);
+    /// a job past it fails alone.
+    #[arg(long)]
+    pub job_max_memory_mb: Option<u64>,
+    /// Most CPU time each job may use, in hours (default: no limit).
+    #[arg(long)]
+    pub job_max_cpu_hours: Option<f64>,
     /// Where jobs train.
     #[command(flatten)]
     pub device: DeviceArgs,
+}
+
+/// `punchcard-job` (internal): one job of the job server, in its own process.
+#[derive(Debug, Args)]
+pub struct PunchcardJobArgs {
+    /// The job's folder (with its `launch.json`).
+    pub job_dir: PathBuf,
 }
 
 /// How a client reaches and trusts a job server.

@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         Command::Worker(a) => commands::worker::run(*a),
         Command::Secret(a) => commands::secret::run(a),
         Command::Punchcard(a) => commands::punchcard::run(*a),
+        Command::PunchcardJob(a) => distk_gpu::punchcard::job_process::run_job_process(&a.job_dir),
         Command::Submit(a) => commands::submit::run(*a),
         Command::Job(a) => commands::job::run(*a),
         Command::Evaluate(a) => commands::evaluate::run(a),

@@ -38,11 +38,12 @@ impl Drop for Server {
 }
 
 fn start(dir: &Path, state: &Path) -> Server {
-    start_with(dir, state, None)
+    start_with(dir, state, None, &[])
 }
 
-/// [`start`] with the server's soft limit of open files lowered to `soft_nofile` first.
-fn start_with(dir: &Path, state: &Path, soft_nofile: Option<u64>) -> Server {
+/// [`start`] with the server's soft limit of open files lowered to `soft_nofile` first, and
+/// `extra` arguments.
+fn start_with(dir: &Path, state: &Path, soft_nofile: Option<u64>, extra: &[&str]) -> Server {
     let log = std::fs::File::create(dir.join(format!("server-{}.log", std::process::id()))).unwrap();
     let mut cmd = bin();
     if let Some(soft) = soft_nofile {
@@ -71,6 +72,7 @@ fn start_with(dir: &Path, state: &Path, soft_nofile: Option<u64>) -> Server {
         .arg("--data-root")
         .arg(dir.join("root"))
         .args(["--max-upload-mb", "1", "--max-workers", "4", "--device", "cpu"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
@@ -324,7 +326,7 @@ fn the_server_raises_its_open_files_limit_and_caps_job_specs() {
     // SAFETY: getrlimit writes one rlimit through the valid, exclusive pointer.
     assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut ours) }, 0);
     let low = 1024.min(ours.rlim_max / 2);
-    let server = start_with(dir.path(), &dir.path().join("state"), Some(low));
+    let server = start_with(dir.path(), &dir.path().join("state"), Some(low), &[]);
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.child.id())).unwrap();
     let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
     let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
@@ -346,4 +348,162 @@ fn the_server_raises_its_open_files_limit_and_caps_job_specs() {
     assert!(body.contains("the job spec's limit of 1 MiB"), "{body}");
     let a = client.send(hyper::Method::GET, "/api/jobs", Vec::new()).unwrap();
     assert!(a.status.is_success(), "the server still answers");
+}
+
+/// The softmax regression of the digits, made to need gigabytes while it trains: its logits are
+/// tiled 200,000 times and averaged back (`[N, 10]` -> `[N, 2e6]` -> `[N, 2e5, 10]` -> mean): each
+/// tensor stays under the importer's cap, together they need more than a gigabyte.
+/// The file is a few hundred bytes and imports; only training asks for the memory.
+fn memory_hungry_model() -> Vec<u8> {
+    use common::onnx_pb::{attr_i, attr_ints, node, tensor, value};
+    use prost::Message;
+    use tract_onnx::pb;
+    let ints = |name: &str, v: &[i64]| pb::TensorProto {
+        name: name.into(),
+        dims: vec![v.len() as i64],
+        data_type: 7,
+        int64_data: v.to_vec(),
+        ..Default::default()
+    };
+    let graph = pb::GraphProto {
+        name: "memory-hungry".into(),
+        node: vec![
+            node("Gemm", &["x", "w", "b"], "logits", vec![]),
+            node("Tile", &["logits", "repeats"], "tiled", vec![]),
+            node("Reshape", &["tiled", "shape"], "grid", vec![]),
+            node("ReduceMean", &["grid"], "mean", vec![attr_ints("axes", &[1]), attr_i("keepdims", 0)]),
+            node("Softmax", &["mean"], "probs", vec![]),
+        ],
+        initializer: vec![
+            tensor("w", &[64, 10], vec![0.01; 640]),
+            tensor("b", &[10], vec![0.0; 10]),
+            ints("repeats", &[1, 200_000]),
+            ints("shape", &[-1, 200_000, 10]),
+        ],
+        input: vec![value("x", 1, &[None, Some(64)])],
+        output: vec![value("probs", 1, &[None, Some(10)])],
+        ..Default::default()
+    };
+    pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
+        producer_name: "distk-test".into(),
+        graph: Some(graph),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+fn status_of(s: &Server, secret: &Path, id: &str) -> serde_json::Value {
+    let o = job(s, secret, "status", Some(id), &[]);
+    serde_json::from_slice(&o.stdout).unwrap_or_default()
+}
+
+/// Processes whose command line holds `needle`.
+fn processes_with(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+        })
+        .collect()
+}
+
+/// Each job trains in its own process under the server's limits: a job that needs more memory
+/// than it may use fails alone with that reason while another user's job goes on; a server killed
+/// mid-job takes its job processes with it, and after the restart the job resumes from its
+/// checkpoint, from the epochs it had finished, and succeeds.
+#[test]
+fn a_job_out_of_memory_fails_alone_and_a_killed_servers_job_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    for f in ["digits_train.parquet", "digits_test.parquet"] {
+        std::fs::copy(data(f), root.join(f)).unwrap();
+    }
+    let (alice, bob) = (secret(dir.path(), "alice"), secret(dir.path(), "bob"));
+    let state = dir.path().join("state");
+    let limit = ["--job-max-memory-mb", "400"];
+    let server = start_with(dir.path(), &state, None, &limit);
+
+    // Bob's long job runs while Alice's job runs out of memory.
+    let epochs = 60;
+    let o = submit(&server, &bob, "long", &epochs.to_string(), false);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let long = last_line(&o);
+    let hungry = dir.path().join("hungry.onnx");
+    std::fs::write(&hungry, memory_hungry_model()).unwrap();
+    let mut c = bin();
+    c.arg("submit").arg(&hungry).args(client_args(&server, &alice));
+    c.args(["--job-name", "hungry", "--data", "digits_train.parquet", "--workers", "1", "--epochs", "1"]);
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "accepted: it imports: {}", stderr(&o));
+    let id = last_line(&o);
+    let t = Instant::now();
+    while state_of(&server, &alice, &id) == "running" {
+        assert!(t.elapsed() < Duration::from_secs(60), "the memory-hungry job still runs after 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let v = status_of(&server, &alice, &id);
+    assert_eq!(v["state"], "failed", "{v}");
+    let why = v["error"].as_str().unwrap_or("");
+    let log = std::fs::read_to_string(state.join("jobs").join(&id).join("job.log")).unwrap_or_default();
+    let why = &format!("{why}\njob.log:\n{log}");
+    assert!(why.contains("the job ran out of memory: it may use 400 MiB (--job-max-memory-mb)"), "{why}");
+    assert!(why.contains("memory allocation of"), "the end of the job's log: {why}");
+    assert_eq!(state_of(&server, &bob, &long), "running", "Bob's job goes on");
+
+    // The server is killed while Bob's job runs, once it has finished some epochs.
+    let t = Instant::now();
+    let done_before = loop {
+        let v = status_of(&server, &bob, &long);
+        let done = v["progress"]["epochs_done"].as_u64().unwrap_or(0);
+        if done >= 3 {
+            break done;
+        }
+        assert_eq!(v["state"], "running", "{v}");
+        assert!(t.elapsed() < Duration::from_secs(120), "3 epochs take more than 120 s: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(done_before < epochs, "the job ended before the kill: make it longer");
+    let job_dir = state.join("jobs").join(&long);
+    assert_eq!(processes_with(job_dir.to_str().unwrap()).len(), 1, "one process trains the job");
+    drop(server);
+    let t = Instant::now();
+    while !processes_with(job_dir.to_str().unwrap()).is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(5), "the job's process outlived its server by 5 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Restarted, the server resumes the job from its checkpoint; it succeeds.
+    let server = start_with(dir.path(), &state, None, &limit);
+    let v = status_of(&server, &bob, &long);
+    assert_eq!((v["state"].as_str(), v["resumes"].as_u64()), (Some("running"), Some(1)), "{v}");
+    let t = Instant::now();
+    while state_of(&server, &bob, &long) == "running" {
+        assert!(t.elapsed() < Duration::from_secs(300), "the resumed job still runs after 300 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let v = status_of(&server, &bob, &long);
+    assert_eq!(v["state"], "succeeded", "{v}");
+    assert_eq!(v["progress"]["epochs_done"].as_u64(), Some(epochs), "{v}");
+    let log = std::fs::read_to_string(job_dir.join("job.log")).unwrap();
+    let resumed = log.lines().find(|l| l.starts_with("resumed from")).unwrap_or_else(|| panic!("{log}"));
+    let clock: u64 = resumed.split("replayed: clock ").nth(1).and_then(|r| r.split(' ').next()?.parse().ok()).unwrap();
+    assert!(clock > 0, "it resumed from the commits it had: {resumed}");
+    // The resumed workers trained only the epochs not finished before the kill.
+    let history: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(job_dir.join("history.json")).unwrap()).unwrap();
+    let reports = history["worker_reports"].as_array().unwrap();
+    assert_eq!(reports.len(), 2);
+    for r in reports {
+        let first = r["history"]["steps"][0]["epoch"].as_u64();
+        assert!(first.is_some_and(|e| e >= done_before), "worker {} began again at epoch {first:?}", r["worker"]);
+    }
+    let out = dir.path().join("fetched");
+    let o = job(&server, &bob, "fetch", Some(&long), &["--out-dir", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = common::evaluate_json(&out.join(format!("long-{long}.onnx")), &data("digits_test.parquet"), "cpu");
+    assert!(v["accuracy"].as_f64().unwrap() >= 0.9, "{v}");
 }

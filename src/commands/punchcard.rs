@@ -10,7 +10,8 @@ use distk_net::tls::{Identity, hex};
 use crate::cli::PunchcardArgs;
 use crate::commands::object_paths::require_local;
 use crate::distributed::ps::persistent_identity;
-use crate::punchcard::api::{Api, router};
+use crate::punchcard::api::{Api, ApiConfig, router};
+use crate::punchcard::job_process::{JobLimits, default_job_memory};
 use crate::punchcard::jobs::JobStore;
 
 /// Runs the job server until the process is stopped.
@@ -41,14 +42,33 @@ pub fn run(args: PunchcardArgs) -> Result<()> {
         _ => persistent_identity(&args.state_dir)?,
     };
     let store = JobStore::open(&args.state_dir)?;
-    let api = Arc::new(Api::new(
-        store,
-        secrets,
+    let limits = JobLimits {
+        memory_bytes: match args.job_max_memory_mb {
+            Some(0) => bail!("--job-max-memory-mb must be at least 1"),
+            Some(mb) => Some(mb << 20),
+            None => default_job_memory(),
+        },
+        cpu_seconds: match args.job_max_cpu_hours {
+            Some(h) if !(h > 0.0 && h.is_finite()) => bail!("--job-max-cpu-hours must be a positive number"),
+            Some(h) => Some((h * 3600.0).ceil() as u64),
+            None => None,
+        },
+    };
+    let config = ApiConfig {
         data_root,
-        args.max_workers,
-        (args.max_upload_mb as u64) << 20,
-        args.device.device,
-    ));
+        max_workers: args.max_workers,
+        max_upload: (args.max_upload_mb as u64) << 20,
+        device: args.device.device,
+        adapter: args.device.adapter,
+        limits,
+    };
+    eprintln!(
+        "jobs run in their own processes, each with at most {} MiB of memory{}",
+        limits.memory_bytes.map_or("unlimited".to_string(), |b| (b >> 20).to_string()),
+        limits.cpu_seconds.map_or(String::new(), |s| format!(" and {s} CPU seconds"))
+    );
+    let api = Arc::new(Api::new(store, secrets, config));
+    api.resume_interrupted();
     let app = router(api);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async {

@@ -77,6 +77,7 @@ pub fn run(mut args: WorkerArgs) -> Result<()> {
         adapter: args.device.adapter,
         stop: stop.clone(),
         verbose: true,
+        start_epoch: 0,
     };
     let h = run_worker(run, net.handle())?;
     eprintln!(

@@ -172,6 +172,8 @@ pub fn train_local(args: LocalRun) -> Result<()> {
                 adapter: args.adapter,
                 stop: stop.clone(),
                 verbose: false,
+                // A resumed run's workers go on from the epochs the server recorded as theirs.
+                start_epoch: started.epochs_done.get(i).map_or(0, |&e| e as usize),
             };
             let handle = handle.clone();
             threads.push(
@@ -197,7 +199,11 @@ pub fn train_local(args: LocalRun) -> Result<()> {
     for e in &errors {
         eprintln!("{e}");
     }
-    let outcome = outcome?;
+    // A server that ends without a model because its workers failed says why they did.
+    let outcome = match outcome {
+        Err(e) if !errors.is_empty() => bail!("{} ({e:#})", errors.join("; ")),
+        o => o?,
+    };
     let outputs =
         HistoryOutputs { json: args.history.as_deref(), csv: args.history_csv.as_deref(), plot: args.plot.as_deref() };
     finish_run(&outcome, &spec, &model, &args.out, outputs, validation.as_ref(), args.device)

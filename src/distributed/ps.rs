@@ -222,6 +222,9 @@ pub struct PsStarted {
     pub addr: SocketAddr,
     /// The certificate's SHA-256 (what workers pin).
     pub sha256: [u8; 32],
+    /// Epochs each worker id had finished in the state the server started from (all 0 unless it
+    /// resumed), so that workers restarted with it do not train them again.
+    pub epochs_done: Vec<u64>,
 }
 
 /// A readable summary of the last snapshot (`ps.json`; the state itself is in `state.bin`).
@@ -401,7 +404,11 @@ pub fn run_ps(setup: PsSetup, net: &tokio::runtime::Handle, on_start: impl FnOnc
     };
     let addr = endpoint.local_addr().context("the server endpoint has no address")?;
     net.spawn(serve(endpoint.clone(), host.clone(), Arc::new(setup.secrets)));
-    on_start(&PsStarted { addr, sha256: setup.identity.sha256 });
+    let epochs_done = {
+        let st = host.lock();
+        (0..setup.workers).map(|i| st.members.members().get(&i).map_or(0, |m| m.epochs_done)).collect()
+    };
+    on_start(&PsStarted { addr, sha256: setup.identity.sha256, epochs_done });
     if setup.verbose {
         eprintln!(
             "parameter server on {addr} ({} trainer, {} workers); certificate SHA-256 {}",

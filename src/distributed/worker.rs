@@ -97,6 +97,9 @@ pub struct WorkerRun {
     pub stop: Arc<AtomicBool>,
     /// Print a line per epoch.
     pub verbose: bool,
+    /// The first epoch to train: the epochs a resumed server says this worker finished are not
+    /// trained again.
+    pub start_epoch: usize,
 }
 
 /// Runs a worker to the end of its data on this thread, with the network on `net`.
@@ -158,7 +161,8 @@ pub fn run_worker(run: WorkerRun, net: &tokio::runtime::Handle) -> Result<Worker
     let mut link = QuicLink::start(net, conn, spec.trainer.kind.worker() != WorkerSide::EpochAverage);
     let mut policy = WorkerPolicy::new(spec.trainer, replica.session.layout().trainable_len());
     policy.start(&mut replica, &mut link)?;
-    let schedule = Schedule { epochs: spec.epochs, batch, start_epoch: 0, skip_batches: 0, first_step: 0 };
+    let start_epoch = run.start_epoch.min(spec.epochs);
+    let schedule = Schedule { epochs: spec.epochs, batch, start_epoch, skip_batches: 0, first_step: 0 };
     let mut hooks = WorkerHooks {
         worker,
 

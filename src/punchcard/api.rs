@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Json;
@@ -17,10 +16,9 @@ use distk_net::tls::{hex, sha256};
 use distk_onnx::OnnxModel;
 use tokio::io::AsyncWriteExt;
 
-use crate::distributed::PartialRun;
-use crate::distributed::launch::{LocalRun, train_local};
 use crate::distributed::ps::RunProgress;
 use crate::job_spec::JobSpec;
+use crate::punchcard::job_process::{self, CHECKPOINT_DIR, JobEnd, JobLaunch, JobLimits, JobProcess};
 use crate::punchcard::jobs::{JobRecord, JobRequest, JobState, JobStore, now};
 use crate::punchcard::paths::resolve_under;
 use crate::runtime::DeviceChoice;
@@ -29,7 +27,7 @@ use crate::trainers::TrainerKind;
 /// A job in progress.
 struct Running {
     id: String,
-    stop: Arc<AtomicBool>,
+    process: Arc<JobProcess>,
     progress: Arc<Mutex<RunProgress>>,
 }
 
@@ -47,26 +45,121 @@ pub struct Api {
     max_workers: u32,
     max_upload: u64,
     device: DeviceChoice,
+    adapter: Option<usize>,
+    limits: JobLimits,
+}
+
+/// How the server runs jobs.
+pub struct ApiConfig {
+    /// Folder under which jobs may name their data.
+    pub data_root: Option<PathBuf>,
+    /// Most local workers a job may ask for.
+    pub max_workers: u32,
+    /// Largest upload in bytes.
+    pub max_upload: u64,
+    /// Where jobs train.
+    pub device: DeviceChoice,
+    /// The adapter jobs train on.
+    pub adapter: Option<usize>,
+    /// Each job process's limits.
+    pub limits: JobLimits,
 }
 
 impl Api {
     /// A server over `store`.
-    pub fn new(
-        store: JobStore,
-        secrets: Secrets,
-        data_root: Option<PathBuf>,
-        max_workers: u32,
-        max_upload: u64,
-        device: DeviceChoice,
-    ) -> Self {
+    pub fn new(store: JobStore, secrets: Secrets, config: ApiConfig) -> Self {
         Api {
             inner: Mutex::new(Inner { store, running: HashMap::new() }),
             secrets,
-            data_root,
-            max_workers,
-            max_upload,
-            device,
+            data_root: config.data_root,
+            max_workers: config.max_workers,
+            max_upload: config.max_upload,
+            device: config.device,
+            adapter: config.adapter,
+            limits: config.limits,
         }
+    }
+
+    /// Takes up the jobs a stopped server left running: each resumes from its checkpoint folder
+    /// (every commit its parameter server acknowledged is kept), or, without one, is marked failed.
+    pub fn resume_interrupted(self: &Arc<Self>) {
+        let interrupted: Vec<JobRecord> =
+            self.lock().store.jobs.values().filter(|r| !r.state.is_final()).cloned().collect();
+        for mut r in interrupted {
+            let dir = self.lock().store.job_dir(&r.id);
+            let launch = std::fs::read(dir.join(job_process::LAUNCH_FILE))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<JobLaunch>(&b).ok())
+                .filter(|_| distk_net::durable::snapshot_path(&dir.join(CHECKPOINT_DIR)).exists());
+            let Some(mut launch) = launch else {
+                r.state = JobState::Failed;
+                r.error =
+                    Some("the job server stopped before the job's first checkpoint: nothing of it was kept".into());
+                r.finished = Some(now());
+                if let Err(e) = self.lock().store.save(&r) {
+                    eprintln!("job {}: cannot save its record: {e:#}", r.id);
+                }
+                continue;
+            };
+            launch.resume = true;
+            launch.server_pid = std::process::id();
+            r.resumes += 1;
+            match self.launch(&r, &launch) {
+                Ok(()) => eprintln!("job {} ({}) of {}: resumed from its checkpoint", r.id, r.name, r.owner),
+                Err(e) => eprintln!("job {}: cannot resume it: {}", r.id, e.1),
+            }
+        }
+    }
+
+    /// Saves `record` as running and starts its process; the process's end is recorded.
+    fn launch(self: &Arc<Self>, record: &JobRecord, launch: &JobLaunch) -> Result<(), ApiError> {
+        let id = record.id.clone();
+        let progress = Arc::new(Mutex::new(record.progress.clone()));
+        let mut inner = self.lock();
+        // One job per secret, checked again under the lock that records the job as running.
+        running_conflict(&inner, &record.secret_id)?;
+        inner.store.save(record).map_err(internal)?;
+        let dir = inner.store.job_dir(&id);
+        let (api, secret_id, id2, progress2) = (self.clone(), record.secret_id.clone(), id.clone(), progress.clone());
+        let process = job_process::start(&dir, launch, progress.clone(), move |end| {
+            api.finish(&id2, &secret_id, &progress2, end)
+        });
+        let process = match process {
+            Ok(p) => p,
+            Err(e) => {
+                let mut r = record.clone();
+                (r.state, r.error, r.finished) = (JobState::Failed, Some(format!("{e:#}")), Some(now()));
+                let _ = inner.store.save(&r);
+                return Err(internal(format!("{e:#}")));
+            }
+        };
+        inner.running.insert(record.secret_id.clone(), Running { id, process, progress });
+        Ok(())
+    }
+
+    /// Records how job `id` ended and frees its secret.
+    fn finish(&self, id: &str, secret_id: &str, progress: &Mutex<RunProgress>, end: JobEnd) {
+        let mut inner = self.lock();
+        let Some(mut r) = inner.store.jobs.get(id).cloned() else { return };
+        (r.state, r.error) = (end.state, end.error);
+        r.progress = progress.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        r.finished = Some(now());
+        let dir = inner.store.job_dir(id);
+        r.has_model = dir.join("trained.onnx").exists();
+        // The trained model and history were written readable; the job's folder is private.
+        if let Err(e) = crate::data::atomic::make_private_tree(&dir) {
+            eprintln!("job {id}: {e:#}");
+        }
+        if let Err(e) = inner.store.save(&r) {
+            eprintln!("job {id}: cannot save its record: {e:#}");
+        }
+        inner.running.remove(secret_id);
+        eprintln!(
+            "job {id} ({}): {:?}{}",
+            r.name,
+            r.state,
+            r.error.as_ref().map_or(String::new(), |e| format!(": {e}"))
+        );
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -212,7 +305,7 @@ async fn cancel(
     let r = own_job(&inner, &caller, &id)?;
     match inner.running.values().find(|run| run.id == id) {
         Some(run) => {
-            run.stop.store(true, Ordering::SeqCst);
+            run.process.cancel();
             Ok((StatusCode::ACCEPTED, Json(r)))
         }
         None => Err(ApiError(StatusCode::CONFLICT, format!("job `{id}` is not running (it is {:?})", r.state))),
@@ -234,8 +327,8 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn running_conflict(inner: &Inner, caller: &Caller) -> Result<(), ApiError> {
-    if let Some(run) = inner.running.get(&caller.secret_id) {
+fn running_conflict(inner: &Inner, secret_id: &str) -> Result<(), ApiError> {
+    if let Some(run) = inner.running.get(secret_id) {
         let name = inner.store.jobs.get(&run.id).map_or("", |r| r.name.as_str());
         return Err(ApiError(
             StatusCode::CONFLICT,
@@ -317,7 +410,7 @@ async fn submit(
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<(StatusCode, Json<JobRecord>), ApiError> {
     let caller = authenticate(&api, &headers)?;
-    running_conflict(&api.lock(), &caller)?;
+    running_conflict(&api.lock(), &caller.secret_id)?;
     let mut multipart =
         multipart.map_err(|e| bad(format!("send the job as multipart/form-data: {}", e.body_text())))?;
     let id = random_secret().map_err(internal)?[..16].to_string();
@@ -406,10 +499,8 @@ async fn receive(
     };
     let validation = request.validation_data.as_deref().map(under_root).transpose()?;
     OnnxModel::load(&model).map_err(|e| bad(format!("the model is not usable: {e}")))?;
-    let spec = JobSpec::resolve(&request.job, &request.trainer, kind).map_err(|e| bad(format!("{e:#}")))?;
+    JobSpec::resolve(&request.job, &request.trainer, kind).map_err(|e| bad(format!("{e:#}")))?;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let progress = Arc::new(Mutex::new(RunProgress::default()));
     let record = JobRecord {
         id: id.to_string(),
         name: request.name.clone(),
@@ -422,17 +513,21 @@ async fn receive(
         started: Some(now()),
         finished: None,
         has_model: false,
+        resumes: 0,
         request: request.clone(),
     };
-    {
-        let mut inner = api.lock();
-        running_conflict(&inner, caller)?;
-        inner.store.save(&record).map_err(internal)?;
-        inner.running.insert(
-            caller.secret_id.clone(),
-            Running { id: id.to_string(), stop: stop.clone(), progress: progress.clone() },
-        );
-    }
+    let launch = JobLaunch {
+        model,
+        data,
+        validation,
+        request: request.clone(),
+        device: api.device.name().to_string(),
+        adapter: api.adapter,
+        resume: false,
+        limits: api.limits,
+        server_pid: std::process::id(),
+    };
+    api.launch(&record, &launch)?;
     eprintln!(
         "job {id} ({}) of {}: started with {} workers, trainer {}",
         request.name,
@@ -440,56 +535,5 @@ async fn receive(
         request.workers,
         kind.name()
     );
-    let run = LocalRun {
-        model,
-        data,
-        validation,
-        spec,
-        workers: request.workers,
-        out: dir.join("trained.onnx"),
-        history: Some(dir.join("history.json")),
-        history_csv: None,
-        plot: None,
-        checkpoint_dir: None,
-        checkpoint_every: 500,
-        wal: false,
-        resume: false,
-        snapshot_copy: None,
-        device: api.device,
-        adapter: None,
-        stop: stop.clone(),
-        verbose: false,
-        progress: Some(progress.clone()),
-    };
-    let (api2, secret_id, id2) = (api.clone(), caller.secret_id.clone(), id.to_string());
-    std::thread::Builder::new()
-        .name(format!("job-{id}"))
-        .spawn(move || {
-            // A panic in training must not leave the secret blocked: it ends the job as failed.
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| train_local(run)))
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("the training crashed (a bug: please report it)")));
-            let cancelled = stop.load(Ordering::SeqCst);
-            let mut inner = api2.lock();
-            let Some(mut r) = inner.store.jobs.get(&id2).cloned() else { return };
-            (r.state, r.error) = match result {
-                Ok(()) => (JobState::Succeeded, None),
-                Err(e) if cancelled => (JobState::Cancelled, Some(format!("{e:#}"))),
-                Err(e) if e.downcast_ref::<PartialRun>().is_some() => (JobState::Succeeded, Some(format!("{e:#}"))),
-                Err(e) => (JobState::Failed, Some(format!("{e:#}"))),
-            };
-            r.progress = progress.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            r.finished = Some(now());
-            r.has_model = inner.store.job_dir(&id2).join("trained.onnx").exists();
-            // The trained model and history were written readable; the job's folder is private.
-            if let Err(e) = crate::data::atomic::make_private_tree(&inner.store.job_dir(&id2)) {
-                eprintln!("job {id2}: {e:#}");
-            }
-            if let Err(e) = inner.store.save(&r) {
-                eprintln!("job {id2}: cannot save its record: {e:#}");
-            }
-            inner.running.remove(&secret_id);
-            eprintln!("job {id2} ({}): {:?}", r.name, r.state);
-        })
-        .map_err(internal)?;
     Ok((StatusCode::CREATED, Json(record)))
 }

@@ -78,6 +78,9 @@ pub struct JobRecord {
     pub finished: Option<u64>,
     /// Whether a trained model is there.
     pub has_model: bool,
+    /// How often a restarted server resumed it from its checkpoint.
+    #[serde(default)]
+    pub resumes: u32,
     /// What was asked.
     pub request: JobRequest,
 }
@@ -95,7 +98,8 @@ pub struct JobStore {
 }
 
 impl JobStore {
-    /// Opens (or creates) the store in `state_dir/jobs`; marks interrupted jobs failed.
+    /// Opens (or creates) the store in `state_dir/jobs`. Jobs a stopped server left queued or
+    /// running keep that state until the server takes them up (`Api::resume_interrupted`).
     pub fn open(state_dir: &Path) -> Result<Self> {
         let dir = state_dir.join("jobs");
         private_dir(&dir)?;
@@ -104,16 +108,8 @@ impl JobStore {
             let path = entry?.path().join("job.json");
             let Ok(bytes) = std::fs::read(&path) else { continue };
             match serde_json::from_slice::<JobRecord>(&bytes) {
-                Ok(mut r) => {
-                    if !r.state.is_final() {
-                        r.state = JobState::Failed;
-                        r.error = Some("the job server stopped while the job was queued or running".into());
-                        r.finished = Some(now());
-                        store.jobs.insert(r.id.clone(), r.clone());
-                        store.save(&r)?;
-                    } else {
-                        store.jobs.insert(r.id.clone(), r);
-                    }
+                Ok(r) => {
+                    store.jobs.insert(r.id.clone(), r);
                 }
                 Err(e) => eprintln!("skipping {}: {e}", path.display()),
             }

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod client;
+pub mod job_process;
 pub mod jobs;
 pub mod paths;
 
