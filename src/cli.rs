@@ -260,6 +260,18 @@ pub struct PunchcardArgs {
     /// Most CPU time each job may use, in hours (default: no limit).
     #[arg(long)]
     pub job_max_cpu_hours: Option<f64>,
+    /// Most connections held at once (default: the open-files limit less 256, at most 16384).
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Most connections held at once from one address.
+    #[arg(long, default_value_t = 256)]
+    pub max_connections_per_address: usize,
+    /// Most job uploads one identity may send at once.
+    #[arg(long, default_value_t = 2)]
+    pub max_uploads_per_identity: usize,
+    /// Most MiB the jobs of one identity may keep on the server (uploads, models, histories).
+    #[arg(long, default_value_t = 20480)]
+    pub max_stored_mb_per_identity: u64,
     /// Where jobs train.
     #[command(flatten)]
     pub device: DeviceArgs,

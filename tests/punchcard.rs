@@ -71,7 +71,8 @@ fn start_with(dir: &Path, state: &Path, soft_nofile: Option<u64>, extra: &[&str]
         .arg(state)
         .arg("--data-root")
         .arg(dir.join("root"))
-        .args(["--max-upload-mb", "1", "--max-workers", "4", "--device", "cpu"])
+        .args(["--max-workers", "4", "--device", "cpu"])
+        .args(if extra.contains(&"--max-upload-mb") { &[][..] } else { &["--max-upload-mb", "1"][..] })
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(log)
@@ -326,7 +327,7 @@ fn the_server_raises_its_open_files_limit_and_caps_job_specs() {
     // SAFETY: getrlimit writes one rlimit through the valid, exclusive pointer.
     assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut ours) }, 0);
     let low = 1024.min(ours.rlim_max / 2);
-    let server = start_with(dir.path(), &dir.path().join("state"), Some(low), &[]);
+    let server = start_with(dir.path(), &dir.path().join("state"), Some(low), &["--max-upload-mb", "8"]);
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.child.id())).unwrap();
     let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
     let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
@@ -339,7 +340,8 @@ fn the_server_raises_its_open_files_limit_and_caps_job_specs() {
         server_cert_sha256: Some(server.sha.clone()),
         ca: None,
     };
-    // A job spec above 1 MiB is refused by its own limit (413 naming it), not held in memory.
+    // A job spec above 1 MiB is refused by its own limit (413 naming it), not held in memory,
+    // though the upload limit (8 MiB here) would take it.
     let client = JobClient::new(&access(&alice)).unwrap();
     let spec = format!("{{\"name\": \"{}\"}}", "x".repeat(3 << 19));
     let a = client.submit(&spec, &model("keras_mlp.onnx"), None).unwrap();
@@ -506,4 +508,180 @@ fn a_job_out_of_memory_fails_alone_and_a_killed_servers_job_resumes() {
     assert!(o.status.success(), "{}", stderr(&o));
     let v = common::evaluate_json(&out.join(format!("long-{long}.onnx")), &data("digits_test.parquet"), "cpu");
     assert!(v["accuracy"].as_f64().unwrap() >= 0.9, "{v}");
+}
+
+/// Raises this process's soft limit of open files to its hard limit; returns it.
+fn raise_own_open_files() -> u64 {
+    let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit through the valid, exclusive pointer.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) }, 0);
+    l.rlim_cur = l.rlim_max;
+    // SAFETY: setrlimit reads one rlimit through the valid pointer; soft up to hard is allowed.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &l) }, 0);
+    l.rlim_cur
+}
+
+/// The job server under load (bounded, on loopback): 2,560 idle connections from eight other
+/// addresses, each held to the per-address limit (256) and the rest closed at once, and 150
+/// clients sending requests without end, while an authenticated user's requests are answered
+/// within a second. Oversized headers get 431, an upload declared past the limit a 413 before
+/// its body is read, and an upload past the identity's storage a 413.
+#[test]
+fn the_server_under_load_keeps_answering_and_refuses_oversized_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("root")).unwrap();
+    let (alice, mallory) = (secret(dir.path(), "alice"), secret(dir.path(), "mallory"));
+    // The server's default of 256 connections per address, lower where this machine's open-files
+    // limit cannot hold eight addresses' worth twice (the server's ends and the test's).
+    let limit = raise_own_open_files();
+    let per_address = 256.min(limit.saturating_sub(600) / 16) as usize;
+    assert!(per_address >= 32, "the open-files limit {limit} is too low for this test");
+    let attempts = per_address + per_address / 4;
+    // Clients sending requests from the user's own address, below its limit.
+    let flooders = 150.min(per_address - 8);
+    let cap = per_address.to_string();
+    let args = ["--max-connections-per-address", &cap, "--max-stored-mb-per-identity", "1"];
+    let server = start_with(dir.path(), &dir.path().join("state"), None, &args);
+    let access = |secret_file: &Path| ServerAccess {
+        server: server.url.clone(),
+        secret_file: secret_file.to_path_buf(),
+        server_cert_sha256: Some(server.sha.clone()),
+        ca: None,
+    };
+    let addr: std::net::SocketAddr = server.url.trim_start_matches("https://").parse().unwrap();
+
+    // Idle connections from 127.0.0.2-9, a quarter more than each may hold.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let idle: Vec<Vec<std::net::TcpStream>> = rt.block_on(async {
+        let mut all = Vec::new();
+        for a in 2..10u8 {
+            let mut from_a = Vec::new();
+            for k in 0..attempts {
+                // Paced, so the listen queue never overflows (an overflowing queue leaves
+                // connections the server accepts only seconds later, when the client retries).
+                if k % 50 == 49 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let socket = tokio::net::TcpSocket::new_v4().unwrap();
+                socket.bind(([127, 0, 0, a], 0).into()).unwrap();
+                // As a std stream (still non-blocking), a read asks the kernel, not a runtime's cache.
+                from_a.push(socket.connect(addr).await.unwrap().into_std().unwrap());
+            }
+            all.push(from_a);
+        }
+        all
+    });
+    // Connections past the per-address limit are closed by the server as it accepts them.
+    let held = |conns: &Vec<std::net::TcpStream>| {
+        conns
+            .iter()
+            .filter(|c| {
+                let mut b = [0u8; 1];
+                matches!(std::io::Read::read(&mut &**c, &mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            })
+            .count()
+    };
+    let t = Instant::now();
+    loop {
+        let counts: Vec<usize> = idle.iter().map(held).collect();
+        if counts.iter().all(|&n| n == per_address) {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "connections held per address after 5 s: {counts:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Clients with a wrong secret, sending requests without end.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let wrong = dir.path().join("wrong.secret");
+    std::fs::write(&wrong, "0".repeat(64)).unwrap();
+    let flood: Vec<_> = (0..flooders)
+        .map(|_| {
+            let (stop, answered, access) = (stop.clone(), answered.clone(), access(&wrong));
+            std::thread::spawn(move || {
+                let c = JobClient::new(&access).unwrap();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Ok(a) = c.send(hyper::Method::GET, "/api/jobs", Vec::new()) {
+                        assert_eq!(a.status.as_u16(), 401);
+                        answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Alice is answered meanwhile.
+    let client = JobClient::new(&access(&alice)).unwrap();
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let a = client.send(hyper::Method::GET, "/api/jobs", Vec::new()).unwrap();
+        times.push(t.elapsed());
+        assert!(a.status.is_success(), "{}", a.status);
+    }
+    times.sort();
+    let flooded = answered.load(std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in flood {
+        t.join().unwrap();
+    }
+    eprintln!(
+        "under load ({} idle connections attempted from 8 addresses, {} held; {flooders} clients, {flooded} answers to them): \
+         authenticated GET /api/jobs median {:?}, max {:?}",
+        8 * attempts,
+        8 * per_address,
+        times[times.len() / 2],
+        times[times.len() - 1]
+    );
+    assert!(times[times.len() - 1] < Duration::from_secs(1), "{times:?}");
+    drop(idle);
+
+    // A 200 KB secret: 431, not silence.
+    let long = dir.path().join("long.secret");
+    std::fs::write(&long, "a".repeat(200 << 10)).unwrap();
+    let a = JobClient::new(&access(&long)).unwrap().send(hyper::Method::GET, "/api/jobs", Vec::new()).unwrap();
+    assert_eq!(a.status.as_u16(), 431, "{}", String::from_utf8_lossy(&a.body));
+
+    // An 80 MB upload declared past the 1 MiB limit: 413 before the body is read.
+    let spec = serde_json::json!({"name": "x", "workers": 1, "data": null, "validation_data": null,
+        "trainer": {"trainer": "adag", "communication_window": null, "rho": null, "elastic_lr": null,
+            "momentum": null, "parallelism_factor": 1, "no_overlap": false},
+        "job": {"epochs": 1, "batch_size": 32, "optimizer": "adam", "learning_rate": null, "optimizer_args": "",
+            "loss": null, "features_col": "features", "label_col": "label", "shuffle": false, "seed": 0,
+            "bn_momentum": 0.99, "add_missing_biases": false, "dropout": []}})
+    .to_string();
+    let big = dir.path().join("big.csv");
+    std::fs::write(&big, vec![b'1'; 80 << 20]).unwrap();
+    let mallory_client = JobClient::new(&access(&mallory)).unwrap();
+    let t = Instant::now();
+    let a = mallory_client.submit(&spec, &model("keras_mlp.onnx"), Some(&big)).unwrap();
+    assert_eq!(a.status.as_u16(), 413, "{}", String::from_utf8_lossy(&a.body));
+    assert!(String::from_utf8_lossy(&a.body).contains("exceeds the server's limit of 1 MiB"));
+    eprintln!("80 MB upload refused in {:?}", t.elapsed());
+    std::fs::remove_file(&big).unwrap();
+
+    // Storage per identity (1 MiB here): a finished job keeps its upload, model and history (its
+    // checkpoints are removed when it ends); an upload past what is left is refused.
+    let a = mallory_client.submit(&spec, &model("keras_mlp.onnx"), Some(&data("digits_train.parquet"))).unwrap();
+    assert_eq!(a.status.as_u16(), 201, "{}", String::from_utf8_lossy(&a.body));
+    let id = serde_json::from_slice::<serde_json::Value>(&a.body).unwrap()["id"].as_str().unwrap().to_string();
+    let t = Instant::now();
+    while state_of(&server, &mallory, &id) == "running" {
+        assert!(t.elapsed() < Duration::from_secs(60), "a one-epoch job still runs after 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(state_of(&server, &mallory, &id), "succeeded");
+    let job_dir = dir.path().join("state/jobs").join(&id);
+    assert!(!job_dir.join("checkpoints").exists(), "a finished job's checkpoints are removed");
+    let part = dir.path().join("part.csv");
+    std::fs::write(&part, vec![b'1'; 900 << 10]).unwrap();
+    let a = mallory_client.submit(&spec, &model("keras_mlp.onnx"), Some(&part)).unwrap();
+    let body = String::from_utf8_lossy(&a.body);
+    assert_eq!(a.status.as_u16(), 413, "{body}");
+    assert!(body.contains("--max-stored-mb-per-identity") && body.contains("job delete"), "{body}");
+    assert_eq!(std::fs::read_dir(dir.path().join("state/jobs")).unwrap().count(), 1, "the refused upload kept nothing");
+    let o = job(&server, &alice, "list", None, &[]);
+    assert!(o.status.success(), "the server still serves: {}", stderr(&o));
 }

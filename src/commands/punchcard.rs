@@ -27,10 +27,24 @@ pub fn run(args: PunchcardArgs) -> Result<()> {
     if secrets.0.is_empty() {
         bail!("the secrets file {} lists no secret: add one with `distk-gpu secret`", args.secrets.display());
     }
-    match crate::punchcard::raise_open_files_limit() {
-        Ok(n) => eprintln!("open files limit: {n}"),
-        Err(e) => eprintln!("cannot raise the open files limit: {e} (many idle connections may exhaust it)"),
+    let open_files = match crate::punchcard::raise_open_files_limit() {
+        Ok(n) => {
+            eprintln!("open files limit: {n}");
+            n
+        }
+        Err(e) => {
+            eprintln!("cannot raise the open files limit: {e} (many idle connections may exhaust it)");
+            1024
+        }
+    };
+    // Connections are held below the open-files limit, with room for job files and logs.
+    let max_connections = args.max_connections.unwrap_or((open_files.saturating_sub(256) as usize).clamp(16, 16384));
+    if max_connections == 0 || args.max_connections_per_address == 0 {
+        bail!("--max-connections and --max-connections-per-address must be at least 1");
     }
+    let limits_of_connections =
+        crate::punchcard::connection_limits::ConnectionLimits::new(max_connections, args.max_connections_per_address);
+    eprintln!("at most {max_connections} connections, {} from one address", args.max_connections_per_address);
     // Only the server's user may read its state: records, uploads, trained models.
     crate::data::atomic::private_dir_if_missing(&args.state_dir)?;
     let data_root = match &args.data_root {
@@ -61,6 +75,8 @@ pub fn run(args: PunchcardArgs) -> Result<()> {
         device: args.device.device,
         adapter: args.device.adapter,
         limits,
+        max_uploads_per_identity: args.max_uploads_per_identity.max(1),
+        max_stored_per_identity: args.max_stored_mb_per_identity.saturating_mul(1 << 20),
     };
     eprintln!(
         "jobs run in their own processes, each with at most {} MiB of memory{}",
@@ -79,6 +95,6 @@ pub fn run(args: PunchcardArgs) -> Result<()> {
         writeln!(out, "certificate sha256 {}", hex(&identity.sha256))?;
         out.flush()?;
         eprintln!("punchcard: state in {}", args.state_dir.display());
-        crate::punchcard::serve_tls(listener, &identity, app).await
+        crate::punchcard::serve_tls(listener, &identity, app, limits_of_connections).await
     })
 }

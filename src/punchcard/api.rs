@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Multipart, Path as UrlPath, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -35,6 +35,14 @@ struct Running {
 pub struct Inner {
     store: JobStore,
     running: HashMap<String, Running>,
+    /// Secrets with an upload in progress.
+    uploading: HashMap<String, String>,
+}
+
+impl Inner {
+    fn uploads_of(&self, identity: &str) -> usize {
+        self.uploading.values().filter(|who| *who == identity).count()
+    }
 }
 
 /// The server's configuration and state.
@@ -47,6 +55,8 @@ pub struct Api {
     device: DeviceChoice,
     adapter: Option<usize>,
     limits: JobLimits,
+    max_uploads_per_identity: usize,
+    max_stored_per_identity: u64,
 }
 
 /// How the server runs jobs.
@@ -63,13 +73,17 @@ pub struct ApiConfig {
     pub adapter: Option<usize>,
     /// Each job process's limits.
     pub limits: JobLimits,
+    /// Most uploads one identity may send at once (one per secret in any case).
+    pub max_uploads_per_identity: usize,
+    /// Most bytes the jobs of one identity may keep on the server.
+    pub max_stored_per_identity: u64,
 }
 
 impl Api {
     /// A server over `store`.
     pub fn new(store: JobStore, secrets: Secrets, config: ApiConfig) -> Self {
         Api {
-            inner: Mutex::new(Inner { store, running: HashMap::new() }),
+            inner: Mutex::new(Inner { store, running: HashMap::new(), uploading: HashMap::new() }),
             secrets,
             data_root: config.data_root,
             max_workers: config.max_workers,
@@ -77,6 +91,8 @@ impl Api {
             device: config.device,
             adapter: config.adapter,
             limits: config.limits,
+            max_uploads_per_identity: config.max_uploads_per_identity,
+            max_stored_per_identity: config.max_stored_per_identity,
         }
     }
 
@@ -146,6 +162,13 @@ impl Api {
         r.finished = Some(now());
         let dir = inner.store.job_dir(id);
         r.has_model = dir.join("trained.onnx").exists();
+        // An ended job is not resumed: its snapshots and log only take room.
+        let checkpoints = dir.join(CHECKPOINT_DIR);
+        if checkpoints.exists()
+            && let Err(e) = std::fs::remove_dir_all(&checkpoints)
+        {
+            eprintln!("job {id}: cannot remove {}: {e}", checkpoints.display());
+        }
         // The trained model and history were written readable; the job's folder is private.
         if let Err(e) = crate::data::atomic::make_private_tree(&dir) {
             eprintln!("job {id}: {e:#}");
@@ -219,6 +242,24 @@ fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
+/// The most bytes of request headers (names and values) a request may have: a secret and a few
+/// ordinary headers need well under 1 KiB.
+pub const MAX_HEADER_BYTES: usize = 16 << 10;
+
+/// Answers 431 to a request whose headers exceed [`MAX_HEADER_BYTES`], before any handler (and
+/// before the secret is looked at).
+async fn limit_headers(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let bytes: usize = request.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if bytes > MAX_HEADER_BYTES {
+        return ApiError(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!("the request's headers have {bytes} bytes, at most {MAX_HEADER_BYTES}"),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
 /// The router (uploads are limited by the handler, which counts every field against the limit).
 pub fn router(api: Arc<Api>) -> axum::Router {
     axum::Router::new()
@@ -228,6 +269,7 @@ pub fn router(api: Arc<Api>) -> axum::Router {
         .route("/api/jobs/{id}/history", get(history))
         .route("/api/jobs/{id}/cancel", post(cancel))
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(limit_headers))
         .with_state(api)
 }
 
@@ -404,23 +446,131 @@ fn upload_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     }
 }
 
-async fn submit(
-    State(api): State<Arc<Api>>,
-    headers: HeaderMap,
-    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
-) -> Result<(StatusCode, Json<JobRecord>), ApiError> {
-    let caller = authenticate(&api, &headers)?;
-    running_conflict(&api.lock(), &caller.secret_id)?;
-    let mut multipart =
-        multipart.map_err(|e| bad(format!("send the job as multipart/form-data: {}", e.body_text())))?;
+/// An upload in progress under a secret: the secret and a share of its identity's uploads are
+/// held until it ends.
+struct UploadSlot {
+    api: Arc<Api>,
+    secret_id: String,
+}
+
+impl UploadSlot {
+    /// Takes the slot of `caller`, answering 409 while the secret has a job or an upload running
+    /// and 429 while its identity has its most uploads in progress.
+    fn take(api: &Arc<Api>, caller: &Caller) -> Result<Self, ApiError> {
+        let mut inner = api.lock();
+        running_conflict(&inner, &caller.secret_id)?;
+        if inner.uploading.contains_key(&caller.secret_id) {
+            return Err(ApiError(
+                StatusCode::CONFLICT,
+                "a job is being uploaded under this secret; one job runs per secret".into(),
+            ));
+        }
+        if inner.uploads_of(&caller.identity) >= api.max_uploads_per_identity {
+            return Err(ApiError(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "{} uploads of `{}` are in progress, the most this server takes at once; retry when one ends",
+                    api.max_uploads_per_identity, caller.identity
+                ),
+            ));
+        }
+        inner.uploading.insert(caller.secret_id.clone(), caller.identity.clone());
+        Ok(UploadSlot { api: api.clone(), secret_id: caller.secret_id.clone() })
+    }
+}
+
+impl Drop for UploadSlot {
+    fn drop(&mut self) {
+        self.api.lock().uploading.remove(&self.secret_id);
+    }
+}
+
+/// Bytes the jobs of `identity` keep in the state directory.
+fn stored_bytes(inner: &Inner, identity: &str) -> u64 {
+    fn size(p: &std::path::Path) -> u64 {
+        match std::fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => std::fs::read_dir(p).map_or(0, |d| d.flatten().map(|e| size(&e.path())).sum()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        }
+    }
+    inner.store.jobs.values().filter(|r| r.owner == identity).map(|r| size(&inner.store.job_dir(&r.id))).sum()
+}
+
+/// Reads and drops what is left of a refused body (at most 4 GiB, for at most 30 s), so that the
+/// client, still sending, reads the answer instead of a reset connection.
+fn drain_in_background(body: Body) {
+    tokio::spawn(async move {
+        use http_body_util::BodyExt;
+        let mut body = body;
+        let mut read = 0u64;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while read < 4 << 30 {
+            match tokio::time::timeout_at(deadline, body.frame()).await {
+                Ok(Some(Ok(frame))) => read += frame.data_ref().map_or(0, |d| d.len() as u64),
+                _ => break,
+            }
+        }
+    });
+}
+
+async fn submit(State(api): State<Arc<Api>>, request: axum::extract::Request) -> Result<Response, ApiError> {
+    let caller = authenticate(&api, request.headers())?;
+    let slot = UploadSlot::take(&api, &caller)?;
+    // What this upload may add: the upload limit, and what is left of the identity's storage.
+    let stored = stored_bytes(&api.lock(), &caller.identity);
+    let room = api.max_stored_per_identity.saturating_sub(stored);
+    let storage_full = || {
+        ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the jobs of `{}` keep {} MiB on this server, at most {} MiB (--max-stored-mb-per-identity): \
+                 delete finished jobs with `distk-gpu job delete ID`",
+                caller.identity,
+                stored >> 20,
+                api.max_stored_per_identity >> 20
+            ),
+        )
+    };
+    if room == 0 {
+        drain_in_background(request.into_body());
+        return Err(storage_full());
+    }
+    // A declared length past the limits is refused before the body is read.
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    // Multipart framing around the spec, model and data (boundaries and part headers), which the
+    // limits do not count.
+    const FRAMING: u64 = 16 << 10;
+    if let Some(n) = declared {
+        if n > api.max_upload + FRAMING {
+            drain_in_background(request.into_body());
+            return Err(ApiError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the upload of {:.1} MiB exceeds the server's limit of {} MiB (--max-upload-mb)",
+                    n as f64 / f64::from(1 << 20),
+                    api.max_upload >> 20
+                ),
+            ));
+        }
+        if n > room + FRAMING {
+            drain_in_background(request.into_body());
+            return Err(storage_full());
+        }
+    }
+    let mut multipart = Multipart::from_request(request, &api)
+        .await
+        .map_err(|e| bad(format!("send the job as multipart/form-data: {}", e.body_text())))?;
     let id = random_secret().map_err(internal)?[..16].to_string();
     let dir = api.lock().store.job_dir(&id);
     crate::data::atomic::private_dir(&dir).map_err(internal)?;
-    let result = receive(&api, &caller, &id, &dir, &mut multipart).await;
+    let limit = api.max_upload.min(room);
+    let result = receive(&api, &caller, &id, &dir, &mut multipart, limit).await;
+    drop(slot);
     if result.is_err() {
         let _ = tokio::fs::remove_dir_all(&dir).await;
     }
-    result
+    result.map(IntoResponse::into_response)
 }
 
 async fn receive(
@@ -429,12 +579,17 @@ async fn receive(
     id: &str,
     dir: &std::path::Path,
     multipart: &mut Multipart,
+    limit: u64,
 ) -> Result<(StatusCode, Json<JobRecord>), ApiError> {
     let (mut request, mut model, mut upload): (Option<JobRequest>, Option<PathBuf>, Option<PathBuf>) =
         (None, None, None);
     let mut total = 0u64;
     let mut spec_error = None;
-    let upload_limit = format!("the server's limit of {} MiB (--max-upload-mb)", api.max_upload >> 20);
+    let upload_limit = if limit < api.max_upload {
+        format!("what is left of your storage on this server, {} MiB (--max-stored-mb-per-identity)", limit >> 20)
+    } else {
+        format!("the server's limit of {} MiB (--max-upload-mb)", api.max_upload >> 20)
+    };
     while let Some(mut field) = multipart.next_field().await.map_err(upload_error)? {
         match field.name().unwrap_or("") {
             "spec" => {
@@ -451,7 +606,7 @@ async fn receive(
             }
             "model" => {
                 let p = dir.join("model.onnx");
-                save_field(&mut field, Some(&p), &mut total, api.max_upload, &upload_limit).await?;
+                save_field(&mut field, Some(&p), &mut total, limit, &upload_limit).await?;
                 model = Some(p);
             }
             "data" => {
@@ -463,7 +618,7 @@ async fn receive(
                     .filter(|e| e == "parquet" || e == "csv")
                     .ok_or_else(|| bad("the uploaded data must be a .parquet or .csv file"))?;
                 let p = dir.join(format!("data.{ext}"));
-                save_field(&mut field, Some(&p), &mut total, api.max_upload, &upload_limit).await?;
+                save_field(&mut field, Some(&p), &mut total, limit, &upload_limit).await?;
                 upload = Some(p);
             }
             other => return Err(bad(format!("unexpected form field `{other}` (expected spec, model, data)"))),

@@ -156,6 +156,7 @@ impl JobClient {
         path: &str,
         body: Body,
         content_type: Option<String>,
+        content_length: Option<u64>,
         authenticate: bool,
     ) -> Result<Answer> {
         let tcp = tokio::net::TcpStream::connect(self.addr)
@@ -181,6 +182,10 @@ impl JobClient {
         if let Some(ct) = content_type {
             req = req.header(hyper::header::CONTENT_TYPE, ct);
         }
+        // A declared length lets the server refuse an upload past its limits before reading it.
+        if let Some(n) = content_length {
+            req = req.header(hyper::header::CONTENT_LENGTH, n);
+        }
         let resp = sender.send_request(req.body(body)?).await.context("the job server closed the connection")?;
         let status = resp.status();
         let body = resp.into_body().collect().await.context("reading the job server's answer")?.to_bytes();
@@ -190,13 +195,13 @@ impl JobClient {
     /// A request without the secret (tests of the server's authentication).
     pub fn send_unauthenticated(&self, method: Method, path: &str) -> Result<Answer> {
         let b: Body = Full::new(Bytes::new()).map_err(|never| match never {}).boxed_unsync();
-        self.rt.block_on(self.send_async(method, path, b, None, false))
+        self.rt.block_on(self.send_async(method, path, b, None, None, false))
     }
 
     /// A request with a small body (or none).
     pub fn send(&self, method: Method, path: &str, body: Vec<u8>) -> Result<Answer> {
         let b: Body = Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed_unsync();
-        self.rt.block_on(self.send_async(method, path, b, None, true))
+        self.rt.block_on(self.send_async(method, path, b, None, None, true))
     }
 
     /// Submits a job: the spec, the model and optionally a data file, as a streamed multipart body.
@@ -217,6 +222,13 @@ impl JobClient {
         head.extend_from_slice(&model_bytes);
         head.extend_from_slice(b"\r\n");
         let boundary2 = boundary.clone();
+        let end_len = format!("--{boundary}--\r\n").len() as u64;
+        let mut length = head.len() as u64 + end_len;
+        if let Some(d) = data {
+            let fname = d.file_name().and_then(|f| f.to_str()).unwrap_or("data.parquet");
+            let size = std::fs::metadata(d).with_context(|| format!("cannot read {}", d.display()))?.len();
+            length += part("data", Some(fname), "application/octet-stream").len() as u64 + size + 2;
+        }
         let rt = &self.rt;
         let stream_body = rt.block_on(async {
             let mut parts: Vec<futures_util::stream::BoxStream<'static, std::io::Result<Frame<Bytes>>>> =
@@ -239,6 +251,7 @@ impl JobClient {
             "/api/jobs",
             body,
             Some(format!("multipart/form-data; boundary={boundary}")),
+            Some(length),
             true,
         ))
     }

@@ -151,15 +151,19 @@ pub fn start(
                 }
             }
             let status = child.wait();
+            let cancelled = process.cancelled.load(Ordering::SeqCst);
             let end = match (ended, status) {
+                // A job its owner cancelled is cancelled, even when it had finished its work.
+                (Some(JobEnd { state: JobState::Succeeded, error }), _) if cancelled => {
+                    JobEnd { state: JobState::Cancelled, error }
+                }
                 (Some(end), _) => end,
                 (None, status) => {
                     let why = match status {
                         Ok(s) => describe_exit(s, &limits, &log_path),
                         Err(e) => format!("cannot wait for the job's process: {e}"),
                     };
-                    let state =
-                        if process.cancelled.load(Ordering::SeqCst) { JobState::Cancelled } else { JobState::Failed };
+                    let state = if cancelled { JobState::Cancelled } else { JobState::Failed };
                     JobEnd { state, error: Some(why) }
                 }
             };

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod client;
+pub mod connection_limits;
 pub mod job_process;
 pub mod jobs;
 pub mod paths;
@@ -17,6 +18,8 @@ use distk_net::tls::Identity;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio_rustls::TlsAcceptor;
+
+use crate::punchcard::connection_limits::ConnectionLimits;
 
 /// Raises this process's soft limit of open files to its hard limit, so that many idle
 /// connections cannot exhaust it at Debian's default soft limit of 1024. Returns the new limit.
@@ -39,8 +42,14 @@ pub fn raise_open_files_limit() -> std::io::Result<u64> {
     Ok(limit.rlim_cur)
 }
 
-/// Serves `app` over TLS on `listener` until the process ends.
-pub async fn serve_tls(listener: tokio::net::TcpListener, identity: &Identity, app: axum::Router) -> Result<()> {
+/// Serves `app` over TLS on `listener` until the process ends; connections past `limits` are
+/// closed before their handshake.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    identity: &Identity,
+    app: axum::Router,
+    limits: Arc<ConnectionLimits>,
+) -> Result<()> {
     let tls = identity.server_config(&[b"http/1.1"]).context("TLS configuration")?;
     let acceptor = TlsAcceptor::from(Arc::new(tls));
     loop {
@@ -52,8 +61,13 @@ pub async fn serve_tls(listener: tokio::net::TcpListener, identity: &Identity, a
                 continue;
             }
         };
+        let Ok(permit) = limits.admit(peer.ip()) else {
+            drop(tcp);
+            continue;
+        };
         let (acceptor, app) = (acceptor.clone(), app.clone());
         tokio::spawn(async move {
+            let _permit = permit;
             let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
