@@ -1,6 +1,7 @@
 //! Job records: one folder per job in the state directory (`jobs/<id>/job.json` beside the job's
 //! model, uploaded data, trained model and history), written atomically, read back at start. A job
-//! that was queued or running when the server stopped is marked failed with that reason.
+//! that was queued or running when the server stopped is resumed by the restarted server from its
+//! checkpoint folder (`Api::resume_interrupted`), or marked failed when it has none.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
