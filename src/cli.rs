@@ -17,6 +17,32 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Most memory a model's buffers may take, e.g. 512M or 8G (default: 90% of this machine's
+    /// memory); a model that needs more at its batch size is refused, naming its largest tensor.
+    #[arg(long, global = true, value_parser = parse_size)]
+    pub max_memory: Option<u64>,
+}
+
+/// Parses a size in bytes with an optional binary suffix: `512M`, `8G`, `1.5G`, `4096`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim().trim_end_matches(['b', 'B']).trim_end_matches('i');
+    let (number, unit) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c.to_ascii_uppercase()),
+        _ => (t, ' '),
+    };
+    let scale: u64 = match unit {
+        ' ' => 1,
+        'K' => 1 << 10,
+        'M' => 1 << 20,
+        'G' => 1 << 30,
+        'T' => 1 << 40,
+        _ => return Err(format!("`{text}`: give bytes, or a number with K, M, G or T (e.g. 512M, 8G)")),
+    };
+    let n: f64 = number.trim().parse().map_err(|_| format!("`{text}` is not a size (e.g. 512M, 8G)"))?;
+    if !(n.is_finite() && n > 0.0) {
+        return Err(format!("`{text}`: a size must be positive"));
+    }
+    Ok((n * scale as f64) as u64)
 }
 
 /// The subcommands.
@@ -684,5 +710,20 @@ impl ServerArgs {
             server_cert_sha256: self.server_cert_sha256.clone(),
             ca: self.ca.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_read_with_binary_suffixes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("8G"), Ok(8 << 30));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert!(parse_size("8X").is_err() && parse_size("-1G").is_err() && parse_size("G").is_err());
     }
 }

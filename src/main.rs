@@ -28,6 +28,9 @@ fn quiet_mesa_runtime_dir() {
 fn main() -> ExitCode {
     quiet_mesa_runtime_dir();
     let cli = Cli::parse();
+    if let Some(bytes) = cli.max_memory.or_else(|| distk_gpu::runtime::machine_memory().map(|m| m / 10 * 9)) {
+        distk_engine::memory::set_budget(bytes);
+    }
     let result = match cli.command {
         Command::Devices(a) => commands::devices::run(a),
         Command::Inspect(a) => commands::inspect::run(a),

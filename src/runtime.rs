@@ -62,6 +62,8 @@ impl Runtime {
 
     /// Compiles a graph on this device.
     pub fn compile(&mut self, graph: distk_engine::Graph) -> Result<Box<dyn Executor>> {
+        // Refused before any buffer is allocated when it needs more than --max-memory.
+        distk_engine::memory::check(&graph, 4)?;
         Ok(match &mut self.gpu {
             Some((ctx, cache)) => Box::new(WgpuExecutor::new(ctx.clone(), graph, cache)?),
             None => Box::new(CpuExecutor::new(graph)),
@@ -75,4 +77,11 @@ impl Runtime {
             None => "cpu".to_string(),
         }
     }
+}
+
+/// This machine's physical memory in bytes, when the system says.
+pub fn machine_memory() -> Option<u64> {
+    // SAFETY: sysconf takes a name by value and returns a number (-1 when unknown).
+    let (pages, size) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+    (pages > 0 && size > 0).then(|| (pages as u64).saturating_mul(size as u64))
 }

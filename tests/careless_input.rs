@@ -1,10 +1,14 @@
-//! Input that is wrong but looks right (issue 16): a model whose input declares a fixed batch
-//! other than `--batch-size` gets one clear error naming the input, its shape and the way out,
-//! instead of rows cut into the wrong shape.
+//! Input that is wrong but looks right, or hostile (issue 16): a model whose input declares a
+//! fixed batch other than `--batch-size` gets one clear error naming the input, its shape and the
+//! way out, instead of rows cut into the wrong shape; and the fuzz harnesses of the data reader
+//! (Parquet, Spark vector parts, CSV, Arrow IPC) and of the parameter server's wire frames and log
+//! records: mutated input is read or refused, never a panic, an abort or a hang. (The importer's
+//! harness is onnx-import/tests/mutated_models.rs; the job API's is in tests/punchcard.rs.)
 
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use common::onnx_pb::{node, tensor, value};
 use common::{data, root};
@@ -80,4 +84,139 @@ fn a_fixed_batch_other_than_the_batch_size_is_refused_naming_the_way_out() {
         assert!(err.contains("fixed batch of 4") && err.contains("dynamic batch axis"), "{cmd}: {err}");
         assert!(!dir.path().join("p.parquet").exists());
     }
+}
+
+/// The seeds of the data reader's harness: a Parquet file, a Spark part with ML vectors, the head
+/// of a CSV file and an Arrow IPC file, each with its extension.
+fn data_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let parquet = std::fs::read(data("digits_test.parquet")).unwrap();
+    let spark_dir = root().join("tests/data/spark/vectors");
+    let mut parts: Vec<_> = std::fs::read_dir(&spark_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    parts.sort();
+    let vectors = std::fs::read(&parts[0]).unwrap();
+    let csv_text = std::fs::read_to_string(data("digits_test.csv")).unwrap();
+    let csv: String = csv_text.lines().take(24).map(|l| format!("{l}\n")).collect();
+    // The Parquet rows again as an Arrow IPC file.
+    let file = std::fs::File::open(data("digits_test.parquet")).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .with_batch_size(40)
+        .build()
+        .unwrap();
+    let batch = reader.into_iter().next().unwrap().unwrap();
+    let mut ipc = Vec::new();
+    {
+        let mut w = arrow_ipc::writer::FileWriter::try_new(&mut ipc, &batch.schema()).unwrap();
+        w.write(&batch).unwrap();
+        w.finish().unwrap();
+    }
+    vec![("parquet", parquet), ("parquet", vectors), ("csv", csv.into_bytes()), ("arrow", ipc)]
+}
+
+/// Reads everything of `path` the ways training does: loaded whole, and streamed in batches.
+fn read_all(path: &std::path::Path) -> (bool, bool) {
+    use distk_gpu::data::dataset::{DataColumns, Dataset};
+    use distk_gpu::data::reader::{DataReader, FeatureColumns};
+    let loaded = Dataset::load(path, &DataColumns::plain("features", "label"), 64, 10).is_ok();
+    let streamed = (|| -> anyhow::Result<()> {
+        let mut r = DataReader::open(path, &FeatureColumns::parse("features"), Some("label"), 16)?;
+        while r.next_rows()?.is_some() {}
+        Ok(())
+    })()
+    .is_ok();
+    (loaded, streamed)
+}
+
+/// Mutated data files are read or refused with an error: never a panic, an abort or a hang (10 s
+/// per file). 400 cases by default (`DISTK_FUZZ_CASES`).
+#[test]
+fn the_data_reader_survives_mutated_files() {
+    use common::mutate::{Mutator, bounded, cases};
+    let dir = tempfile::tempdir().unwrap();
+    let seeds = data_seeds();
+    // The seeds themselves read.
+    for (i, (ext, bytes)) in seeds.iter().enumerate() {
+        let p = dir.path().join(format!("seed-{i}.{ext}"));
+        std::fs::write(&p, bytes).unwrap();
+        assert_eq!(read_all(&p), (true, true), "seed {i} ({ext}) reads");
+    }
+    let mut m = Mutator::new(16);
+    let (mut panics, mut read, n) = (Vec::new(), 0, cases(400));
+    for case in 0..n {
+        let (ext, bytes) = &seeds[case % seeds.len()];
+        let p = dir.path().join(format!("case-{case}.{ext}"));
+        std::fs::write(&p, m.mutate(bytes)).unwrap();
+        let what = format!("data case {case} ({ext})");
+        match bounded(&what, Duration::from_secs(10), {
+            let p = p.clone();
+            move || read_all(&p)
+        }) {
+            Ok((loaded, _)) => read += usize::from(loaded),
+            Err(panic) => panics.push(format!("{what}: {panic}")),
+        }
+        let _ = std::fs::remove_file(&p);
+    }
+    eprintln!("{n} mutated data files: {read} read whole, the others refused");
+    assert!(panics.is_empty(), "{} panics:\n{}", panics.len(), panics.join("\n"));
+}
+
+/// Mutated wire frames (every kind, with and without payloads) and write-ahead log records are
+/// decoded or refused: never a panic or a hang. 2,000 cases by default (`DISTK_FUZZ_CASES`).
+#[test]
+fn wire_frames_and_log_records_survive_mutation() {
+    use common::mutate::{Mutator, bounded, cases};
+    use distk_net::wire::{Header, Kind, decode, encode, encode_bytes};
+    let kinds = [
+        Kind::Hello,
+        Kind::Welcome,
+        Kind::FetchJob,
+        Kind::Job,
+        Kind::Commit,
+        Kind::Ack,
+        Kind::Pull,
+        Kind::Centre,
+        Kind::Epoch,
+        Kind::Report,
+        Kind::Done,
+        Kind::Error,
+        Kind::CommitPull,
+    ];
+    let mut seeds: Vec<Vec<u8>> = Vec::new();
+    for (i, k) in kinds.iter().enumerate() {
+        let h = Header { seq: 3, clock: 17, round: 1, staleness: 2, ..Header::new(*k, i as u32) };
+        seeds.push(encode(&h, &[]).unwrap());
+        seeds.push(encode(&h, &[0.5, -1.0, 3.25, 1e-7, 8.0]).unwrap());
+        seeds.push(encode_bytes(&h, b"{\"worker\": 1, \"steps\": []}").unwrap());
+    }
+    let n = cases(2000);
+    let mut m = Mutator::new(32);
+    let mut cases_by_outcome = [0usize; 2];
+    let mut panics = Vec::new();
+    for case in 0..n {
+        let bytes = m.mutate(&seeds[case % seeds.len()]);
+        let what = format!("frame case {case}");
+        let r = bounded(&what, Duration::from_secs(5), move || {
+            let mut buf = rkyv::util::AlignedVec::<16>::new();
+            buf.extend_from_slice(&bytes);
+            let decoded = decode(&buf, 1 << 20).map(|f| {
+                let _ = f.floats();
+                let _ = std::str::from_utf8(f.payload);
+            });
+            // The same bytes as a log record's body.
+            let _ = distk_net::journal::Op::decode(&bytes);
+            decoded.is_ok()
+        });
+        match r {
+            Ok(ok) => cases_by_outcome[usize::from(ok)] += 1,
+            Err(panic) => panics.push(format!("{what}: {panic}")),
+        }
+    }
+    eprintln!("{n} mutated frames: {} decoded, {} refused", cases_by_outcome[1], cases_by_outcome[0]);
+    assert!(panics.is_empty(), "{} panics:\n{}", panics.len(), panics.join("\n"));
+    assert!(cases_by_outcome[0] > n / 4 && cases_by_outcome[1] > 0, "the mutations reach both outcomes");
 }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod executor;
 pub mod graph;
 pub mod layout;
+pub mod memory;
 pub mod ops;
 pub mod optimizer;
 pub mod plan;

@@ -16,8 +16,8 @@ use crate::punchcard::jobs::JobStore;
 
 /// Runs the job server until the process is stopped.
 pub fn run(args: PunchcardArgs) -> Result<()> {
-    if args.max_workers == 0 || args.max_upload_mb == 0 {
-        bail!("--max-workers and --max-upload-mb must be at least 1");
+    if args.max_workers == 0 || args.max_upload_mb == 0 || args.max_stored_mb_per_identity == 0 {
+        bail!("--max-workers, --max-upload-mb and --max-stored-mb-per-identity must be at least 1");
     }
     let local = "the job server's records need append, fsync and rename";
     require_local("--state-dir", Some(&args.state_dir), local)?;
@@ -47,6 +47,8 @@ pub fn run(args: PunchcardArgs) -> Result<()> {
     eprintln!("at most {max_connections} connections, {} from one address", args.max_connections_per_address);
     // Only the server's user may read its state: records, uploads, trained models.
     crate::data::atomic::private_dir_if_missing(&args.state_dir)?;
+    // One server per state directory: a second would resume the first one's running jobs.
+    let _state_lock = lock_state_dir(&args.state_dir)?;
     let data_root = match &args.data_root {
         Some(d) => Some(d.canonicalize().with_context(|| format!("--data-root {}: no such folder", d.display()))?),
         None => None,
@@ -84,11 +86,12 @@ pub fn run(args: PunchcardArgs) -> Result<()> {
         limits.cpu_seconds.map_or(String::new(), |s| format!(" and {s} CPU seconds"))
     );
     let api = Arc::new(Api::new(store, secrets, config));
-    api.resume_interrupted();
-    let app = router(api);
+    let app = router(api.clone());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async {
+        // Jobs are taken up only by a server that holds its state and its address.
         let listener = crate::punchcard::bind(args.listen).await?;
+        api.resume_interrupted();
         let addr = listener.local_addr()?;
         let mut out = std::io::stdout();
         writeln!(out, "listening on https://{addr}")?;
@@ -97,4 +100,27 @@ pub fn run(args: PunchcardArgs) -> Result<()> {
         eprintln!("punchcard: state in {}", args.state_dir.display());
         crate::punchcard::serve_tls(listener, &identity, app, limits_of_connections).await
     })
+}
+
+/// Holds an exclusive lock on `state_dir/server.lock` for as long as the returned file is open.
+fn lock_state_dir(state_dir: &std::path::Path) -> Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = state_dir.join("server.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    // SAFETY: flock takes an open descriptor (the file outlives the call) and flags by value.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        bail!(
+            "another job server uses the state directory {} (it holds {}): stop it first, or give this one its own --state-dir",
+            state_dir.display(),
+            path.display()
+        );
+    }
+    Ok(file)
 }

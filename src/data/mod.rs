@@ -4,6 +4,7 @@
 pub mod atomic;
 pub mod columns;
 pub mod dataset;
+pub mod decoder_guard;
 pub mod fit;
 pub mod parquet_output;
 pub mod parts;

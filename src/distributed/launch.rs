@@ -199,12 +199,15 @@ pub fn train_local(args: LocalRun) -> Result<()> {
     for e in &errors {
         eprintln!("{e}");
     }
-    // A server that ends without a model because its workers failed says why they did.
-    let outcome = match outcome {
-        Err(e) if !errors.is_empty() => bail!("{} ({e:#})", errors.join("; ")),
-        o => o?,
-    };
     let outputs =
         HistoryOutputs { json: args.history.as_deref(), csv: args.history_csv.as_deref(), plot: args.plot.as_deref() };
-    finish_run(&outcome, &spec, &model, &args.out, outputs, validation.as_ref(), args.device)
+    let result = outcome
+        .and_then(|outcome| finish_run(&outcome, &spec, &model, &args.out, outputs, validation.as_ref(), args.device));
+    // A run that ends without a model because its workers failed says why they did.
+    match result {
+        Err(e) if !errors.is_empty() && e.downcast_ref::<crate::distributed::PartialRun>().is_none() => {
+            bail!("{} ({e:#})", errors.join("; "))
+        }
+        r => r,
+    }
 }

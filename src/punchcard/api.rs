@@ -103,6 +103,16 @@ impl Api {
             self.lock().store.jobs.values().filter(|r| !r.state.is_final()).cloned().collect();
         for mut r in interrupted {
             let dir = self.lock().store.job_dir(&r.id);
+            if r.cancel_requested {
+                // Its owner cancelled it before the server stopped: it stays cancelled.
+                (r.state, r.finished) = (JobState::Cancelled, Some(now()));
+                r.has_model = dir.join("trained.onnx").exists();
+                r.error = Some("cancelled; the job server stopped before the job had ended".into());
+                if let Err(e) = self.lock().store.save(&r) {
+                    eprintln!("job {}: cannot save its record: {e:#}", r.id);
+                }
+                continue;
+            }
             let launch = std::fs::read(dir.join(job_process::LAUNCH_FILE))
                 .ok()
                 .and_then(|b| serde_json::from_slice::<JobLaunch>(&b).ok())
@@ -117,12 +127,23 @@ impl Api {
                 }
                 continue;
             };
-            launch.resume = true;
-            launch.server_pid = std::process::id();
+            // The job goes on under this server's limits and device, not those it started with.
+            (launch.resume, launch.server_pid) = (true, std::process::id());
+            (launch.limits, launch.device, launch.adapter) = (self.limits, self.device.name().into(), self.adapter);
             r.resumes += 1;
             match self.launch(&r, &launch) {
                 Ok(()) => eprintln!("job {} ({}) of {}: resumed from its checkpoint", r.id, r.name, r.owner),
-                Err(e) => eprintln!("job {}: cannot resume it: {}", r.id, e.1),
+                Err(e) => {
+                    eprintln!("job {}: cannot resume it: {}", r.id, e.1);
+                    (r.state, r.error, r.finished) = (
+                        JobState::Failed,
+                        Some(format!("the restarted server could not resume it: {}", e.1)),
+                        Some(now()),
+                    );
+                    if let Err(e) = self.lock().store.save(&r) {
+                        eprintln!("job {}: cannot save its record: {e:#}", r.id);
+                    }
+                }
             }
         }
     }
@@ -131,13 +152,14 @@ impl Api {
     fn launch(self: &Arc<Self>, record: &JobRecord, launch: &JobLaunch) -> Result<(), ApiError> {
         let id = record.id.clone();
         let progress = Arc::new(Mutex::new(record.progress.clone()));
+        let dir = self.lock().store.job_dir(&id);
+        job_process::write_launch(&dir, launch).map_err(|e| internal(format!("{e:#}")))?;
         let mut inner = self.lock();
         // One job per secret, checked again under the lock that records the job as running.
         running_conflict(&inner, &record.secret_id)?;
         inner.store.save(record).map_err(internal)?;
-        let dir = inner.store.job_dir(&id);
         let (api, secret_id, id2, progress2) = (self.clone(), record.secret_id.clone(), id.clone(), progress.clone());
-        let process = job_process::start(&dir, launch, progress.clone(), move |end| {
+        let process = job_process::start(&dir, launch.limits, progress.clone(), move |end| {
             api.finish(&id2, &secret_id, &progress2, end)
         });
         let process = match process {
@@ -155,13 +177,8 @@ impl Api {
 
     /// Records how job `id` ended and frees its secret.
     fn finish(&self, id: &str, secret_id: &str, progress: &Mutex<RunProgress>, end: JobEnd) {
-        let mut inner = self.lock();
-        let Some(mut r) = inner.store.jobs.get(id).cloned() else { return };
-        (r.state, r.error) = (end.state, end.error);
-        r.progress = progress.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        r.finished = Some(now());
-        let dir = inner.store.job_dir(id);
-        r.has_model = dir.join("trained.onnx").exists();
+        // Nothing else touches the folder of a job in `running`: the slow work goes before the lock.
+        let dir = self.lock().store.job_dir(id);
         // An ended job is not resumed: its snapshots and log only take room.
         let checkpoints = dir.join(CHECKPOINT_DIR);
         if checkpoints.exists()
@@ -173,10 +190,18 @@ impl Api {
         if let Err(e) = crate::data::atomic::make_private_tree(&dir) {
             eprintln!("job {id}: {e:#}");
         }
+        let mut inner = self.lock();
+        if inner.running.get(secret_id).is_some_and(|run| run.id == id) {
+            inner.running.remove(secret_id);
+        }
+        let Some(mut r) = inner.store.jobs.get(id).cloned() else { return };
+        (r.state, r.error) = (end.state, end.error);
+        r.progress = progress.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        r.finished = Some(now());
+        r.has_model = dir.join("trained.onnx").exists();
         if let Err(e) = inner.store.save(&r) {
             eprintln!("job {id}: cannot save its record: {e:#}");
         }
-        inner.running.remove(secret_id);
         eprintln!(
             "job {id} ({}): {:?}{}",
             r.name,
@@ -343,11 +368,14 @@ async fn cancel(
     UrlPath(id): UrlPath<String>,
 ) -> Result<(StatusCode, Json<JobRecord>), ApiError> {
     let caller = authenticate(&api, &headers)?;
-    let inner = api.lock();
-    let r = own_job(&inner, &caller, &id)?;
+    let mut inner = api.lock();
+    let mut r = own_job(&inner, &caller, &id)?;
     match inner.running.values().find(|run| run.id == id) {
         Some(run) => {
             run.process.cancel();
+            // Kept in the record, so that a server restarted before the job ends does not resume it.
+            r.cancel_requested = true;
+            inner.store.save(&r).map_err(internal)?;
             Ok((StatusCode::ACCEPTED, Json(r)))
         }
         None => Err(ApiError(StatusCode::CONFLICT, format!("job `{id}` is not running (it is {:?})", r.state))),
@@ -384,6 +412,17 @@ fn running_conflict(inner: &Inner, secret_id: &str) -> Result<(), ApiError> {
 /// slightly oversized body lets the client see the 413 instead of a reset connection.
 const DRAIN_BYTES: u64 = 64 << 20;
 
+/// How long an upload may send nothing before it is refused (408): a client that stops sending
+/// in the middle of a body must not hold its connection and upload slot for ever.
+const UPLOAD_STALL: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn stalled() -> ApiError {
+    ApiError(
+        StatusCode::REQUEST_TIMEOUT,
+        format!("the upload sent nothing for {} s and was dropped", UPLOAD_STALL.as_secs()),
+    )
+}
+
 /// The most bytes a job spec may have (it is JSON of a few hundred bytes; it is held in memory).
 pub const MAX_SPEC_BYTES: u64 = 1 << 20;
 
@@ -413,7 +452,9 @@ async fn save_field(
     };
     let mut kept = Vec::new();
     let too_large = || ApiError(StatusCode::PAYLOAD_TOO_LARGE, format!("the upload exceeds {limit_name}"));
-    while let Some(chunk) = field.chunk().await.map_err(upload_error)? {
+    while let Some(chunk) =
+        tokio::time::timeout(UPLOAD_STALL, field.chunk()).await.map_err(|_| stalled())?.map_err(upload_error)?
+    {
         *total += chunk.len() as u64;
         if *total > limit {
             file = None;
@@ -442,6 +483,8 @@ fn upload_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError(status, "the upload exceeds the server's --max-upload-mb".into())
     } else {
+        // A body that ends early or breaks off is the client's fault, not the server's.
+        let status = if status.is_server_error() { StatusCode::BAD_REQUEST } else { status };
         ApiError(status, format!("the upload is not valid multipart/form-data: {}", e.body_text()))
     }
 }
@@ -485,16 +528,15 @@ impl Drop for UploadSlot {
     }
 }
 
-/// Bytes the jobs of `identity` keep in the state directory.
-fn stored_bytes(inner: &Inner, identity: &str) -> u64 {
-    fn size(p: &std::path::Path) -> u64 {
-        match std::fs::symlink_metadata(p) {
-            Ok(m) if m.is_dir() => std::fs::read_dir(p).map_or(0, |d| d.flatten().map(|e| size(&e.path())).sum()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
+/// Bytes under `path` (files and folders, links not followed).
+fn folder_bytes(path: &std::path::Path) -> u64 {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => {
+            std::fs::read_dir(path).map_or(0, |d| d.flatten().map(|e| folder_bytes(&e.path())).sum())
         }
+        Ok(m) => m.len(),
+        Err(_) => 0,
     }
-    inner.store.jobs.values().filter(|r| r.owner == identity).map(|r| size(&inner.store.job_dir(&r.id))).sum()
 }
 
 /// Reads and drops what is left of a refused body (at most 4 GiB, for at most 30 s), so that the
@@ -515,62 +557,102 @@ fn drain_in_background(body: Body) {
 }
 
 async fn submit(State(api): State<Arc<Api>>, request: axum::extract::Request) -> Result<Response, ApiError> {
-    let caller = authenticate(&api, request.headers())?;
-    let slot = UploadSlot::take(&api, &caller)?;
+    let (parts, body) = request.into_parts();
+    // Every refusal before the body is read drains it, so that the client reads the answer.
+    let refuse = |body: Body, e: ApiError| {
+        drain_in_background(body);
+        Err(e)
+    };
+    let caller = match authenticate(&api, &parts.headers) {
+        Ok(c) => c,
+        Err(e) => return refuse(body, e),
+    };
+    let slot = match UploadSlot::take(&api, &caller) {
+        Ok(s) => s,
+        Err(e) => return refuse(body, e),
+    };
     // What this upload may add: the upload limit, and what is left of the identity's storage.
-    let stored = stored_bytes(&api.lock(), &caller.identity);
+    let folders = {
+        let inner = api.lock();
+        let of_caller = inner.store.jobs.values().filter(|r| r.owner == caller.identity);
+        of_caller.map(|r| inner.store.job_dir(&r.id)).collect::<Vec<_>>()
+    };
+    let stored = tokio::task::spawn_blocking(move || folders.iter().map(|d| folder_bytes(d)).sum::<u64>())
+        .await
+        .map_err(internal)?;
     let room = api.max_stored_per_identity.saturating_sub(stored);
     let storage_full = || {
         ApiError(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
-                "the jobs of `{}` keep {} MiB on this server, at most {} MiB (--max-stored-mb-per-identity): \
-                 delete finished jobs with `distk-gpu job delete ID`",
+                "the jobs of `{}` keep {} on this server, at most {} MiB (--max-stored-mb-per-identity): \
+                 delete jobs that have ended with `distk-gpu job delete ID`",
                 caller.identity,
-                stored >> 20,
+                size_text(stored),
                 api.max_stored_per_identity >> 20
             ),
         )
     };
     if room == 0 {
-        drain_in_background(request.into_body());
-        return Err(storage_full());
+        return refuse(body, storage_full());
     }
     // A declared length past the limits is refused before the body is read.
-    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     // Multipart framing around the spec, model and data (boundaries and part headers), which the
     // limits do not count.
     const FRAMING: u64 = 16 << 10;
     if let Some(n) = declared {
         if n > api.max_upload + FRAMING {
-            drain_in_background(request.into_body());
-            return Err(ApiError(
+            let e = ApiError(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!(
-                    "the upload of {:.1} MiB exceeds the server's limit of {} MiB (--max-upload-mb)",
-                    n as f64 / f64::from(1 << 20),
+                    "the upload of {} exceeds the server's limit of {} MiB (--max-upload-mb)",
+                    size_text(n),
                     api.max_upload >> 20
                 ),
-            ));
+            );
+            return refuse(body, e);
         }
         if n > room + FRAMING {
-            drain_in_background(request.into_body());
-            return Err(storage_full());
+            return refuse(body, storage_full());
         }
     }
+    let request = axum::extract::Request::from_parts(parts, body);
     let mut multipart = Multipart::from_request(request, &api)
         .await
         .map_err(|e| bad(format!("send the job as multipart/form-data: {}", e.body_text())))?;
     let id = random_secret().map_err(internal)?[..16].to_string();
     let dir = api.lock().store.job_dir(&id);
     crate::data::atomic::private_dir(&dir).map_err(internal)?;
+    // The folder goes unless the job is launched, also when this handler is dropped mid-upload.
+    let mut folder = FolderGuard(Some(dir.clone()));
     let limit = api.max_upload.min(room);
     let result = receive(&api, &caller, &id, &dir, &mut multipart, limit).await;
     drop(slot);
-    if result.is_err() {
-        let _ = tokio::fs::remove_dir_all(&dir).await;
+    if result.is_ok() {
+        folder.0 = None;
     }
     result.map(IntoResponse::into_response)
+}
+
+/// Removes a job folder when dropped, unless disarmed (`.0 = None`).
+struct FolderGuard(Option<PathBuf>);
+
+impl Drop for FolderGuard {
+    fn drop(&mut self) {
+        if let Some(d) = self.0.take() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// `bytes` in MiB with one decimal, or in KiB below 1 MiB.
+fn size_text(bytes: u64) -> String {
+    if bytes < 1 << 20 {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    } else {
+        format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
+    }
 }
 
 async fn receive(
@@ -586,11 +668,15 @@ async fn receive(
     let mut total = 0u64;
     let mut spec_error = None;
     let upload_limit = if limit < api.max_upload {
-        format!("what is left of your storage on this server, {} MiB (--max-stored-mb-per-identity)", limit >> 20)
+        format!("what is left of your storage on this server, {} (--max-stored-mb-per-identity)", size_text(limit))
     } else {
         format!("the server's limit of {} MiB (--max-upload-mb)", api.max_upload >> 20)
     };
-    while let Some(mut field) = multipart.next_field().await.map_err(upload_error)? {
+    while let Some(mut field) = tokio::time::timeout(UPLOAD_STALL, multipart.next_field())
+        .await
+        .map_err(|_| stalled())?
+        .map_err(upload_error)?
+    {
         match field.name().unwrap_or("") {
             "spec" => {
                 // The spec is held in memory: its own small limit, apart from the upload limit.
@@ -669,6 +755,7 @@ async fn receive(
         finished: None,
         has_model: false,
         resumes: 0,
+        cancel_requested: false,
         request: request.clone(),
     };
     let launch = JobLaunch {

@@ -88,31 +88,56 @@ pub struct JobEnd {
     pub error: Option<String>,
 }
 
+/// How long a cancelled job may take to stop before it is killed.
+const CANCEL_GRACE: Duration = Duration::from_secs(30);
+
 /// A job process the server started: closing its input cancels it.
 pub struct JobProcess {
     stdin: Mutex<Option<ChildStdin>>,
     cancelled: AtomicBool,
+    pid: u32,
+    /// Set once the process was waited for (its pid may then belong to another process).
+    reaped: Arc<AtomicBool>,
 }
 
 impl JobProcess {
-    /// Asks the job to stop: it commits what it has, writes its model and ends as cancelled.
+    /// Asks the job to stop: it commits what it has, writes its model and ends as cancelled. One
+    /// that has not ended after [`CANCEL_GRACE`] (still loading its data, or stuck) is killed.
     pub fn cancel(&self) {
-        self.cancelled.store(true, Ordering::SeqCst);
+        if self.cancelled.swap(true, Ordering::SeqCst) {
+            return;
+        }
         // Dropping the pipe's end closes the process's standard input.
         drop(self.stdin.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let (pid, reaped) = (self.pid, self.reaped.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(CANCEL_GRACE);
+            if !reaped.load(Ordering::SeqCst)
+                && let Ok(pid) = libc::pid_t::try_from(pid)
+            {
+                // SAFETY: kill takes a pid and a signal by value; the process was not reaped, so
+                // the pid is still the job's.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        });
     }
 }
 
-/// Writes the launch file into `dir` and starts the job's process from a thread that watches it
-/// to its end: progress goes into `progress`, and `on_end` hears how the job ended.
+/// Writes the launch file of a job into its folder `dir`.
+pub fn write_launch(dir: &Path, launch: &JobLaunch) -> Result<()> {
+    write_private(&dir.join(LAUNCH_FILE), |f| Ok(serde_json::to_writer_pretty(f, launch)?))
+}
+
+/// Starts the process of the job in `dir` (whose launch file is written) from a thread that
+/// watches it to its end: progress goes into `progress`, and `on_end` hears how the job ended.
 pub fn start(
     dir: &Path,
-    launch: &JobLaunch,
+    limits: JobLimits,
     progress: Arc<Mutex<RunProgress>>,
     on_end: impl FnOnce(JobEnd) + Send + 'static,
 ) -> Result<Arc<JobProcess>> {
-    write_private(&dir.join(LAUNCH_FILE), |f| Ok(serde_json::to_writer_pretty(f, launch)?))?;
-    let exe = std::env::current_exe().context("cannot find this program to start the job's process")?;
+    // This very binary, also when its file was replaced (upgraded) while the server runs.
+    let exe = Path::new("/proc/self/exe");
     let log_path = dir.join(LOG_FILE);
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -122,7 +147,6 @@ pub fn start(
         .with_context(|| format!("cannot open {}", log_path.display()))?;
     let mut cmd = Command::new(exe);
     cmd.arg("punchcard-job").arg(dir).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(log);
-    let limits = launch.limits;
     let (tx, rx) = std::sync::mpsc::channel();
     // The process is started by the thread that waits for it: PR_SET_PDEATHSIG fires when the
     // starting thread ends, which is then never before the process itself.
@@ -136,21 +160,31 @@ pub fn start(
                     return;
                 }
             };
-            let process =
-                Arc::new(JobProcess { stdin: Mutex::new(child.stdin.take()), cancelled: AtomicBool::new(false) });
+            let reaped = Arc::new(AtomicBool::new(false));
+            let process = Arc::new(JobProcess {
+                stdin: Mutex::new(child.stdin.take()),
+                cancelled: AtomicBool::new(false),
+                pid: child.id(),
+                reaped: reaped.clone(),
+            });
             let _ = tx.send(Ok(process.clone()));
             let mut ended = None;
             if let Some(out) = child.stdout.take() {
-                for line in BufReader::new(out).lines() {
-                    let Ok(line) = line else { break };
-                    match serde_json::from_str::<Report>(&line) {
+                // Lines that are not reports (a library printing, bytes that are not UTF-8) are
+                // skipped, not taken for the end of the output.
+                let mut out = BufReader::new(out);
+                let mut line = Vec::new();
+                while out.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                    match serde_json::from_str::<Report>(String::from_utf8_lossy(&line).trim()) {
                         Ok(Report::Progress(p)) => *progress.lock().unwrap_or_else(|e| e.into_inner()) = p,
                         Ok(Report::Ended { state, error }) => ended = Some(JobEnd { state, error }),
                         Err(_) => {}
                     }
+                    line.clear();
                 }
             }
             let status = child.wait();
+            reaped.store(true, Ordering::SeqCst);
             let cancelled = process.cancelled.load(Ordering::SeqCst);
             let end = match (ended, status) {
                 // A job its owner cancelled is cancelled, even when it had finished its work.
@@ -225,6 +259,10 @@ pub fn run_job_process(dir: &Path) -> Result<()> {
         serde_json::from_slice(&bytes).with_context(|| format!("{} is not a job launch file", path.display()))?;
     die_with_server(launch.server_pid)?;
     apply_limits(&launch.limits)?;
+    // A model whose buffers alone exceed the job's memory is refused by name, not aborted.
+    if let Some(bytes) = launch.limits.memory_bytes {
+        distk_engine::memory::set_budget(distk_engine::memory::budget().min(bytes));
+    }
     let device: DeviceChoice = launch.device.parse().map_err(anyhow::Error::msg)?;
     let kind = launch.request.trainer.trainer.unwrap_or(TrainerKind::Adag);
     let spec = JobSpec::resolve(&launch.request.job, &launch.request.trainer, kind)?;
@@ -320,8 +358,10 @@ fn die_with_server(server_pid: u32) -> Result<()> {
     Ok(())
 }
 
-/// Sets the job's limits on this process and lowers its priority below the server's.
+/// Sets the job's limits on this process (no core files: a job that aborts must not fill the
+/// disk) and lowers its priority below the server's.
 fn apply_limits(limits: &JobLimits) -> Result<()> {
+    set_limit(libc::RLIMIT_CORE, 0, 0).context("cannot turn off the job's core files")?;
     if let Some(bytes) = limits.memory_bytes {
         set_limit(libc::RLIMIT_DATA, bytes, bytes).context("cannot limit the job's memory")?;
     }
@@ -329,13 +369,25 @@ fn apply_limits(limits: &JobLimits) -> Result<()> {
         // SIGXCPU at the soft limit, SIGKILL 5 s later.
         set_limit(libc::RLIMIT_CPU, secs, secs.saturating_add(5)).context("cannot limit the job's CPU time")?;
     }
-    // SAFETY: setpriority takes its arguments by value; a failure only leaves the priority as is.
-    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+    // SAFETY: getpriority and setpriority take their arguments by value; getpriority's -1 is
+    // also a valid priority, and a failed setpriority only leaves the priority as it was.
+    unsafe {
+        let now = libc::getpriority(libc::PRIO_PROCESS, 0);
+        libc::setpriority(libc::PRIO_PROCESS, 0, (now + 10).min(19));
+    }
     Ok(())
 }
 
+/// Sets `resource` to `soft` and `hard`, each at most the present hard limit (which an
+/// unprivileged process cannot raise).
 fn set_limit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> std::io::Result<()> {
-    let limit = libc::rlimit { rlim_cur: soft as libc::rlim_t, rlim_max: hard as libc::rlim_t };
+    let mut now = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one `rlimit` through the valid, exclusive pointer it is given.
+    if unsafe { libc::getrlimit(resource, &mut now) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let cap = |v: u64| (v as libc::rlim_t).min(now.rlim_max);
+    let limit = libc::rlimit { rlim_cur: cap(soft), rlim_max: cap(hard) };
     // SAFETY: setrlimit reads one `rlimit` through the valid pointer it is given.
     if unsafe { libc::setrlimit(resource, &limit) } != 0 {
         return Err(std::io::Error::last_os_error());
@@ -345,9 +397,7 @@ fn set_limit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> std::
 
 /// Half of this machine's memory: the default memory limit of a job.
 pub fn default_job_memory() -> Option<u64> {
-    // SAFETY: sysconf takes a name by value and returns a number (-1 when unknown).
-    let (pages, size) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
-    (pages > 0 && size > 0).then(|| (pages as u64).saturating_mul(size as u64) / 2)
+    crate::runtime::machine_memory().map(|m| m / 2)
 }
 
 #[cfg(test)]

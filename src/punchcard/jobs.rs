@@ -82,6 +82,9 @@ pub struct JobRecord {
     /// How often a restarted server resumed it from its checkpoint.
     #[serde(default)]
     pub resumes: u32,
+    /// Its owner asked to cancel it (a server restarted before it ended does not resume it).
+    #[serde(default)]
+    pub cancel_requested: bool,
     /// What was asked.
     pub request: JobRequest,
 }

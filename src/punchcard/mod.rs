@@ -80,6 +80,8 @@ pub async fn serve_tls(
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(30))
+                // A client that closes its sending side after the request still gets the answer.
+                .half_close(true)
                 .serve_connection(TokioIo::new(tls), service);
             let _ = conn.await;
         });

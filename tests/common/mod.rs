@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: fixture paths, the .npz reader, comparisons.
 #![allow(dead_code)]
 
+pub mod mutate;
 pub mod onnx_pb;
 
 use std::collections::HashMap;
