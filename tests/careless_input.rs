@@ -220,3 +220,86 @@ fn wire_frames_and_log_records_survive_mutation() {
     assert!(panics.is_empty(), "{} panics:\n{}", panics.len(), panics.join("\n"));
     assert!(cases_by_outcome[0] > n / 4 && cases_by_outcome[1] > 0, "the mutations reach both outcomes");
 }
+
+/// `--max-memory` bounds what the importer creates, the data held in memory and the model's
+/// buffers, each refused with one line naming the budget.
+#[test]
+fn max_memory_bounds_the_importer_the_data_and_the_model() {
+    use common::onnx_pb::{node, value};
+    let dir = tempfile::tempdir().unwrap();
+    let distk =
+        |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_distk-gpu")).current_dir(root()).args(args).output().unwrap();
+    let refused = |o: &std::process::Output, want: &str| {
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(!o.status.success() && err.contains(want) && err.contains("--max-memory"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "one error line: {err}");
+    };
+    // A model filling a 2000 x 2000 constant: imports under the default budget, not under 32 MiB.
+    let shape = pb::TensorProto {
+        name: "shape".into(),
+        dims: vec![2],
+        data_type: 7,
+        int64_data: vec![2000, 2000],
+        ..Default::default()
+    };
+    let graph = pb::GraphProto {
+        name: "fill".into(),
+        node: vec![node("ConstantOfShape", &["shape"], "c", vec![]), node("Add", &["x", "c"], "y", vec![])],
+        initializer: vec![shape],
+        input: vec![value("x", 1, &[Some(2000), Some(2000)])],
+        output: vec![value("y", 1, &[Some(2000), Some(2000)])],
+        ..Default::default()
+    };
+    let model = pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
+        graph: Some(graph),
+        ..Default::default()
+    };
+    let fill = dir.path().join("fill.onnx");
+    std::fs::write(&fill, model.encode_to_vec()).unwrap();
+    let f = fill.to_str().unwrap();
+    // `inspect` reports an import error in its report.
+    let report = |o: std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let free = report(distk(&["inspect", f]));
+    assert!(!free.contains("import error"), "{free}");
+    let bounded = report(distk(&["inspect", f, "--max-memory", "32M"]));
+    assert!(
+        bounded.contains("import error")
+            && bounded.contains(
+                "a tensor of 4000000 elements takes more than a quarter of the memory budget of 32 MiB (--max-memory)"
+            ),
+        "{bounded}"
+    );
+    // Rows held in memory: the digits CSV (1,437 rows, 373 KiB as floats) under 512 KiB.
+    let mlp = root().join("examples/models/keras_mlp.onnx");
+    let csv = data("digits_train.csv");
+    let (m, c) = (mlp.to_str().unwrap(), csv.to_str().unwrap());
+    let out = dir.path().join("out.onnx");
+    let o = distk(&[
+        "run",
+        m,
+        "--data",
+        c,
+        "--device",
+        "cpu",
+        "--quiet",
+        "--max-memory",
+        "512K",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    refused(&o, "needs more than 256.0 KiB in memory, half the memory budget");
+    // The model's buffers: the CNN at batch 512 under 16 MiB.
+    let cnn = root().join("examples/models/keras_cnn.onnx");
+    let small = data("mnist_small_test.parquet");
+    let args = ["run", cnn.to_str().unwrap(), "--data", small.to_str().unwrap(), "--batch-size", "512"];
+    let o = distk(
+        &[&args[..], &["--device", "cpu", "--quiet", "--max-memory", "16M", "--out", out.to_str().unwrap()]].concat(),
+    );
+    refused(&o, "MiB of buffers at this batch size; its largest tensor");
+    assert!(!out.exists(), "nothing written");
+}

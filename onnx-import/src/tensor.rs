@@ -65,10 +65,18 @@ pub fn numel(shape: &[usize]) -> Result<usize, String> {
     shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or_else(|| format!("shape {shape:?} is too large"))
 }
 
-/// Checks that a tensor of `n` elements may be created (see [`MAX_CREATED_ELEMS`]).
+/// Checks that a tensor of `n` elements may be created: at most [`MAX_CREATED_ELEMS`], and at most
+/// a quarter of the memory budget (`--max-memory`, `distk_engine::memory`).
 pub fn check_len(n: usize) -> Result<usize, String> {
     if n > MAX_CREATED_ELEMS {
         return Err(format!("a tensor of {n} elements is larger than the importer creates ({MAX_CREATED_ELEMS})"));
+    }
+    let budget = distk_engine::memory::budget();
+    if (n as u64).saturating_mul(16) > budget {
+        return Err(format!(
+            "a tensor of {n} elements takes more than a quarter of the memory budget of {} MiB (--max-memory)",
+            budget >> 20
+        ));
     }
     Ok(n)
 }

@@ -98,6 +98,16 @@ impl Dataset {
             }
             ds.label_width = label_width;
             ds.sparse_labels = sparse;
+            // Rows held in memory stay within half the memory budget (the model takes the rest).
+            let held = ((ds.features.len() + rows.features.len() + ds.labels.len() + y.len()) as u64).saturating_mul(4);
+            let limit = distk_engine::memory::budget() / 2;
+            if held > limit {
+                bail!(
+                    "`{}` needs more than {:.1} KiB in memory, half the memory budget (--max-memory): give it as Parquet, whose row groups stream, or raise --max-memory",
+                    path.display(),
+                    limit as f64 / 1024.0
+                );
+            }
             ds.features.extend_from_slice(&rows.features);
             ds.labels.extend_from_slice(&y);
             ds.rows += rows.count;

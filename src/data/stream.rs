@@ -36,7 +36,11 @@ pub fn too_large_for_memory(path: &Path, columns: &DataColumns, width: usize, ma
     }
     let reader = DataReader::open_with(path, &columns.features, Some(&columns.label), read_options(columns, 1, None))?;
     Ok(match reader.total_rows() {
-        Some(rows) => (rows as u64).saturating_mul(width as u64 + 1).saturating_mul(4) > max_bytes,
+        // Streamed also past half the memory budget (--max-memory), whatever --in-memory-max-bytes says.
+        Some(rows) => {
+            let limit = max_bytes.min(distk_engine::memory::budget() / 2);
+            (rows as u64).saturating_mul(width as u64 + 1).saturating_mul(4) > limit
+        }
         None => false,
     })
 }
