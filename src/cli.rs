@@ -39,10 +39,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         _ => return Err(format!("`{text}`: give bytes, or a number with K, M, G or T (e.g. 512M, 8G)")),
     };
     let n: f64 = number.trim().parse().map_err(|_| format!("`{text}` is not a size (e.g. 512M, 8G)"))?;
-    if !(n.is_finite() && n > 0.0) {
-        return Err(format!("`{text}`: a size must be positive"));
+    let bytes = n * scale as f64;
+    if !(bytes.is_finite() && bytes >= 1.0) {
+        return Err(format!("`{text}`: a size must be at least one byte"));
     }
-    Ok((n * scale as f64) as u64)
+    Ok(bytes as u64)
 }
 
 /// The subcommands.
@@ -725,5 +726,6 @@ mod size_tests {
         assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
         assert_eq!(parse_size("64k"), Ok(64 << 10));
         assert!(parse_size("8X").is_err() && parse_size("-1G").is_err() && parse_size("G").is_err());
+        assert!(parse_size("0.5").is_err() && parse_size("0").is_err());
     }
 }

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
     if let Some(bytes) = cli.max_memory.or_else(|| distk_gpu::runtime::machine_memory().map(|m| m / 10 * 9)) {
         distk_engine::memory::set_budget(bytes);
     }
+    distk_engine::memory::set_on_devices(cli.max_memory.is_some());
     let result = match cli.command {
         Command::Devices(a) => commands::devices::run(a),
         Command::Inspect(a) => commands::inspect::run(a),

@@ -62,8 +62,11 @@ impl Runtime {
 
     /// Compiles a graph on this device.
     pub fn compile(&mut self, graph: distk_engine::Graph) -> Result<Box<dyn Executor>> {
-        // Refused before any buffer is allocated when it needs more than --max-memory.
-        distk_engine::memory::check(&graph, 4)?;
+        // Refused before any buffer is allocated when it needs more than --max-memory (on a GPU
+        // only when the user gave it: the default is measured on the host's memory).
+        if self.gpu.is_none() || distk_engine::memory::on_devices() {
+            distk_engine::memory::check(&graph, 4)?;
+        }
         Ok(match &mut self.gpu {
             Some((ctx, cache)) => Box::new(WgpuExecutor::new(ctx.clone(), graph, cache)?),
             None => Box::new(CpuExecutor::new(graph)),

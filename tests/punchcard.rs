@@ -553,6 +553,9 @@ fn jobs_fail_alone_and_a_killed_servers_jobs_resume() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(job(&server, &bob, "cancel", Some(&again), &[]).status.success());
+    // The cancel is on disk before the job has ended (what a restart reads).
+    let record = std::fs::read_to_string(state.join("jobs").join(&again).join("job.json")).unwrap();
+    assert!(record.contains("\"cancel_requested\": true"), "{record}");
     drop(server);
     let server = start_with(dir.path(), &state, None, &limit);
     assert_eq!(state_of(&server, &bob, &again), "cancelled");
@@ -562,8 +565,19 @@ fn jobs_fail_alone_and_a_killed_servers_jobs_resume() {
         .arg(dir.path().join("secrets.json"))
         .args(["--listen", "127.0.0.1:0", "--state-dir"])
         .arg(&state)
-        .output()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let t = Instant::now();
+    while second.try_wait().unwrap().is_none() {
+        if t.elapsed() > Duration::from_secs(20) {
+            let _ = second.kill();
+            panic!("a second server on the same state directory still runs after 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut second = second.wait_with_output().unwrap();
     second.stderr.truncate(2000);
     assert!(
         !second.status.success() && stderr(&second).contains("another job server uses the state directory"),

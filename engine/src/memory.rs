@@ -10,6 +10,18 @@ use crate::graph::{Graph, ValueKind};
 use crate::shape::numel;
 
 static BUDGET: AtomicU64 = AtomicU64::new(u64::MAX);
+static ON_DEVICES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the budget also bounds graphs compiled for a GPU (whose buffers live in the device's
+/// memory, not the host's): only when the user gave it.
+pub fn set_on_devices(on: bool) {
+    ON_DEVICES.store(on, Ordering::SeqCst);
+}
+
+/// See [`set_on_devices`].
+pub fn on_devices() -> bool {
+    ON_DEVICES.load(Ordering::SeqCst)
+}
 
 /// Sets the budget in bytes for every graph compiled from now on.
 pub fn set_budget(bytes: u64) {

@@ -102,10 +102,14 @@ impl Dataset {
             let held = ((ds.features.len() + rows.features.len() + ds.labels.len() + y.len()) as u64).saturating_mul(4);
             let limit = distk_engine::memory::budget() / 2;
             if held > limit {
+                let size = if limit < 1 << 20 {
+                    format!("{:.1} KiB", limit as f64 / 1024.0)
+                } else {
+                    format!("{:.1} MiB", limit as f64 / f64::from(1 << 20))
+                };
                 bail!(
-                    "`{}` needs more than {:.1} KiB in memory, half the memory budget (--max-memory): give it as Parquet, whose row groups stream, or raise --max-memory",
-                    path.display(),
-                    limit as f64 / 1024.0
+                    "`{}` needs more than {size} in memory, half the memory budget (--max-memory): raise --max-memory, or give training data as Parquet (its row groups stream)",
+                    path.display()
                 );
             }
             ds.features.extend_from_slice(&rows.features);

@@ -1,7 +1,8 @@
 //! Third-party decoders panic on some damaged files (arrow-ipc 60 slices a buffer past the end of
-//! a message body, found by the fuzz harness in tests/careless_input.rs). Their calls go through
-//! [`guarded`], which turns such a panic into an error, so a damaged file is refused with a message
-//! like any other, and the panic is not printed.
+//! a message body, found by the fuzz harness in tests/careless_input.rs). Their calls, and only
+//! theirs (a panic in our own code must stay loud), go through [`guarded`], which turns such a
+//! panic into an error, so a damaged file is refused with a message like any other, and the panic
+//! is not printed.
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -285,62 +285,59 @@ impl DataReader {
         let part = &self.parts[index];
         let label = self.label.as_deref();
         let options = &self.options;
-        // The decoders of damaged files may panic: a panic is the file's error.
-        let opened = guarded(|| -> Result<(Source, Plan)> {
-            Ok(match (part.format, &part.path) {
-                (PartFormat::Parquet, Some(p)) => {
-                    let builder = match &self.infos[index].metadata {
-                        Some(m) => {
-                            let file =
-                                File::open(p).with_context(|| format!("cannot open data file `{}`", p.display()))?;
-                            ParquetRecordBatchReaderBuilder::new_with_metadata(file, m.clone())
-                        }
-                        None => parquet_builder(p)?,
-                    };
-                    let schema = builder.schema().clone();
-                    let plan = plan(part, &schema, &self.features, label, options)?;
-                    let roots: Vec<usize> = schema
-                        .fields()
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, f)| plan.file_columns.contains(f.name()))
-                        .map(|(i, _)| i)
-                        .collect();
-                    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-                    let builder = match unit.row_group {
-                        Some(g) => builder.with_row_groups(vec![g]),
-                        None => builder,
-                    };
-                    let reader = builder
-                        .with_projection(mask)
-                        .with_batch_size(options.batch)
-                        .build()
-                        .with_context(|| format!("reading `{}`", p.display()))?;
-                    (Source::Parquet(reader), plan)
-                }
-                (PartFormat::ArrowFile, Some(p)) => {
-                    let file = File::open(p).with_context(|| format!("cannot open data file `{}`", p.display()))?;
-                    let r = arrow_ipc::reader::FileReader::try_new(BufReader::new(file), None)
-                        .map_err(|e| anyhow!("`{}` is not a readable Arrow IPC file ({e})", p.display()))?;
-                    ipc_source(r, part, &self.features, label, options)?
-                }
-                (PartFormat::ArrowStream, path) => {
-                    let input: Box<dyn std::io::Read + Send> = match path {
-                        Some(p) => {
-                            Box::new(File::open(p).with_context(|| format!("cannot open data file `{}`", p.display()))?)
-                        }
-                        None => Box::new(std::io::stdin()),
-                    };
-                    let r = arrow_ipc::reader::StreamReader::try_new(BufReader::new(input), None)
-                        .map_err(|e| anyhow!("{} is not a readable Arrow IPC stream ({e})", part.display()))?;
-                    ipc_source(r, part, &self.features, label, options)?
-                }
-                (PartFormat::Csv, Some(p)) => open_csv(part, p, &self.features, label, options)?,
-                (_, None) => bail!("only an Arrow IPC stream can come from standard input"),
-            })
-        });
-        let (source, plan) =
-            opened.map_err(|panic| anyhow!("`{}` is damaged: its decoder stopped ({panic})", part.display()))??;
+        let (source, plan) = match (part.format, &part.path) {
+            (PartFormat::Parquet, Some(p)) => {
+                let builder = match &self.infos[index].metadata {
+                    Some(m) => {
+                        let file = File::open(p).with_context(|| format!("cannot open data file `{}`", p.display()))?;
+                        ParquetRecordBatchReaderBuilder::new_with_metadata(file, m.clone())
+                    }
+                    None => parquet_builder(p)?,
+                };
+                let schema = builder.schema().clone();
+                let plan = plan(part, &schema, &self.features, label, options)?;
+                let roots: Vec<usize> = schema
+                    .fields()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| plan.file_columns.contains(f.name()))
+                    .map(|(i, _)| i)
+                    .collect();
+                let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+                let builder = match unit.row_group {
+                    Some(g) => builder.with_row_groups(vec![g]),
+                    None => builder,
+                };
+                let reader = builder
+                    .with_projection(mask)
+                    .with_batch_size(options.batch)
+                    .build()
+                    .with_context(|| format!("reading `{}`", p.display()))?;
+                (Source::Parquet(reader), plan)
+            }
+            (PartFormat::ArrowFile, Some(p)) => {
+                let file = File::open(p).with_context(|| format!("cannot open data file `{}`", p.display()))?;
+                // arrow-ipc panics on some damaged files: a panic is the file's error.
+                let r = guarded(|| arrow_ipc::reader::FileReader::try_new(BufReader::new(file), None))
+                    .map_err(|panic| anyhow!("`{}` is damaged: its Arrow IPC decoder stopped ({panic})", p.display()))?
+                    .map_err(|e| anyhow!("`{}` is not a readable Arrow IPC file ({e})", p.display()))?;
+                ipc_source(r, part, &self.features, label, options)?
+            }
+            (PartFormat::ArrowStream, path) => {
+                let input: Box<dyn std::io::Read + Send> = match path {
+                    Some(p) => {
+                        Box::new(File::open(p).with_context(|| format!("cannot open data file `{}`", p.display()))?)
+                    }
+                    None => Box::new(std::io::stdin()),
+                };
+                let r = guarded(|| arrow_ipc::reader::StreamReader::try_new(BufReader::new(input), None))
+                    .map_err(|panic| anyhow!("{} is damaged: its Arrow IPC decoder stopped ({panic})", part.display()))?
+                    .map_err(|e| anyhow!("{} is not a readable Arrow IPC stream ({e})", part.display()))?;
+                ipc_source(r, part, &self.features, label, options)?
+            }
+            (PartFormat::Csv, Some(p)) => open_csv(part, p, &self.features, label, options)?,
+            (_, None) => bail!("only an Arrow IPC stream can come from standard input"),
+        };
         self.current = Some(OpenPart { index, source, partition: plan.partition, features: plan.features });
         Ok(true)
     }
@@ -360,15 +357,19 @@ impl DataReader {
             let batch = self.options.batch;
             // Reading errors as text, cell errors as cells: both are named with their place once
             // `open`'s borrow ends.
-            let raw: Result<Option<RecordBatch>, ReadError> = guarded(|| match &mut open.source {
-                Source::Parquet(reader) => reader.next().transpose().map_err(|e| ReadError::Io(e.to_string())),
+            let raw: Result<Option<RecordBatch>, ReadError> = match &mut open.source {
+                // The third-party decoders may panic on damaged data: a panic is the data's error.
+                Source::Parquet(reader) => guarded(|| reader.next())
+                    .map_err(|panic| ReadError::Io(format!("the data is damaged: its decoder stopped ({panic})")))
+                    .and_then(|r| r.transpose().map_err(|e| ReadError::Io(e.to_string()))),
                 Source::Ipc { batches, pending, keep } => {
                     let mut failed = None;
                     if pending.is_none() {
-                        match batches.next() {
-                            None => {}
-                            Some(Err(e)) => failed = Some(e.to_string()),
-                            Some(Ok(b)) => *pending = Some((b, 0)),
+                        match guarded(|| batches.next()) {
+                            Err(panic) => failed = Some(format!("the data is damaged: its decoder stopped ({panic})")),
+                            Ok(None) => {}
+                            Ok(Some(Err(e))) => failed = Some(e.to_string()),
+                            Ok(Some(Ok(b))) => *pending = Some((b, 0)),
                         }
                     }
                     match (failed, pending.take()) {
@@ -385,8 +386,7 @@ impl DataReader {
                     }
                 }
                 Source::Csv { reader, columns } => read_csv_batch(reader, columns, batch),
-            })
-            .unwrap_or_else(|panic| Err(ReadError::Io(format!("the data is damaged: its decoder stopped ({panic})"))));
+            };
             let raw = match raw {
                 Ok(r) => r,
                 Err(ReadError::Io(e)) => bail!("reading {}: {e}", self.locate_in(part, first_row)),

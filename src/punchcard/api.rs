@@ -177,37 +177,39 @@ impl Api {
 
     /// Records how job `id` ended and frees its secret.
     fn finish(&self, id: &str, secret_id: &str, progress: &Mutex<RunProgress>, end: JobEnd) {
-        // Nothing else touches the folder of a job in `running`: the slow work goes before the lock.
+        // Nothing else touches the folder of a job in `running`: the slow work goes outside the lock.
         let dir = self.lock().store.job_dir(id);
-        // An ended job is not resumed: its snapshots and log only take room.
+        // The trained model and history were written readable; the job's folder is private.
+        if let Err(e) = crate::data::atomic::make_private_tree(&dir) {
+            eprintln!("job {id}: {e:#}");
+        }
+        {
+            let mut inner = self.lock();
+            if inner.running.get(secret_id).is_some_and(|run| run.id == id) {
+                inner.running.remove(secret_id);
+            }
+            let Some(mut r) = inner.store.jobs.get(id).cloned() else { return };
+            (r.state, r.error) = (end.state, end.error);
+            r.progress = progress.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            r.finished = Some(now());
+            r.has_model = dir.join("trained.onnx").exists();
+            if let Err(e) = inner.store.save(&r) {
+                eprintln!("job {id}: cannot save its record: {e:#}");
+            }
+            eprintln!(
+                "job {id} ({}): {:?}{}",
+                r.name,
+                r.state,
+                r.error.as_ref().map_or(String::new(), |e| format!(": {e}"))
+            );
+        }
+        // Once the end is recorded, the job is not resumed: its snapshots and log only take room.
         let checkpoints = dir.join(CHECKPOINT_DIR);
         if checkpoints.exists()
             && let Err(e) = std::fs::remove_dir_all(&checkpoints)
         {
             eprintln!("job {id}: cannot remove {}: {e}", checkpoints.display());
         }
-        // The trained model and history were written readable; the job's folder is private.
-        if let Err(e) = crate::data::atomic::make_private_tree(&dir) {
-            eprintln!("job {id}: {e:#}");
-        }
-        let mut inner = self.lock();
-        if inner.running.get(secret_id).is_some_and(|run| run.id == id) {
-            inner.running.remove(secret_id);
-        }
-        let Some(mut r) = inner.store.jobs.get(id).cloned() else { return };
-        (r.state, r.error) = (end.state, end.error);
-        r.progress = progress.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        r.finished = Some(now());
-        r.has_model = dir.join("trained.onnx").exists();
-        if let Err(e) = inner.store.save(&r) {
-            eprintln!("job {id}: cannot save its record: {e:#}");
-        }
-        eprintln!(
-            "job {id} ({}): {:?}{}",
-            r.name,
-            r.state,
-            r.error.as_ref().map_or(String::new(), |e| format!(": {e}"))
-        );
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -563,10 +565,8 @@ async fn submit(State(api): State<Arc<Api>>, request: axum::extract::Request) ->
         drain_in_background(body);
         Err(e)
     };
-    let caller = match authenticate(&api, &parts.headers) {
-        Ok(c) => c,
-        Err(e) => return refuse(body, e),
-    };
+    // A caller without a valid secret gets its 401 at once: no reading on its behalf.
+    let caller = authenticate(&api, &parts.headers)?;
     let slot = match UploadSlot::take(&api, &caller) {
         Ok(s) => s,
         Err(e) => return refuse(body, e),

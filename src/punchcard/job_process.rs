@@ -89,7 +89,7 @@ pub struct JobEnd {
 }
 
 /// How long a cancelled job may take to stop before it is killed.
-const CANCEL_GRACE: Duration = Duration::from_secs(30);
+const CANCEL_GRACE: Duration = Duration::from_secs(120);
 
 /// A job process the server started: closing its input cancels it.
 pub struct JobProcess {
