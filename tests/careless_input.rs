@@ -10,9 +10,8 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::onnx_pb::{node, tensor, value};
+use common::onnx_pb::{ints, model_bytes, node, tensor, value};
 use common::{data, root};
-use prost::Message;
 use tract_onnx::pb;
 
 /// A softmax regression on the digits' 64 features whose input is declared `[4, 64]`: what a
@@ -26,14 +25,7 @@ fn fixed_batch_model() -> Vec<u8> {
         output: vec![value("probs", 1, &[Some(4), Some(10)])],
         ..Default::default()
     };
-    pb::ModelProto {
-        ir_version: 8,
-        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
-        producer_name: "distk-test".into(),
-        graph: Some(graph),
-        ..Default::default()
-    }
-    .encode_to_vec()
+    model_bytes(graph)
 }
 
 #[test]
@@ -235,13 +227,7 @@ fn max_memory_bounds_the_importer_the_data_and_the_model() {
         assert_eq!(err.trim().lines().count(), 1, "one error line: {err}");
     };
     // A model filling a 2000 x 2000 constant: imports under the default budget, not under 32 MiB.
-    let shape = pb::TensorProto {
-        name: "shape".into(),
-        dims: vec![2],
-        data_type: 7,
-        int64_data: vec![2000, 2000],
-        ..Default::default()
-    };
+    let shape = ints("shape", &[2000, 2000]);
     let graph = pb::GraphProto {
         name: "fill".into(),
         node: vec![node("ConstantOfShape", &["shape"], "c", vec![]), node("Add", &["x", "c"], "y", vec![])],
@@ -250,14 +236,8 @@ fn max_memory_bounds_the_importer_the_data_and_the_model() {
         output: vec![value("y", 1, &[Some(2000), Some(2000)])],
         ..Default::default()
     };
-    let model = pb::ModelProto {
-        ir_version: 8,
-        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
-        graph: Some(graph),
-        ..Default::default()
-    };
     let fill = dir.path().join("fill.onnx");
-    std::fs::write(&fill, model.encode_to_vec()).unwrap();
+    std::fs::write(&fill, model_bytes(graph)).unwrap();
     let f = fill.to_str().unwrap();
     // `inspect` reports an import error in its report.
     let report = |o: std::process::Output| {

@@ -143,9 +143,7 @@ fn last_line(o: &Output) -> String {
 }
 
 fn state_of(s: &Server, secret: &Path, id: &str) -> String {
-    let o = job(s, secret, "status", Some(id), &[]);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-    v["state"].as_str().unwrap_or("?").to_string()
+    status_of(s, secret, id)["state"].as_str().unwrap_or("?").to_string()
 }
 
 #[test]
@@ -368,16 +366,8 @@ fn the_server_raises_its_open_files_limit_and_caps_job_specs() {
 /// tensor stays under the importer's cap, together they need more than a gigabyte.
 /// The file is a few hundred bytes and imports; only training asks for the memory.
 fn memory_hungry_model() -> Vec<u8> {
-    use common::onnx_pb::{attr_i, attr_ints, node, tensor, value};
-    use prost::Message;
+    use common::onnx_pb::{attr_i, attr_ints, ints, model_bytes, node, tensor, value};
     use tract_onnx::pb;
-    let ints = |name: &str, v: &[i64]| pb::TensorProto {
-        name: name.into(),
-        dims: vec![v.len() as i64],
-        data_type: 7,
-        int64_data: v.to_vec(),
-        ..Default::default()
-    };
     let graph = pb::GraphProto {
         name: "memory-hungry".into(),
         node: vec![
@@ -397,14 +387,7 @@ fn memory_hungry_model() -> Vec<u8> {
         output: vec![value("probs", 1, &[None, Some(10)])],
         ..Default::default()
     };
-    pb::ModelProto {
-        ir_version: 8,
-        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
-        producer_name: "distk-test".into(),
-        graph: Some(graph),
-        ..Default::default()
-    }
-    .encode_to_vec()
+    model_bytes(graph)
 }
 
 fn status_of(s: &Server, secret: &Path, id: &str) -> serde_json::Value {

@@ -7,6 +7,30 @@ pub fn tensor(name: &str, dims: &[i64], data: Vec<f32>) -> pb::TensorProto {
     pb::TensorProto { name: name.into(), dims: dims.to_vec(), data_type: 1, float_data: data, ..Default::default() }
 }
 
+/// A 1-D int64 tensor (shapes, repeats, axes).
+pub fn ints(name: &str, v: &[i64]) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.into(),
+        dims: vec![v.len() as i64],
+        data_type: 7,
+        int64_data: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// The bytes of a model holding `graph` (opset 13).
+pub fn model_bytes(graph: pb::GraphProto) -> Vec<u8> {
+    use prost::Message;
+    pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
+        producer_name: "distk-test".into(),
+        graph: Some(graph),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
 pub fn value(name: &str, elem_type: i32, dims: &[Option<i64>]) -> pb::ValueInfoProto {
     use pb::tensor_shape_proto::{Dimension, dimension::Value};
     let dim = dims
